@@ -1,0 +1,522 @@
+"""One way to call any model: ``complete``, ``complete_many``, ``acomplete`` and ``stream``.
+
+Every call goes through litellm (imported lazily), returns a ``Completion`` with text, token
+usage, latency and cost, is recorded as an ``llm.call`` span in the active project, and is served
+from the project's response cache when the same request was made before. Transient failures
+(timeouts, 429, 5xx, connection errors) are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from workbench.errors import (
+    HostedCallsDisabled,
+    ModelCallFailed,
+    ModelTimeout,
+    ModelUnavailable,
+    UnknownModel,
+    WorkbenchError,
+)
+from workbench.llm.local import MODEL_ID as BUNDLED_MODEL
+from workbench.records import Completion, Usage
+from workbench.tracing import start_span
+
+if TYPE_CHECKING:
+    from workbench.project import Project
+
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_RETRIES = 3
+ENV_ALLOW_HOSTED = "WORKBENCH_ALLOW_HOSTED"
+ENV_RETRY_BASE = "WORKBENCH_RETRY_BASE_S"
+LOCAL_PROVIDERS = ("local", "fake")
+# Providers that run on the user's machine: never billed, never "external" for privacy rules.
+ON_MACHINE_PROVIDERS = (*LOCAL_PROVIDERS, "ollama", "ollama_chat")
+
+Prompt = str | list[dict[str, Any]]
+
+_litellm = None
+_litellm_lock = threading.Lock()
+
+
+def litellm():
+    """litellm, imported on first use with its network look-ups switched off."""
+    global _litellm
+    if _litellm is None:
+        with _litellm_lock:
+            if _litellm is None:
+                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+                os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+                import litellm as lib
+
+                from workbench.llm.providers import PROVIDERS
+
+                lib.suppress_debug_info = True
+                lib.telemetry = False
+                known = {entry["provider"] for entry in lib.custom_provider_map}
+                lib.custom_provider_map = [
+                    *lib.custom_provider_map,
+                    *({"provider": name, "custom_handler": cls()}
+                      for name, cls in PROVIDERS.items() if name not in known),
+                ]
+                from litellm.utils import custom_llm_setup
+
+                custom_llm_setup()
+                _litellm = lib
+    return _litellm
+
+
+def provider_of(model: str) -> str:
+    provider, sep, _ = model.partition("/")
+    if not sep or not provider:
+        raise UnknownModel(f"'{model}' does not name a provider.",
+                           f"Write models as provider/name, e.g. {BUNDLED_MODEL}, fake/echo "
+                           "or openai/gpt-4o-mini (see `workbench models`).")
+    return provider
+
+
+def is_hosted(model: str) -> bool:
+    return provider_of(model) not in ON_MACHINE_PROVIDERS
+
+
+def hosted_allowed() -> bool:
+    return os.environ.get(ENV_ALLOW_HOSTED, "1").lower() not in ("0", "false", "no")
+
+
+def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, Any]]:
+    if isinstance(prompt, str):
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    else:
+        messages = [m.model_dump() if hasattr(m, "model_dump") else dict(m) for m in prompt]
+        for m in messages:
+            if "role" not in m or "content" not in m:
+                raise ValueError(f"Message {m!r} needs a 'role' and a 'content'.")
+    if system is not None:
+        messages = [{"role": "system", "content": system},
+                    *(m for m in messages if m["role"] != "system")]
+    return messages
+
+
+@dataclass
+class Call:
+    """One prepared request: what is sent, where it is recorded."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    project: Project | None
+    use_cache: bool
+    timeout: float
+    retries: int
+    adapter: str | None = None
+    cache_key: str = ""
+    attempts: int = 0
+    span: Any = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def litellm_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.params)
+        if self.adapter is not None:
+            kwargs["adapter_path"] = self.adapter
+        return kwargs
+
+
+def _resolve_adapter(model: str, adapter: str | None, project: Project | None) -> tuple[str, str |
+                                                                                        None]:
+    """``local/smollm2-135m:NAME`` or ``adapter=NAME`` → the adapter folder in the project."""
+    if provider_of(model) == "local" and ":" in model:
+        model, _, name = model.partition(":")
+        adapter = adapter or name
+    if adapter is None:
+        return model, None
+    if provider_of(model) != "local":
+        raise UnknownModel(f"Adapters attach to the bundled model only, not to {model}.",
+                           f"Use model={BUNDLED_MODEL} with adapter={adapter!r}.")
+    from pathlib import Path
+
+    path = Path(adapter)
+    if not path.is_dir() and project is not None:
+        path = project.adapters_dir / adapter
+    if not (path / "adapter_config.json").is_file():
+        where = f" in {project.adapters_dir}" if project else " (no project is open)"
+        raise ModelUnavailable(f"There is no LoRA adapter named '{adapter}'{where}.",
+                               "Train one in phase 5 (notebooks/05_finetuning.py) or pass the "
+                               "path of a PEFT adapter folder.")
+    return model, str(path.resolve())
+
+
+def prepare(prompt: Prompt, model: str | None = None, *, system: str | None = None,
+            temperature: float | None = None, max_tokens: int | None = None,
+            stop: str | list[str] | None = None, seed: int | None = None,
+            adapter: str | None = None, cache: bool = True, timeout: float | None = None,
+            retries: int | None = None, project: Project | None = None,
+            **params: Any) -> Call:
+    from workbench.project import active_project
+
+    project = project if project is not None else active_project()
+    model = model or default_model(project)
+    model, adapter_path = _resolve_adapter(model, adapter, project)
+    _check_model_id(model)
+    if is_hosted(model) and not hosted_allowed():
+        raise HostedCallsDisabled(
+            f"Calls to hosted models are switched off here ({ENV_ALLOW_HOSTED}=0), "
+            f"so {model} was not called.",
+            f"Use {BUNDLED_MODEL} or a fake/ model, or set {ENV_ALLOW_HOSTED}=1.")
+    for key, value in (("temperature", temperature), ("max_tokens", max_tokens), ("stop", stop),
+                       ("seed", seed)):
+        if value is not None:
+            params[key] = value
+    call = Call(model=model, messages=to_messages(prompt, system), params=params,
+                project=project, use_cache=cache and project is not None,
+                timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+                retries=DEFAULT_RETRIES if retries is None else retries, adapter=adapter_path)
+    if call.use_cache:
+        key = json.dumps([model, adapter_path, call.messages, params], sort_keys=True,
+                         default=str, separators=(",", ":"))
+        call.cache_key = hashlib.sha256(key.encode()).hexdigest()
+    return call
+
+
+def _check_model_id(model: str) -> None:
+    provider = provider_of(model)
+    if provider == "fake":
+        from workbench.llm import fake
+
+        fake.parse(model)
+    elif provider == "local" and model != BUNDLED_MODEL:
+        raise UnknownModel(f"There is no local model '{model}'.",
+                           f"The bundled model is {BUNDLED_MODEL}.")
+
+
+def default_model(project: Project | None) -> str:
+    if project is not None:
+        chosen = project.card().get("model", {}).get("chosen")
+        if chosen:
+            return chosen
+    return BUNDLED_MODEL
+
+
+# -- the cache -----------------------------------------------------------------------------------
+
+def _cache_get(call: Call) -> Completion | None:
+    if not call.use_cache:
+        return None
+    row = call.project.store.db.execute("SELECT response FROM llm_cache WHERE key = ?",
+                                        (call.cache_key,)).fetchone()
+    if row is None:
+        return None
+    return Completion.model_validate_json(row[0])
+
+
+def _cache_put(db, call: Call, completion: Completion) -> None:
+    db.execute("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?)",
+               (call.cache_key, call.model, completion.model_dump_json(), time.time()))
+
+
+# -- finishing a call ----------------------------------------------------------------------------
+
+def _span_attributes(call: Call) -> dict[str, Any]:
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider_of(call.model),
+        "gen_ai.request.model": call.model,
+        "gen_ai.input.messages": call.messages,
+    }
+    for key in ("temperature", "max_tokens", "top_p", "seed"):
+        if key in call.params:
+            attrs[f"gen_ai.request.{key}"] = call.params[key]
+    if call.adapter:
+        attrs["workbench.adapter"] = call.adapter
+    return attrs
+
+
+def _begin(call: Call) -> None:
+    call.span = start_span("llm.call", _span_attributes(call)) if call.project else None
+    call.started = time.perf_counter()
+
+
+def _cached_result(call: Call, hit: Completion) -> Completion:
+    result = hit.model_copy(update={
+        "cached": True, "cost_usd": 0.0, "latency_s": time.perf_counter() - call.started,
+        "trace_id": call.span.trace_id if call.span else None})
+    _record(call, result, cache_hit=True)
+    return result
+
+
+def _cost(call: Call, response: Any) -> float:
+    if provider_of(call.model) in ON_MACHINE_PROVIDERS:
+        return 0.0
+    cost = getattr(response, "_hidden_params", {}).get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm().completion_cost(completion_response=response)
+        except Exception:  # a model missing from the price map: unknown, not free
+            return float("nan")
+    return float(cost)
+
+
+def _completion(call: Call, response: Any) -> Completion:
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    return Completion(
+        model=call.model,
+        text=choice.message.content or "",
+        usage=Usage(prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                    completion_tokens=getattr(usage, "completion_tokens", 0) or 0),
+        latency_s=time.perf_counter() - call.started,
+        cost_usd=_cost(call, response),
+        finish_reason=choice.finish_reason,
+        trace_id=call.span.trace_id if call.span else None,
+    )
+
+
+def _record(call: Call, result: Completion | None, *, cache_hit: bool = False,
+            error: BaseException | None = None) -> None:
+    """Write the span (and the cache entry) in one transaction."""
+    span = call.span
+    if call.project is None or span is None:
+        return
+    span.end_time = span.start_time + (time.perf_counter() - call.started)
+    a = span.attributes
+    a["workbench.cache_hit"] = cache_hit
+    a["workbench.attempts"] = call.attempts
+    if result is not None:
+        a["gen_ai.usage.input_tokens"] = result.usage.prompt_tokens
+        a["gen_ai.usage.output_tokens"] = result.usage.completion_tokens
+        a["gen_ai.response.finish_reasons"] = [result.finish_reason]
+        a["gen_ai.output.messages"] = [{"role": "assistant", "content": result.text}]
+        a["workbench.cost_usd"] = result.cost_usd
+    if error is not None:
+        span.status = "error"
+        span.error = f"{type(error).__name__}: {error}"
+    with call.project.store.write() as db:
+        db.execute("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (span.span_id, span.trace_id, span.parent_id, span.name, span.start_time,
+                    span.end_time, span.status, span.error,
+                    json.dumps(a, default=str, separators=(",", ":"))))
+        if result is not None and not cache_hit and call.use_cache:
+            _cache_put(db, call, result)
+
+
+# -- errors and retries --------------------------------------------------------------------------
+
+def _transient(exc: BaseException) -> bool:
+    lib = litellm()
+    return isinstance(exc, (lib.Timeout, lib.RateLimitError, lib.InternalServerError,
+                            lib.ServiceUnavailableError, lib.APIConnectionError))
+
+
+def _backoff(attempt: int) -> float:
+    base = float(os.environ.get(ENV_RETRY_BASE, "0.5"))
+    return min(base * 2 ** attempt, 20.0) * (0.5 + random.random() / 2)
+
+
+def _translate(call: Call, exc: BaseException) -> WorkbenchError:
+    if isinstance(exc, WorkbenchError):
+        return exc
+    lib = litellm()
+    tries = f" after {call.attempts} tries" if call.attempts > 1 else ""
+    detail = str(getattr(exc, "message", exc)).strip().splitlines()[0][:300] if str(exc) else ""
+    if isinstance(exc, lib.Timeout):
+        return ModelTimeout(f"{call.model} did not answer within {call.timeout:g}s{tries}.",
+                            "Raise timeout=..., ask for fewer max_tokens, or try again later.")
+    if isinstance(exc, lib.AuthenticationError):
+        return ModelUnavailable(f"{call.model} refused the API key ({detail}).",
+                                "Check the key in your environment (see `workbench models`).")
+    if isinstance(exc, lib.RateLimitError):
+        return ModelCallFailed(f"{call.model} kept answering 'rate limited'{tries}.",
+                               "Lower the concurrency or wait a minute, then retry.")
+    if isinstance(exc, lib.NotFoundError):
+        return UnknownModel(f"The provider does not know {call.model} ({detail}).",
+                            "Check the model id (see `workbench models`).")
+    if isinstance(exc, lib.BadRequestError) and "LLM Provider NOT provided" in str(exc):
+        return UnknownModel(f"litellm does not know the provider of {call.model}.",
+                            "See `workbench models` for ids that work.")
+    return ModelCallFailed(f"{call.model} failed{tries}: {type(exc).__name__}: {detail}",
+                           "Retry; if it keeps failing, check the model id and your key.")
+
+
+def _fail(call: Call, exc: BaseException) -> WorkbenchError:
+    error = _translate(call, exc)
+    _record(call, None, error=error)
+    return error
+
+
+# -- the public calls ----------------------------------------------------------------------------
+
+def complete(prompt: Prompt, model: str | None = None, **options: Any) -> Completion:
+    """Call a model once. ``prompt`` is a string (one user message) or a list of messages.
+
+    Options: ``system``, ``temperature``, ``max_tokens``, ``stop``, ``seed``, ``adapter`` (a LoRA
+    adapter of the bundled model), ``cache`` (default on), ``timeout`` (seconds), ``retries``,
+    ``project`` (default: the active one), and any provider parameter litellm accepts."""
+    call = prepare(prompt, model, **options)
+    return run_call(call)
+
+
+def run_call(call: Call) -> Completion:
+    _begin(call)
+    hit = _cache_get(call)
+    if hit is not None:
+        return _cached_result(call, hit)
+    lib = litellm()
+    while True:
+        call.attempts += 1
+        try:
+            response = lib.completion(model=call.model, messages=call.messages,
+                                      timeout=call.timeout, **call.litellm_kwargs())
+            break
+        except Exception as exc:
+            if call.attempts > call.retries or not _transient(exc):
+                raise _fail(call, exc) from exc
+            time.sleep(_backoff(call.attempts - 1))
+    result = _completion(call, response)
+    _record(call, result)
+    return result
+
+
+async def acomplete(prompt: Prompt, model: str | None = None, **options: Any) -> Completion:
+    """``complete`` for asyncio code."""
+    call = prepare(prompt, model, **options)
+    _begin(call)
+    hit = _cache_get(call)
+    if hit is not None:
+        return _cached_result(call, hit)
+    lib = litellm()
+    while True:
+        call.attempts += 1
+        try:
+            response = await lib.acompletion(model=call.model, messages=call.messages,
+                                             timeout=call.timeout, **call.litellm_kwargs())
+            break
+        except Exception as exc:
+            if call.attempts > call.retries or not _transient(exc):
+                raise _fail(call, exc) from exc
+            await asyncio.sleep(_backoff(call.attempts - 1))
+    result = _completion(call, response)
+    _record(call, result)
+    return result
+
+
+Progress = bool | Callable[[int, int], None]
+
+
+def complete_many(prompts: Iterable[Prompt], model: str | None = None, *,
+                  concurrency: int | None = None, progress: Progress = True,
+                  on_error: Literal["raise", "return"] = "raise",
+                  **options: Any) -> list[Completion | WorkbenchError]:
+    """Call a model on many prompts with bounded concurrency, in input order.
+
+    Requests to the bundled model that are in flight together are generated as one batch.
+    ``progress`` is True (a tqdm bar), False, or a function ``(done, total)``. With
+    ``on_error="return"``, a failed item holds its error instead of stopping the batch."""
+    calls = [prepare(p, model, **options) for p in prompts]
+    total = len(calls)
+    if concurrency is None:
+        concurrency = 16 if calls and provider_of(calls[0].model) == "local" else 8
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"{calls[0].model if calls else ''}", unit="call")
+    results: list[Completion | WorkbenchError] = [None] * total  # type: ignore[list-item]
+    done = 0
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        nonlocal done
+        try:
+            results[i] = run_call(calls[i])
+        except WorkbenchError as exc:
+            results[i] = exc
+        with lock:
+            done += 1
+            if bar is not None:
+                bar.update(1)
+            elif callable(progress):
+                progress(done, total)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, total or 1))) as pool:
+            list(pool.map(one, range(total)))
+    finally:
+        if bar is not None:
+            bar.close()
+    if on_error == "raise":
+        for r in results:
+            if isinstance(r, WorkbenchError):
+                raise r
+    return results
+
+
+class Stream:
+    """Iterate for text pieces as they arrive; ``.completion`` holds the whole result after."""
+
+    def __init__(self, call: Call):
+        self.call = call
+        self.completion: Completion | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        call = self.call
+        _begin(call)
+        hit = _cache_get(call)
+        if hit is not None:
+            self.completion = _cached_result(call, hit)
+            yield self.completion.text
+            return
+        lib = litellm()
+        call.attempts = 1
+        pieces: list[str] = []
+        usage = None
+        finish = None
+        try:
+            response = lib.completion(model=call.model, messages=call.messages, stream=True,
+                                      stream_options={"include_usage": True},
+                                      timeout=call.timeout, **call.litellm_kwargs())
+            for chunk in response:
+                if getattr(chunk, "usage", None):
+                    usage = chunk.usage
+                if not chunk.choices:
+                    continue
+                if chunk.choices[0].finish_reason:
+                    finish = chunk.choices[0].finish_reason
+                piece = chunk.choices[0].delta.content
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+        except Exception as exc:
+            raise _fail(call, exc) from exc
+        text = "".join(pieces)
+        self.completion = Completion(
+            model=call.model, text=text,
+            usage=Usage(prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                        completion_tokens=getattr(usage, "completion_tokens", 0) or 0),
+            latency_s=time.perf_counter() - call.started,
+            cost_usd=0.0 if not is_hosted(call.model) else _stream_cost(call, usage),
+            finish_reason=finish, trace_id=call.span.trace_id if call.span else None)
+        _record(call, self.completion)
+
+
+def _stream_cost(call: Call, usage: Any) -> float:
+    try:
+        prompt_cost, completion_cost = litellm().cost_per_token(
+            model=call.model, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
+        return float(prompt_cost + completion_cost)
+    except Exception:
+        return float("nan")
+
+
+def stream(prompt: Prompt, model: str | None = None, **options: Any) -> Stream:
+    """Like ``complete``, but yields the reply piece by piece as the model writes it."""
+    return Stream(prepare(prompt, model, **options))

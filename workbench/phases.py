@@ -1,0 +1,120 @@
+"""The nine phases of the lifecycle, and what a project already holds for each.
+
+Each phase names the notebook that teaches it and a check that reads the project. Later phases
+store their results under the record kinds named here, so the overview stays truthful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.project import Project
+
+# The order a beginner follows: 1, 2, 4 → 3, 6 → 7 → 8, 9 → 5.
+LEARNING_PATH = (1, 2, 4, 3, 6, 7, 8, 9, 5)
+
+
+@dataclass(frozen=True)
+class Phase:
+    number: int
+    key: str
+    title: str
+    purpose: str
+    notebook: str
+
+
+PHASES = (
+    Phase(1, "problem", "Problem definition", "Use case, success metrics with thresholds, "
+          "constraints, build-vs-buy, and whether an LLM is needed at all.", "01_problem.py"),
+    Phase(2, "data", "Data preparation", "Import, profile, clean, redact PII, label, split and "
+          "version the data.", "02_data.py"),
+    Phase(3, "models", "Model selection", "Compare candidate models on quality, latency and cost; "
+          "choose one.", "03_models.py"),
+    Phase(4, "prompts", "Prompt engineering", "Versioned prompt templates, few-shot, "
+          "chain-of-thought, structured outputs.", "04_prompts.py"),
+    Phase(5, "finetuning", "Fine-tuning", "LoRA on the bundled model, evaluated before and "
+          "after.", "05_finetuning.py"),
+    Phase(6, "evaluation", "Evaluation", "Metrics, calibrated LLM judges, noise, red team and "
+          "load tests.", "06_evaluation.py"),
+    Phase(7, "deployment", "Deployment", "A served API for the chosen prompt and model, with "
+          "keys, limits and a Dockerfile.", "07_deployment.py"),
+    Phase(8, "monitoring", "Monitoring", "Traces, latency/cost/error dashboards, feedback and "
+          "alerts.", "08_monitoring.py"),
+    Phase(9, "maintenance", "Maintenance", "Failures become test cases; re-evaluate against the "
+          "baseline; CI gates.", "09_maintenance.py"),
+)
+
+# Record kinds each phase leaves behind (later phases store under these names).
+PHASE_RECORD_KINDS = {
+    2: ("dataset",), 4: ("prompt",), 3: ("run",), 6: ("eval_run",), 9: ("gate_result",),
+}
+
+
+def notebooks_dir() -> Path:
+    """The guided notebooks: the checkout's notebooks/ folder, or the copy inside a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "notebooks", here / "_notebooks"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "notebooks"
+
+
+def _count(project: Project, kinds: tuple[str, ...]) -> int:
+    return sum(project.records.count(kind) for kind in kinds)
+
+
+def phase_status(project: Project) -> list[dict[str, Any]]:
+    card = project.card()
+    nb_dir = notebooks_dir()
+    calls = project.store.db.execute(
+        "SELECT COUNT(*) FROM spans WHERE name = 'llm.call'").fetchone()[0]
+    out = []
+    for phase in PHASES:
+        state, summary = "todo", "nothing yet"
+        n = phase.number
+        if n == 1:
+            metrics = card.get("metrics") or []
+            if card.get("use_case", {}).get("description") and metrics:
+                state, summary = "done", f"use case and {len(metrics)} success metrics"
+            elif card.get("use_case") or metrics:
+                state, summary = "started", "project card partly filled"
+        elif n == 3:
+            chosen = card.get("model", {}).get("chosen")
+            runs = _count(project, PHASE_RECORD_KINDS[3])
+            if chosen:
+                state, summary = "done", f"chosen model: {chosen}"
+            elif runs:
+                state, summary = "started", f"{runs} comparison runs"
+        elif n == 5:
+            adapters = [p.name for p in project.adapters_dir.iterdir() if p.is_dir()]
+            if adapters:
+                state, summary = "done", f"{len(adapters)} adapters: {', '.join(adapters[:3])}"
+        elif n == 7:
+            files = list(project.deploy_dir.iterdir())
+            if files:
+                state, summary = "done", f"{len(files)} deployment files"
+        elif n == 8:
+            if calls:
+                state, summary = "started", f"{calls} traced model calls"
+        else:
+            count = _count(project, PHASE_RECORD_KINDS.get(n, ()))
+            if count:
+                state, summary = "done", f"{count} saved {PHASE_RECORD_KINDS[n][0]} records"
+        out.append({
+            "number": n, "key": phase.key, "title": phase.title, "purpose": phase.purpose,
+            "notebook": phase.notebook, "available": (nb_dir / phase.notebook).is_file(),
+            "state": state, "summary": summary,
+        })
+    return out
+
+
+def next_step(status: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first phase along the learning path that is not done yet."""
+    by_number = {p["number"]: p for p in status}
+    for n in LEARNING_PATH:
+        if by_number[n]["state"] != "done":
+            return by_number[n]
+    return None

@@ -1,0 +1,234 @@
+"""The project database: SQLite in WAL mode, append-only named migrations.
+
+Every schema change is a function in ``MIGRATIONS``; the ``_migrations`` table records which ran.
+A database is "ours" only if it has that table and the ``meta`` row naming the workbench, so a
+stranger's SQLite file is never migrated or written to.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from workbench.errors import CorruptProject, NotAProject, ProjectTooNew
+
+APP_ID = "llmops-workbench"
+BUSY_TIMEOUT_MS = 60_000
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE records (
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            schema_version INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (kind, name, version)
+        )"""
+    )
+    db.execute("CREATE TABLE tags (kind TEXT, name TEXT, tag TEXT, version INTEGER NOT NULL,"
+               " PRIMARY KEY (kind, name, tag))")
+
+
+@migration
+def m002_traces(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE spans (
+            span_id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            parent_id TEXT,
+            name TEXT NOT NULL,
+            start_time REAL NOT NULL,
+            end_time REAL NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            attributes TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX spans_by_trace ON spans (trace_id)")
+    db.execute("CREATE INDEX spans_by_start ON spans (start_time)")
+
+
+@migration
+def m003_llm_cache(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE llm_cache (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            response TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+
+
+def migration_names() -> list[str]:
+    return [fn.__name__ for fn in MIGRATIONS]
+
+
+class Store:
+    """One project database. Connections are per thread and per process (safe after fork)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+
+    # -- connections -------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                             check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn = self._connect()
+            local.pid = os.getpid()
+        return local.conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local = threading.local()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction. BEGIN IMMEDIATE takes the write lock up front, so two writers wait
+        for each other (busy timeout) instead of failing with "database is locked" on upgrade."""
+        db = self.db
+        for attempt in range(50):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:  # busy beyond the timeout: keep waiting
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(min(0.05 * (attempt + 1), 1.0))
+        else:  # pragma: no cover - would need a writer holding the lock for many minutes
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        cur = self.db.execute(sql, params)
+        cur.row_factory = sqlite3.Row
+        return cur.fetchall()
+
+    # -- creation and checks -----------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path) -> Store:
+        store = cls(path)
+        db = store.db
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        store.migrate()
+        with store.write() as w:
+            w.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
+            w.execute("INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open an existing project database, checking it is ours and migrating it if old."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotAProject(f"{path} is missing.",
+                              "Create a project with `workbench init PATH` or init_project(path).")
+        store = cls(path)
+        try:
+            tables = {r[0] for r in store.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "_migrations" not in tables or "meta" not in tables:
+                raise NotAProject(
+                    f"{path} is an SQLite database, but not a workbench project database.",
+                    "Leave it alone and create the project in another folder.")
+            app = store.db.execute("SELECT value FROM meta WHERE key = 'app'").fetchone()
+            if not app or app[0] != APP_ID:
+                raise NotAProject(f"{path} belongs to another application ({app and app[0]}).",
+                                  "Create the project in another folder.")
+            store.migrate()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise CorruptProject(
+                f"{path} cannot be read as a project database ({exc}).",
+                "Restore it from a backup (workbench.db.bak-* beside it, if any); "
+                "the workbench never overwrites it.") from exc
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+
+    @property
+    def schema_version(self) -> int:
+        return len(self.applied_migrations())
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations this database lacks; returns their names.
+
+        An existing database is copied to ``workbench.db.bak-<version>`` first, so a failed
+        upgrade loses nothing."""
+        known = migration_names()
+        applied = self.applied_migrations()
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise ProjectTooNew(
+                f"{self.path} was written by a newer workbench (migrations {unknown}).",
+                "Upgrade the workbench package (pip install -U llmops-workbench).")
+        pending = [fn for fn in MIGRATIONS if fn.__name__ not in applied]
+        if not pending:
+            return []
+        if applied:
+            self._backup(f"{self.path}.bak-{len(applied)}")
+        done = []
+        with self.write() as db:
+            # Another process may have migrated between our check and the write lock.
+            applied = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            for fn in MIGRATIONS:
+                if fn.__name__ in applied:
+                    continue
+                fn(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (fn.__name__, time.time()))
+                done.append(fn.__name__)
+        return done
+
+    def _backup(self, target: str) -> None:
+        if os.path.exists(target):
+            return
+        tmp = target + ".tmp"
+        dest = sqlite3.connect(tmp)
+        try:
+            self.db.backup(dest)
+        finally:
+            dest.close()
+        os.replace(tmp, target)
+
