@@ -83,9 +83,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from workbench.llm.gateway import stream
 
     project = _project_for(args.project, required=False)
-    if project is None:
-        print("workbench: no project open, so this call is not traced "
-              f"(set {ENV_PROJECT} or pass --project).", file=sys.stderr)
     options = dict(system=args.system, max_tokens=args.max_tokens,
                    temperature=args.temperature, cache=not args.no_cache, project=project)
     reply = stream(args.text, args.model, **options)
@@ -95,7 +92,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     c = reply.completion
     cost = "$0" if c.cost_usd == 0 else f"${c.cost_usd:.6f}"
-    where = f" · trace {c.trace_id[:12]}" if c.trace_id else ""
+    where = (f" · trace {c.trace_id[:12]}" if c.trace_id else
+             f" · not traced: no project (set {ENV_PROJECT} or pass --project)")
     print(f"[{c.model} · {c.usage.prompt_tokens}+{c.usage.completion_tokens} tokens · "
           f"{c.latency_s:.2f} s · {cost}{' · cached' if c.cached else ''}{where}]",
           file=sys.stderr)

@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ def litellm():
                 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
                 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
                 import litellm as lib
+
+                # litellm builds some pydantic schemas lazily and warns about its own typing.
+                warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier",
+                                        category=UserWarning)
 
                 from workbench.llm.providers import PROVIDERS
 

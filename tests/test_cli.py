@@ -1,0 +1,93 @@
+"""The `workbench` command, run as a user would: a real subprocess."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workbench"
+
+
+def run(*args, project=None, cwd=None):
+    env = dict(os.environ)
+    env.pop("WORKBENCH_PROJECT", None)
+    if project:
+        env["WORKBENCH_PROJECT"] = str(project)
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
+
+
+def assert_one_line_error(proc):
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("workbench: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_init_status_and_json(tmp_path):
+    target = tmp_path / "triage"
+    made = run("init", str(target), "--sample")
+    assert made.returncode == 0 and str(target) in made.stdout
+    status = json.loads(run("status", str(target), "--json").stdout)
+    assert status["name"] == "Help desk triage"
+    assert [p["state"] for p in status["phases"]][:2] == ["done", "todo"]
+    text = run("status", project=target)
+    assert text.returncode == 0 and "Next: phase 2" in text.stdout
+    from_inside = run("status", cwd=target)
+    assert from_inside.returncode == 0 and "Help desk triage" in from_inside.stdout
+
+
+def test_ask_a_fake_model_is_traced(tmp_path):
+    target = tmp_path / "p"
+    run("init", str(target))
+    asked = run("ask", "hello from the cli", "--model", "fake/echo", project=target)
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip() == "hello from the cli"
+    assert "fake/echo" in asked.stderr and "trace" in asked.stderr
+    status = json.loads(run("status", str(target), "--json").stdout)
+    assert status["model_calls"] == 1
+
+
+def test_models_json_lists_usable_and_unusable():
+    found = {m["id"]: m for m in json.loads(run("models", "--json").stdout)}
+    assert found["fake/echo"]["usable"] and not found["openai/gpt-4o-mini"]["usable"]
+
+
+@pytest.mark.parametrize("args", [
+    ("status", "/definitely/not/here"),
+    ("ask", "hi", "--model", "fake/nope"),
+    ("ask", "hi", "--model", "openai/gpt-4o-mini"),
+])
+def test_errors_are_one_clear_line(args, tmp_path):
+    assert_one_line_error(run(*args, cwd=tmp_path))
+
+
+def test_init_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    assert_one_line_error(run("init", str(tmp_path)))
+    assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_status_without_any_project_says_how_to_make_one(tmp_path):
+    proc = run("status", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "workbench init" in proc.stderr
+
+
+def test_usage_errors_exit_2():
+    assert run("frobnicate").returncode == 2
+
+
+@pytest.mark.model
+def test_ask_the_bundled_model(tmp_path):
+    target = tmp_path / "p"
+    run("init", str(target), "--sample")
+    asked = run("ask", "What is the capital of France?", project=target)
+    assert asked.returncode == 0, asked.stderr
+    assert "Paris" in asked.stdout
+    status = json.loads(run("status", str(target), "--json").stdout)
+    assert status["model_calls"] == 1

@@ -1,0 +1,115 @@
+"""The real bundled model: behaviour that depends on the model is tested on the model."""
+
+import pytest
+
+from workbench import llm
+from workbench.errors import ModelTimeout, ModelUnavailable
+from workbench.llm import local
+from workbench.tracing import spans
+
+pytestmark = pytest.mark.model
+
+QUESTION = "What is the capital of France?"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return local.get_model()
+
+
+def test_answers_with_real_token_counts_and_a_trace(project, engine):
+    reply = llm.complete(QUESTION, max_tokens=32)
+    assert "Paris" in reply.text
+    prompt = engine.tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}],
+                                                  add_generation_prompt=True, tokenize=False)
+    assert reply.usage.prompt_tokens == engine.count_tokens(prompt)
+    assert reply.usage.completion_tokens == engine.count_tokens(reply.text) + 1  # + end token
+    assert (reply.cost_usd, reply.finish_reason, reply.model) == (0.0, "stop", llm.BUNDLED_MODEL)
+    [span] = spans(project, name="llm.call")
+    assert span.attributes["gen_ai.usage.output_tokens"] == reply.usage.completion_tokens
+
+
+def test_uses_the_chat_template_with_the_system_prompt(engine):
+    system = "You are a terse assistant for a help desk."
+    reply = llm.complete("Say hello.", system=system, max_tokens=8, cache=False)
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Say hello."}]
+    templated = engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                     tokenize=False)
+    assert system in templated and templated.rstrip().endswith("assistant")
+    assert reply.usage.prompt_tokens == engine.count_tokens(templated)
+
+
+def test_max_tokens_and_stop_sequences(engine):
+    short = llm.complete("Write a long story about a dragon.", max_tokens=5, cache=False)
+    assert (short.usage.completion_tokens, short.finish_reason) == (5, "length")
+    counted = llm.complete("Count from 1 to 10, separated by commas.", max_tokens=40,
+                           stop=["5"], cache=False)
+    assert "5" not in counted.text and "4" in counted.text
+
+
+def test_streaming_gives_the_same_reply(engine):
+    whole = llm.complete("Name three colours.", max_tokens=24, cache=False)
+    reply = llm.stream("Name three colours.", max_tokens=24, cache=False)
+    pieces = list(reply)
+    assert len(pieces) > 3
+    assert "".join(pieces).strip() == whole.text.strip()
+    assert reply.completion.usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_concurrent_requests_are_batched(engine):
+    before = dict(engine.stats)
+    prompts = [QUESTION] + [f"Give one word that rhymes with '{w}'." for w in
+                            ("cat", "tree", "light", "bed", "ring", "car", "sun")]
+    replies = llm.complete_many(prompts, max_tokens=16, progress=False, cache=False)
+    assert "Paris" in replies[0].text
+    assert all(r.usage.completion_tokens > 0 for r in replies)
+    assert engine.stats["requests"] - before["requests"] == len(prompts)
+    assert engine.stats["batches"] - before["batches"] < len(prompts)
+    assert engine.stats["largest_batch"] >= 4
+
+
+async def _ask_async():
+    return await llm.acomplete(QUESTION, max_tokens=16, cache=False)
+
+
+def test_async_call(engine):
+    import asyncio
+
+    assert "Paris" in asyncio.run(_ask_async()).text
+
+
+def test_a_timeout_is_an_error_not_a_cut_reply(engine):
+    with pytest.raises(ModelTimeout):
+        llm.complete("Write a long story about a dragon.", max_tokens=200, timeout=0.3,
+                     retries=0, cache=False)
+
+
+def test_lora_adapters_attach_by_name(project, engine, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(local.cache_dir(), dtype=torch.float32)
+    torch.manual_seed(0)
+    adapted = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"],
+                                              init_lora_weights=False, lora_alpha=64))
+    adapted.save_pretrained(project.adapters_dir / "scrambled")
+
+    plain = llm.complete(QUESTION, max_tokens=16, cache=False)
+    tuned = llm.complete(QUESTION, max_tokens=16, cache=False, adapter="scrambled")
+    by_id = llm.complete(QUESTION, model=f"{llm.BUNDLED_MODEL}:scrambled", max_tokens=16,
+                         cache=False)
+    plain_again = llm.complete(QUESTION, max_tokens=16, cache=False)
+    assert tuned.text != plain.text
+    assert by_id.text == tuned.text
+    assert plain_again.text == plain.text  # the adapter is off again for plain calls
+    with pytest.raises(ModelUnavailable, match="no LoRA adapter named 'missing'"):
+        llm.complete(QUESTION, adapter="missing")
+
+
+def test_embeddings_put_similar_sentences_close():
+    vectors = llm.embed(["How do I reset my password?", "I forgot my password and can't log in",
+                         "Where is my parcel?"])
+    assert vectors.shape == (3, 384)
+    same, different = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert same > 0.6 and different < 0.4

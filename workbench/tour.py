@@ -1,0 +1,111 @@
+"""The main job: make the sample project, run every guided notebook on it, write a report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.phases import next_step, notebooks_dir
+from workbench.project import ENV_PROJECT, Project, init_project, is_project, open_project
+
+NOTEBOOK_TIMEOUT_S = 1800
+
+
+@dataclass
+class NotebookRun:
+    notebook: str
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def guided_notebooks() -> list[Path]:
+    return sorted(notebooks_dir().glob("[0-9][0-9]_*.py"))
+
+
+def run_notebook(notebook: Path, project: Project) -> NotebookRun:
+    """Run a marimo notebook as a script on the project (the same as `python notebook.py`)."""
+    env = dict(os.environ, **{ENV_PROJECT: str(project.path), "MARIMO_SKIP_UPDATE_CHECK": "1"})
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, str(notebook)], env=env, cwd=project.path,
+                              capture_output=True, text=True, timeout=NOTEBOOK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return NotebookRun(notebook.name, False, time.perf_counter() - started,
+                           f"did not finish within {NOTEBOOK_TIMEOUT_S} s")
+    seconds = time.perf_counter() - started
+    failed = proc.returncode != 0 or "Traceback (most recent call last)" in proc.stderr
+    error = "\n".join(proc.stderr.strip().splitlines()[-15:]) if failed else ""
+    return NotebookRun(notebook.name, not failed, seconds, error)
+
+
+def write_tour_report(project: Project, runs: list[NotebookRun]) -> Path:
+    import pandas as pd
+    import plotly.express as px
+
+    from workbench.report import write_report
+    from workbench.tracing import spans_frame
+
+    status = project.status()
+    phases = pd.DataFrame([{"phase": p["number"], "title": p["title"], "state": p["state"],
+                            "holds": p["summary"], "notebook": p["notebook"]}
+                           for p in status["phases"]])
+    notebooks = pd.DataFrame([{"notebook": r.notebook, "result": "ok" if r.ok else "FAILED",
+                               "seconds": round(r.seconds, 1), "error": r.error} for r in runs])
+    calls = spans_frame(project, name="llm.call")
+    sections: list[tuple[str, object]] = [("Phases", phases), ("Notebooks run", notebooks)]
+    if not calls.empty:
+        calls = calls.sort_values("time")
+        fig = px.scatter(calls, x="time", y="latency_s", color="model", symbol="cache_hit",
+                         title="Model calls: latency (s)", labels={"latency_s": "latency (s)"})
+        summary = (calls.groupby("model")
+                   .agg(calls=("span_id", "count"), p50_latency_s=("latency_s", "median"),
+                        output_tokens=("output_tokens", "sum"), cost_usd=("cost_usd", "sum"))
+                   .reset_index())
+        sections += [("Model calls", summary), ("Latency of each call", fig)]
+    step = next_step(status["phases"])
+    if step:
+        sections.append(("What next", f"<p>Phase {step['number']}: {step['title']} — "
+                                      f"{step['purpose']}</p>"))
+    return write_report(project.reports_dir / "tour.html", f"Tour of {project.name}", sections,
+                        subtitle=str(project.path))
+
+
+def run_tour(path: str | os.PathLike, keep_going: bool = True) -> int:
+    target = Path(path).expanduser().resolve()
+    if is_project(target):
+        project = open_project(target)
+        print(f"Using the project at {target}")
+    else:
+        project = init_project(target, sample=True)
+        print(f"Created the sample project at {target}")
+
+    from workbench.llm.local import build_cache
+
+    build_cache()
+    notebooks = guided_notebooks()
+    runs: list[NotebookRun] = []
+    for i, notebook in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
+        run = run_notebook(notebook, project)
+        runs.append(run)
+        print(f"{'ok' if run.ok else 'FAILED'} ({run.seconds:.1f} s)", flush=True)
+        if not run.ok:
+            print(run.error, file=sys.stderr)
+            if not keep_going:
+                break
+    report = write_tour_report(project, runs)
+    failed = [r.notebook for r in runs if not r.ok]
+    print()
+    print(f"Project: {project.path}")
+    print(f"Report:  {report}  (open it in any browser; it works offline)")
+    print(f"Notebooks: workbench notebooks --project {project.path}            (marimo)")
+    print(f"           workbench notebooks --project {project.path} --jupyter  (JupyterLab)")
+    if failed:
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
