@@ -5,6 +5,7 @@ from workbench.project import (
     Project,
     active_project,
     init_project,
+    open_or_create_sample,
     open_project,
     use_project,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "WorkbenchError",
     "active_project",
     "init_project",
+    "open_or_create_sample",
     "open_project",
     "use_project",
     "__version__",

@@ -102,6 +102,7 @@ class Project:
         """What the project holds, as plain data (the CLI prints it, widgets show it)."""
         from workbench.phases import phase_status
 
+        self.store.flush()
         db = self.store.db
         spans = db.execute("SELECT COUNT(*), MIN(start_time), MAX(start_time) FROM spans"
                            " WHERE name = 'llm.call'").fetchone()
@@ -256,6 +257,16 @@ def init_project(path: str | os.PathLike, *, name: str | None = None, descriptio
 
 
 _default_failed: str | None = None
+
+
+def open_or_create_sample(folder: str | os.PathLike) -> Project:
+    """For notebooks: the ``WORKBENCH_PROJECT`` project when it is set; otherwise the project in
+    ``folder``, made from the bundled sample if it does not exist yet."""
+    if os.environ.get(ENV_PROJECT):
+        return open_project()
+    if is_project(folder):
+        return open_project(folder)
+    return init_project(folder, sample=True)
 
 
 def active_project() -> Project | None:

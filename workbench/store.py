@@ -7,10 +7,14 @@ stranger's SQLite file is never migrated or written to.
 
 from __future__ import annotations
 
+import atexit
 import os
+import queue
 import sqlite3
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,12 +87,78 @@ def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 
 
+_live_stores: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for store in list(_live_stores):
+        store.flush()
+
+
+class _DeferredWriter:
+    """Writes queued rows from a background thread, many per transaction.
+
+    Traces and cache entries take this path so a model call never waits on a disk write; the
+    thread drains whatever is queued as soon as it can, so rows land within milliseconds, and
+    ``flush`` (called before reads and at exit) waits for them."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.pid = os.getpid()
+        self.queue: queue.Queue[tuple[str, tuple]] = queue.Queue()
+        self.failed = False
+        self.thread = threading.Thread(target=self._run, name="workbench-store-writer",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = [self.queue.get()]
+            while True:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self.store.write() as db:
+                    for sql, params in items:
+                        db.execute(sql, params)
+            except Exception as exc:  # never kill the thread; say it once
+                if not self.failed:
+                    print(f"workbench: could not record traces in {self.store.path}: {exc}",
+                          file=sys.stderr)
+                    self.failed = True
+            finally:
+                for _ in items:
+                    self.queue.task_done()
+
+
 class Store:
     """One project database. Connections are per thread and per process (safe after fork)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
+        self._writer: _DeferredWriter | None = None
+        self._writer_lock = threading.Lock()
+        _live_stores.add(self)
+
+    # -- deferred writes (traces, cache) -------------------------------------------------------
+    def defer(self, sql: str, params: tuple) -> None:
+        writer = self._writer
+        if writer is None or writer.pid != os.getpid():
+            with self._writer_lock:
+                writer = self._writer
+                if writer is None or writer.pid != os.getpid():
+                    writer = self._writer = _DeferredWriter(self)
+        writer.queue.put((sql, params))
+
+    def flush(self) -> None:
+        """Wait until every deferred write of this process is in the database."""
+        writer = self._writer
+        if writer is not None and writer.pid == os.getpid():
+            writer.queue.join()
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -108,6 +178,7 @@ class Store:
         return local.conn
 
     def close(self) -> None:
+        self.flush()
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             conn.close()

@@ -57,15 +57,15 @@ def start_span(name: str, attributes: dict[str, Any] | None = None) -> Span:
 
 
 def write_span(project: Project | None, span: Span) -> None:
+    """Queue a finished span; the project's background writer stores it within milliseconds."""
     if project is None:
         return
-    with project.store.write() as db:
-        db.execute(
-            "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (span.span_id, span.trace_id, span.parent_id, span.name, span.start_time,
-             span.end_time, span.status, span.error,
-             json.dumps(span.attributes, default=str, separators=(",", ":"))),
-        )
+    project.store.defer(
+        "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (span.span_id, span.trace_id, span.parent_id, span.name, span.start_time,
+         span.end_time, span.status, span.error,
+         json.dumps(span.attributes, default=str, separators=(",", ":"))),
+    )
 
 
 @contextmanager
@@ -90,6 +90,7 @@ def trace(name: str, project: Project | None = None, **attributes: Any) -> Itera
 def spans(project: Project, *, name: str | None = None, trace_id: str | None = None,
           limit: int = 1000) -> list[Span]:
     """The newest spans first."""
+    project.store.flush()
     sql = "SELECT * FROM spans"
     where, params = [], []
     if name:

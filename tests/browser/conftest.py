@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium package; another build can be named with WORKBENCH_TEST_CHROMIUM.
+CHROMIUM = Path(os.environ.get("WORKBENCH_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -44,13 +45,22 @@ collect_ignore = ["apps"]  # marimo notebooks served by the tests, not test modu
 
 # -- the browser ----------------------------------------------------------------------------------
 
+def _no_browser(reason: str):
+    # CI sets WORKBENCH_REQUIRE_BROWSER=1 so a missing browser fails instead of hiding the tests.
+    if os.environ.get("WORKBENCH_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) "
-                    "to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is missing: pip install playwright")
+        _no_browser(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install "
+                    "chromium) to run the browser tests")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _no_browser("playwright is missing: pip install playwright (it downloads no browser)")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
                                       headless=True)
@@ -183,8 +193,9 @@ def sample_project(tmp_path_factory) -> Path:
 def marimo_app(tmp_path, sample_project) -> Iterator[Callable[..., str]]:
     """``marimo_app(APPS / "x.py", project=...)`` serves the notebook and returns its URL.
 
-    The notebook is copied to a temporary folder first, so marimo's session files stay out of
-    the checkout."""
+    ``project`` defaults to the session's shared sample project: a test that changes its
+    project passes its own. The notebook is copied to a temporary folder first, so marimo's
+    session files stay out of the checkout."""
     servers: list[Server] = []
 
     def start(notebook: Path | str, project: Path | None = None) -> str:

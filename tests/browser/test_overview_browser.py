@@ -25,8 +25,11 @@ def check_cards(page) -> None:
     assert "wb-is-next" in page.locator('.wb-overview [data-phase="2"]').get_attribute("class")
 
 
-def test_overview_in_marimo_syncs_a_click_to_python(page, marimo_app):
-    url = marimo_app(APPS / "overview_app.py")
+def test_overview_in_marimo_syncs_a_click_to_python(page, marimo_app, tmp_path):
+    import workbench
+
+    project = workbench.init_project(tmp_path / "project", sample=True, activate=False)
+    url = marimo_app(APPS / "overview_app.py", project=project.path)
     page.goto(url)
     page.locator(".wb-overview").wait_for()
     check_cards(page)
@@ -40,6 +43,12 @@ def test_overview_in_marimo_syncs_a_click_to_python(page, marimo_app):
     assert "Model selection" in details.inner_text()
     assert page.locator('.wb-overview [data-phase="3"]').get_attribute("aria-pressed") == "true"
     assert not [p for p in page.problems if "page error" in p], page.problems
+
+    # And back: the Refresh button makes Python re-read the project and redraw the cards.
+    project.update_card(lambda c: c.setdefault("model", {}).update(chosen="fake/echo"))
+    page.locator(".wb-overview .wb-refresh").click()
+    page.locator('.wb-overview [data-phase="3"][data-state="done"]').wait_for()
+    assert "chosen model: fake/echo" in details.inner_text()
 
 
 def test_overview_in_jupyterlab_syncs_a_click_to_python(page, jupyter_lab, sample_project,

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from workbench.errors import (
 )
 from workbench.llm.local import MODEL_ID as BUNDLED_MODEL
 from workbench.records import Completion, Usage
-from workbench.tracing import start_span
+from workbench.tracing import start_span, write_span
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -48,6 +49,21 @@ Prompt = str | list[dict[str, Any]]
 
 _litellm = None
 _litellm_lock = threading.Lock()
+
+
+_priced: set[str] = set()
+
+
+def _zero_priced(lib, model: str) -> None:
+    """Give bundled and fake models a $0 price entry, so litellm's per-call cost lookup finds
+    them at once instead of searching its fallbacks (about 1 ms a call) and failing."""
+    if model in _priced or provider_of(model) not in LOCAL_PROVIDERS:
+        return
+    lib.register_model({model: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
+                                "cache_creation_input_token_cost": 0.0,
+                                "cache_read_input_token_cost": 0.0,
+                                "litellm_provider": provider_of(model), "mode": "chat"}})
+    _priced.add(model)
 
 
 def litellm():
@@ -213,19 +229,35 @@ def default_model(project: Project | None) -> str:
 
 # -- the cache -----------------------------------------------------------------------------------
 
+_RECENT_MAX = 4096
+_recent: OrderedDict[tuple[str, str], str] = OrderedDict()  # (db path, key) -> completion JSON
+_recent_lock = threading.Lock()
+
+
 def _cache_get(call: Call) -> Completion | None:
     if not call.use_cache:
         return None
-    row = call.project.store.db.execute("SELECT response FROM llm_cache WHERE key = ?",
-                                        (call.cache_key,)).fetchone()
-    if row is None:
-        return None
-    return Completion.model_validate_json(row[0])
+    store = call.project.store
+    with _recent_lock:
+        body = _recent.get((str(store.path), call.cache_key))
+    if body is None:
+        row = store.db.execute("SELECT response FROM llm_cache WHERE key = ?",
+                               (call.cache_key,)).fetchone()
+        if row is None:
+            return None
+        body = row[0]
+    return Completion.model_validate_json(body)
 
 
-def _cache_put(db, call: Call, completion: Completion) -> None:
-    db.execute("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?)",
-               (call.cache_key, call.model, completion.model_dump_json(), time.time()))
+def _cache_put(call: Call, completion: Completion) -> None:
+    body = completion.model_dump_json()
+    store = call.project.store
+    with _recent_lock:
+        _recent[(str(store.path), call.cache_key)] = body
+        if len(_recent) > _RECENT_MAX:
+            _recent.popitem(last=False)
+    store.defer("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?)",
+                (call.cache_key, call.model, body, time.time()))
 
 
 # -- finishing a call ----------------------------------------------------------------------------
@@ -287,7 +319,7 @@ def _completion(call: Call, response: Any) -> Completion:
 
 def _record(call: Call, result: Completion | None, *, cache_hit: bool = False,
             error: BaseException | None = None) -> None:
-    """Write the span (and the cache entry) in one transaction."""
+    """Queue the span (and the cache entry) for the project's background writer."""
     span = call.span
     if call.project is None or span is None:
         return
@@ -304,13 +336,9 @@ def _record(call: Call, result: Completion | None, *, cache_hit: bool = False,
     if error is not None:
         span.status = "error"
         span.error = f"{type(error).__name__}: {error}"
-    with call.project.store.write() as db:
-        db.execute("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (span.span_id, span.trace_id, span.parent_id, span.name, span.start_time,
-                    span.end_time, span.status, span.error,
-                    json.dumps(a, default=str, separators=(",", ":"))))
-        if result is not None and not cache_hit and call.use_cache:
-            _cache_put(db, call, result)
+    write_span(call.project, span)
+    if result is not None and not cache_hit and call.use_cache:
+        _cache_put(call, result)
 
 
 # -- errors and retries --------------------------------------------------------------------------
@@ -375,6 +403,7 @@ def run_call(call: Call) -> Completion:
     if hit is not None:
         return _cached_result(call, hit)
     lib = litellm()
+    _zero_priced(lib, call.model)
     while True:
         call.attempts += 1
         try:
@@ -398,6 +427,7 @@ async def acomplete(prompt: Prompt, model: str | None = None, **options: Any) ->
     if hit is not None:
         return _cached_result(call, hit)
     lib = litellm()
+    _zero_priced(lib, call.model)
     while True:
         call.attempts += 1
         try:
@@ -480,6 +510,7 @@ class Stream:
             yield self.completion.text
             return
         lib = litellm()
+        _zero_priced(lib, call.model)
         call.attempts = 1
         pieces: list[str] = []
         usage = None

@@ -1,0 +1,95 @@
+"""Every guided notebook runs headless as a script on a fresh sample project with the bundled
+model, passes `marimo check`, and has a Jupyter twin that executes too."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import workbench
+from workbench.phases import notebooks_dir
+from workbench.tour import guided_notebooks
+
+pytestmark = pytest.mark.model
+
+NOTEBOOKS = guided_notebooks()
+MARIMO = str(Path(sys.executable).parent / "marimo")
+
+
+def run_script(notebook: Path, project_path: Path | None, cwd: Path):
+    env = dict(os.environ, MARIMO_SKIP_UPDATE_CHECK="1")
+    env.pop("WORKBENCH_PROJECT", None)
+    if project_path:
+        env["WORKBENCH_PROJECT"] = str(project_path)
+    return subprocess.run([sys.executable, str(notebook)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=1200)
+
+
+def test_there_are_notebooks():
+    assert [n.name for n in NOTEBOOKS][:1] == ["00_start.py"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_as_a_script_on_a_fresh_sample_project(notebook, tmp_path):
+    project = workbench.init_project(tmp_path / "p", sample=True)
+    proc = run_script(notebook, project.path, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    if notebook.name == "00_start.py":  # its model call ran and was traced in the project
+        assert project.status()["model_calls"] >= 1
+
+
+def test_start_notebook_without_a_project_offers_the_sample_and_makes_nothing(tmp_path):
+    proc = run_script(notebooks_dir() / "00_start.py", None, tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_marimo_check_passes():
+    proc = subprocess.run([MARIMO, "check", *map(str, NOTEBOOKS)], capture_output=True,
+                          text=True, env=dict(os.environ, MARIMO_SKIP_UPDATE_CHECK="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_jupyter_twin_executes(notebook, tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    twin = notebooks_dir() / "jupyter" / notebook.with_suffix(".ipynb").name
+    assert twin.is_file(), f"{notebook.name} has no Jupyter twin at {twin}"
+    project = workbench.init_project(tmp_path / "p", sample=True)
+    monkeypatch.setenv("WORKBENCH_PROJECT", str(project.path))
+    nb = nbformat.read(twin, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for cell in nb.cells for o in cell.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert errors == []
+    if notebook.name == "00_start.py":
+        assert project.status()["model_calls"] >= 1
+
+
+def test_tour_runs_every_notebook_and_writes_an_offline_report(tmp_path):
+    exe = Path(sys.executable).parent / "workbench"
+    env = dict(os.environ)
+    env.pop("WORKBENCH_PROJECT", None)
+    proc = subprocess.run([str(exe), "tour", str(tmp_path / "tour")], capture_output=True,
+                          text=True, env=env, timeout=3600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for notebook in NOTEBOOKS:
+        assert f"{notebook.name} ... ok" in proc.stdout
+    report = tmp_path / "tour" / "reports" / "tour.html"
+    assert f"Report:  {report}" in proc.stdout
+    html = report.read_text()
+    assert "Plotly" in html and "<script src=" not in html  # plotly inlined: opens offline
+    status = json.loads(subprocess.run([str(exe), "status", str(tmp_path / "tour"), "--json"],
+                                       capture_output=True, text=True).stdout)
+    assert status["model_calls"] >= 1
+    # a second tour reuses the project and is harmless
+    again = subprocess.run([str(exe), "tour", str(tmp_path / "tour")], capture_output=True,
+                           text=True, env=env, timeout=3600)
+    assert again.returncode == 0 and "Using the project" in again.stdout
