@@ -222,6 +222,7 @@ def test_models_lists_what_is_usable_and_why_not(monkeypatch):
 def test_secrets_never_reach_the_project(project, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
     llm.complete("hello", model="fake/echo")
+    project.close()  # everything written
     for path in project.path.rglob("*"):
         if path.is_file():
             assert b"sk-secret-value-123" not in path.read_bytes()
@@ -234,6 +235,7 @@ def test_the_project_card_chooses_the_default_model(project):
 
 def test_span_attributes_are_json(project):
     llm.complete("x", model="fake/echo", temperature=0.2, max_tokens=5, seed=3)
+    project.store.flush()
     raw = project.store.db.execute("SELECT attributes FROM spans").fetchone()[0]
     attrs = json.loads(raw)
     assert (attrs["gen_ai.request.temperature"], attrs["gen_ai.request.max_tokens"],
