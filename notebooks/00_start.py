@@ -19,8 +19,12 @@ with app.setup:
     from workbench.phases import next_step
     from workbench.tracing import spans_frame
 
-    # Run as a script (`python 00_start.py`, the tour, CI), expensive cells run without a click.
-    AS_SCRIPT = mo.app_meta().mode == "script"
+
+
+@app.function
+def running_as_script() -> bool:
+    """Run as a script (`python 00_start.py`, the tour, CI), expensive cells run without a click."""
+    return mo.app_meta().mode == "script"
 
 
 @app.cell(hide_code=True)
@@ -130,7 +134,7 @@ def _():
 
 @app.cell(hide_code=True)
 def _(ask, model, project, question):
-    mo.stop(project is None or not (ask.value or AS_SCRIPT),
+    mo.stop(project is None or not (ask.value or running_as_script()),
             mo.md("Press **Ask** to call the model."))
     with mo.status.spinner(f"Asking {model.value} ..."):
         try:
