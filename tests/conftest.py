@@ -47,3 +47,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "hosted" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def run_async():
+    """Run a coroutine to completion on a fresh event loop in its own thread (the browser tests'
+    Playwright keeps an event loop running on the main thread for the whole session)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(coro):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+
+    return run

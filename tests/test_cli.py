@@ -91,3 +91,41 @@ def test_ask_the_bundled_model(tmp_path):
     assert "Paris" in asked.stdout
     status = json.loads(run("status", str(target), "--json").stdout)
     assert status["model_calls"] == 1
+
+
+@pytest.mark.parametrize("jupyter", [False, True], ids=["marimo", "jupyterlab"])
+def test_notebooks_opens_a_server_on_the_project(jupyter, tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    target = tmp_path / "p"
+    run("init", str(target), "--sample")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, WORKBENCH_PROJECT=str(target), HOME=str(tmp_path),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jc"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jr"))
+    args = [EXE, "notebooks", "--port", str(port), "--no-browser"] + (["--jupyter"] if jupyter
+                                                                      else [])
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"no server answered on port {port}")
+    finally:
+        proc.terminate()
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert f"on project {target}" in out

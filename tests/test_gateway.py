@@ -147,13 +147,13 @@ def test_batch_errors_raise_by_default():
         llm.complete_many(["a", "b"], model="fake/echo:fail=500", retries=0, progress=False)
 
 
-def test_async_calls_run_concurrently(project):
+def test_async_calls_run_concurrently(project, run_async):
     async def main():
         return await asyncio.gather(*(llm.acomplete(f"a{i}", model="fake/echo:latency=200ms")
                                       for i in range(8)))
 
     started = time.perf_counter()
-    replies = asyncio.run(main())
+    replies = run_async(main())
     assert [r.text for r in replies] == [f"a{i}" for i in range(8)]
     assert time.perf_counter() - started < 1.0
     assert len(spans(project, name="llm.call")) == 8

@@ -72,10 +72,8 @@ async def _ask_async():
     return await llm.acomplete(QUESTION, max_tokens=16, cache=False)
 
 
-def test_async_call(engine):
-    import asyncio
-
-    assert "Paris" in asyncio.run(_ask_async()).text
+def test_async_call(engine, run_async):
+    assert "Paris" in run_async(_ask_async()).text
 
 
 def test_a_timeout_is_an_error_not_a_cut_reply(engine):

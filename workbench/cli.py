@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -106,22 +106,22 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     project = _project_for(args.project)
     env = dict(os.environ, **{ENV_PROJECT: str(project.path), "MARIMO_SKIP_UPDATE_CHECK": "1"})
     folder = notebooks_dir()
+    # Run the servers with this interpreter, so they see the same packages as the workbench.
     if args.jupyter:
-        exe = shutil.which("jupyter")
-        argv = [exe or "jupyter", "lab", "--notebook-dir", str(folder / "jupyter")]
-        missing = "JupyterLab is not installed. Install with: pip install jupyterlab"
+        module, argv = "jupyterlab", ["-m", "jupyter", "lab", "--notebook-dir",
+                                      str(folder / "jupyter")]
+        if os.geteuid() == 0:  # JupyterLab refuses root unless told (containers often are root)
+            argv.append("--allow-root")
     else:
-        exe = shutil.which("marimo")
-        argv = [exe or "marimo", "edit", str(folder)]
-        missing = "marimo is not installed. Install with: pip install marimo"
+        module, argv = "marimo", ["-m", "marimo", "edit", str(folder)]
     if args.port:
         argv += ["--port", str(args.port)]
     if args.no_browser:
         argv += ["--no-browser" if args.jupyter else "--headless"]
-    if exe is None:
-        raise WorkbenchError(missing)
+    if importlib.util.find_spec(module) is None:
+        raise WorkbenchError(f"{module} is not installed.", f"Install with: pip install {module}")
     print(f"Opening {folder} on project {project.path} ...", flush=True)
-    os.execve(exe, argv, env)
+    os.execve(sys.executable, [sys.executable, *argv], env)
     return 0  # not reached
 
 
