@@ -22,3 +22,53 @@ def sample_card() -> dict[str, Any]:
     card["workbench"]["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return card
 
+
+
+SAMPLE_DATASET = "support"
+# Tickets about the same problem read alike; 0.97 catches re-sent messages without throwing away
+# distinct customers who asked the same thing (0.92 would drop a third of this sample).
+SAMPLE_NEAR_DUPLICATE_THRESHOLD = 0.97
+PHASE1_TABLES = ("use_case", "metrics", "constraints")
+
+
+def fill_sample_card(project) -> None:
+    """Put the sample card's use case, metrics and constraints into ``project``'s card (one click
+    in any notebook when phase 1 was skipped). The project's name and model choice stay."""
+    sample = sample_card()
+
+    def change(card: dict[str, Any]) -> None:
+        for table in PHASE1_TABLES:
+            card[table] = sample[table]
+
+    project.update_card(change)
+
+
+def import_sample_data(project, name: str = SAMPLE_DATASET):
+    """Import the bundled support messages as dataset ``name`` (phase 2's first step)."""
+    from workbench.data import import_data
+
+    return import_data(project, datasets_dir() / "support_messages.csv", name=name,
+                       input="text", expected="intent", id="ticket_id", metadata=["channel"])
+
+
+def prepare_sample_data(project, name: str = SAMPLE_DATASET):
+    """Phase 2 in one call on the bundled data: import, clean, redact PII, split 70/15/15.
+
+    For a workshop that starts after phase 2, and for the tour. Each step is its own dataset
+    version, exactly as the phase 2 notebook makes them."""
+    from workbench.data import clean, split
+    from workbench.data.clean import (
+        drop_empty,
+        drop_exact_duplicates,
+        drop_near_duplicates,
+        normalize_unicode,
+        normalize_whitespace,
+    )
+    from workbench.pii import redact_dataset
+
+    import_sample_data(project, name)
+    clean(project, name, [normalize_unicode(), normalize_whitespace(), drop_empty(),
+                          drop_exact_duplicates(),
+                          drop_near_duplicates(SAMPLE_NEAR_DUPLICATE_THRESHOLD)])
+    redact_dataset(project, name)
+    return split(project, name, near_duplicate_threshold=SAMPLE_NEAR_DUPLICATE_THRESHOLD)

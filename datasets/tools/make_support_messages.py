@@ -97,6 +97,40 @@ REQUESTS = {
     ],
 }
 
+# A second sentence most real tickets carry: what was tried, why it matters, when it began.
+CONTEXT = {
+    "billing": ["I checked my bank app and both payments are there.",
+                "This happened right after I upgraded my plan.",
+                "Our finance team needs this sorted before the end of the month.",
+                "I've been a customer for three years and this never happened before.",
+                "The amount is more than I agreed to when I signed up.",
+                "I already asked in the chat last week but got no answer."],
+    "technical": ["I already tried reinstalling and clearing the cache.",
+                  "It works on my laptop but not on my phone.",
+                  "Several people on my team see the same thing.",
+                  "It started after I changed my network settings.",
+                  "I attached a screenshot of the error to my previous message.",
+                  "We rely on this every morning for our stand-up."],
+    "account": ["I no longer have access to my old work email.",
+                "I tried the reset link twice from two different browsers.",
+                "My manager asked me to set this up today.",
+                "I'm worried someone else might be using my login.",
+                "I'd rather not create a new account and lose my history.",
+                "The help page didn't explain how to do this."],
+    "shipping": ["The order confirmation said it would arrive on Monday.",
+                 "I'm travelling next week so timing matters.",
+                 "It was meant to be a birthday present.",
+                 "The courier's website just says 'in transit'.",
+                 "My neighbours didn't receive anything either.",
+                 "I paid extra for the faster option."],
+    "other": ["I couldn't find this on your website.",
+              "A friend recommended you to me.",
+              "No rush at all, just curious.",
+              "I'm writing on behalf of a small non-profit.",
+              "I saw your post about it last month.",
+              "Happy to answer any questions you have."],
+}
+
 DETAILS = {
     "plan": ["Pro", "Team", "Basic", "Premium", "Family"],
     "order": ["#48213", "#50977", "A-10293", "#77120", "B-55012", "#31008"],
@@ -157,6 +191,8 @@ def main() -> None:
             if opening.endswith(",") and not request.startswith("I "):
                 request = request[0].lower() + request[1:]  # "Hi, can I ..." reads naturally
             parts = [opening, request]
+            if rng.random() < 0.7:
+                parts.append(rng.choice(CONTEXT[intent]))
             if rng.random() < 0.18:
                 parts.append(fill(rng.choice(PII_TAILS), rng, PII))
             parts.append(rng.choice(CLOSINGS))

@@ -189,5 +189,17 @@ def diff(project: Project, name: str, a: int | str, b: int | str) -> pd.DataFram
     return pd.DataFrame(out, columns=["change", "id", "column", "before", "after"])
 
 
+def find_split(project: Project, prefer: str | None = None) -> Stored[DatasetVersion] | None:
+    """The latest version of a dataset that has been split (``prefer`` first), or None."""
+    names = datasets(project)
+    if prefer in names:
+        names = [prefer] + [n for n in names if n != prefer]
+    for name in names:
+        stored = get_version(project, name)
+        if stored.value.splits:
+            return stored
+    return None
+
+
 def version_path(project: Project, name: str, version: int | str | None = None) -> str:
     return os.fspath(project.path / get_version(project, name, version).value.file)
