@@ -11,6 +11,7 @@ from workbench.errors import (
     HostedCallsDisabled,
     ModelCallFailed,
     ModelTimeout,
+    ModelUnavailable,
     UnknownModel,
 )
 from workbench.llm.fake import register_fake, unregister_fake
@@ -247,3 +248,21 @@ def test_a_hosted_model_answers(project):
     reply = llm.complete("Reply with the single word: yes", model="openai/gpt-4o-mini",
                          max_tokens=5)
     assert "yes" in reply.text.lower() and reply.cost_usd > 0
+
+
+def test_a_missing_key_is_reported_at_once_with_the_variable(monkeypatch, project):
+    monkeypatch.setenv("WORKBENCH_ALLOW_HOSTED", "1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    started = time.perf_counter()
+    with pytest.raises(ModelUnavailable, match="OPENAI_API_KEY"):
+        llm.complete("x", model="openai/gpt-4o-mini")
+    assert time.perf_counter() - started < 1.0  # no retries, no network
+    [span] = spans(project, name="llm.call")
+    assert span.status == "error"
+
+
+def test_streams_retry_before_the_first_piece_and_report_rate_limits_plainly():
+    reply = llm.stream("one two", model="fake/echo:fail=429,fail_first=2")
+    assert "".join(reply) == "one two"
+    with pytest.raises(ModelCallFailed, match="kept answering 'rate limited'"):
+        list(llm.stream("x", model="fake/echo:fail=429", retries=1))

@@ -247,6 +247,9 @@ def init_project(path: str | os.PathLike, *, name: str | None = None, descriptio
         for sub in SUBDIRS:
             (staging / sub).mkdir()
         Store.create(staging / DB_FILE).close()
+        from workbench.fsutil import default_mode
+
+        os.chmod(staging, default_mode(directory=True))  # mkdtemp made it private
         if target.exists():
             target.rmdir()
         os.rename(staging, target)

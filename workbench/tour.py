@@ -63,9 +63,14 @@ def write_tour_report(project: Project, runs: list[NotebookRun]) -> Path:
         fig = px.scatter(calls, x="time", y="latency_s", color="model", symbol="cache_hit",
                          title="Model calls: latency (s)", labels={"latency_s": "latency (s)"})
         summary = (calls.groupby("model")
-                   .agg(calls=("span_id", "count"), p50_latency_s=("latency_s", "median"),
+                   .agg(calls=("span_id", "count"), cache_hits=("cache_hit", "sum"),
                         output_tokens=("output_tokens", "sum"), cost_usd=("cost_usd", "sum"))
                    .reset_index())
+        # Latency of real model calls only: a cache hit is not the model's speed.
+        called = calls[calls["cache_hit"] != True]  # noqa: E712 (a column of booleans/None)
+        summary = summary.merge(called.groupby("model")["latency_s"].median()
+                                .rename("p50_latency_s_uncached").reset_index(),
+                                on="model", how="left")
         sections += [("Model calls", summary), ("Latency of each call", fig)]
     step = next_step(status["phases"])
     if step:
@@ -73,6 +78,17 @@ def write_tour_report(project: Project, runs: list[NotebookRun]) -> Path:
                                       f"{step['purpose']}</p>"))
     return write_report(project.reports_dir / "tour.html", f"Tour of {project.name}", sections,
                         subtitle=str(project.path))
+
+
+def _workbench_command() -> str:
+    """`workbench` when that resolves to this installation, else the full path to it."""
+    import shutil
+
+    here = Path(sys.executable).parent / "workbench"
+    found = shutil.which("workbench")
+    if found and Path(found).resolve() == here.resolve():
+        return "workbench"
+    return str(here) if here.exists() else "workbench"
 
 
 def run_tour(path: str | os.PathLike, keep_going: bool = True) -> int:
@@ -103,8 +119,9 @@ def run_tour(path: str | os.PathLike, keep_going: bool = True) -> int:
     print()
     print(f"Project: {project.path}")
     print(f"Report:  {report}  (open it in any browser; it works offline)")
-    print(f"Notebooks: workbench notebooks --project {project.path}            (marimo)")
-    print(f"           workbench notebooks --project {project.path} --jupyter  (JupyterLab)")
+    exe = _workbench_command()
+    print(f"Notebooks: {exe} notebooks --project {project.path}            (marimo)")
+    print(f"           {exe} notebooks --project {project.path} --jupyter  (JupyterLab)")
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -156,6 +156,7 @@ class Call:
     timeout: float
     retries: int
     adapter: str | None = None
+    redacted: dict[str, int] | None = None  # PII values replaced per type, when the card asked
     cache_key: str = ""
     attempts: int = 0
     span: Any = None
@@ -217,6 +218,13 @@ def prepare(prompt: Prompt, model: str | None = None, *, system: str | None = No
                 project=project, use_cache=cache and project is not None,
                 timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
                 retries=DEFAULT_RETRIES if retries is None else retries, adapter=adapter_path)
+    if is_hosted(model) and project is not None:
+        from workbench.pii import Placeholders, privacy_forbids_external, redact_messages
+
+        if privacy_forbids_external(project):  # the card says: no PII to external APIs
+            placeholders = Placeholders()
+            call.messages = redact_messages(call.messages, placeholders=placeholders)
+            call.redacted = placeholders.counts
     if call.use_cache:
         key = json.dumps([model, adapter_path, call.messages, params], sort_keys=True,
                          default=str, separators=(",", ":"))
@@ -290,6 +298,8 @@ def _span_attributes(call: Call) -> dict[str, Any]:
             attrs[f"gen_ai.request.{key}"] = call.params[key]
     if call.adapter:
         attrs["workbench.adapter"] = call.adapter
+    if call.redacted is not None:
+        attrs["workbench.pii_redacted"] = call.redacted
     return attrs
 
 
@@ -360,6 +370,7 @@ def _record(call: Call, result: Completion | None, *, cache_hit: bool = False,
 # -- errors and retries --------------------------------------------------------------------------
 
 def _transient(exc: BaseException) -> bool:
+    exc = _unwrap(exc)
     lib = litellm()
     return isinstance(exc, (lib.Timeout, lib.RateLimitError, lib.InternalServerError,
                             lib.ServiceUnavailableError, lib.APIConnectionError))
@@ -370,7 +381,16 @@ def _backoff(attempt: int) -> float:
     return min(base * 2 ** attempt, 20.0) * (0.5 + random.random() / 2)
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """litellm wraps errors raised while streaming (MidStreamFallbackError); use the cause."""
+    seen = 0
+    while seen < 5 and getattr(exc, "original_exception", None) is not None:
+        exc, seen = exc.original_exception, seen + 1
+    return exc
+
+
 def _translate(call: Call, exc: BaseException) -> WorkbenchError:
+    exc = _unwrap(exc)
     if isinstance(exc, WorkbenchError):
         return exc
     lib = litellm()
@@ -391,7 +411,8 @@ def _translate(call: Call, exc: BaseException) -> WorkbenchError:
     if isinstance(exc, lib.BadRequestError) and "LLM Provider NOT provided" in str(exc):
         return UnknownModel(f"litellm does not know the provider of {call.model}.",
                             "See `workbench models` for ids that work.")
-    return ModelCallFailed(f"{call.model} failed{tries}: {type(exc).__name__}: {detail}",
+    return ModelCallFailed(f"{call.model} failed{tries}: {type(exc).__name__}: "
+                           f"{detail.rstrip('.')}.",
                            "Retry; if it keeps failing, check the model id and your key.")
 
 
@@ -413,12 +434,30 @@ def complete(prompt: Prompt, model: str | None = None, **options: Any) -> Comple
     return run_call(call)
 
 
+def _check_credentials(lib, call: Call) -> None:
+    """A hosted model without its key fails fast with the variable to set (litellm would report
+    a server error, which looks transient and would be retried)."""
+    if not is_hosted(call.model) or "api_key" in call.params:
+        return
+    try:
+        missing = lib.validate_environment(model=call.model).get("missing_keys") or []
+    except Exception:  # litellm cannot tell for this provider: let the call decide
+        return
+    if missing:
+        raise ModelUnavailable(f"{call.model} needs {', '.join(missing)}, which is not set.",
+                               f"Set {missing[0]} in your environment (see `workbench models`).")
+
+
 def run_call(call: Call) -> Completion:
     _begin(call)
     hit = _cache_get(call)
     if hit is not None:
         return _cached_result(call, hit)
     lib = litellm()
+    try:
+        _check_credentials(lib, call)
+    except WorkbenchError as exc:
+        raise _fail(call, exc) from None
     _zero_priced(lib, call.model)
     while True:
         call.attempts += 1
@@ -444,6 +483,10 @@ async def acomplete(prompt: Prompt, model: str | None = None, **options: Any) ->
     if hit is not None:
         return _cached_result(call, hit)
     lib = litellm()
+    try:
+        _check_credentials(lib, call)
+    except WorkbenchError as exc:
+        raise _fail(call, exc) from None
     _zero_priced(lib, call.model)
     while True:
         call.attempts += 1
@@ -528,28 +571,36 @@ class Stream:
             yield self.completion.text
             return
         lib = litellm()
+        try:
+            _check_credentials(lib, call)
+        except WorkbenchError as exc:
+            raise _fail(call, exc) from None
         _zero_priced(lib, call.model)
-        call.attempts = 1
         pieces: list[str] = []
         usage = None
         finish = None
-        try:
-            response = lib.completion(model=call.model, messages=call.messages, stream=True,
-                                      stream_options={"include_usage": True},
-                                      timeout=call.timeout, **call.litellm_kwargs())
-            for chunk in response:
-                if getattr(chunk, "usage", None):
-                    usage = chunk.usage
-                if not chunk.choices:
-                    continue
-                if chunk.choices[0].finish_reason:
-                    finish = chunk.choices[0].finish_reason
-                piece = chunk.choices[0].delta.content
-                if piece:
-                    pieces.append(piece)
-                    yield piece
-        except Exception as exc:
-            raise _fail(call, exc) from exc
+        while True:  # retry transient failures, but only before the first piece was shown
+            call.attempts += 1
+            try:
+                response = lib.completion(model=call.model, messages=call.messages,
+                                          stream=True, stream_options={"include_usage": True},
+                                          timeout=call.timeout, **call.litellm_kwargs())
+                for chunk in response:
+                    if getattr(chunk, "usage", None):
+                        usage = chunk.usage
+                    if not chunk.choices:
+                        continue
+                    if chunk.choices[0].finish_reason:
+                        finish = chunk.choices[0].finish_reason
+                    piece = chunk.choices[0].delta.content
+                    if piece:
+                        pieces.append(piece)
+                        yield piece
+                break
+            except Exception as exc:
+                if pieces or call.attempts > call.retries or not _transient(exc):
+                    raise _fail(call, exc) from exc
+                time.sleep(_backoff(call.attempts - 1))
         text = "".join(pieces)
         self.completion = Completion(
             model=call.model, text=text,

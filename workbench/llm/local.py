@@ -117,6 +117,9 @@ def build_cache(progress: bool = True) -> Path:
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        from workbench.fsutil import default_mode
+
+        os.chmod(staging, default_mode(directory=True))  # a shared cache must be readable
         try:
             os.rename(staging, target)
         except OSError:  # another process finished first
