@@ -49,7 +49,7 @@ PHASES = (
 
 # Record kinds each phase leaves behind (later phases store under these names).
 PHASE_RECORD_KINDS = {
-    2: ("dataset",), 4: ("prompt",), 3: ("run",), 6: ("eval_run",), 9: ("gate_result",),
+    1: ("baseline",), 2: ("dataset",), 4: ("prompt",), 3: ("run",), 6: ("eval_run",), 9: ("gate_result",),
 }
 
 
@@ -66,6 +66,32 @@ def _count(project: Project, kinds: tuple[str, ...]) -> int:
     return sum(project.records.count(kind) for kind in kinds)
 
 
+def _baseline_summary(project: Project) -> str:
+    if not project.records.count("baseline"):
+        return ""
+    from workbench.baseline import latest_baseline
+
+    stored = latest_baseline(project)
+    accuracy = stored.value.metrics.get("accuracy") if stored else None
+    return f"baseline accuracy {accuracy:.2f}" if accuracy is not None else "baseline run"
+
+
+def _data_status(project: Project) -> tuple[str, str]:
+    if not project.records.count("dataset"):
+        return "todo", "nothing yet"
+    from workbench.data.versions import datasets, get_version
+
+    parts, split_any = [], False
+    for name in datasets(project):
+        v = get_version(project, name)
+        split_any = split_any or bool(v.value.splits)
+        detail = ("split " + "/".join(str(v.value.splits.get(k, 0))
+                                      for k in ("train", "validation", "test"))
+                  if v.value.splits else "not split yet")
+        parts.append(f"{name} v{v.version}: {v.value.rows} rows, {detail}")
+    return ("done" if split_any else "started"), "; ".join(parts)
+
+
 def phase_status(project: Project) -> list[dict[str, Any]]:
     card = project.card()
     nb_dir = notebooks_dir()
@@ -79,8 +105,13 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
             metrics = card.get("metrics") or []
             if card.get("use_case", {}).get("description") and metrics:
                 state, summary = "done", f"use case and {len(metrics)} success metrics"
+                baseline = _baseline_summary(project)
+                if baseline:
+                    summary += f"; {baseline}"
             elif card.get("use_case") or metrics:
                 state, summary = "started", "project card partly filled"
+        elif n == 2:
+            state, summary = _data_status(project)
         elif n == 3:
             chosen = card.get("model", {}).get("chosen")
             runs = _count(project, PHASE_RECORD_KINDS[3])
