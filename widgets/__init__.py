@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 # public name -> module that defines it
 _LAZY = {
     "ProjectOverview": "widgets.overview",
+    "Annotator": "widgets.annotate",
+    "CardForm": "widgets.card_form",
 }
 
 __all__ = sorted(_LAZY)
