@@ -1,15 +1,48 @@
-"""Phase 2: data collection and preparation — versions, import, profiling, cleaning, splits."""
+"""Phase 2: data collection and preparation — import, profile, clean, split, versions.
 
+Importing this package loads no pandas, scikit-learn or model code; each function loads what it
+needs when it is called.
+"""
+
+from workbench.data.clean import (
+    CleaningError,
+    Step,
+    apply_steps,
+    clean,
+    drop_empty,
+    drop_exact_duplicates,
+    drop_near_duplicates,
+    filter_length,
+    normalize_unicode,
+    normalize_whitespace,
+    step_from_dict,
+)
+from workbench.data.importing import ImportFailed, import_data
+from workbench.data.profile import (
+    DataProfile,
+    exact_duplicates,
+    label_issues,
+    near_duplicates,
+    profile,
+)
+from workbench.data.split import SplitError, check_leakage, load_split, split
 from workbench.data.versions import (
     DatasetError,
     DatasetVersion,
     datasets,
     diff,
+    find_split,
     get_version,
     load,
     save_version,
     versions,
 )
 
-__all__ = ["DatasetError", "DatasetVersion", "datasets", "diff", "get_version", "load",
-           "save_version", "versions"]
+__all__ = [
+    "CleaningError", "DataProfile", "DatasetError", "DatasetVersion", "ImportFailed",
+    "SplitError", "Step", "apply_steps", "check_leakage", "clean", "datasets", "diff",
+    "drop_empty", "drop_exact_duplicates", "drop_near_duplicates", "exact_duplicates",
+    "filter_length", "find_split", "get_version", "import_data", "label_issues", "load",
+    "load_split", "near_duplicates", "normalize_unicode", "normalize_whitespace", "profile",
+    "save_version", "split", "step_from_dict", "versions",
+]
