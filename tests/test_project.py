@@ -222,3 +222,16 @@ def test_two_processes_hammering_one_project_lose_nothing(project, tmp_path):
     assert project.records.count("note") == 2 * n
     assert db.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0] == 2 * (n // 2)
     assert project.card()["counter"] == {"alice": n // 10, "bob": n // 10}
+
+
+def test_card_saves_keep_comments_and_metric_blocks(sample_project):
+    path = sample_project.card_path
+    path.write_text(path.read_text().replace(
+        "monthly_budget_usd = 200", "monthly_budget_usd = 200  # agreed with finance in March"))
+    sample_project.update_card(lambda c: c["metrics"][0].update(target=0.95))
+    sample_project.update_card(lambda c: c.setdefault("model", {}).update(chosen="fake/echo"))
+    text = path.read_text()
+    assert "# The sample project's card" in text and "# agreed with finance in March" in text
+    assert text.count("[[metrics]]") == 3 and "\n\n[constraints]" in text
+    assert sample_project.card()["metrics"][0]["target"] == 0.95
+    assert sample_project.card()["model"] == {"chosen": "fake/echo"}

@@ -82,13 +82,14 @@ class Project:
 
     def update_card(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Read, change and atomically rewrite the card under a lock shared with other processes."""
-        import tomli_w
+        from workbench import tomlcard
 
         with self._card_lock, _file_lock(self.path / ".workbench.lock"):
+            before = self.card_path.read_text(encoding="utf-8")
             card = self.card()
             change(card)
             _check_card(card, self.card_path)
-            atomic_write_text(self.card_path, tomli_w.dumps(card))
+            atomic_write_text(self.card_path, tomlcard.dumps(card, before))
         return card
 
     # -- stored things -----------------------------------------------------------------------
@@ -233,17 +234,18 @@ def init_project(path: str | os.PathLike, *, name: str | None = None, descriptio
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.creating-"))
     try:
-        import tomli_w
+        from workbench import tomlcard
 
+        template = None
         if sample:
-            from workbench.sample import sample_card
+            from workbench.sample import sample_card, sample_card_text
 
-            card = sample_card()
+            card, template = sample_card(), sample_card_text()  # keep its comments
         else:
             card = new_card(name or target.name, description)
         if name:
             card["project"]["name"] = name
-        (staging / CARD_FILE).write_text(tomli_w.dumps(card), encoding="utf-8")
+        (staging / CARD_FILE).write_text(tomlcard.dumps(card, template), encoding="utf-8")
         for sub in SUBDIRS:
             (staging / sub).mkdir()
         Store.create(staging / DB_FILE).close()

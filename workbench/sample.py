@@ -17,8 +17,12 @@ def datasets_dir() -> Path:
     raise FileNotFoundError("The bundled datasets folder is missing; reinstall the workbench.")
 
 
+def sample_card_text() -> str:
+    return (datasets_dir() / "sample_project" / "workbench.toml").read_text(encoding="utf-8")
+
+
 def sample_card() -> dict[str, Any]:
-    card = tomllib.loads((datasets_dir() / "sample_project" / "workbench.toml").read_text())
+    card = tomllib.loads(sample_card_text())
     card["workbench"]["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return card
 
