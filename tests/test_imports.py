@@ -27,3 +27,10 @@ def test_opening_a_project_loads_no_heavy_module(tmp_path):
 
 def test_import_widgets_is_lazy_too():
     assert loaded_after("import widgets") == []
+
+
+def test_llm_embed_stays_the_function_after_its_module_loads():
+    code = ("import workbench.data.profile, workbench.llm.embeddings\n"
+            "from workbench import llm\n"
+            "assert callable(llm.embed) and llm.embed.__module__ == 'workbench.llm.embeddings'")
+    subprocess.run([sys.executable, "-c", code], check=True)

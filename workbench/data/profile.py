@@ -257,7 +257,7 @@ def embed_texts(texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
     shortest first (batches then need little padding) and remembered for the next call."""
     import numpy as np
 
-    from workbench.llm.embed import DIMENSIONS, embed
+    from workbench.llm.embeddings import DIMENSIONS, embed
 
     texts = list(texts)
     out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)

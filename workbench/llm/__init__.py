@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.llm.local import MODEL_ID as BUNDLED_MODEL
 
 if TYPE_CHECKING:
-    from workbench.llm.embed import embed
+    from workbench.llm.embeddings import embed
     from workbench.llm.fake import register_fake
     from workbench.llm.gateway import acomplete, complete, complete_many, stream
     from workbench.llm.registry import ModelInfo, models
@@ -26,7 +26,7 @@ _EXPORTS = {
     "stream": "workbench.llm.gateway",
     "models": "workbench.llm.registry",
     "ModelInfo": "workbench.llm.registry",
-    "embed": "workbench.llm.embed",
+    "embed": "workbench.llm.embeddings",
     "register_fake": "workbench.llm.fake",
 }
 
