@@ -43,6 +43,28 @@ def run_notebook(notebook: Path, project: Project) -> NotebookRun:
     return NotebookRun(notebook.name, not failed, seconds, error)
 
 
+def _phase1_sections(project: Project) -> list[tuple[str, object]]:
+    """The card's architecture sketch and the baseline, when phase 1 has made them."""
+    from workbench.errors import WorkbenchError
+
+    out: list[tuple[str, object]] = []
+    try:
+        from workbench.card import load_card
+        from workbench.sketch import architecture_sketch
+
+        out.append(("Architecture (from the project card)", architecture_sketch(load_card(project))))
+    except WorkbenchError:
+        pass  # no valid card yet: nothing to draw
+    if project.records.count("baseline"):
+        from workbench.baseline import latest_baseline
+
+        baseline = latest_baseline(project).value
+        out.append(("Classical baseline against the targets",
+                    f"<p>{baseline.method}: {baseline.verdict}</p>"
+                    + baseline.checks_frame().to_html(index=False, border=0, na_rep="")))
+    return out
+
+
 def write_tour_report(project: Project, runs: list[NotebookRun]) -> Path:
     import pandas as pd
     import plotly.express as px
@@ -58,6 +80,7 @@ def write_tour_report(project: Project, runs: list[NotebookRun]) -> Path:
                                "seconds": round(r.seconds, 1), "error": r.error} for r in runs])
     calls = spans_frame(project, name="llm.call")
     sections: list[tuple[str, object]] = [("Phases", phases), ("Notebooks run", notebooks)]
+    sections += _phase1_sections(project)
     if not calls.empty:
         calls = calls.sort_values("time")
         fig = px.scatter(calls, x="time", y="latency_s", color="model", symbol="cache_hit",
