@@ -16,6 +16,8 @@ _LAZY = {
     "ProjectOverview": "widgets.overview",
     "Annotator": "widgets.annotate",
     "CardForm": "widgets.card_form",
+    "Playground": "widgets.playground",
+    "ComparisonGrid": "widgets.grid",
 }
 
 __all__ = sorted(_LAZY)

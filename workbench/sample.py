@@ -76,3 +76,49 @@ def prepare_sample_data(project, name: str = SAMPLE_DATASET):
                           drop_near_duplicates(SAMPLE_NEAR_DUPLICATE_THRESHOLD)])
     redact_dataset(project, name)
     return split(project, name, near_duplicate_threshold=SAMPLE_NEAR_DUPLICATE_THRESHOLD)
+
+
+SAMPLE_PROMPT = "triage"
+
+
+def save_sample_prompt(project, name: str = SAMPLE_PROMPT):
+    """Save the sample classification prompt (a role in the system prompt, the labels of the
+    split dataset) as prompt ``name``, for notebooks that start after phase 4."""
+    from workbench.data.versions import find_split
+    from workbench.prompts import save_prompt, starter_prompts
+
+    split = find_split(project, prefer=SAMPLE_DATASET)
+    labels = (split.value.labels if split else None) or \
+        ["account", "billing", "other", "shipping", "technical"]
+    return save_prompt(project, name, starter_prompts(labels)["role_system"])
+
+
+def missing_prerequisites(project, phase: int) -> list[str]:
+    """What a notebook of ``phase`` needs from earlier phases and the project lacks:
+    "card" (phase 1), "data" (a split dataset, phase 2), "prompt" (phase 4)."""
+    from workbench.data.versions import find_split
+
+    missing = []
+    if phase > 1 and not project.card().get("use_case"):
+        missing.append("card")
+    if phase > 2 and find_split(project, prefer=SAMPLE_DATASET) is None:
+        missing.append("data")
+    if phase in (3, 5, 6, 7, 8, 9) and not project.records.count("prompt"):
+        missing.append("prompt")
+    return missing
+
+
+def fill_prerequisites(project, phase: int) -> list[str]:
+    """Fill what ``missing_prerequisites`` reports from the sample project; returns what it did."""
+    done = []
+    for need in missing_prerequisites(project, phase):
+        if need == "card":
+            fill_sample_card(project)
+            done.append("the sample project card")
+        elif need == "data":
+            prepare_sample_data(project)
+            done.append("the sample data, cleaned, redacted and split")
+        elif need == "prompt":
+            save_sample_prompt(project)
+            done.append(f"the sample prompt '{SAMPLE_PROMPT}'")
+    return done

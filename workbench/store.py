@@ -84,6 +84,47 @@ def m003_llm_cache(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_runs(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            name TEXT,
+            prompt TEXT NOT NULL,
+            prompt_version INTEGER,
+            model TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            dataset_version INTEGER,
+            split TEXT,
+            status TEXT NOT NULL,
+            config TEXT NOT NULL,
+            totals TEXT
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE run_items (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            item_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            messages TEXT,
+            output TEXT,
+            parsed TEXT,
+            parse_ok INTEGER,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            latency_s REAL,
+            cost_usd REAL,
+            cached INTEGER,
+            error TEXT,
+            scores TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        )"""
+    )
+    db.execute("CREATE INDEX runs_by_created ON runs (created_at)")
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 

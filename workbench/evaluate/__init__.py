@@ -1,0 +1,33 @@
+"""Evaluation: scorers for single items and aggregate metrics over a run.
+
+Importing this package loads neither scikit-learn nor pandas; ``classification_report`` does,
+when called. Later parts of phase 6 (judges, calibration, statistics, red-teaming, load tests)
+live beside ``scorers`` in this package.
+"""
+
+from workbench.evaluate.scorers import (
+    ClassificationMetrics,
+    Score,
+    Scorer,
+    UnknownScorer,
+    canonical_label,
+    classification_report,
+    contains,
+    default_scorers,
+    exact_match,
+    json_valid,
+    normalize_text,
+    normalized_match,
+    parsed_ok,
+    regex,
+    register_scorer,
+    scorer_from_spec,
+    scorer_names,
+)
+
+__all__ = [
+    "ClassificationMetrics", "Score", "Scorer", "UnknownScorer", "canonical_label",
+    "classification_report", "contains", "default_scorers", "exact_match", "json_valid",
+    "normalize_text", "normalized_match", "parsed_ok", "regex", "register_scorer",
+    "scorer_from_spec", "scorer_names",
+]
