@@ -119,15 +119,18 @@ def overhead(base: Path) -> None:
 
     project = make_project(base / "overhead")
     run_once(project, limit=64)  # warm: litellm imported, threads and connections made
-    cpu = time.process_time()
-    run = run_once(project)
-    cpu = time.process_time() - cpu
-    wall = run.totals["wall_s"]
+    runs = []
+    for _ in range(3):
+        cpu = time.process_time()
+        run = run_once(project)
+        runs.append((run.totals["wall_s"], time.process_time() - cpu, run))
+    wall, cpu, run = min(runs, key=lambda r: r[0])
     items = run.items
     beyond = items["latency_s"].mean() - LATENCY_S
     print(f"1. {ITEMS} items, {MODEL}, concurrency {CONCURRENCY}, cache off "
           f"(ideal {IDEAL_S:.2f} s)")
-    print(f"   in-process (run's own timer): {wall:.2f} s = {wall / IDEAL_S:.2f} x ideal; "
+    print(f"   in-process (run's own timer), best of 3: {wall:.2f} s = {wall / IDEAL_S:.2f} x "
+          f"ideal (all: {', '.join(f'{r[0] / IDEAL_S:.2f}' for r in runs)} x); "
           f"{run.totals['items_per_s']:.0f} items/s")
     print(f"   overhead per item: {(wall - IDEAL_S) / ITEMS * 1000:.2f} ms of wall time "
           f"(amortised), {beyond * 1000:.1f} ms beyond the model's 50 ms in each item's own "
@@ -210,14 +213,24 @@ def kill_and_resume(base: Path, sig: signal.Signals) -> None:
                 proc.send_signal(sig)
                 break
         time.sleep(0.005)
-    proc.communicate()
+    try:
+        proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        print(f"   {sig.name}: the run did not stop within 120 s of the signal")
+        return
     db.close()
     before = stored_ids(db_path, run_id)
     status = sqlite3.connect(db_path).execute("SELECT status FROM runs WHERE run_id = ?",
                                               (run_id,)).fetchone()[0]
     called_first = set(logged(first_log))
     resume = spawn("resume", str(folder), run_id, str(second_log))
-    out, err = resume.communicate()
+    try:
+        out, err = resume.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        resume.kill()
+        print(f"   {sig.name}: the resumed run did not finish within 300 s")
+        return
     if resume.returncode:
         print(err[-2000:])
         return

@@ -317,3 +317,12 @@ def test_phase_one_modules_import_light():
             "'anywidget']; loaded = [m for m in heavy if m in sys.modules]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_run_cost_limit_is_a_known_constraint(sample_project):
+    from workbench.card import load_card
+    from workbench.runs import run_cost_limit
+
+    sample_project.update_card(lambda c: c["constraints"].update(run_cost_limit_usd=0.5))
+    assert load_card(sample_project).constraints.run_cost_limit_usd == 0.5
+    assert run_cost_limit(sample_project) == 0.5

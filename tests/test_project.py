@@ -240,3 +240,15 @@ def test_card_saves_keep_comments_and_metric_blocks(sample_project):
     assert text.count("[[metrics]]") == 3 and "\n\n[constraints]" in text
     assert sample_project.card()["metrics"][0]["target"] == 0.95
     assert sample_project.card()["model"] == {"chosen": "fake/echo"}
+
+
+def test_an_interrupted_write_releases_the_lock(project):
+    with pytest.raises(KeyboardInterrupt):
+        with project.store.write() as db:
+            db.execute("INSERT INTO meta VALUES ('half', 'written')")
+            raise KeyboardInterrupt
+    assert not project.store.db.in_transaction
+    other = sqlite3.connect(project.path / "workbench.db", timeout=1)
+    other.execute("BEGIN IMMEDIATE")  # would time out if the lock were still held
+    other.rollback()
+    assert project.store.db.execute("SELECT value FROM meta WHERE key='half'").fetchone() is None

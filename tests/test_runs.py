@@ -344,3 +344,37 @@ def test_importing_runs_loads_no_heavy_module():
             "if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_ctrl_c_stops_between_items_and_keeps_every_finished_one(project, prompts, tickets):
+    import os
+    import signal
+
+    from workbench.runs import load_run, resume_run, start_run
+
+    make_prompt(project, prompts)
+    script = Scripted(_seven_of_ten(), hold_s=0.02)
+    original = script.reply
+
+    pressed = []
+
+    def reply(messages):
+        answer = original(messages)
+        if script.total >= 3 and not pressed:  # the user presses Ctrl-C once, mid-run
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return answer
+
+    script.reply = reply
+    fake.register_fake("scripted", reply)
+    with pytest.raises(KeyboardInterrupt):
+        start_run(project, "intent", dataset=tickets, model=script.model, concurrency=2,
+                  cache=False, progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    (run_id,) = [r[0] for r in project.store.db.execute("SELECT run_id FROM runs")]
+    interrupted = load_run(project, run_id)
+    # the items in flight finished and were kept: every item the model was asked about
+    assert interrupted.status == "interrupted"
+    assert set(interrupted.items["input"]) == set(script.calls) and len(script.calls) < 10
+    resumed = resume_run(project, run_id, progress=False)
+    assert resumed.status == "finished" and set(script.calls.values()) == {1}

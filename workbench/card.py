@@ -187,6 +187,9 @@ class Constraints(_Section):
     monthly_budget_usd: float | None = Field(default=None, ge=0)
     expected_requests_per_day: int | None = Field(default=None, ge=0)
     latency_budget_s: float | None = Field(default=None, gt=0)
+    # The most one evaluation or comparison run may cost before it asks for confirmation
+    # (phases 3, 4 and 6); without it, a tenth of the monthly budget.
+    run_cost_limit_usd: float | None = Field(default=None, ge=0)
     privacy: list[str] = Field(default_factory=list)
 
     @field_validator("privacy")

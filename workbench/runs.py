@@ -700,7 +700,6 @@ def _execute(project: Project, run_id: str, todo: list[tuple[int, dict[str, Any]
     started = time.perf_counter()
     workers = [threading.Thread(target=worker, name=f"workbench-run-{i}", daemon=True)
                for i in range(max(1, min(concurrency, len(todo))))]
-    restore = _sigterm_as_interrupt()
     status = "finished"
     interrupt: BaseException | None = None
     failure: BaseException | None = None
@@ -730,43 +729,49 @@ def _execute(project: Project, run_id: str, todo: list[tuple[int, dict[str, Any]
             report(len(rows))
         return True
 
-    try:
-        for w in workers:
-            w.start()
+    def busy() -> bool:
+        return any(w.is_alive() for w in workers) or not results.empty()
+
+    with _SignalsAsFlags() as signals:
         try:
-            while any(w.is_alive() for w in workers) or not results.empty():
-                drain(0.1)
-                if interrupt is not None:
-                    raise KeyboardInterrupt
-                if failure is not None:
-                    for w in workers:  # let the items in flight land, then stop
-                        w.join()
-                    while drain(0):
-                        pass
-                    raise failure
-        except KeyboardInterrupt as exc:
-            interrupt = interrupt or exc
-            stop.set()
-            in_flight = sum(w.is_alive() for w in workers)
-            if in_flight:
-                print(f"\nInterrupted: finishing {in_flight} item(s) in flight "
-                      "(Ctrl-C again to abandon them).", file=sys.stderr)
+            for w in workers:
+                w.start()
             try:
-                while any(w.is_alive() for w in workers) or not results.empty():
+                while busy():
                     drain(0.1)
-            except KeyboardInterrupt:
-                pass
-            status = "interrupted"
-    except BaseException:
-        status = "failed"
-        raise
-    finally:
-        restore()
-        stop.set()
-        segment.wall_s = time.perf_counter() - started
-        if bar is not None:
-            bar.close()
-        _finish(project, run_id, status, segment)
+                    if signals.count and interrupt is None:
+                        interrupt = KeyboardInterrupt()
+                    if interrupt is not None:
+                        raise KeyboardInterrupt
+                    if failure is not None:
+                        for w in workers:  # let the items in flight land, then stop
+                            w.join()
+                        while drain(0):
+                            pass
+                        raise failure
+            except KeyboardInterrupt as exc:
+                interrupt = interrupt or exc
+                stop.set()
+                abandon_at = signals.count + 1
+                in_flight = sum(w.is_alive() for w in workers)
+                if in_flight:
+                    print(f"\nInterrupted: finishing {in_flight} item(s) in flight "
+                          "(Ctrl-C again to abandon them).", file=sys.stderr)
+                try:
+                    while busy() and signals.count < abandon_at:
+                        drain(0.1)
+                except KeyboardInterrupt:  # raised by a handler we could not replace
+                    pass
+                status = "interrupted"
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            stop.set()
+            segment.wall_s = time.perf_counter() - started
+            if bar is not None:
+                bar.close()
+            _finish(project, run_id, status, segment)
     if interrupt is not None:
         print(f"Run {run_id} interrupted after {done} of {total} items; "
               f"resume it with resume_run(project, {run_id!r}).", file=sys.stderr)
@@ -774,23 +779,38 @@ def _execute(project: Project, run_id: str, todo: list[tuple[int, dict[str, Any]
             else KeyboardInterrupt
 
 
-def _sigterm_as_interrupt() -> Callable[[], None]:
-    """While a run is going in the main thread, SIGTERM stops it like Ctrl-C does (finished
-    items are kept and the run can be resumed) instead of killing the process mid-write."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous not in (signal.SIG_DFL, None):
-            return lambda: None  # someone else handles SIGTERM: leave it to them
+class _SignalsAsFlags:
+    """While a run goes on in the main thread, Ctrl-C (SIGINT) and SIGTERM only count; the loop
+    checks the count between writes. An exception raised by a signal in the middle of a
+    database write could leave a transaction open (and every other writer of the project
+    waiting); this way the run stops between items, keeps every finished one and can be
+    resumed. Handlers someone else installed (not Python's defaults) are left alone."""
 
-        def on_term(signum, frame):
-            raise KeyboardInterrupt
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: dict[int, Any] = {}
 
-        signal.signal(signal.SIGTERM, on_term)
-    except (ValueError, OSError):
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> _SignalsAsFlags:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum, default in ((signal.SIGINT, signal.default_int_handler),
+                                (signal.SIGTERM, signal.SIG_DFL)):
+            try:
+                previous = signal.getsignal(signum)
+                if previous is not default:
+                    continue
+                signal.signal(signum, self._on_signal)
+                self._previous[signum] = previous
+            except (ValueError, OSError):
+                continue
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 # -- totals --------------------------------------------------------------------------------------

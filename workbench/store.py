@@ -237,20 +237,22 @@ class Store:
         """A write transaction. BEGIN IMMEDIATE takes the write lock up front, so two writers wait
         for each other (busy timeout) instead of failing with "database is locked" on upgrade."""
         db = self.db
-        for attempt in range(50):
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:  # busy beyond the timeout: keep waiting
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(min(0.05 * (attempt + 1), 1.0))
-        else:  # pragma: no cover - would need a writer holding the lock for many minutes
-            raise sqlite3.OperationalError("database is locked")
         try:
+            for attempt in range(50):
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:  # busy beyond the timeout: keep waiting
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    time.sleep(min(0.05 * (attempt + 1), 1.0))
+            else:  # pragma: no cover - would need a writer holding the lock for many minutes
+                raise sqlite3.OperationalError("database is locked")
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            # Also when Ctrl-C lands right after BEGIN: never leave the write lock held.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         else:
             db.execute("COMMIT")

@@ -1,0 +1,217 @@
+"""Judge calibration: does the judge agree with people? Only then may its scores gate anything.
+
+    >>> a = agreement(judge_labels, human_labels)     # lists, or dicts / Series by item id
+    >>> a.percent, a.kappa, a.trusted
+    (0.85, 0.69, True)
+    >>> calibrate(project, "helpful@openai/gpt-4o-mini", judge_labels, human_labels, bar=0.6)
+    >>> require_trusted(project, "helpful@openai/gpt-4o-mini")   # what CI gates call
+
+Percent agreement flatters a judge when one label dominates (a judge that always says "pass" agrees
+90% with people who pass 90% of items), so trust is decided on **Cohen's kappa**
+(scikit-learn's ``cohen_kappa_score``): agreement beyond what chance would give. A common reading
+(Landis & Koch): below 0.4 poor to fair, 0.4-0.6 moderate, 0.6-0.8 substantial, above 0.8
+almost perfect. The default bar is 0.6. For ordinal scores (1-5) ``weights="quadratic"`` counts a
+4 against a 5 as a near miss.
+
+Each calibration is stored as a ``JudgeTrust`` record (kind ``"judge_trust"``, named after the
+judge); the latest one decides.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from workbench.errors import RecordNotFound, WorkbenchError
+from workbench.records import Record, Stored
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.project import Project
+
+DEFAULT_BAR = 0.6
+MIN_ITEMS = 10  # fewer labelled items than this cannot make a judge trusted
+
+Labels = Sequence[Any] | Mapping[Any, Any]  # or a pandas Series keyed by item id
+
+
+class UntrustedJudge(WorkbenchError):
+    """A judge that was not calibrated, or agreed with people less than the bar asks."""
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How well a judge agrees with people on the same items."""
+
+    n: int
+    percent: float  # share of items with the same label
+    kappa: float  # Cohen's kappa (NaN when it is undefined: one label only)
+    bar: float
+    trusted: bool
+    confusion: pd.DataFrame = field(repr=False)  # rows: human, columns: judge
+    disagreements: pd.DataFrame = field(repr=False)  # item_id, judge, human
+    weights: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why the judge is or is not trusted, in a sentence."""
+        kappa = "undefined" if self.kappa != self.kappa else f"{self.kappa:.2f}"
+        if self.n < MIN_ITEMS:
+            return (f"Only {self.n} items were labelled by both; at least {MIN_ITEMS} are needed "
+                    "to trust a judge.")
+        if self.kappa != self.kappa:
+            return ("Cohen's kappa is undefined (every label is the same), so agreement beyond "
+                    "chance cannot be shown; label a sample with both outcomes.")
+        verdict = "trusted" if self.trusted else "not trusted"
+        side = "at or above" if self.trusted else "below"
+        return (f"The judge agrees with people on {self.percent:.0%} of {self.n} items, "
+                f"kappa {kappa} ({_strength(self.kappa)}), {side} the bar of {self.bar:g}: "
+                f"{verdict}.")
+
+    def _repr_markdown_(self) -> str:
+        return f"**Judge calibration:** {self.reason}"
+
+
+def _strength(kappa: float) -> str:
+    for limit, word in ((0.0, "worse than chance"), (0.2, "slight"), (0.4, "fair"),
+                        (0.6, "moderate"), (0.8, "substantial")):
+        if kappa < limit:
+            return word
+    return "almost perfect"
+
+
+def _aligned(judge_labels: Labels, human_labels: Labels) -> tuple[list[Any], list[Any],
+                                                                  list[Any]]:
+    """(item ids, judge labels, human labels) over the items both labelled. Mappings and Series
+    are matched by key; sequences by position. Missing labels (None, NaN) are left out."""
+    def as_mapping(labels: Any) -> Mapping[Any, Any] | None:
+        if isinstance(labels, Mapping):
+            return labels
+        if hasattr(labels, "to_dict") and hasattr(labels, "index"):
+            return labels.to_dict()
+        return None
+
+    j, h = as_mapping(judge_labels), as_mapping(human_labels)
+    if (j is None) != (h is None):
+        raise ValueError("Give both label sets as sequences (same order) or both keyed by item "
+                         "id (dicts or Series).")
+    if j is None:
+        judge_list, human_list = list(judge_labels), list(human_labels)
+        if len(judge_list) != len(human_list):
+            raise ValueError(f"The judge labelled {len(judge_list)} items and people "
+                             f"{len(human_list)}; give labels for the same items.")
+        ids: list[Any] = list(range(len(judge_list)))
+        j, h = dict(zip(ids, judge_list, strict=True)), dict(zip(ids, human_list, strict=True))
+    keys = [k for k in j if k in h and not _missing(j[k]) and not _missing(h[k])]
+    return keys, [_label(j[k]) for k in keys], [_label(h[k]) for k in keys]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _label(value: Any) -> Any:
+    """numpy scalars as plain Python values; whole floats as ints (a 4.0 score is a 4)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAULT_BAR,
+              weights: Literal["linear", "quadratic"] | None = None) -> Agreement:
+    """Agreement between a judge and people on the same items: percent agreement, Cohen's
+    kappa, the confusion matrix (rows: people, columns: judge) and the items they disagree on.
+    The judge is trusted when kappa ≥ ``bar`` over at least 10 items."""
+    import warnings
+
+    import pandas as pd
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    ids, judged, human = _aligned(judge_labels, human_labels)
+    n = len(ids)
+    labels = sorted({*judged, *human}, key=lambda v: (str(type(v)), v))
+    if n == 0:
+        empty = pd.DataFrame(columns=["item_id", "judge", "human"])
+        return Agreement(0, math.nan, math.nan, bar, False, pd.DataFrame(), empty, weights)
+    percent = sum(a == b for a, b in zip(judged, human, strict=True)) / n
+    with warnings.catch_warnings():  # one label only: sklearn warns; the reason says it
+        warnings.simplefilter("ignore")
+        kappa = float(cohen_kappa_score(judged, human, labels=labels, weights=weights))
+        matrix = confusion_matrix(human, judged, labels=labels)
+    confusion = pd.DataFrame(matrix, index=pd.Index(labels, name="human"),
+                             columns=pd.Index(labels, name="judge"))
+    disagreements = pd.DataFrame(
+        [{"item_id": i, "judge": a, "human": b}
+         for i, a, b in zip(ids, judged, human, strict=True) if a != b],
+        columns=["item_id", "judge", "human"])
+    trusted = n >= MIN_ITEMS and kappa == kappa and kappa >= bar
+    return Agreement(n, percent, kappa, bar, trusted, confusion, disagreements, weights)
+
+
+class JudgeTrust(Record):
+    """The outcome of calibrating one judge against human labels."""
+
+    kind: ClassVar[str] = "judge_trust"
+    judge_name: str
+    trusted: bool
+    bar: float
+    kappa: float | None
+    percent: float | None
+    n: int
+    disagreements: int
+    weights: str | None = None
+    reason: str = ""
+
+
+def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_labels: Labels, *,
+              bar: float = DEFAULT_BAR,
+              weights: Literal["linear", "quadratic"] | None = None) -> Stored[JudgeTrust]:
+    """Compare a judge with people and record whether it is trusted (``JudgeTrust``).
+
+    ``judge_name`` is how gates refer to the judge (``judge.judge_name(rubric, model)``)."""
+    result = agreement(judge_labels, human_labels, bar=bar, weights=weights)
+
+    def finite(x: float) -> float | None:
+        return None if x != x else float(x)
+
+    record = JudgeTrust(judge_name=judge_name, trusted=result.trusted, bar=bar,
+                        kappa=finite(result.kappa), percent=finite(result.percent), n=result.n,
+                        disagreements=len(result.disagreements), weights=weights,
+                        reason=result.reason)
+    return project.records.save(judge_name, record)
+
+
+def trust_of(project: Project, judge_name: str) -> Stored[JudgeTrust] | None:
+    """The latest calibration of a judge, or None when it was never calibrated."""
+    try:
+        return project.records.get(JudgeTrust, judge_name)
+    except RecordNotFound:
+        return None
+
+
+def is_trusted(project: Project, judge_name: str) -> bool:
+    stored = trust_of(project, judge_name)
+    return bool(stored and stored.value.trusted)
+
+
+def require_trusted(project: Project, judge_name: str) -> Stored[JudgeTrust]:
+    """Raise ``UntrustedJudge`` unless the judge's latest calibration trusts it."""
+    stored = trust_of(project, judge_name)
+    if stored is None:
+        known = project.records.names(JudgeTrust)
+        raise UntrustedJudge(
+            f"The judge '{judge_name}' has not been calibrated against human labels, so its "
+            "scores cannot gate anything.",
+            "Label a sample of its items and run calibrate(project, judge_name, judge_labels, "
+            f"human_labels) (phase 6). Calibrated judges: {known or 'none yet'}.")
+    if not stored.value.trusted:
+        raise UntrustedJudge(
+            f"The judge '{judge_name}' is not trusted: {stored.value.reason}",
+            "Improve the rubric (clearer criteria, a reference answer) or pick a stronger "
+            "judge model, then calibrate again on freshly labelled items.")
+    return stored
