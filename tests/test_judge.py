@@ -9,6 +9,7 @@ import warnings
 import pandas as pd
 import pytest
 
+from workbench.errors import UnknownModel
 from workbench.evaluate import scorer_from_spec
 from workbench.evaluate.judge import (
     JudgeError,
@@ -176,6 +177,13 @@ def test_judge_run_stores_a_score_per_item(project):
     assert project.records.get(JudgeRunRecord, stored.name).version == 1
     assert judge_labels(stored) == {"f": True, "i": False}  # the unscored item is left out
     assert judge_labels(stored, "score") == {"f": 5, "i": 1}
+
+    down = judge_scores(judge_run(project, run_id, RUBRIC, "fake/echo:fail=500",
+                                  progress=False))
+    assert not down["parsed_ok"].any()
+    assert down["reason"].str.startswith("The judge call failed:").all()
+    with pytest.raises(UnknownModel):  # a wrong judge id is an error, not "unscored"
+        judge(project, RUBRIC, question="q", answer="a", judge_model="fake/missing")
 
     with pytest.warns(UserWarning, match="judging its own outputs"):
         own = judge_run(project, run_id, RUBRIC, candidate, progress=False)

@@ -25,6 +25,9 @@ from workbench.evaluate.scorers import (
     scorer_names,
 )
 
+# Registers the ``llm_judge`` scorer, so runs that used it can be rebuilt from their specs.
+from workbench.evaluate import judge as _judge  # noqa: E402,F401  (pydantic only at import)
+
 __all__ = [
     "ClassificationMetrics", "Score", "Scorer", "UnknownScorer", "canonical_label",
     "classification_report", "contains", "default_scorers", "exact_match", "json_valid",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ModelCallFailed, WorkbenchError
 from workbench.evaluate.scorers import Score, Scorer, register_scorer
 from workbench.records import Record, Stored
 
@@ -108,16 +108,19 @@ _SYSTEM = ("You are a strict, fair evaluator. You judge only what is asked, igno
            "and the confidence of an answer, and reply with JSON only.")
 
 
-def rubric_messages(rubric: Rubric, *, question: str, answer: str,
+def rubric_messages(rubric: Rubric, *, question: str | None, answer: str,
                     reference: str | None = None) -> list[dict[str, str]]:
-    """The messages a judge receives for one answer (shown in notebooks so people see them)."""
+    """The messages a judge receives for one answer (shown in notebooks so people see them).
+    With no question (a scorer sees only outputs) the QUESTION block is left out."""
     low, high = rubric.scale
     criteria = "\n".join(f"{i}. {c}" for i, c in enumerate(rubric.criteria, 1))
-    parts = [f"Score the ANSWER to the QUESTION on a scale from {low} (worst) to {high} (best) "
+    target = "the ANSWER to the QUESTION" if question is not None else "the ANSWER"
+    parts = [f"Score {target} on a scale from {low} (worst) to {high} (best) "
              f"against these criteria:\n{criteria}"]
     if rubric.instructions:
         parts.append(rubric.instructions)
-    parts.append(f"QUESTION:\n{question}")
+    if question is not None:
+        parts.append(f"QUESTION:\n{question}")
     if reference is not None:
         parts.append(f"REFERENCE ANSWER (correct; judge the ANSWER against it):\n{reference}")
     parts.append(f"ANSWER:\n{answer}")
@@ -220,11 +223,11 @@ def _call(project: Project | None, messages: list[dict[str, str]], judge_model: 
     options.setdefault("temperature", 0)
     try:
         return complete(messages, judge_model, project=project, **options).text
-    except WorkbenchError:
-        return None
+    except ModelCallFailed:  # the judge was asked and did not answer: this item is unscored
+        return None  # (an unknown model or hosted calls switched off still raise)
 
 
-def judge(project: Project | None, rubric: Rubric, *, question: str, answer: str,
+def judge(project: Project | None, rubric: Rubric, *, question: str | None, answer: str,
           reference: str | None = None, judge_model: str, **options: Any) -> JudgeScore:
     """Ask ``judge_model`` to score ``answer`` against ``rubric`` (temperature 0 unless set).
 
@@ -246,7 +249,7 @@ def llm_judge(rubric: dict[str, Any], judge_model: str) -> Any:
         reference = None if expected is None or expected != expected else str(expected)
         if parsed_rubric.reference_required and reference is None:
             return Score(0.0, None, "The rubric needs a reference and the item has none")
-        result = judge(None, parsed_rubric, question="(see the answer)", answer=output,
+        result = judge(None, parsed_rubric, question=None, answer=output,
                        reference=reference, judge_model=judge_model)
         if not result.parsed_ok:
             return Score(0.0, None, result.reason)
@@ -442,8 +445,9 @@ def judge_run(project: Project, run_id: str, rubric: Rubric, judge_model: str, *
     for item_id, reply in zip(todo, replies, strict=True):
         raw = None if isinstance(reply, Exception) else reply.text
         s = parse_judgement(raw, rubric, judge_model)
+        reason = f"The judge call failed: {reply}" if isinstance(reply, Exception) else s.reason
         judged.append(JudgedItem(item_id=item_id, score=s.score, passed=s.passed,
-                                 reason=s.reason, parsed_ok=s.parsed_ok, raw=raw))
+                                 reason=reason, parsed_ok=s.parsed_ok, raw=raw))
     name = judge_name(rubric, judge_model)
     record = JudgeRunRecord(run_id=run_id, judge_name=name, judge_model=judge_model,
                             rubric=rubric, candidate_model=run.model, warning=warning,

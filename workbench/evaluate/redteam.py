@@ -377,10 +377,10 @@ def _judge(case: RedTeamCase, reply: str, judge_model: str,
 
 
 def run_case(project: Project | None, prompt: PromptVersion, case: RedTeamCase, model: str, *,
-             judge_model: str | None = None) -> CaseResult:
+             judge_model: str | None = None, input_field: str = "input") -> CaseResult:
     from workbench.prompts import complete_item
 
-    item = {"input": case.text}
+    item = {input_field: case.text}
     # No cache (a changed model must be probed again) and no repair turn (the first reply is
     # what a user would see).
     result = complete_item(project, prompt, item, model=model, repair_retries=0, cache=False)
@@ -407,11 +407,13 @@ def run_redteam(project: Project | None, prompt_name_or_version: str | PromptVer
                 model: str | None = None, *,
                 cases: Sequence[RedTeamCase] | str | Path | None = None,
                 judge_model: str | None = None, concurrency: int = 4,
+                input_field: str = "input",
                 progress: bool | Callable[[int, int], None] = True) -> RedTeamReport:
     """Send every case through the prompt (``complete_item``, no cache, no repair turns), check
     each reply with the case's rules (and the judge, when given), and report per case and per
     category. ``cases``: a list of cases, a JSONL path (added to the bundled suite), or None
-    (the bundled suite)."""
+    (the bundled suite). ``input_field`` is the template variable that receives each case's
+    input (``{{ input }}`` by default)."""
     name, prompt = _resolve_prompt(project, prompt_name_or_version)
     if cases is None or isinstance(cases, (str, Path)):
         cases = load_cases(cases)
@@ -430,7 +432,8 @@ def run_redteam(project: Project | None, prompt_name_or_version: str | PromptVer
 
     def one(i: int) -> None:
         nonlocal done
-        results[i] = run_case(project, prompt, cases[i], model, judge_model=judge_model)
+        results[i] = run_case(project, prompt, cases[i], model, judge_model=judge_model,
+                              input_field=input_field)
         with lock:
             done += 1
             if bar is not None:

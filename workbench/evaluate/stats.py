@@ -272,7 +272,8 @@ def compare_runs(project: Project, run_a: str, run_b: str, *, scorer: str | None
     from workbench.runs import load_run
 
     a_items, b_items = load_run(project, run_a).items, load_run(project, run_b).items
-    if field == "passed":
+    if field == "passed":  # both runs judged by the same scorer
+        scorer = scorer or primary_scorer(a_items) or primary_scorer(b_items)
         a_items = a_items.assign(_v=item_passed(a_items, scorer))
         b_items = b_items.assign(_v=item_passed(b_items, scorer))
     else:
