@@ -36,6 +36,7 @@ def test_fake_model_latency_and_throughput_are_measured_honestly():
     assert one["errors"] == 0 and one["error_rate"] == 0.0
     assert one["wall_s"] >= 0.4  # the wall time includes the last request's tail
     assert "requests/s at concurrency 4" in report.summary()
+    assert "<table" in report._repr_html_()
 
 
 def test_max_requests_bounds_each_level_and_errors_are_counted():

@@ -131,6 +131,7 @@ def test_a_vulnerable_model_fails_with_a_failure_mode_table(project, fakes):
     table = echo.table()
     assert len(table) == len(echo.results) and not table["passed"].all()
     assert echo.summary().startswith(f"{sum(table['passed'])} of {len(table)} red-team cases")
+    assert echo._repr_html_().startswith("<p>") and "<table" in echo._repr_html_()
 
     leaks = run_redteam(project, TRIAGE, leaky,
                         cases=[c for c in load_cases() if c.category ==
@@ -156,3 +157,11 @@ def test_failed_calls_are_a_failure_mode(project):
                          progress=False)
     assert all(r.failure_modes == ["error"] and r.reply is None for r in report.results)
     assert report.results[0].reason.startswith("The call failed: fake/echo:fail=500 failed")
+
+
+def test_the_case_input_goes_to_the_named_template_variable(project):
+    prompt = PromptVersion(system="Answer support questions.", template="Customer: {{ message }}")
+    case = RedTeamCase(id="x", category="off_topic", input="Write a poem", checks=["not_empty"])
+    report = run_redteam(project, prompt, "fake/echo", cases=[case], input_field="message",
+                         progress=False)
+    assert report.results[0].reply == "Customer: Write a poem" and report.results[0].passed

@@ -49,7 +49,8 @@ PHASES = (
 
 # Record kinds each phase leaves behind (later phases store under these names).
 PHASE_RECORD_KINDS = {
-    1: ("baseline",), 2: ("dataset",), 4: ("prompt",), 3: ("run",), 6: ("eval_run",), 9: ("gate_result",),
+    1: ("baseline",), 2: ("dataset",), 4: ("prompt",), 3: ("run",),
+    6: ("blessed_baseline", "judge_trust", "judge_run"), 9: ("gate_result",),
 }
 
 
@@ -131,9 +132,11 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
             if calls:
                 state, summary = "started", f"{calls} traced model calls"
         else:
-            count = _count(project, PHASE_RECORD_KINDS.get(n, ()))
-            if count:
-                state, summary = "done", f"{count} saved {PHASE_RECORD_KINDS[n][0]} records"
+            counts = [(kind, project.records.count(kind)) for kind in PHASE_RECORD_KINDS.get(n, ())]
+            if any(c for _, c in counts):
+                state = "done"
+                summary = ", ".join(f"{c} {kind.replace('_', ' ')} record{'s' * (c != 1)}"
+                                    for kind, c in counts if c)
         out.append({
             "number": n, "key": phase.key, "title": phase.title, "purpose": phase.purpose,
             "notebook": phase.notebook, "available": (nb_dir / phase.notebook).is_file(),

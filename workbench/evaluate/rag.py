@@ -507,8 +507,8 @@ def evaluate_rag(project: Project | None, items: Sequence[QAItem], retriever: Re
                  model: str | None = None, *, k: int = 3, judge_model: str | None = None,
                  progress: bool = True) -> pd.DataFrame:
     """Answer every item and score it: the id-based metrics always, the four judged Ragas
-    metrics when ``judge_model`` is given. One row per item, metrics in columns, reasons in
-    ``<metric>_reason``."""
+    metrics when ``judge_model`` is given (answer relevancy embeds with the retriever's
+    embeddings). One row per item, metrics in columns, reasons in ``<metric>_reason``."""
     import pandas as pd
 
     rows = []
@@ -529,7 +529,8 @@ def evaluate_rag(project: Project | None, items: Sequence[QAItem], retriever: Re
                                    judge_model, project=project),
                 faithfulness(item.question, result.answer, result.contexts, judge_model,
                              project=project),
-                answer_relevancy(item.question, result.answer, judge_model, project=project),
+                answer_relevancy(item.question, result.answer, judge_model, project=project,
+                                 embed_fn=retriever.embed_fn),
             ]
         row = {"id": item.id, "question": item.question, "answer": result.answer,
                "reference": item.reference, "retrieved": [c.doc_id for c in result.chunks],
