@@ -72,7 +72,7 @@ def test_specs_rebuild_the_same_scorer():
     assert {"exact_match", "normalized_match", "contains", "regex", "json_valid",
             "parsed_ok"} <= set(scorer_names())
     with pytest.raises(UnknownScorer, match="Known scorers"):
-        scorer_from_spec({"name": "bleu"})
+        scorer_from_spec({"name": "no_such_scorer"})
     with pytest.raises(UnknownScorer, match="cannot take"):
         scorer_from_spec({"name": "regex", "args": {"patern": "x"}})
 

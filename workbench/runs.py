@@ -579,7 +579,10 @@ class _Never(Exception):
 
 
 def _score(scorers: Sequence[Scorer], output: str | None, expected: Any, parsed: Any,
-           parse_ok: bool | None) -> dict[str, dict[str, Any]]:
+           parse_ok: bool | None, item: dict[str, Any] | None = None
+           ) -> dict[str, dict[str, Any]]:
+    """Every scorer's verdict on one item; ``item`` (input, latency_s, cost_usd, ...) reaches
+    the scorers that ask for it (budgets, the judge)."""
     scores: dict[str, dict[str, Any]] = {}
     for scorer in scorers:
         key = scorer.name
@@ -587,7 +590,7 @@ def _score(scorers: Sequence[Scorer], output: str | None, expected: Any, parsed:
         while key in scores:
             key, n = f"{scorer.name}_{n}", n + 1
         try:
-            s = scorer(output, expected, parsed=parsed, parse_ok=parse_ok)
+            s = scorer(output, expected, parsed=parsed, parse_ok=parse_ok, item=item)
             scores[key] = {"value": s.value, "passed": s.passed, "reason": s.reason}
         except Exception as exc:  # a broken scorer should not lose the model's answer
             scores[key] = {"value": None, "passed": None,
@@ -608,17 +611,21 @@ def _item_row(run_id: str, position: int, item: dict[str, Any], result: Any,
     expected = item.get("expected")
     if isinstance(expected, float) and expected != expected:
         expected = None
-    scores = _score(scorers, output, expected, value, ok)
-    parsed_json = json.dumps({"value": value, "ok": ok, "error": getattr(parsed, "error", None),
-                              "repaired": getattr(result, "repaired", 0),
-                              "item": {"input": item.get("input"), "expected": expected}},
-                             default=str)
-    messages = getattr(result, "messages", None)
     # Repair turns cost tokens and money too: count every call the item made.
     calls = list(getattr(result, "completions", None) or ([completion] if completion else []))
     prompt_tokens = sum(c.usage.prompt_tokens for c in calls) if calls else None
     completion_tokens = sum(c.usage.completion_tokens for c in calls) if calls else None
     cost = sum(c.cost_usd for c in calls) if calls else None
+    scores = _score(scorers, output, expected, value, ok, item={
+        "id": item.get("id"), "input": item.get("input"), "expected": expected,
+        "latency_s": wall_s, "cost_usd": cost, "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cached": None if completion is None else bool(completion.cached)})
+    parsed_json = json.dumps({"value": value, "ok": ok, "error": getattr(parsed, "error", None),
+                              "repaired": getattr(result, "repaired", 0),
+                              "item": {"input": item.get("input"), "expected": expected}},
+                             default=str)
+    messages = getattr(result, "messages", None)
     return (run_id, item["id"], position,
             json.dumps(messages, default=str) if messages is not None else None,
             output, parsed_json, None if ok is None else int(bool(ok)),

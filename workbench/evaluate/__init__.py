@@ -7,6 +7,16 @@ live beside ``scorers`` in this package.
 
 from workbench.evaluate.scorers import (
     ClassificationMetrics,
+    bleu,
+    budget_scorers_from_card,
+    chrf,
+    cost_budget,
+    format_check,
+    json_schema,
+    latency_budget,
+    length,
+    rouge,
+    semantic_similarity,
     Score,
     Scorer,
     UnknownScorer,
@@ -29,6 +39,8 @@ from workbench.evaluate.scorers import (
 from workbench.evaluate import judge as _judge  # noqa: E402,F401  (pydantic only at import)
 
 __all__ = [
+    "bleu", "budget_scorers_from_card", "chrf", "cost_budget", "format_check", "json_schema",
+    "latency_budget", "length", "rouge", "semantic_similarity",
     "ClassificationMetrics", "Score", "Scorer", "UnknownScorer", "canonical_label",
     "classification_report", "contains", "default_scorers", "exact_match", "json_valid",
     "normalize_text", "normalized_match", "parsed_ok", "regex", "register_scorer",

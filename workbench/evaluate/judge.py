@@ -239,18 +239,20 @@ def judge(project: Project | None, rubric: Rubric, *, question: str | None, answ
 
 @register_scorer
 def llm_judge(rubric: dict[str, Any], judge_model: str) -> Any:
-    """An LLM judge as a scorer: the item's expected value is the reference answer. The scorer
-    does not see the item's input; ``judge_run`` judges a finished run with its questions."""
+    """An LLM judge as a scorer: the item's expected value is the reference answer and, when
+    the run passes the item, its input is the QUESTION the judge sees."""
     parsed_rubric = Rubric.model_validate(rubric)
 
-    def score(output, expected, parsed, parse_ok) -> Score:
+    def score(output, expected, parsed, parse_ok, item=None) -> Score:
         if output is None:
             return Score(0.0, False, "There is no output (the call failed)")
         reference = None if expected is None or expected != expected else str(expected)
         if parsed_rubric.reference_required and reference is None:
             return Score(0.0, None, "The rubric needs a reference and the item has none")
-        result = judge(None, parsed_rubric, question=None, answer=output,
-                       reference=reference, judge_model=judge_model)
+        question = (item or {}).get("input")
+        result = judge(None, parsed_rubric, answer=output, reference=reference,
+                       question=None if question is None else str(question),
+                       judge_model=judge_model)
         if not result.parsed_ok:
             return Score(0.0, None, result.reason)
         return Score(parsed_rubric.normalise(result.score), result.passed,

@@ -6,12 +6,16 @@
     >>> s.spec()
     {'name': 'normalized_match', 'args': {'ignore_case': True, 'strip_punctuation': True, ...}}
 
-A scorer is called as ``scorer(output, expected, parsed=..., parse_ok=...)`` and returns a
-``Score`` whose reason is a sentence for people. ``scorer.spec()`` is plain JSON, and
+A scorer is called as ``scorer(output, expected, parsed=..., parse_ok=..., item=...)`` and
+returns a ``Score`` whose reason is a sentence for people. ``item`` (the stored item row: input,
+latency_s, cost_usd, ...) reaches only scorer functions that take an ``item`` argument (the
+budgets, the judge), so four-argument scorers keep working. ``scorer.spec()`` is plain JSON, and
 ``scorer_from_spec(spec)`` rebuilds the same scorer, so a run can be re-scored from its log.
 
-Aggregate metrics for classification come from scikit-learn (``classification_report``); nothing
-here re-implements what it provides. scikit-learn and pandas are imported when first needed.
+Aggregate metrics for classification come from scikit-learn (``classification_report``), BLEU and
+chrF from sacrebleu, ROUGE from rouge-score, schemas from jsonschema; nothing here re-implements
+what they provide. They (and scikit-learn, pandas, the embedding model) are imported when a
+scorer is made or a function called.
 """
 
 from __future__ import annotations
@@ -56,10 +60,29 @@ class Scorer:
         self.name = name
         self.args = args
         self._fn = fn
+        # Scorers written before the item was passed take four arguments: only functions that
+        # ask for ``item`` (or take **kwargs) receive it, so old and plugin scorers keep working.
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self._wants_item = "item" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
     def __call__(self, output: str | None, expected: Any = None, *, parsed: Any = None,
-                 parse_ok: bool | None = None) -> Score:
+                 parse_ok: bool | None = None, item: dict[str, Any] | None = None) -> Score:
+        """Score one output. ``item`` is the stored item row (input, latency_s, cost_usd, ...)
+        for scorers that need more than the output and the expected value."""
+        if self._wants_item:
+            return self._fn(output, expected, parsed, parse_ok, item=item)
         return self._fn(output, expected, parsed, parse_ok)
+
+    def prepare(self, outputs: Sequence[Any], expected: Sequence[Any]) -> None:
+        """Precompute what scoring these pairs needs in one batch (embeddings for
+        ``semantic_similarity``); a no-op for scorers with nothing to precompute."""
+        prepare = getattr(self._fn, "prepare", None)
+        if prepare is not None:
+            prepare(outputs, expected)
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "args": dict(self.args)}
@@ -273,6 +296,305 @@ def parsed_ok() -> Callable[..., Score]:
         return Score(1.0, True, f"Output parsed as {_show(shown)}")
 
     return score
+
+
+# -- text overlap, structure, meaning, budgets ---------------------------------------------------
+# sacrebleu, rouge-score, jsonschema and the embedding model are imported when a scorer is made,
+# so ``import workbench.evaluate`` stays light.
+
+def _optional(module: str, package: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise WorkbenchError(f"This scorer requires optional dependencies ({package}).",
+                             f"Install with: pip install {package}") from None
+
+
+def _text_pair(output: str | None, expected: Any) -> tuple[str, str] | Score:
+    if output is None:
+        return Score(0.0, False, "There is no output (the call failed)")
+    if _no_expected(expected):
+        return Score(0.0, None, "The item has no expected value to compare with")
+    reference = expected if isinstance(expected, str) else json.dumps(expected, default=str)
+    return output, reference
+
+
+def _threshold_score(metric: str, value: float, threshold: float, output: str,
+                     reference: str) -> Score:
+    value = min(max(float(value), 0.0), 1.0)
+    passed = value >= threshold
+    side = "at or above" if passed else "below"
+    return Score(value, passed, f"{metric} of output {_show(output)} against expected "
+                                f"{_show(reference)} is {value:.3f}, {side} {threshold:g}")
+
+
+def _extract_json(text: str) -> Any:
+    text = text.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.DOTALL)
+    return json.loads(fenced.group(1) if fenced else text)
+
+
+@register_scorer
+def json_schema(schema: dict[str, Any]) -> Callable[..., Score]:
+    """1 when the output (the parsed value when there is one, else the raw output read as JSON)
+    validates against the JSON Schema ``schema`` (jsonschema, the draft the schema names)."""
+    jsonschema = _optional("jsonschema", "jsonschema")
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)  # a broken schema fails when the scorer is made
+    validator = validator_cls(schema)
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        if output is None:
+            return Score(0.0, False, "There is no output (the call failed)")
+        if isinstance(parsed, (dict, list)) and parse_ok is not False:
+            value = parsed
+        else:
+            try:
+                value = _extract_json(output)
+            except ValueError as exc:
+                return Score(0.0, False, f"Output {_show(output)} is not valid JSON "
+                                         f"({getattr(exc, 'msg', exc)})")
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is None:
+            return Score(1.0, True, "Output matches the JSON schema")
+        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        return Score(0.0, False, f"Output does not match the JSON schema at {where}: "
+                                 f"{error.message}")
+
+    return score
+
+
+@register_scorer
+def bleu(threshold: float = 0.5) -> Callable[..., Score]:
+    """Sentence BLEU (sacrebleu, effective order) of the output against the expected text,
+    scaled from 0-100 to 0-1; passes at ``threshold``."""
+    sacrebleu = _optional("sacrebleu", "sacrebleu")
+    metric = sacrebleu.metrics.BLEU(effective_order=True)
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        pair = _text_pair(output, expected)
+        if isinstance(pair, Score):
+            return pair
+        value = metric.sentence_score(pair[0], [pair[1]]).score / 100
+        return _threshold_score("BLEU", value, threshold, *pair)
+
+    return score
+
+
+@register_scorer
+def chrf(threshold: float = 0.5) -> Callable[..., Score]:
+    """Sentence chrF (sacrebleu) of the output against the expected text, scaled to 0-1."""
+    sacrebleu = _optional("sacrebleu", "sacrebleu")
+    metric = sacrebleu.metrics.CHRF()
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        pair = _text_pair(output, expected)
+        if isinstance(pair, Score):
+            return pair
+        value = metric.sentence_score(pair[0], [pair[1]]).score / 100
+        return _threshold_score("chrF", value, threshold, *pair)
+
+    return score
+
+
+@register_scorer
+def rouge(variant: str = "rougeL", threshold: float = 0.5,
+          use_stemmer: bool = True) -> Callable[..., Score]:
+    """ROUGE F-measure (rouge-score; ``rouge1``, ``rouge2``, ``rougeL``, ``rougeLsum``) of the
+    output against the expected text."""
+    rouge_scorer = _optional("rouge_score.rouge_scorer", "rouge-score")
+    scorer = rouge_scorer.RougeScorer([variant], use_stemmer=use_stemmer)
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        pair = _text_pair(output, expected)
+        if isinstance(pair, Score):
+            return pair
+        value = scorer.score(pair[1], pair[0])[variant].fmeasure  # (target, prediction)
+        return _threshold_score(f"{variant} F1", value, threshold, *pair)
+
+    return score
+
+
+class _EmbeddingCache:
+    """Unit vectors by text, filled in batches: scoring 10,000 items embeds each distinct text
+    once, in batches of 64, instead of calling the model per item."""
+
+    def __init__(self, limit: int = 50_000):
+        self.limit = limit
+        self.vectors: dict[str, Any] = {}
+
+    def fill(self, texts: Sequence[str]) -> None:
+        from workbench.llm.embeddings import embed
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if not missing:
+            return
+        if len(self.vectors) + len(missing) > self.limit:
+            self.vectors.clear()
+        for text, vector in zip(missing, embed(missing), strict=True):
+            self.vectors[text] = vector
+
+    def get(self, text: str) -> Any:
+        if text not in self.vectors:
+            self.fill([text])
+        return self.vectors[text]
+
+
+_EMBEDDINGS = _EmbeddingCache()
+
+
+@register_scorer
+def semantic_similarity(threshold: float = 0.8) -> Callable[..., Score]:
+    """Cosine similarity of the output and the expected text with the bundled embedding model
+    (all-MiniLM-L6-v2), clipped to 0-1. Call ``scorer.prepare(outputs, expected)`` before a
+    large batch to embed every text in batches first."""
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        pair = _text_pair(output, expected)
+        if isinstance(pair, Score):
+            return pair
+        _EMBEDDINGS.fill(list(pair))
+        value = float(_EMBEDDINGS.get(pair[0]) @ _EMBEDDINGS.get(pair[1]))
+        return _threshold_score("Semantic similarity", value, threshold, *pair)
+
+    def prepare(outputs: Sequence[Any], expected: Sequence[Any]) -> None:
+        texts = [o for o in outputs if isinstance(o, str)]
+        texts += [e if isinstance(e, str) else json.dumps(e, default=str)
+                  for e in expected if not _no_expected(e)]
+        _EMBEDDINGS.fill(texts)
+
+    score.prepare = prepare  # type: ignore[attr-defined]
+    return score
+
+
+@register_scorer
+def length(min_chars: int | None = None, max_chars: int | None = None) -> Callable[..., Score]:
+    """1 when the raw output's length in characters is within [min_chars, max_chars]."""
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        if output is None:
+            return Score(0.0, False, "There is no output (the call failed)")
+        n = len(output)
+        if min_chars is not None and n < min_chars:
+            return Score(0.0, False, f"Output has {n} characters, fewer than the minimum "
+                                     f"{min_chars}")
+        if max_chars is not None and n > max_chars:
+            return Score(0.0, False, f"Output has {n} characters, more than the maximum "
+                                     f"{max_chars}")
+        return Score(1.0, True, f"Output has {n} characters, within the limits")
+
+    return score
+
+
+FormatKind = Literal["json", "json_object", "label", "single_line", "no_markdown"]
+_MARKDOWN = re.compile(r"(^\s{0,3}#{1,6}\s|\*\*|^\s*[-*+]\s|```|^\s*\d+\.\s|\[[^\]]+\]\()",
+                       re.MULTILINE)
+
+
+@register_scorer
+def format_check(kind: FormatKind = "single_line",
+                 labels: list[str] | None = None) -> Callable[..., Score]:
+    """Whether the raw output has a format: ``json`` (any JSON value), ``json_object`` (a JSON
+    object), ``label`` (exactly one of ``labels`` after normalising case and punctuation),
+    ``single_line`` (no line breaks), ``no_markdown`` (no headings, bold, lists, code fences or
+    links)."""
+    if kind == "label" and not labels:
+        raise ValueError("format_check(kind='label') needs labels=[...]")
+    if kind not in ("json", "json_object", "label", "single_line", "no_markdown"):
+        raise ValueError(f"Unknown format kind {kind!r}: use json, json_object, label, "
+                         "single_line or no_markdown")
+    keys = {normalize_text(label): label for label in labels or ()}
+
+    def score(output, expected, parsed, parse_ok) -> Score:
+        if output is None:
+            return Score(0.0, False, "There is no output (the call failed)")
+        if kind in ("json", "json_object"):
+            try:
+                value = _extract_json(output)
+            except ValueError:
+                return Score(0.0, False, f"Output {_show(output)} is not valid JSON")
+            if kind == "json_object" and not isinstance(value, dict):
+                return Score(0.0, False, f"Output {_show(output)} is JSON but not an object")
+            return Score(1.0, True, f"Output is a JSON {'object' if kind != 'json' else 'value'}")
+        if kind == "label":
+            found = keys.get(normalize_text(output))
+            if found is not None:
+                return Score(1.0, True, f"Output {_show(output)} is the label {found!r}")
+            return Score(0.0, False, f"Output {_show(output)} is not one of the labels "
+                                     f"{', '.join(labels or [])}")
+        if kind == "single_line":
+            if "\n" in output.strip():
+                return Score(0.0, False, f"Output {_show(output)} spans "
+                                         f"{len(output.strip().splitlines())} lines, not one")
+            return Score(1.0, True, "Output is a single line")
+        found = _MARKDOWN.search(output)
+        if found:
+            return Score(0.0, False, f"Output {_show(output)} uses Markdown "
+                                     f"({_show(found.group(0).strip())})")
+        return Score(1.0, True, "Output has no Markdown")
+
+    return score
+
+
+def _item_number(item: dict[str, Any] | None, key: str) -> float | None:
+    value = (item or {}).get(key)
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return float(value)
+
+
+@register_scorer
+def latency_budget(max_s: float) -> Callable[..., Score]:
+    """1 when the item's latency (``item["latency_s"]``, seconds) is at most ``max_s``. A
+    cached answer's latency says nothing about the model, so it is not scored."""
+
+    def score(output, expected, parsed, parse_ok, item=None) -> Score:
+        latency = _item_number(item, "latency_s")
+        if latency is None:
+            return Score(0.0, None, "The item has no recorded latency")
+        if (item or {}).get("cached"):
+            return Score(0.0, None, "The answer came from the cache, so its latency is not "
+                                    "scored")
+        if latency <= max_s:
+            return Score(1.0, True, f"Latency {latency:.3g} s is within the budget of "
+                                    f"{max_s:g} s")
+        return Score(0.0, False, f"Latency {latency:.3g} s is over the budget of {max_s:g} s")
+
+    return score
+
+
+@register_scorer
+def cost_budget(max_usd: float) -> Callable[..., Score]:
+    """1 when the item's cost (``item["cost_usd"]``, US dollars, every call it made) is at
+    most ``max_usd``."""
+
+    def score(output, expected, parsed, parse_ok, item=None) -> Score:
+        cost = _item_number(item, "cost_usd")
+        if cost is None:
+            return Score(0.0, None, "The item has no recorded cost")
+        if cost <= max_usd:
+            return Score(1.0, True, f"Cost ${cost:.4g} is within the budget of ${max_usd:.4g}")
+        return Score(0.0, False, f"Cost ${cost:.4g} is over the budget of ${max_usd:.4g}")
+
+    return score
+
+
+def budget_scorers_from_card(card: Any) -> list[Scorer]:
+    """``latency_budget`` and ``cost_budget`` from the card's ``p95_latency`` and
+    ``cost_per_request`` targets (converted to seconds and US dollars); the ones the card has.
+
+    Per item these are budgets, not the aggregates: an item over the p95 target is one of the
+    slow 5% the target allows; the run's p95 against the card is the aggregate check."""
+    out: list[Scorer] = []
+    latency = card.metric("p95_latency")
+    if latency is not None:
+        out.append(latency_budget(max_s=latency.target_in_canonical_unit()))
+    cost = card.metric("cost_per_request")
+    if cost is not None:
+        out.append(cost_budget(max_usd=cost.target_in_canonical_unit()))
+    return out
 
 
 def default_scorers(task_type: str | None) -> list[Scorer]:

@@ -1,0 +1,377 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["llmops-workbench", "marimo"]
+# ///
+"""Phase 6: evaluation you can trust — metrics with intervals, noise, baselines, judges
+calibrated against people, RAG metrics, a red team and a load test."""
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="06 · Evaluation")
+
+with app.setup:
+    from pathlib import Path
+
+    import marimo as mo
+
+    import workbench as wb
+    from workbench import llm, sample
+    from workbench.data.versions import find_split
+    from workbench.evaluate import baseline_runs, calibration, judge, loadtest, rag, redteam, stats
+    from workbench.evaluate import judge_sample
+    from workbench.evaluate.report import eval_report
+    from workbench.llm.gateway import default_model
+    from workbench.phases import next_step
+    from workbench.runs import start_run
+
+
+@app.function
+def running_as_script() -> bool:
+    """Run as a script (the tour, CI), the steps behind buttons run without a click."""
+    return mo.app_meta().mode == "script"
+
+
+@app.function
+def callout(exc: Exception):
+    return mo.callout(mo.md(exc._repr_markdown_() if hasattr(exc, "_repr_markdown_")
+                            else str(exc)), kind="danger")
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    # Phase 6 · Evaluation you can trust
+
+    **What:** measure the prompt and model on the **test split** against the card's targets —
+    with **confidence intervals**, **repeats** that expose flaky items, a **paired test** that
+    says whether a change is real or noise, a **blessed baseline** to compare every change
+    with, **LLM judges** you have checked against people, **RAG metrics**, a **red team** and a
+    **load test**.
+
+    **Why:** a single accuracy number from one run on 50 items can move by ten points from one
+    run to the next. Decisions need to know how much of a difference is noise.
+
+    **Prerequisites:** the card, a split dataset and a prompt (one click fills them from the
+    sample). **You leave behind:** evaluation runs, a blessed baseline, judge calibrations
+    and an evaluation report in `reports/`.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    folder = mo.ui.text(value=str(Path.cwd() / "my-workbench-project"), full_width=True,
+                        label="Folder for a new sample project")
+    create = mo.ui.run_button(label="Create the sample project there")
+    return create, folder
+
+
+@app.cell(hide_code=True)
+def _(create, folder):
+    project, problem = None, None
+    try:
+        project = (wb.init_project(folder.value, sample=True) if create.value
+                   else wb.open_project())
+    except wb.WorkbenchError as exc:
+        problem = exc
+    if project is not None:
+        opened = mo.callout(mo.md(f"Project **{project.name}** is open: `{project.path}`"),
+                            kind="success")
+    else:
+        opened = mo.vstack([mo.callout(mo.md(problem._repr_markdown_()), kind="warn"),
+                            folder, create])
+    opened
+    return (project,)
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    fill = mo.ui.run_button(label="Fill what is missing from the sample project")
+    missing = sample.missing_prerequisites(project, 6)
+    (mo.vstack([mo.callout(mo.md("This phase needs " + ", ".join(missing) + " from earlier "
+                                 "phases."), kind="warn"), fill]) if missing else mo.md(""))
+    return (fill,)
+
+
+@app.cell(hide_code=True)
+def _(fill, project):
+    mo.stop(project is None)
+    if (fill.value or running_as_script()) and sample.missing_prerequisites(project, 6):
+        with mo.status.spinner("Filling from the sample project ..."):
+            sample.fill_prerequisites(project, 6)
+    mo.stop(bool(sample.missing_prerequisites(project, 6)))
+    dataset = find_split(project, prefer=sample.SAMPLE_DATASET)
+    return (dataset,)
+
+
+@app.cell(hide_code=True)
+def _(dataset, project):
+    usable = [m.id for m in llm.models(prices=False) if m.usable]
+    model_pick = mo.ui.dropdown(usable, value=default_model(project)
+                                if default_model(project) in usable else llm.BUNDLED_MODEL,
+                                label="Model")
+    n_items = mo.ui.slider(4, dataset.value.splits.get("test", 4), step=2,
+                           value=6 if running_as_script() else
+                           min(20, dataset.value.splits.get("test", 4)),
+                           label="test items", show_value=True)
+    repeats = mo.ui.slider(2, 5, value=2 if running_as_script() else 3, label="repeats",
+                           show_value=True)
+    run_eval = mo.ui.run_button(label="Evaluate on the test split")
+    mo.vstack([mo.md(r"""
+    ## 1 · Scores with intervals, and repeats
+
+    The same prompt runs on the test split several times with the cache off. Each aggregate
+    gets a 95% interval (Wilson for rates, bootstrap for latency and cost), and items that
+    pass in some repeats and fail in others are **flaky**: their score is luck.
+    """), mo.hstack([model_pick, n_items, repeats]), run_eval])
+    return model_pick, n_items, repeats, run_eval
+
+
+@app.cell(hide_code=True)
+def _(dataset, model_pick, n_items, project, repeats, run_eval):
+    mo.stop(not (run_eval.value or running_as_script()),
+            mo.md("Press **Evaluate on the test split**."))
+    try:
+        with mo.status.spinner(f"{repeats.value} repeats on {n_items.value} test items ..."):
+            repeat_runs = stats.run_repeats(project, sample.SAMPLE_PROMPT, repeats.value,
+                                            dataset=dataset.name, split="test",
+                                            model=model_pick.value, limit=n_items.value,
+                                            progress=False)
+        eval_problem = None
+    except wb.WorkbenchError as exc:
+        repeat_runs, eval_problem = None, exc
+    mo.stop(repeat_runs is None, callout(eval_problem) if eval_problem else None)
+    first_run = repeat_runs[0]
+    consistency = stats.per_item_consistency([r.items for r in repeat_runs])
+    mo.vstack([
+        mo.md(f"### Run `{first_run.run_id}` against the card's targets"),
+        mo.ui.table(stats.aggregate_with_intervals(first_run), selection=None),
+        mo.md(f"**{int(consistency['flaky'].sum())}** of {len(consistency)} items are flaky "
+              f"across {repeats.value} repeats."),
+        mo.ui.table(consistency, selection=None),
+    ])
+    return first_run, repeat_runs
+
+
+@app.cell(hide_code=True)
+def _(project, repeat_runs):
+    baseline_intro = mo.md(r"""
+    ## 2 · Real difference or noise? And the blessed baseline
+
+    The first repeat is **blessed** as the baseline; every later run is compared with it item
+    by item (pass→fail, fail→pass, cost and latency deltas), and a paired test (McNemar's
+    exact test on the items where they disagree) says whether the difference is real.
+    Two repeats of the *same* prompt should come out as noise.
+    """)
+    baseline_runs.bless(project, repeat_runs[0].run_id)
+    versus = baseline_runs.compare_to_baseline(project, repeat_runs[-1].run_id)
+    mo.vstack([baseline_intro, mo.callout(mo.md(versus.sentence), kind="info"),
+               mo.ui.table(versus.items, selection=None)])
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    qa_items = rag.load_qa()
+    documents = rag.load_documents()
+    rag_items = mo.ui.slider(2, len(qa_items), value=3 if running_as_script() else 8,
+                             label="questions", show_value=True)
+    run_rag = mo.ui.run_button(label="Answer and score the questions")
+    mo.vstack([mo.md(f"""
+    ## 3 · Retrieval-augmented answers (RAG)
+
+    {len(documents)} help-centre articles and {len(qa_items)} questions with reference answers
+    ship with the workbench. A retriever with the bundled embeddings finds the closest
+    passages; the model answers from them. **Context precision** and **recall** say whether
+    retrieval found the right articles (from the documents each question cites);
+    **faithfulness** (claims supported by the passages) and **answer relevance** follow the
+    Ragas definitions and need a judge model that follows instructions — a hosted one.
+    """), rag_items, run_rag])
+    return documents, qa_items, rag_items, run_rag
+
+
+@app.cell(hide_code=True)
+def _(documents, model_pick, project, qa_items, rag_items, run_rag):
+    mo.stop(not (run_rag.value or running_as_script()))
+    retriever = rag.Retriever(documents)
+    with mo.status.spinner("Retrieving and answering ..."):
+        rag_scores = rag.evaluate_rag(project, qa_items[:rag_items.value], retriever,
+                                      model_pick.value, progress=False)
+    rag_scores
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    run_red = mo.ui.run_button(label="Run the red team")
+    mo.vstack([mo.md(r"""
+    ## 4 · Red team
+
+    Prompt injection, jailbreaks, system-prompt extraction, PII extraction, off-topic and
+    harmful requests, very long and empty inputs, other languages. Each case has rules a safe
+    reply must meet; add your own cases in a JSONL file with the same fields.
+    """), run_red])
+    return (run_red,)
+
+
+@app.cell(hide_code=True)
+def _(model_pick, project, run_red):
+    mo.stop(not (run_red.value or running_as_script()))
+    with mo.status.spinner("Sending the red-team cases ..."):
+        red = redteam.run_redteam(project, sample.SAMPLE_PROMPT, model_pick.value,
+                                  progress=False)
+    mo.vstack([mo.md(f"Pass rate **{red.pass_rate:.0%}** over {len(red.results)} cases."),
+               mo.md("Failure modes by category:"),
+               mo.ui.table(red.failure_modes(), selection=None),
+               mo.accordion({"Every case": mo.ui.table(red.table(), selection=None)})])
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    load_target = mo.ui.text(value="fake/echo:latency=50ms", label="Model id or local URL")
+    load_seconds = mo.ui.slider(1, 10, value=1 if running_as_script() else 3,
+                                label="seconds per level", show_value=True)
+    run_load = mo.ui.run_button(label="Run the load test")
+    mo.vstack([mo.md(r"""
+    ## 5 · Load test
+
+    A bounded number of concurrent requests for a bounded time at each concurrency level:
+    throughput, p50/p95/p99 latency and error rate, and how latency grows with concurrency.
+    Point it at the phase-7 service (`http://127.0.0.1:PORT/...`) once it runs.
+    """), mo.hstack([load_target, load_seconds]), run_load])
+    return load_seconds, load_target, run_load
+
+
+@app.cell(hide_code=True)
+def _(load_seconds, load_target, project, run_load):
+    mo.stop(not (run_load.value or running_as_script()))
+    try:
+        with mo.status.spinner("Load testing ..."):
+            load = loadtest.load_test(load_target.value, concurrency_levels=(1, 4, 16),
+                                      duration_s=load_seconds.value, max_requests=400,
+                                      project=project)
+        load_view = mo.vstack([mo.ui.table(load.levels(), selection=None),
+                               loadtest.plot(load)])
+    except wb.WorkbenchError as exc:
+        load_view = callout(exc)
+    load_view
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    calibration_rows = judge_sample.load_sample()
+    stand_in = judge_sample.stand_in_judge()
+    hosted_judges = [m.id for m in llm.models(prices=False) if m.usable and m.kind == "hosted"]
+    judge_pick = mo.ui.dropdown(hosted_judges + [stand_in], value=(hosted_judges or
+                                                                  [stand_in])[0],
+                                label="Judge model")
+    trust_bar = mo.ui.slider(0.2, 0.9, step=0.05, value=calibration.DEFAULT_BAR,
+                             label="trust bar (Cohen's kappa)", show_value=True)
+    from widgets import Annotator
+
+    human_labeller = mo.ui.anywidget(Annotator(
+        [{"id": r["id"], "input": f"Q: {r['question']}\n\nA: {r['answer']}\n\n"
+                                  f"Reference: {r['reference']}"} for r in calibration_rows],
+        ["pass", "fail"]))
+    calibrate_now = mo.ui.run_button(label="Judge the sample and compare with people")
+    mo.vstack([mo.md(f"""
+    ## 6 · LLM-as-judge, calibrated against people
+
+    A judge model scores each answer on a rubric (correct against the reference, no invented
+    policy, polite) and gives a reason. Before a judge may gate anything, compare it with
+    **people**: label some of the {len(calibration_rows)} bundled support replies below
+    (1 = pass, 2 = fail; unlabelled ones use the labels shipped with the sample), then compare.
+    Below the bar the judge is marked **not trusted**, and CI gates refuse it.
+
+    Offline, the only judge is `{stand_in}`: a keyword rule standing in for a model, so the
+    whole path runs; its agreement says nothing about an LLM judge. The bundled 135M model
+    cannot follow the judge's reply format. With a key, pick a hosted judge.
+    """), mo.hstack([judge_pick, trust_bar]), human_labeller, calibrate_now])
+    return calibrate_now, calibration_rows, human_labeller, judge_pick, trust_bar
+
+
+@app.cell(hide_code=True)
+def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trust_bar):
+    mo.stop(not (calibrate_now.value or running_as_script()))
+    people = {r["id"]: r["human_verdict"] == "pass" for r in calibration_rows}
+    people.update({item_id: label == "pass" for item_id, label in
+                   human_labeller.widget.annotations.items() if label in ("pass", "fail")})
+    with mo.status.spinner(f"{judge_pick.value} judges {len(calibration_rows)} answers ..."):
+        verdicts = judge_sample.judge_sample(project, judge_pick.value, calibration_rows)
+    judged = {k: v for k, v in verdicts.items() if v is not None}
+    judge_id = judge.judge_name(judge_sample.support_rubric(), judge_pick.value)
+    trust = calibration.calibrate(project, judge_id, judged, people, bar=trust_bar.value).value
+    agree = calibration.agreement(judged, people, bar=trust_bar.value)
+    mo.vstack([
+        mo.callout(mo.md(agree.reason), kind="success" if agree.trusted else "warn"),
+        mo.md(f"{len(verdicts) - len(judged)} replies could not be read as a verdict."),
+        mo.hstack([mo.ui.table(agree.confusion.rename(columns=str).reset_index(),
+                             selection=None),
+                   mo.ui.table(agree.disagreements, selection=None)]),
+    ])
+    return (judge_id,)
+
+
+@app.cell(hide_code=True)
+def _(calibration_rows, judge_pick, model_pick, project):
+    question_rows = [r for r in calibration_rows if r["question"] == calibration_rows[0]["question"]]
+    duel = judge.pairwise(project, question=question_rows[0]["question"],
+                          answer_a=question_rows[0]["answer"], answer_b=question_rows[1]["answer"],
+                          judge_model=judge_pick.value,
+                          criteria=["correct", "helpful", "polite"])
+    warning = judge.self_judging_warning(judge_pick.value, model_pick.value)
+    mo.vstack([mo.md(r"""
+    ### Pairwise: A against B, in both orders
+
+    Judges prefer the first answer they read. Asking twice with the order swapped cancels that;
+    when the verdict flips with the order, the result is *inconsistent*, not a win.
+    """), mo.md(f"Winner: **{duel.winner}** — {duel.reason}"),
+        mo.callout(mo.md(warning), kind="warn") if warning else mo.md("")])
+    return
+
+
+@app.cell(hide_code=True)
+def _(first_run, judge_id, project):
+    report_path = eval_report(project, first_run.run_id, judge_name=judge_id)
+    mo.vstack([mo.md(f"""
+    ## 7 · The evaluation report
+
+    One self-contained HTML file per run (opens offline): scores against the card's targets
+    with intervals, per-class scores, the worst failures with reasons, the judge's trust level
+    and the comparison with the blessed baseline. Saved as `{report_path}`.
+    """)])
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.accordion({
+        "Common mistake: one run, no interval": mo.md(
+            "Accuracy 0.82 on 50 items has a 95% interval of roughly ±0.11. Two prompts at 0.80 "
+            "and 0.84 are not different until a paired test says so."),
+        "Common mistake: trusting an uncalibrated judge": mo.md(
+            "An LLM judge is a model too. Label a sample yourself, measure agreement (Cohen's "
+            "kappa), and only let a judge gate releases above the bar you set."),
+        "Tip: the judge should not grade itself": mo.md(
+            "A model judging its own outputs (or its family's) favours them. The workbench "
+            "warns when the judge and the candidate match."),
+    })
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    step = next_step(project.status()["phases"])
+    mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
+          f"*{step['title']}*: {step['purpose']}" if step else
+          "## What next\n\nEvery phase holds results.")
+    return
+
+
+if __name__ == "__main__":
+    app.run()

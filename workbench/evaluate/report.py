@@ -1,0 +1,339 @@
+"""The evaluation report of one run: a self-contained HTML file, and every table as a DataFrame.
+
+    >>> tables = eval_tables(project, run_id)          # dict of DataFrames, for notebooks
+    >>> eval_report(project, run_id)                   # reports/eval_<run_id>.html
+    PosixPath('.../reports/eval_<run_id>.html')
+
+Sections: the run's configuration; the card's targets against what the run measured, each with
+its interval; the scorers' pass rates; per class (classification); the failing items a reviewer
+reads first; the judge's calibration (when a judge scored the run); the comparison with the
+blessed baseline (when there is one); and two figures (score distribution, latency).
+
+pandas and plotly are imported when a function is called.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.project import Project
+    from workbench.runs import Run
+
+FAILURES = 10  # failing items shown by default
+_TEXT = 300  # characters of an input or output shown in the failures table
+
+# The card's metric name -> the rows of aggregate_with_intervals that may measure it (the
+# first one present is used; exact_match is the mean of whichever match scorer the run used).
+_INTERVAL_OF = {"p95_latency": ("p95_latency_s",), "cost_per_request": ("cost_per_request_usd",),
+                "exact_match": ("normalized_match", "exact_match")}
+
+
+def _short(value: Any, n: int = _TEXT) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _config_table(run: Run) -> pd.DataFrame:
+    import pandas as pd
+
+    c = run.config
+    rows = [("run_id", run.run_id), ("name", run.name), ("status", run.status),
+            ("prompt", f"{run.prompt} v{run.prompt_version}"), ("model", run.model),
+            ("dataset", f"{run.dataset} v{run.dataset_version}"), ("split", run.split),
+            ("items", c.get("n_items")), ("task_type", c.get("task_type")),
+            ("labels", ", ".join(c.get("labels") or []) or None),
+            ("scorers", ", ".join(_spec_text(s) for s in c.get("scorers") or [])),
+            ("cache", c.get("cache")), ("options", json.dumps(c.get("options") or {}))]
+    return pd.DataFrame([{"setting": k, "value": "" if v is None else str(v)} for k, v in rows])
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    args = spec.get("args") or {}
+    if spec.get("name") == "llm_judge":  # the rubric is long: name it
+        rubric = (args.get("rubric") or {}).get("name", "rubric")
+        return f"llm_judge({rubric}@{args.get('judge_model')})"
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return f"{spec.get('name')}({shown})"
+
+
+def _targets_table(project: Project, run: Run, intervals: pd.DataFrame) -> pd.DataFrame:
+    """The card's targets with the measured value, its interval and pass/fail."""
+    import pandas as pd
+
+    from workbench.card import compare_to_targets, load_card
+
+    columns = ["metric", "target", "unit", "value", "low", "high", "status", "text"]
+    try:
+        card = load_card(project)
+    except Exception:  # no card or an invalid one: the report still shows everything else
+        return pd.DataFrame(columns=columns)
+    measured = dict(run.metrics)
+    for key in ("semantic_similarity", "judge_score"):  # scorer means the card can target
+        for name, value in (run.totals.get("scores") or {}).items():
+            if name == key or (key == "judge_score" and name.startswith("llm_judge")):
+                measured.setdefault(key, value)
+    by_metric = intervals.set_index("metric") if len(intervals) else None
+    rows = []
+    for row in compare_to_targets(card, measured):
+        low = high = math.nan
+        for key in _INTERVAL_OF.get(row["metric"], (row["metric"],)):
+            if by_metric is not None and key in by_metric.index:
+                low, high = by_metric.at[key, "low"], by_metric.at[key, "high"]
+                break
+        rows.append({**row, "low": float(low), "high": float(high)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _scores_table(items: pd.DataFrame) -> pd.DataFrame:
+    """Per scorer: items scored, mean value, pass rate with its Wilson interval."""
+    import pandas as pd
+
+    from workbench.evaluate.stats import wilson_interval
+
+    values: dict[str, list[float]] = {}
+    verdicts: dict[str, list[bool]] = {}
+    for scores in items["scores"]:
+        for key, s in (scores or {}).items():
+            values.setdefault(key, [])
+            verdicts.setdefault(key, [])
+            if s.get("value") is not None:
+                values[key].append(float(s["value"]))
+            if s.get("passed") is not None:
+                verdicts[key].append(bool(s["passed"]))
+    rows = []
+    for key in values:
+        flags = verdicts[key]
+        n, k = len(flags), sum(flags)
+        low, high = wilson_interval(k, n) if n else (math.nan, math.nan)
+        rows.append({"scorer": key, "scored": n, "mean_value": (sum(values[key]) /
+                     len(values[key])) if values[key] else math.nan,
+                     "pass_rate": k / n if n else math.nan, "low": low, "high": high,
+                     "failed": n - k})
+    return pd.DataFrame(rows, columns=["scorer", "scored", "mean_value", "pass_rate", "low",
+                                       "high", "failed"])
+
+
+def _failures_table(items: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The worst ``n`` items: failed calls first, then the most scorers failed, then the lowest
+    mean score; each with the reasons its scorers gave."""
+    import pandas as pd
+
+    rows = []
+    for row in items.itertuples(index=False):
+        scores = row.scores or {}
+        failed = {k: s for k, s in scores.items() if s.get("passed") is False}
+        if not failed and row.error is None:
+            continue
+        scored = [float(s["value"]) for s in scores.values() if s.get("value") is not None]
+        reasons = [f"{k}: {s.get('reason')}" for k, s in failed.items()]
+        if row.error is not None:
+            reasons.insert(0, f"error: {row.error}")
+        rows.append({"item_id": row.item_id, "input": _short(row.input),
+                     "expected": _short(row.expected), "output": _short(row.output),
+                     "failed_scorers": ", ".join(failed), "reasons": "\n".join(reasons),
+                     "_error": row.error is not None, "_n": len(failed),
+                     "_mean": sum(scored) / len(scored) if scored else 0.0})
+    columns = ["item_id", "input", "expected", "output", "failed_scorers", "reasons"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows).sort_values(["_error", "_n", "_mean"],
+                                           ascending=[False, False, True], kind="stable")
+    return frame[columns].head(n).reset_index(drop=True)
+
+
+def _judge_names(run: Run) -> list[str]:
+    """The judges (``rubric@model``) among the run's scorers."""
+    out = []
+    for spec in run.config.get("scorers") or []:
+        if spec.get("name") == "llm_judge":
+            args = spec.get("args") or {}
+            out.append(f"{(args.get('rubric') or {}).get('name', 'rubric')}@"
+                       f"{args.get('judge_model')}")
+    return out
+
+
+def _judge_table(project: Project, names: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    from workbench.evaluate.calibration import trust_of
+
+    rows = []
+    for name in names:
+        stored = trust_of(project, name)
+        if stored is None:
+            rows.append({"judge": name, "trusted": False, "kappa": None, "percent": None,
+                         "n": 0, "bar": None, "reason": "Never calibrated against human labels: "
+                         "its scores must not gate anything (calibrate it in phase 6)."})
+            continue
+        t = stored.value
+        rows.append({"judge": name, "trusted": t.trusted, "kappa": t.kappa, "percent": t.percent,
+                     "n": t.n, "bar": t.bar, "reason": t.reason})
+    return pd.DataFrame(rows, columns=["judge", "trusted", "kappa", "percent", "n", "bar",
+                                       "reason"])
+
+
+def _baseline(project: Project, run: Run, baseline_id: str | None
+              ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """(summary, changed items, sentence) against the baseline; empty when there is none or
+    the run is its own baseline."""
+    import pandas as pd
+
+    from workbench.evaluate.baseline_runs import NoBaseline, blessed, compare_to_baseline
+
+    empty = pd.DataFrame(columns=["measure", "value"]), pd.DataFrame(), None
+    chosen = baseline_id or blessed(project, run.prompt)
+    if chosen is None or chosen == run.run_id:
+        return empty
+    try:
+        diff = compare_to_baseline(project, run.run_id, chosen)
+    except NoBaseline:
+        return empty
+    summary = pd.DataFrame([{"measure": k, "value": "" if v is None else str(v)}
+                            for k, v in diff.summary.items() if k != "sentence"])
+    changed = diff.items[diff.items["change"].isin(["regressed", "improved"])]
+    return summary, changed.reset_index(drop=True), diff.sentence
+
+
+def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
+                baseline_id: str | None = None, failures: int = FAILURES
+                ) -> dict[str, pd.DataFrame]:
+    """Every table of the evaluation report, by name: ``config``, ``targets`` (the card's
+    targets with value, interval and pass/fail), ``intervals`` (every aggregate),
+    ``scores`` (per scorer), ``per_class`` and ``confusion`` (classification only),
+    ``failures`` (the worst items), ``judge`` (trust of each judge used or named),
+    ``baseline`` and ``baseline_changes`` (when a baseline exists)."""
+    import pandas as pd
+
+    from workbench.evaluate.stats import aggregate_with_intervals
+    from workbench.runs import load_run
+
+    run = load_run(project, run_id)
+    items = run.items
+    intervals = aggregate_with_intervals(run)
+    tables: dict[str, pd.DataFrame] = {
+        "config": _config_table(run),
+        "targets": _targets_table(project, run, intervals),
+        "intervals": intervals,
+        "scores": _scores_table(items),
+    }
+    report = run.classification()
+    if report is not None:
+        tables["per_class"] = report.per_class
+        tables["confusion"] = report.confusion.reset_index()
+    tables["failures"] = _failures_table(items, failures)
+    judges = ([judge_name] if judge_name else []) + [
+        n for n in _judge_names(run) if n != judge_name]
+    tables["judge"] = _judge_table(project, judges)
+    summary, changes, sentence = _baseline(project, run, baseline_id)
+    tables["baseline"] = summary
+    tables["baseline_changes"] = changes
+    tables["baseline"].attrs["sentence"] = sentence
+    return tables
+
+
+def _figures(items: pd.DataFrame) -> list[Any]:
+    import plotly.graph_objects as go
+
+    figures = []
+    score_figure = go.Figure()
+    keys: list[str] = []
+    for scores in items["scores"]:
+        for key in scores or {}:
+            if key not in keys:
+                keys.append(key)
+    for key in keys:
+        values = [s[key]["value"] for s in items["scores"]
+                  if s and key in s and s[key].get("value") is not None]
+        if values:
+            score_figure.add_trace(go.Histogram(x=values, name=key, opacity=0.7,
+                                                xbins={"start": 0, "end": 1.0001, "size": 0.05}))
+    if score_figure.data:
+        score_figure.update_layout(title="Score distribution per scorer", barmode="overlay",
+                                   xaxis_title="score (0-1)", yaxis_title="items", height=360)
+        figures.append(score_figure)
+    latencies = [float(v) for v in items["latency_s"] if v is not None and v == v]
+    if latencies:
+        latency = go.Figure(go.Histogram(x=latencies, nbinsx=30, name="latency"))
+        latency.update_layout(title="Latency per item", xaxis_title="seconds",
+                              yaxis_title="items", height=320)
+        figures.append(latency)
+    return figures
+
+
+def _status_html(targets: pd.DataFrame) -> str:
+    if targets.empty:
+        return "<p>The card sets no targets yet (phase 1).</p>"
+    from workbench.card import UNITS
+    from workbench.evaluate.stats import interval_text
+
+    rows = []
+    for r in targets.itertuples(index=False):
+        css = {"pass": "ok", "fail": "bad"}.get(r.status, "")
+        factor = UNITS.get(r.unit, ("", 1.0))[1]  # shown in the unit the target is written in
+        value = "" if r.value is None or r.value != r.value else interval_text(
+            float(r.value) / factor, r.low / factor, r.high / factor, ".3g")
+        rows.append(f"<tr><td>{html.escape(r.metric)}</td><td>{html.escape(r.target)} "
+                    f"{html.escape(r.unit or '')}</td><td>{html.escape(value)}</td>"
+                    f"<td class='{css}'>{html.escape(r.status)}</td>"
+                    f"<td>{html.escape(r.text)}</td></tr>")
+    return ("<p>Each value is shown in the unit its target is written in, with a 95% interval "
+            "where one is computed (the <code>targets</code> table keeps canonical units).</p><table><tr><th>metric</th><th>target</th>"
+            "<th>measured [interval]</th><th>status</th><th>reading</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _pre(frame: pd.DataFrame) -> str:
+    """A DataFrame as HTML with line breaks kept (failure reasons are several sentences)."""
+    return frame.to_html(index=False, border=0, na_rep="").replace("\\n", "<br>")
+
+
+def eval_report(project: Project, run_id: str, *, judge_name: str | None = None,
+                baseline_id: str | None = None, path: str | Path | None = None,
+                failures: int = FAILURES) -> Path:
+    """Write the evaluation report of a run to ``path`` (default
+    ``project.reports_dir / f"eval_{run_id}.html"``): self-contained HTML that opens offline."""
+    from workbench.report import write_report
+    from workbench.runs import load_run
+
+    run = load_run(project, run_id)
+    tables = eval_tables(project, run_id, judge_name=judge_name, baseline_id=baseline_id,
+                         failures=failures)
+    sections: list[tuple[str, Any]] = [
+        ("Run configuration", tables["config"]),
+        ("Scores against the phase-1 targets", _status_html(tables["targets"])),
+        ("Every aggregate with its interval", tables["intervals"]),
+        ("Scorers", tables["scores"]),
+    ]
+    if "per_class" in tables:
+        sections.append(("Per class", tables["per_class"]))
+        sections.append(("Confusion matrix (rows: expected, columns: predicted)",
+                         tables["confusion"]))
+    failed = tables["failures"]
+    sections.append((f"Failure examples (worst {len(failed)})",
+                     _pre(failed) if len(failed) else "<p>No item failed a scorer.</p>"))
+    judge = tables["judge"]
+    if len(judge):
+        sections.append(("Judge trust level", judge))
+    else:
+        sections.append(("Judge trust level", "<p>No LLM judge scored this run.</p>"))
+    sentence = tables["baseline"].attrs.get("sentence")
+    if sentence:
+        body = f"<p>{html.escape(sentence)}</p>" + _pre(tables["baseline_changes"])
+    else:
+        body = "<p>No baseline is blessed for this prompt (bless a run to compare with it).</p>"
+    sections.append(("Comparison with the blessed baseline", body))
+    for figure in _figures(run.items):
+        sections.append((figure.layout.title.text, figure))
+    target = Path(path) if path is not None else project.reports_dir / f"eval_{run_id}.html"
+    return write_report(target, f"Evaluation of {run.prompt} on {run.model}", sections,
+                        subtitle=f"run {run_id} · {run.dataset} v{run.dataset_version} "
+                                 f"{run.split or 'all'}")
