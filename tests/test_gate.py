@@ -1,0 +1,69 @@
+"""The evaluation gate refuses untrusted judges, missed targets and significant regressions."""
+
+import pytest
+
+from workbench.evaluate.calibration import calibrate
+from workbench.evaluate.gate import GateResult, check_gate
+from workbench.llm.fake import register_fake, unregister_fake
+from workbench.prompts import PromptVersion, save_prompt
+from workbench.runs import start_run
+
+LABELS = ["account", "billing"]
+
+
+@pytest.fixture
+def triage_project(sample_project):
+    import pandas as pd
+
+    from workbench.data import save_version
+
+    rows = [{"id": f"r{i}", "input": f"refund please {i}" if i % 2 else f"password reset {i}",
+             "expected": "billing" if i % 2 else "account", "split": "test"} for i in range(20)]
+    save_version(sample_project, "tiny", pd.DataFrame(rows), transform="import")
+    save_prompt(sample_project, "triage", PromptVersion(template="{{ input }}", labels=LABELS))
+    register_fake("gate-good", {"refund": "billing", "password": "account"})
+    register_fake("gate-bad", ["billing"])
+    yield sample_project
+    unregister_fake("gate-good")
+    unregister_fake("gate-bad")
+
+
+def run(project, model):
+    return start_run(project, "triage", dataset="tiny", split="test", model=model,
+                     progress=False, cache=False).run_id
+
+
+def test_a_good_run_passes_and_the_result_is_recorded(triage_project):
+    gate = check_gate(triage_project, run(triage_project, "fake/gate-good"))
+    assert gate.passed, gate.reasons
+    assert triage_project.records.count("gate_result") == 1
+    assert gate.stored.value == GateResult(run_id=gate.stored.name, passed=True,
+                                           reasons=gate.reasons, checks=gate.checks)
+
+
+def test_a_missed_target_fails_with_the_reason(triage_project):
+    gate = check_gate(triage_project, run(triage_project, "fake/gate-bad"))
+    assert not gate.passed
+    assert any(r.startswith("accuracy misses its target") for r in gate.reasons)
+
+
+def test_an_untrusted_or_uncalibrated_judge_fails_the_gate(triage_project):
+    run_id = run(triage_project, "fake/gate-good")
+    gate = check_gate(triage_project, run_id, judges=("support@fake/judge",))
+    assert not gate.passed and "not trusted" in gate.reasons[0]
+    people = {f"i{i}": i % 2 == 0 for i in range(20)}
+    judged = {k: not v for k, v in people.items()}  # always disagrees: kappa -1
+    calibrate(triage_project, "support@fake/judge", judged, people)
+    assert not check_gate(triage_project, run_id, judges=("support@fake/judge",)).passed
+    calibrate(triage_project, "support@fake/judge", people, people)
+    assert check_gate(triage_project, run_id, judges=("support@fake/judge",)).passed
+
+
+def test_a_significant_regression_against_the_blessed_baseline_fails(triage_project):
+    from workbench.evaluate.baseline_runs import bless
+
+    triage_project.update_card(lambda c: c["metrics"][0].update(target=0.1))
+    bless(triage_project, run(triage_project, "fake/gate-good"))
+    gate = check_gate(triage_project, run(triage_project, "fake/gate-bad"))
+    assert not gate.passed
+    assert any("Significantly worse than the blessed baseline" in r for r in gate.reasons)
