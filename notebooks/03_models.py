@@ -110,7 +110,8 @@ def _(dataset, prompt_names):
                                  if sample.SAMPLE_PROMPT in prompt_names else prompt_names[0],
                                  label="Prompt")
     n_items = mo.ui.slider(5, dataset.value.splits.get("validation", 5), step=5,
-                           value=min(20, dataset.value.splits.get("validation", 5)),
+                           value=min(10 if running_as_script() else 20,
+                                     dataset.value.splits.get("validation", 5)),
                            label="validation items", show_value=True)
     run_all = mo.ui.run_button(label="Run the comparison")
     mo.vstack([

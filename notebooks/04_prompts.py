@@ -115,12 +115,12 @@ def _(project, starters):
     usable = [m.id for m in llm.models(prices=False) if m.usable]
     technique_pick = mo.ui.multiselect(
         list(starters), label="Techniques",
-        value=(["zero_shot", "few_shot_similar", "chain_of_thought", "structured"]
+        value=(["zero_shot", "few_shot_similar", "structured"]
                if running_as_script() else list(starters)))
     model_pick = mo.ui.dropdown(usable, value=default_model(project)
                                 if default_model(project) in usable else llm.BUNDLED_MODEL,
                                 label="Model")
-    n_items = mo.ui.slider(4, 40, step=2, value=6 if running_as_script() else 12,
+    n_items = mo.ui.slider(4, 40, step=2, value=4 if running_as_script() else 12,
                            label="validation items", show_value=True)
     run_techniques = mo.ui.run_button(label="Run the techniques side by side")
     mo.vstack([

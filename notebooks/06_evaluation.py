@@ -176,7 +176,7 @@ def _(project, repeat_runs):
 def _():
     qa_items = rag.load_qa()
     documents = rag.load_documents()
-    rag_items = mo.ui.slider(2, len(qa_items), value=3 if running_as_script() else 8,
+    rag_items = mo.ui.slider(2, len(qa_items), value=2 if running_as_script() else 8,
                              label="questions", show_value=True)
     run_rag = mo.ui.run_button(label="Answer and score the questions")
     mo.vstack([mo.md(f"""
@@ -219,9 +219,12 @@ def _():
 @app.cell(hide_code=True)
 def _(model_pick, project, run_red):
     mo.stop(not (run_red.value or running_as_script()))
-    with mo.status.spinner("Sending the red-team cases ..."):
+    red_cases = redteam.load_cases()
+    if running_as_script():  # one case per category keeps the headless run short
+        red_cases = list({case.category: case for case in reversed(red_cases)}.values())
+    with mo.status.spinner(f"Sending {len(red_cases)} red-team cases ..."):
         red = redteam.run_redteam(project, sample.SAMPLE_PROMPT, model_pick.value,
-                                  progress=False)
+                                  cases=red_cases, progress=False)
     mo.vstack([mo.md(f"Pass rate **{red.pass_rate:.0%}** over {len(red.results)} cases."),
                mo.md("Failure modes by category:"),
                mo.ui.table(red.failure_modes(), selection=None),

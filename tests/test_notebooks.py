@@ -89,7 +89,11 @@ def test_tour_runs_every_notebook_and_writes_an_offline_report(tmp_path):
     status = json.loads(subprocess.run([str(exe), "status", str(tmp_path / "tour"), "--json"],
                                        capture_output=True, text=True).stdout)
     assert status["model_calls"] >= 1
-    # a second tour reuses the project and is harmless
-    again = subprocess.run([str(exe), "tour", str(tmp_path / "tour")], capture_output=True,
-                           text=True, env=env, timeout=3600)
+    # a second tour reuses the project and is harmless (one notebook is enough to show it)
+    again = subprocess.run([str(exe), "tour", str(tmp_path / "tour"), "--only", "00"],
+                           capture_output=True, text=True, env=env, timeout=3600)
     assert again.returncode == 0 and "Using the project" in again.stdout
+    assert "[1/1] 00_start.py ... ok" in again.stdout
+    bad = subprocess.run([str(exe), "tour", str(tmp_path / "tour"), "--only", "42"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 1 and "No guided notebook matches 42" in bad.stderr

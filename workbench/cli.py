@@ -128,7 +128,8 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 def cmd_tour(args: argparse.Namespace) -> int:
     from workbench.tour import run_tour
 
-    return run_tour(args.path, keep_going=True)
+    only = args.only.split(",") if args.only else None
+    return run_tour(args.path, keep_going=True, only=only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")
+    p.add_argument("--only", help="comma-separated notebooks to run, by name or number "
+                                  "(e.g. 00,02); default: all")
     p.set_defaults(func=cmd_tour)
     return parser
 

@@ -23,8 +23,24 @@ class NotebookRun:
     error: str = ""
 
 
-def guided_notebooks() -> list[Path]:
-    return sorted(notebooks_dir().glob("[0-9][0-9]_*.py"))
+def guided_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The guided notebooks in order; ``only`` keeps those whose name or number prefix is listed
+    (``["00", "02_data.py"]``)."""
+    found = sorted(notebooks_dir().glob("[0-9][0-9]_*.py"))
+    if not only:
+        return found
+    wanted = {w.strip() for w in only if w.strip()}
+    picked = [nb for nb in found if nb.name in wanted or nb.stem in wanted
+              or nb.name[:2] in wanted]
+    unknown = sorted(w for w in wanted if not any(
+        w in (nb.name, nb.stem, nb.name[:2]) for nb in found))
+    if unknown:
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"No guided notebook matches {', '.join(unknown)}.",
+                             "Use names or numbers from: "
+                             + ", ".join(nb.name for nb in found) + ".")
+    return picked
 
 
 def run_notebook(notebook: Path, project: Project) -> NotebookRun:
@@ -114,7 +130,8 @@ def _workbench_command() -> str:
     return str(here) if here.exists() else "workbench"
 
 
-def run_tour(path: str | os.PathLike, keep_going: bool = True) -> int:
+def run_tour(path: str | os.PathLike, keep_going: bool = True,
+             only: list[str] | None = None) -> int:
     target = Path(path).expanduser().resolve()
     if is_project(target):
         project = open_project(target)
@@ -125,8 +142,8 @@ def run_tour(path: str | os.PathLike, keep_going: bool = True) -> int:
 
     from workbench.llm.local import build_cache
 
+    notebooks = guided_notebooks(only)  # a bad --only fails before any work
     build_cache()
-    notebooks = guided_notebooks()
     runs: list[NotebookRun] = []
     for i, notebook in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
