@@ -10,21 +10,15 @@ __generated_with = "0.25.2"
 app = marimo.App(width="medium", app_title="00 · Start here")
 
 with app.setup:
-    from pathlib import Path
-
     import marimo as mo
+
+    import widgets.notebook as nb
+    from widgets.notebook import running_as_script
 
     import workbench as wb
     from workbench import llm
-    from workbench.phases import next_step
     from workbench.tracing import spans_frame
 
-
-
-@app.function
-def running_as_script() -> bool:
-    """Run as a script (`python 00_start.py`, the tour, CI), expensive cells run without a click."""
-    return mo.app_meta().mode == "script"
 
 
 @app.cell(hide_code=True)
@@ -57,30 +51,13 @@ def _():
 
 @app.cell(hide_code=True)
 def _():
-    folder = mo.ui.text(value=str(Path.cwd() / "my-workbench-project"), full_width=True,
-                        label="Folder for a new sample project")
-    create = mo.ui.run_button(label="Create the sample project there")
+    folder, create = nb.project_chooser()
     return create, folder
 
 
 @app.cell(hide_code=True)
 def _(create, folder):
-    project, problem = None, None
-    try:
-        project = (wb.init_project(folder.value, sample=True) if create.value
-                   else wb.open_project())
-    except wb.WorkbenchError as exc:
-        problem = exc
-    if project is not None:
-        opened = mo.callout(mo.md(f"Project **{project.name}** is open: `{project.path}`"),
-                            kind="success")
-    else:
-        opened = mo.vstack([
-            mo.callout(mo.md(problem._repr_markdown_()), kind="warn"),
-            mo.md("No project yet? Make the sample one with one click; it holds a ready project "
-                  "card, so you can start at any phase."),
-            folder, create,
-        ])
+    project, opened = nb.open_project(folder, create)
     opened
     return (project,)
 
@@ -187,12 +164,7 @@ def _():
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
-    step = next_step(project.status()["phases"])
-    mo.md(f"""
-    ## What next
-
-    Open **{step['notebook']}** — phase {step['number']}, *{step['title']}*: {step['purpose']}
-    """ if step else "## What next\n\nEvery phase holds results. Re-run phase 9 to keep it so.")
+    nb.what_next(project)
     return
 
 

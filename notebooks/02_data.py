@@ -10,9 +10,11 @@ __generated_with = "0.25.2"
 app = marimo.App(width="medium", app_title="02 · Data preparation")
 
 with app.setup:
-    from pathlib import Path
 
     import marimo as mo
+
+    import widgets.notebook as nb
+    from widgets.notebook import callout, running_as_script
 
     import workbench as wb
     from workbench import data, pii, sample
@@ -22,19 +24,6 @@ with app.setup:
         filter_length,
         step_from_dict,
     )
-    from workbench.phases import next_step
-
-
-@app.function
-def running_as_script() -> bool:
-    """Run as a script (the tour, CI), the steps behind buttons run without a click."""
-    return mo.app_meta().mode == "script"
-
-
-@app.function
-def callout(exc: Exception):
-    return mo.callout(mo.md(exc._repr_markdown_() if hasattr(exc, "_repr_markdown_")
-                            else str(exc)), kind="danger")
 
 
 @app.cell(hide_code=True)
@@ -58,26 +47,13 @@ def _():
 
 @app.cell(hide_code=True)
 def _():
-    folder = mo.ui.text(value=str(Path.cwd() / "my-workbench-project"), full_width=True,
-                        label="Folder for a new sample project")
-    create = mo.ui.run_button(label="Create the sample project there")
+    folder, create = nb.project_chooser()
     return create, folder
 
 
 @app.cell(hide_code=True)
 def _(create, folder):
-    project, problem = None, None
-    try:
-        project = (wb.init_project(folder.value, sample=True) if create.value
-                   else wb.open_project())
-    except wb.WorkbenchError as exc:
-        problem = exc
-    if project is not None:
-        opened = mo.callout(mo.md(f"Project **{project.name}** is open: `{project.path}`"),
-                            kind="success")
-    else:
-        opened = mo.vstack([mo.callout(mo.md(problem._repr_markdown_()), kind="warn"),
-                            folder, create])
+    project, opened = nb.open_project(folder, create)
     opened
     return (project,)
 
@@ -494,10 +470,7 @@ def _():
 def _(project, splitted):
     splitted
     mo.stop(project is None)
-    step = next_step(project.status()["phases"])
-    mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
-          f"*{step['title']}*: {step['purpose']}" if step else
-          "## What next\n\nEvery phase holds results.")
+    nb.what_next(project)
     return
 
 

@@ -10,27 +10,16 @@ __generated_with = "0.25.2"
 app = marimo.App(width="medium", app_title="03 · Model selection")
 
 with app.setup:
-    from pathlib import Path
 
     import marimo as mo
+
+    import widgets.notebook as nb
+    from widgets.notebook import callout, running_as_script
 
     import workbench as wb
     from workbench import compare, llm, sample
     from workbench.data.versions import find_split
-    from workbench.phases import next_step
     from workbench.prompts import list_prompts
-
-
-@app.function
-def running_as_script() -> bool:
-    """Run as a script (the tour, CI), the steps behind buttons run without a click."""
-    return mo.app_meta().mode == "script"
-
-
-@app.function
-def callout(exc: Exception):
-    return mo.callout(mo.md(exc._repr_markdown_() if hasattr(exc, "_repr_markdown_")
-                            else str(exc)), kind="danger")
 
 
 @app.cell(hide_code=True)
@@ -55,26 +44,13 @@ def _():
 
 @app.cell(hide_code=True)
 def _():
-    folder = mo.ui.text(value=str(Path.cwd() / "my-workbench-project"), full_width=True,
-                        label="Folder for a new sample project")
-    create = mo.ui.run_button(label="Create the sample project there")
+    folder, create = nb.project_chooser()
     return create, folder
 
 
 @app.cell(hide_code=True)
 def _(create, folder):
-    project, problem = None, None
-    try:
-        project = (wb.init_project(folder.value, sample=True) if create.value
-                   else wb.open_project())
-    except wb.WorkbenchError as exc:
-        problem = exc
-    if project is not None:
-        opened = mo.callout(mo.md(f"Project **{project.name}** is open: `{project.path}`"),
-                            kind="success")
-    else:
-        opened = mo.vstack([mo.callout(mo.md(problem._repr_markdown_()), kind="warn"),
-                            folder, create])
+    project, opened = nb.open_project(folder, create)
     opened
     return (project,)
 
@@ -82,21 +58,15 @@ def _(create, folder):
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
-    fill = mo.ui.run_button(label="Fill what is missing from the sample project")
-    missing = sample.missing_prerequisites(project, 3)
-    (mo.vstack([mo.callout(mo.md("This phase needs " + ", ".join(missing) + " from earlier "
-                                 "phases."), kind="warn"), fill]) if missing else mo.md(""))
+    fill, prerequisite_view = nb.prerequisites(project, 3)
+    prerequisite_view
     return (fill,)
 
 
 @app.cell(hide_code=True)
 def _(fill, project):
     mo.stop(project is None)
-    if (fill.value or running_as_script()) and sample.missing_prerequisites(project, 3):
-        with mo.status.spinner("Filling from the sample project ..."):
-            filled = sample.fill_prerequisites(project, 3)
-        mo.output.replace(mo.md("Filled: " + "; ".join(filled) + "."))
-    mo.stop(bool(sample.missing_prerequisites(project, 3)))
+    mo.stop(not nb.fill_prerequisites(project, 3, fill))
     dataset = find_split(project, prefer=sample.SAMPLE_DATASET)
     prompt_names = list_prompts(project)
     return dataset, prompt_names
@@ -232,10 +202,7 @@ def _():
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
-    step = next_step(project.status()["phases"])
-    mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
-          f"*{step['title']}*: {step['purpose']}" if step else
-          "## What next\n\nEvery phase holds results.")
+    nb.what_next(project)
     return
 
 

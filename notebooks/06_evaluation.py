@@ -11,9 +11,11 @@ __generated_with = "0.25.2"
 app = marimo.App(width="medium", app_title="06 · Evaluation")
 
 with app.setup:
-    from pathlib import Path
 
     import marimo as mo
+
+    import widgets.notebook as nb
+    from widgets.notebook import callout, running_as_script
 
     import workbench as wb
     from workbench import llm, sample
@@ -22,20 +24,7 @@ with app.setup:
     from workbench.evaluate import judge_sample
     from workbench.evaluate.report import eval_report
     from workbench.llm.gateway import default_model
-    from workbench.phases import next_step
     from workbench.runs import start_run
-
-
-@app.function
-def running_as_script() -> bool:
-    """Run as a script (the tour, CI), the steps behind buttons run without a click."""
-    return mo.app_meta().mode == "script"
-
-
-@app.function
-def callout(exc: Exception):
-    return mo.callout(mo.md(exc._repr_markdown_() if hasattr(exc, "_repr_markdown_")
-                            else str(exc)), kind="danger")
 
 
 @app.cell(hide_code=True)
@@ -61,26 +50,13 @@ def _():
 
 @app.cell(hide_code=True)
 def _():
-    folder = mo.ui.text(value=str(Path.cwd() / "my-workbench-project"), full_width=True,
-                        label="Folder for a new sample project")
-    create = mo.ui.run_button(label="Create the sample project there")
+    folder, create = nb.project_chooser()
     return create, folder
 
 
 @app.cell(hide_code=True)
 def _(create, folder):
-    project, problem = None, None
-    try:
-        project = (wb.init_project(folder.value, sample=True) if create.value
-                   else wb.open_project())
-    except wb.WorkbenchError as exc:
-        problem = exc
-    if project is not None:
-        opened = mo.callout(mo.md(f"Project **{project.name}** is open: `{project.path}`"),
-                            kind="success")
-    else:
-        opened = mo.vstack([mo.callout(mo.md(problem._repr_markdown_()), kind="warn"),
-                            folder, create])
+    project, opened = nb.open_project(folder, create)
     opened
     return (project,)
 
@@ -88,20 +64,15 @@ def _(create, folder):
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
-    fill = mo.ui.run_button(label="Fill what is missing from the sample project")
-    missing = sample.missing_prerequisites(project, 6)
-    (mo.vstack([mo.callout(mo.md("This phase needs " + ", ".join(missing) + " from earlier "
-                                 "phases."), kind="warn"), fill]) if missing else mo.md(""))
+    fill, prerequisite_view = nb.prerequisites(project, 6)
+    prerequisite_view
     return (fill,)
 
 
 @app.cell(hide_code=True)
 def _(fill, project):
     mo.stop(project is None)
-    if (fill.value or running_as_script()) and sample.missing_prerequisites(project, 6):
-        with mo.status.spinner("Filling from the sample project ..."):
-            sample.fill_prerequisites(project, 6)
-    mo.stop(bool(sample.missing_prerequisites(project, 6)))
+    mo.stop(not nb.fill_prerequisites(project, 6, fill))
     dataset = find_split(project, prefer=sample.SAMPLE_DATASET)
     return (dataset,)
 
@@ -369,10 +340,7 @@ def _():
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
-    step = next_step(project.status()["phases"])
-    mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
-          f"*{step['title']}*: {step['purpose']}" if step else
-          "## What next\n\nEvery phase holds results.")
+    nb.what_next(project)
     return
 
 

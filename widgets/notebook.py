@@ -1,0 +1,75 @@
+"""The few cells every guided marimo notebook shares, written once.
+
+Opening the project (``WORKBENCH_PROJECT``, or one click to make the sample project), filling
+missing earlier phases from the sample, errors as callouts, and the "what next" footer. The
+logic lives in the kernel (``workbench.sample``, ``workbench.phases``); these only draw it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import marimo as mo
+
+import workbench as wb
+from workbench import sample
+from workbench.phases import next_step
+
+
+def running_as_script() -> bool:
+    """Run as a script (the tour, CI), the steps behind buttons run without a click."""
+    return mo.app_meta().mode == "script"
+
+
+def callout(exc: Exception, kind: str = "danger") -> Any:
+    text = exc._repr_markdown_() if hasattr(exc, "_repr_markdown_") else str(exc)
+    return mo.callout(mo.md(text), kind=kind)
+
+
+def project_chooser() -> tuple[Any, Any]:
+    """The folder field and the button that make the sample project when none is open."""
+    folder = mo.ui.text(value=str(Path.cwd() / "my-workbench-project"), full_width=True,
+                        label="Folder for a new sample project")
+    create = mo.ui.run_button(label="Create the sample project there")
+    return folder, create
+
+
+def open_project(folder: Any, create: Any) -> tuple[wb.Project | None, Any]:
+    """The open project (or None) and what to show: the project, or how to get one."""
+    try:
+        project = (wb.init_project(folder.value, sample=True) if create.value
+                   else wb.open_project())
+    except wb.WorkbenchError as exc:
+        return None, mo.vstack([callout(exc, "warn"),
+                                mo.md("No project yet? Make the sample one with one click; it "
+                                      "holds a ready project card, so you can start at any "
+                                      "phase."), folder, create])
+    return project, mo.callout(mo.md(f"Project **{project.name}** is open: `{project.path}`"),
+                               kind="success")
+
+
+def prerequisites(project: wb.Project, phase: int) -> tuple[Any, Any]:
+    """The button that fills missing earlier phases from the sample, and what to show."""
+    fill = mo.ui.run_button(label="Fill what is missing from the sample project")
+    missing = sample.missing_prerequisites(project, phase)
+    if not missing:
+        return fill, mo.md("")
+    return fill, mo.vstack([mo.callout(mo.md("This phase needs " + ", ".join(missing)
+                                             + " from earlier phases."), kind="warn"), fill])
+
+
+def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
+    """Fill from the sample when asked (or headless); True when the phase can run."""
+    if (fill.value or running_as_script()) and sample.missing_prerequisites(project, phase):
+        with mo.status.spinner("Filling from the sample project ..."):
+            sample.fill_prerequisites(project, phase)
+    return not sample.missing_prerequisites(project, phase)
+
+
+def what_next(project: wb.Project) -> Any:
+    step = next_step(project.status()["phases"])
+    if step is None:
+        return mo.md("## What next\n\nEvery phase holds results.")
+    return mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
+                 f"*{step['title']}*: {step['purpose']}")
