@@ -251,16 +251,11 @@ def test_limit_and_the_cache(project, prompts, tickets):
 
 @pytest.fixture
 def priced(request):
-    """A fake model with a hosted-like price in litellm's price map (removed afterwards)."""
-    from workbench.llm.gateway import litellm
-
-    lib = litellm()
+    """A fake model billed like a hosted one (removed afterwards)."""
     name = f"priced{abs(hash(request.node.name)) % 10_000}"
-    model = fake.register_fake(name, lambda messages: "billing")
-    lib.register_model({model: {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002,
-                                "litellm_provider": "fake", "mode": "chat"}})
+    model = fake.register_fake(name, lambda messages: "billing", input_cost_per_token=0.001,
+                               output_cost_per_token=0.002)
     yield model
-    lib.model_cost.pop(model, None)
     fake.unregister_fake(name)
 
 

@@ -216,18 +216,19 @@ def _token_counter(model: str) -> tuple[Callable[[list[dict[str, Any]] | str], i
 
 def _price(model: str) -> tuple[float, float, bool]:
     """USD per prompt token and per completion token, and whether the price is known.
-    Local and fake models are free unless a price was registered for them (tests do)."""
+    The bundled model and other on-machine models are free; fake models cost what they were
+    registered with (``register_fake(..., input_cost_per_token=...)``, $0 by default)."""
     from workbench.llm.gateway import ON_MACHINE_PROVIDERS, litellm, provider_of
 
-    lib = litellm()
-    entry = lib.model_cost.get(model)
-    if provider_of(model) in ON_MACHINE_PROVIDERS:
-        if entry and (entry.get("input_cost_per_token") or entry.get("output_cost_per_token")):
-            return (float(entry.get("input_cost_per_token") or 0),
-                    float(entry.get("output_cost_per_token") or 0), True)
+    provider = provider_of(model)
+    if provider == "fake":
+        from workbench.llm.fake import price
+
+        return (*price(model), True)
+    if provider in ON_MACHINE_PROVIDERS:
         return 0.0, 0.0, True
     try:
-        info = lib.get_model_info(model)
+        info = litellm().get_model_info(model)
     except Exception:
         return float("nan"), float("nan"), False
     cin, cout = info.get("input_cost_per_token"), info.get("output_cost_per_token")

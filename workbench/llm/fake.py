@@ -27,6 +27,7 @@ from workbench.errors import UnknownModel
 Replies = list[str] | dict[str, str] | Callable[[list[dict[str, str]]], str]
 
 _registry: dict[str, Replies] = {}
+_prices: dict[str, tuple[float, float]] = {}
 _lock = threading.Lock()
 _call_counts: dict[str, int] = {}
 _rngs: dict[str, random.Random] = {}
@@ -34,17 +35,34 @@ _rngs: dict[str, random.Random] = {}
 FAILURES = ("timeout", "429", "500")
 
 
-def register_fake(name: str, replies: Replies) -> str:
-    """Register scripted replies under ``fake/<name>``; returns the model id."""
+def register_fake(name: str, replies: Replies, *, input_cost_per_token: float = 0.0,
+                  output_cost_per_token: float = 0.0) -> str:
+    """Register scripted replies under ``fake/<name>``; returns the model id.
+
+    A price per token (USD, as in litellm's price map) makes the fake model bill like a hosted
+    one: costs, budgets and cost confirmations can then be practised without spending money."""
     name = name.removeprefix("fake/")
     if name == "echo" or ":" in name:
         raise ValueError(f"'{name}' cannot be used as a fake model name")
+    if input_cost_per_token < 0 or output_cost_per_token < 0:
+        raise ValueError("prices per token cannot be negative")
     _registry[name] = replies
+    if input_cost_per_token or output_cost_per_token:
+        _prices[name] = (float(input_cost_per_token), float(output_cost_per_token))
+    else:
+        _prices.pop(name, None)
     return f"fake/{name}"
 
 
 def unregister_fake(name: str) -> None:
     _registry.pop(name.removeprefix("fake/"), None)
+    _prices.pop(name.removeprefix("fake/"), None)
+
+
+def price(model: str) -> tuple[float, float]:
+    """USD per prompt token and per completion token of a fake model ($0 unless registered)."""
+    behaviour = model.removeprefix("fake/").partition(":")[0]
+    return _prices.get(behaviour, (0.0, 0.0))
 
 
 def registered_fakes() -> list[str]:

@@ -1,9 +1,11 @@
 """One way to call any model: ``complete``, ``complete_many``, ``acomplete`` and ``stream``.
 
-Every call goes through litellm (imported lazily), returns a ``Completion`` with text, token
-usage, latency and cost, is recorded as an ``llm.call`` span in the active project, and is served
-from the project's response cache when the same request was made before. Transient failures
-(timeouts, 429, 5xx, connection errors) are retried with exponential backoff.
+Every call returns a ``Completion`` with text, token usage, latency and cost, is recorded as an
+``llm.call`` span in the active project, and is served from the project's response cache when the
+same request was made before. Transient failures (timeouts, 429, 5xx, connection errors) are
+retried with exponential backoff. Hosted models are reached through litellm (imported lazily, on
+the first hosted call); the bundled and fake models run in this process and are called directly
+(``workbench.llm.backends``), through the same steps.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 import threading
 import time
 import warnings
@@ -31,6 +34,8 @@ from workbench.errors import (
     UnknownModel,
     WorkbenchError,
 )
+from workbench.llm import fake
+from workbench.llm.backends import BackendError, BackendTimeout, Reply, Request, backend_for
 from workbench.llm.local import MODEL_ID as BUNDLED_MODEL
 from workbench.records import Completion, Usage
 from workbench.tracing import start_span, write_span
@@ -52,19 +57,22 @@ _litellm = None
 _litellm_lock = threading.Lock()
 
 
-_priced: set[str] = set()
+def _user_callbacks(lib) -> bool:
+    """Whether the user set up litellm callbacks of their own (e.g. to send traces elsewhere)."""
+    return bool(lib.callbacks or lib.success_callback or lib.failure_callback
+                or getattr(lib, "_async_success_callback", None))
 
 
-def _zero_priced(lib, model: str) -> None:
-    """Give bundled and fake models a $0 price entry, so litellm's per-call cost lookup finds
-    them at once instead of searching its fallbacks (about 1 ms a call) and failing."""
-    if model in _priced or provider_of(model) not in LOCAL_PROVIDERS:
-        return
-    lib.register_model({model: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
-                                "cache_creation_input_token_cost": 0.0,
-                                "cache_read_input_token_cost": 0.0,
-                                "litellm_provider": provider_of(model), "mode": "chat"}})
-    _priced.add(model)
+def _backend(model: str):
+    """The in-process backend for ``model``, or None when litellm should carry the call: hosted
+    models, and every model once the user has given litellm callbacks of their own, so their
+    observability sees the bundled and fake models too."""
+    backend = backend_for(model)
+    if backend is not None:
+        lib = sys.modules.get("litellm")
+        if lib is not None and _user_callbacks(lib):
+            return None
+    return backend
 
 
 def _without_litellm_logging():
@@ -72,8 +80,7 @@ def _without_litellm_logging():
     (a thread-pool job per call, ~0.4 ms of CPU) is pure overhead — unless the user has set up
     litellm callbacks of their own, which then keep working."""
     lib = litellm()
-    if lib.callbacks or lib.success_callback or lib.failure_callback or \
-            getattr(lib, "_async_success_callback", None):
+    if _user_callbacks(lib):
         return nullcontext()
     try:
         from litellm._internal_context import internal_sub_call
@@ -162,8 +169,16 @@ class Call:
     span: Any = None
     started: float = field(default_factory=time.perf_counter)
 
+    def request(self) -> Request:
+        """The call as an in-process model takes it."""
+        return Request(model=self.model, messages=self.messages, params=self.params,
+                       timeout=self.timeout, adapter=self.adapter)
+
     def litellm_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.params)
+        # The gateway retries (and counts the tries); the provider SDK retrying as well would
+        # multiply the requests and hide them.
+        kwargs.setdefault("max_retries", 0)
         if self.adapter is not None:
             kwargs["adapter_path"] = self.adapter
         return kwargs
@@ -235,8 +250,6 @@ def prepare(prompt: Prompt, model: str | None = None, *, system: str | None = No
 def _check_model_id(model: str) -> None:
     provider = provider_of(model)
     if provider == "fake":
-        from workbench.llm import fake
-
         fake.parse(model)
     elif provider == "local" and model != BUNDLED_MODEL:
         raise UnknownModel(f"There is no local model '{model}'.",
@@ -316,31 +329,27 @@ def _cached_result(call: Call, hit: Completion) -> Completion:
     return result
 
 
-def _cost(call: Call, response: Any) -> float:
-    if provider_of(call.model) in ON_MACHINE_PROVIDERS:
-        return 0.0
-    cost = getattr(response, "_hidden_params", {}).get("response_cost")
-    if cost is None:
-        try:
-            cost = litellm().completion_cost(completion_response=response)
-        except Exception:  # a model missing from the price map: unknown, not free
-            return float("nan")
-    return float(cost)
+def _cost(call: Call, reply: Reply) -> float:
+    if reply.cost_usd is not None:
+        return reply.cost_usd
+    if provider_of(call.model) == "fake":
+        price_in, price_out = fake.price(call.model)
+        return reply.prompt_tokens * price_in + reply.completion_tokens * price_out
+    return 0.0  # the bundled model
 
 
-def _completion(call: Call, response: Any) -> Completion:
-    choice = response.choices[0]
-    usage = getattr(response, "usage", None)
-    return Completion(
+def _finish(call: Call, reply: Reply) -> Completion:
+    result = Completion(
         model=call.model,
-        text=choice.message.content or "",
-        usage=Usage(prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                    completion_tokens=getattr(usage, "completion_tokens", 0) or 0),
+        text=reply.text,
+        usage=Usage(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens),
         latency_s=time.perf_counter() - call.started,
-        cost_usd=_cost(call, response),
-        finish_reason=choice.finish_reason,
+        cost_usd=_cost(call, reply),
+        finish_reason=reply.finish_reason,
         trace_id=call.span.trace_id if call.span else None,
     )
+    _record(call, result)
+    return result
 
 
 def _record(call: Call, result: Completion | None, *, cache_hit: bool = False,
@@ -367,18 +376,129 @@ def _record(call: Call, result: Completion | None, *, cache_hit: bool = False,
         _cache_put(call, result)
 
 
+# -- hosted models, through litellm ----------------------------------------------------------------
+
+def _check_credentials(call: Call) -> None:
+    """A hosted model without its key fails fast with the variable to set (litellm would report
+    a server error, which looks transient and would be retried)."""
+    if not is_hosted(call.model) or "api_key" in call.params:
+        return
+    try:
+        missing = litellm().validate_environment(model=call.model).get("missing_keys") or []
+    except Exception:  # litellm cannot tell for this provider: let the call decide
+        return
+    if missing:
+        raise ModelUnavailable(f"{call.model} needs {', '.join(missing)}, which is not set.",
+                               f"Set {missing[0]} in your environment (see `workbench models`).")
+
+
+def _litellm_cost(call: Call, response: Any) -> float | None:
+    if provider_of(call.model) in LOCAL_PROVIDERS:
+        return None  # priced by the gateway, as on the direct route
+    if provider_of(call.model) in ON_MACHINE_PROVIDERS:
+        return 0.0
+    cost = getattr(response, "_hidden_params", {}).get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm().completion_cost(completion_response=response)
+        except Exception:  # a model missing from the price map: unknown, not free
+            return float("nan")
+    return float(cost)
+
+
+def _stream_cost(call: Call, prompt_tokens: int, completion_tokens: int) -> float | None:
+    if provider_of(call.model) in LOCAL_PROVIDERS:
+        return None
+    if provider_of(call.model) in ON_MACHINE_PROVIDERS:
+        return 0.0
+    try:
+        prompt_cost, completion_cost = litellm().cost_per_token(
+            model=call.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return float(prompt_cost + completion_cost)
+    except Exception:
+        return float("nan")
+
+
+def _reply_of(call: Call, response: Any) -> Reply:
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    return Reply(text=choice.message.content or "",
+                 prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                 completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                 finish_reason=choice.finish_reason,
+                 cost_usd=_litellm_cost(call, response))
+
+
+def _litellm_complete(call: Call) -> Reply:
+    lib = litellm()
+    with _without_litellm_logging():
+        response = lib.completion(model=call.model, messages=call.messages,
+                                  timeout=call.timeout, **call.litellm_kwargs())
+    return _reply_of(call, response)
+
+
+async def _litellm_acomplete(call: Call) -> Reply:
+    lib = litellm()
+    with _without_litellm_logging():
+        response = await lib.acompletion(model=call.model, messages=call.messages,
+                                         timeout=call.timeout, **call.litellm_kwargs())
+    return _reply_of(call, response)
+
+
+def _litellm_stream(call: Call) -> Iterator[str | Reply]:
+    """Text pieces, then a ``Reply`` with the usage and the finish reason (no text)."""
+    response = litellm().completion(model=call.model, messages=call.messages, stream=True,
+                                    stream_options={"include_usage": True},
+                                    timeout=call.timeout, **call.litellm_kwargs())
+    usage = None
+    finish = None
+    for chunk in response:
+        if getattr(chunk, "usage", None):
+            usage = chunk.usage
+        if not chunk.choices:
+            continue
+        if chunk.choices[0].finish_reason:
+            finish = chunk.choices[0].finish_reason
+        piece = chunk.choices[0].delta.content
+        if piece:
+            yield piece
+    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
+    completion_tokens = getattr(usage, "completion_tokens", 0) or 0
+    yield Reply("", prompt_tokens, completion_tokens, finish,
+                cost_usd=_stream_cost(call, prompt_tokens, completion_tokens))
+
+
 # -- errors and retries --------------------------------------------------------------------------
+
+def _litellm_error(exc: BaseException, *names: str) -> bool:
+    """Whether ``exc`` is one of litellm's exception classes (never, if litellm is not loaded)."""
+    if _litellm is None:
+        return False
+    return isinstance(exc, tuple(getattr(_litellm, name) for name in names))
+
 
 def _transient(exc: BaseException) -> bool:
     exc = _unwrap(exc)
-    lib = litellm()
-    return isinstance(exc, (lib.Timeout, lib.RateLimitError, lib.InternalServerError,
-                            lib.ServiceUnavailableError, lib.APIConnectionError))
+    if isinstance(exc, BackendTimeout):
+        return True
+    if isinstance(exc, BackendError):
+        return exc.transient
+    return _litellm_error(exc, "Timeout", "RateLimitError", "InternalServerError",
+                          "ServiceUnavailableError", "APIConnectionError")
 
 
 def _backoff(attempt: int) -> float:
     base = float(os.environ.get(ENV_RETRY_BASE, "0.5"))
     return min(base * 2 ** attempt, 20.0) * (0.5 + random.random() / 2)
+
+
+def _retry(call: Call, exc: BaseException, *, shown: bool = False) -> float:
+    """Seconds to wait before trying ``call`` again; raises the translated error (and records
+    it) when the failure is not worth retrying, the retries are spent, or part of the reply was
+    already shown."""
+    if shown or call.attempts > call.retries or not _transient(exc):
+        raise _fail(call, exc) from exc
+    return _backoff(call.attempts - 1)
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -393,22 +513,22 @@ def _translate(call: Call, exc: BaseException) -> WorkbenchError:
     exc = _unwrap(exc)
     if isinstance(exc, WorkbenchError):
         return exc
-    lib = litellm()
     tries = f" after {call.attempts} tries" if call.attempts > 1 else ""
     detail = str(getattr(exc, "message", exc)).strip().splitlines()[0][:300] if str(exc) else ""
-    if isinstance(exc, lib.Timeout):
+    status = getattr(exc, "status_code", None) if isinstance(exc, BackendError) else None
+    if isinstance(exc, BackendTimeout) or _litellm_error(exc, "Timeout"):
         return ModelTimeout(f"{call.model} did not answer within {call.timeout:g}s{tries}.",
                             "Raise timeout=..., ask for fewer max_tokens, or try again later.")
-    if isinstance(exc, lib.AuthenticationError):
+    if _litellm_error(exc, "AuthenticationError"):
         return ModelUnavailable(f"{call.model} refused the API key ({detail}).",
                                 "Check the key in your environment (see `workbench models`).")
-    if isinstance(exc, lib.RateLimitError):
+    if status == 429 or _litellm_error(exc, "RateLimitError"):
         return ModelCallFailed(f"{call.model} kept answering 'rate limited'{tries}.",
                                "Lower the concurrency or wait a minute, then retry.")
-    if isinstance(exc, lib.NotFoundError):
+    if status == 404 or _litellm_error(exc, "NotFoundError"):
         return UnknownModel(f"The provider does not know {call.model} ({detail}).",
                             "Check the model id (see `workbench models`).")
-    if isinstance(exc, lib.BadRequestError) and "LLM Provider NOT provided" in str(exc):
+    if _litellm_error(exc, "BadRequestError") and "LLM Provider NOT provided" in str(exc):
         return UnknownModel(f"litellm does not know the provider of {call.model}.",
                             "See `workbench models` for ids that work.")
     return ModelCallFailed(f"{call.model} failed{tries}: {type(exc).__name__}: "
@@ -424,6 +544,20 @@ def _fail(call: Call, exc: BaseException) -> WorkbenchError:
 
 # -- the public calls ----------------------------------------------------------------------------
 
+def _start(call: Call) -> Completion | None:
+    """Open the call's span; answer from the cache when the same request was made before, and
+    fail at once when a hosted model's key is missing."""
+    _begin(call)
+    hit = _cache_get(call)
+    if hit is not None:
+        return _cached_result(call, hit)
+    try:
+        _check_credentials(call)
+    except WorkbenchError as exc:
+        raise _fail(call, exc) from None
+    return None
+
+
 def complete(prompt: Prompt, model: str | None = None, **options: Any) -> Completion:
     """Call a model once. ``prompt`` is a string (one user message) or a list of messages.
 
@@ -434,74 +568,37 @@ def complete(prompt: Prompt, model: str | None = None, **options: Any) -> Comple
     return run_call(call)
 
 
-def _check_credentials(lib, call: Call) -> None:
-    """A hosted model without its key fails fast with the variable to set (litellm would report
-    a server error, which looks transient and would be retried)."""
-    if not is_hosted(call.model) or "api_key" in call.params:
-        return
-    try:
-        missing = lib.validate_environment(model=call.model).get("missing_keys") or []
-    except Exception:  # litellm cannot tell for this provider: let the call decide
-        return
-    if missing:
-        raise ModelUnavailable(f"{call.model} needs {', '.join(missing)}, which is not set.",
-                               f"Set {missing[0]} in your environment (see `workbench models`).")
-
-
 def run_call(call: Call) -> Completion:
-    _begin(call)
-    hit = _cache_get(call)
-    if hit is not None:
-        return _cached_result(call, hit)
-    lib = litellm()
-    try:
-        _check_credentials(lib, call)
-    except WorkbenchError as exc:
-        raise _fail(call, exc) from None
-    _zero_priced(lib, call.model)
+    cached = _start(call)
+    if cached is not None:
+        return cached
+    backend = _backend(call.model)
     while True:
         call.attempts += 1
         try:
-            with _without_litellm_logging():
-                response = lib.completion(model=call.model, messages=call.messages,
-                                          timeout=call.timeout, **call.litellm_kwargs())
+            reply = backend.complete(call.request()) if backend else _litellm_complete(call)
             break
         except Exception as exc:
-            if call.attempts > call.retries or not _transient(exc):
-                raise _fail(call, exc) from exc
-            time.sleep(_backoff(call.attempts - 1))
-    result = _completion(call, response)
-    _record(call, result)
-    return result
+            time.sleep(_retry(call, exc))
+    return _finish(call, reply)
 
 
 async def acomplete(prompt: Prompt, model: str | None = None, **options: Any) -> Completion:
     """``complete`` for asyncio code."""
     call = prepare(prompt, model, **options)
-    _begin(call)
-    hit = _cache_get(call)
-    if hit is not None:
-        return _cached_result(call, hit)
-    lib = litellm()
-    try:
-        _check_credentials(lib, call)
-    except WorkbenchError as exc:
-        raise _fail(call, exc) from None
-    _zero_priced(lib, call.model)
+    cached = _start(call)
+    if cached is not None:
+        return cached
+    backend = _backend(call.model)
     while True:
         call.attempts += 1
         try:
-            with _without_litellm_logging():
-                response = await lib.acompletion(model=call.model, messages=call.messages,
-                                                 timeout=call.timeout, **call.litellm_kwargs())
+            reply = await (backend.acomplete(call.request()) if backend
+                           else _litellm_acomplete(call))
             break
         except Exception as exc:
-            if call.attempts > call.retries or not _transient(exc):
-                raise _fail(call, exc) from exc
-            await asyncio.sleep(_backoff(call.attempts - 1))
-    result = _completion(call, response)
-    _record(call, result)
-    return result
+            await asyncio.sleep(_retry(call, exc))
+    return _finish(call, reply)
 
 
 Progress = bool | Callable[[int, int], None]
@@ -564,62 +661,30 @@ class Stream:
 
     def __iter__(self) -> Iterator[str]:
         call = self.call
-        _begin(call)
-        hit = _cache_get(call)
-        if hit is not None:
-            self.completion = _cached_result(call, hit)
-            yield self.completion.text
+        cached = _start(call)
+        if cached is not None:
+            self.completion = cached
+            yield cached.text
             return
-        lib = litellm()
-        try:
-            _check_credentials(lib, call)
-        except WorkbenchError as exc:
-            raise _fail(call, exc) from None
-        _zero_priced(lib, call.model)
+        backend = _backend(call.model)
         pieces: list[str] = []
-        usage = None
-        finish = None
         while True:  # retry transient failures, but only before the first piece was shown
             call.attempts += 1
+            last: Reply | None = None
             try:
-                response = lib.completion(model=call.model, messages=call.messages,
-                                          stream=True, stream_options={"include_usage": True},
-                                          timeout=call.timeout, **call.litellm_kwargs())
-                for chunk in response:
-                    if getattr(chunk, "usage", None):
-                        usage = chunk.usage
-                    if not chunk.choices:
-                        continue
-                    if chunk.choices[0].finish_reason:
-                        finish = chunk.choices[0].finish_reason
-                    piece = chunk.choices[0].delta.content
-                    if piece:
-                        pieces.append(piece)
-                        yield piece
+                for item in (backend.stream(call.request()) if backend
+                             else _litellm_stream(call)):
+                    if isinstance(item, Reply):
+                        last = item
+                    elif item:
+                        pieces.append(item)
+                        yield item
                 break
             except Exception as exc:
-                if pieces or call.attempts > call.retries or not _transient(exc):
-                    raise _fail(call, exc) from exc
-                time.sleep(_backoff(call.attempts - 1))
-        text = "".join(pieces)
-        self.completion = Completion(
-            model=call.model, text=text,
-            usage=Usage(prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                        completion_tokens=getattr(usage, "completion_tokens", 0) or 0),
-            latency_s=time.perf_counter() - call.started,
-            cost_usd=0.0 if not is_hosted(call.model) else _stream_cost(call, usage),
-            finish_reason=finish, trace_id=call.span.trace_id if call.span else None)
-        _record(call, self.completion)
-
-
-def _stream_cost(call: Call, usage: Any) -> float:
-    try:
-        prompt_cost, completion_cost = litellm().cost_per_token(
-            model=call.model, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
-        return float(prompt_cost + completion_cost)
-    except Exception:
-        return float("nan")
+                time.sleep(_retry(call, exc, shown=bool(pieces)))
+        last = last or Reply("", 0, 0, None)
+        last.text = "".join(pieces)
+        self.completion = _finish(call, last)
 
 
 def stream(prompt: Prompt, model: str | None = None, **options: Any) -> Stream:
