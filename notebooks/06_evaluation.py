@@ -136,10 +136,17 @@ def _(project, repeat_runs):
     exact test on the items where they disagree) says whether the difference is real.
     Two repeats of the *same* prompt should come out as noise.
     """)
+    from widgets import ComparisonGrid
+
     baseline_runs.bless(project, repeat_runs[0].run_id)
     versus = baseline_runs.compare_to_baseline(project, repeat_runs[-1].run_id)
+    versus_grid = mo.ui.anywidget(ComparisonGrid(
+        project, [repeat_runs[0].run_id, repeat_runs[-1].run_id]))
     mo.vstack([baseline_intro, mo.callout(mo.md(versus.sentence), kind="info"),
-               mo.ui.table(versus.items, selection=None)])
+               mo.md("The baseline (left) and the last repeat (right), item by item. An "
+                     "outlined row flipped between them; with the same prompt and model, "
+                     "every flip is noise."),
+               versus_grid, mo.ui.table(versus.items, selection=None)])
     return
 
 

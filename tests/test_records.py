@@ -44,6 +44,10 @@ def test_tags_and_missing_records(project):
     records.save("soup", Recipe(title="Soup", minutes=20))
     records.tag(Recipe, "soup", 1, "production")
     assert records.get(Recipe, "soup", "production").version == 1
+    records.tag(Recipe, "soup", 2, "staging")
+    records.tag(Recipe, "soup", 2, "production")  # a tag moves to the newer version
+    assert records.tags(Recipe, "soup") == {2: ["production", "staging"]}
+    assert records.tags(Recipe, "stew") == {}
     with pytest.raises(RecordNotFound, match="tagged 'candidate'"):
         records.get(Recipe, "soup", "candidate")
     with pytest.raises(RecordNotFound, match="version 7"):

@@ -145,6 +145,15 @@ class Records:
         return self.store.db.execute("SELECT COUNT(*) FROM records WHERE kind=?",
                                      (kind,)).fetchone()[0]
 
+    def tags(self, cls: type[Record], name: str) -> dict[int, list[str]]:
+        """The tags of every version of ``name`` that has any: {version: [tags, sorted]}."""
+        rows = self.store.db.execute("SELECT tag, version FROM tags WHERE kind=? AND name=? "
+                                     "ORDER BY tag", (cls.kind, name)).fetchall()
+        out: dict[int, list[str]] = {}
+        for tag, version in rows:
+            out.setdefault(version, []).append(tag)
+        return out
+
     def tag(self, cls: type[Record], name: str, version: int, tag: str) -> None:
         self.get(cls, name, version)  # must exist
         with self.store.write() as db:

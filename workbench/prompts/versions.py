@@ -153,16 +153,6 @@ def tag_prompt(project: Project, name: str, version: int, tag: str) -> None:
     project.records.tag(PromptVersion, name, version, tag)
 
 
-def _tags(project: Project, name: str) -> dict[int, list[str]]:
-    # Records has no public way to list tags yet; this reads its table directly.
-    rows = project.store.db.execute("SELECT tag, version FROM tags WHERE kind=? AND name=? "
-                                    "ORDER BY tag", (PromptVersion.kind, name)).fetchall()
-    out: dict[int, list[str]] = {}
-    for tag, version in rows:
-        out.setdefault(version, []).append(tag)
-    return out
-
-
 def prompt_versions(project: Project, name: str) -> pd.DataFrame:
     """One row per version, oldest first: version, created, tags, description, model, technique."""
     import pandas as pd
@@ -170,7 +160,7 @@ def prompt_versions(project: Project, name: str) -> pd.DataFrame:
     stored = project.records.versions(PromptVersion, name)
     if not stored:
         load_prompt(project, name)  # raises the friendly error
-    tags = _tags(project, name)
+    tags = project.records.tags(PromptVersion, name)
     return pd.DataFrame([{"version": s.version, "created": s.created,
                           "tags": tags.get(s.version, []), "description": s.value.description,
                           "model": s.value.model, "technique": s.value.technique,
