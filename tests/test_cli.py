@@ -129,3 +129,61 @@ def test_notebooks_opens_a_server_on_the_project(jupyter, tmp_path):
             proc.kill()
             out, _ = proc.communicate()
     assert f"on project {target}" in out
+
+
+@pytest.fixture
+def gated_project(tmp_path):
+    """The sample card (accuracy >= 0.9 among its targets) and a tiny test split on which
+    ``fake/echo`` is right with the template ``{{ input }}`` and wrong with ``no idea``."""
+    import pandas as pd
+
+    import workbench
+    from workbench.data.versions import save_version
+    from workbench.prompts import PromptVersion, save_prompt
+
+    project = workbench.init_project(tmp_path / "gated", sample=True)
+    labels = ["billing", "shipping", "account"]
+    rows = [{"id": f"t{i}", "input": labels[i % 3], "expected": labels[i % 3], "split": "test"}
+            for i in range(24)]
+    save_version(project, "tiny", pd.DataFrame(rows), transform="import")
+    save_prompt(project, "route", PromptVersion(template="{{ input }}", labels=labels,
+                                                model="fake/echo"))
+    save_prompt(project, "route", PromptVersion(template="no idea", labels=labels,
+                                                model="fake/echo"))
+    return project
+
+
+def test_eval_bless_and_gate_for_ci(gated_project):
+    project = gated_project.path
+    good = run("eval", "route", "--version", "1", "--dataset", "tiny", "--gate", "--json",
+               project=project)
+    assert good.returncode == 0, good.stderr
+    result = json.loads(good.stdout)
+    assert result["status"] == "finished" and result["gate"]["passed"] is True
+    assert {t["metric"]: t["status"] for t in result["targets"]}["accuracy"] == "pass"
+    assert Path(result["report"]).is_file()
+    good_id = result["run_id"]
+
+    assert run("bless", good_id, project=project).returncode == 0
+    listed = run("runs", project=project)
+    assert listed.returncode == 0 and good_id in listed.stdout
+
+    bad = run("eval", "route", "--dataset", "tiny", "--gate", project=project)
+    assert bad.returncode == 3, bad.stderr
+    assert "gate: FAIL" in bad.stdout
+    assert "accuracy misses its target" in bad.stdout
+    assert "Significantly worse than the blessed baseline" in bad.stdout
+    bad_id = bad.stdout.split()[1].rstrip(":")
+
+    again = run("gate", bad_id, "--json", project=project)
+    assert again.returncode == 3 and json.loads(again.stdout)["passed"] is False
+    assert run("gate", good_id, project=project).returncode == 0
+    untrusted = run("gate", good_id, "--judge", "helpfulness@fake/echo", project=project)
+    assert untrusted.returncode == 3 and "is not trusted" in untrusted.stdout
+
+
+def test_eval_and_gate_errors_are_one_line(gated_project):
+    assert_one_line_error(run("gate", "no-such-run", project=gated_project.path))
+    assert_one_line_error(run("eval", "nope", "--dataset", "tiny", project=gated_project.path))
+    assert_one_line_error(run("bless", "no-such-run", project=gated_project.path))
+    assert run("eval", "route", project=gated_project.path).returncode == 2  # --dataset missing

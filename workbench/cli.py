@@ -14,6 +14,7 @@ from workbench.project import ENV_PROJECT, init_project, is_project, open_projec
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_GATE_FAILED = 3  # eval --gate / gate: the run may not ship (not an error of the command)
 
 
 def _project_for(path: str | None, *, required: bool = True):
@@ -132,6 +133,94 @@ def cmd_tour(args: argparse.Namespace) -> int:
     return run_tour(args.path, keep_going=True, only=only)
 
 
+def _table(frame, columns: list[str]) -> str:
+    frame = frame[[c for c in columns if c in frame.columns]]
+    return frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from workbench.runs import list_runs
+
+    project = _project_for(args.project)
+    runs = list_runs(project).head(args.last)
+    if args.json:
+        print(runs.to_json(orient="records", date_format="iso"))
+    elif runs.empty:
+        print("No runs yet. Start one with `workbench eval PROMPT --dataset NAME`, or in "
+              "notebooks 03, 04 and 06.")
+    else:
+        print(_table(runs, ["run_id", "prompt", "prompt_version", "model", "split", "status",
+                            "done", "accuracy", "macro_f1", "parse_rate", "p95_latency_s",
+                            "cost_usd"]))
+    return 0
+
+
+def _print_gate(gate, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"passed": gate.passed, "reasons": gate.reasons,
+                          "checks": gate.checks}, indent=2, default=str))
+    else:
+        print(f"gate: {'PASS' if gate.passed else 'FAIL'}")
+        for reason in gate.reasons:
+            print(f"  - {reason}")
+    return 0 if gate.passed else EXIT_GATE_FAILED
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.evaluate.gate import check_gate
+    from workbench.evaluate.report import eval_report
+    from workbench.runs import start_run
+
+    project = _project_for(args.project)
+    options = {}
+    if args.repair_retries is not None:
+        options["repair_retries"] = args.repair_retries
+    version = int(args.version) if args.version and args.version.isdigit() else args.version
+    run = start_run(project, args.prompt, version=version, dataset=args.dataset,
+                    split=None if args.split == "all" else args.split, model=args.model,
+                    concurrency=args.concurrency, limit=args.limit, confirm=args.confirm,
+                    progress=not args.json, cache=not args.no_cache, name=args.name,
+                    **options)
+    report = eval_report(project, run.run_id)
+    totals = run.totals
+    gate = check_gate(project, run.run_id, judges=tuple(args.judge)) if args.gate else None
+    if args.json:
+        print(json.dumps({"run_id": run.run_id, "status": run.status, "totals": totals,
+                          "targets": run.compare_to_card().to_dict(orient="records"),
+                          "report": str(report),
+                          "gate": None if gate is None else {"passed": gate.passed,
+                                                             "reasons": gate.reasons}},
+                         indent=2, default=str))
+        return 0 if gate is None or gate.passed else EXIT_GATE_FAILED
+    print(f"run {run.run_id}: {run.status}, {totals.get('done')} of {totals.get('n')} items, "
+          f"{totals.get('errors') or 0} errors, {run.config['model']} on "
+          f"{run.config['dataset']} v{run.config['dataset_version']} ({args.split})")
+    print(_table(run.compare_to_card(), ["metric", "target", "value", "status"]))
+    print(f"report: {report}")
+    if gate is None:
+        return 0
+    return _print_gate(gate, False)
+
+
+def cmd_bless(args: argparse.Namespace) -> int:
+    from workbench.evaluate.baseline_runs import bless
+
+    project = _project_for(args.project)
+    stored = bless(project, args.run_id, scope=args.scope)
+    print(f"Blessed run {args.run_id} as the {args.scope} baseline "
+          f"(baseline record version {stored.version}).")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from workbench.evaluate.gate import check_gate
+
+    project = _project_for(args.project)
+    gate = check_gate(project, args.run_id, judges=tuple(args.judge),
+                      baseline=not args.no_baseline)
+    return _print_gate(gate, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -169,6 +258,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--no-browser", action="store_true")
     p.set_defaults(func=cmd_notebooks)
+
+    p = sub.add_parser("runs", help="the project's runs, newest first")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--last", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser(
+        "eval", help="run a saved prompt on a dataset split, score it against the card, "
+                     "write the report; --gate makes the exit status say whether it may ship",
+        epilog="Exit status: 0 done (and the gate passed), 1 error, 2 bad usage, "
+               "3 the gate failed.")
+    p.add_argument("prompt", help="a saved prompt's name (see notebook 04)")
+    p.add_argument("--dataset", required=True, help="dataset name in the project")
+    p.add_argument("--split", default="test", help="split to run on, or 'all' (default: test)")
+    p.add_argument("--version", help="prompt version number or tag (default: latest)")
+    p.add_argument("--model", help="default: the prompt's, else the card's chosen model")
+    p.add_argument("--limit", type=int, help="only the first N items")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--repair-retries", type=int, help="repair turns for unparsable replies")
+    p.add_argument("--no-cache", action="store_true", help="call the model for every item")
+    p.add_argument("--confirm", action="store_true",
+                   help="go ahead although the cost estimate is above the card's limit")
+    p.add_argument("--name", help="a name for the run")
+    p.add_argument("--gate", action="store_true",
+                   help="check the gate after the run: targets, baseline, trusted judges")
+    p.add_argument("--judge", action="append", default=[],
+                   help="a judge the run relies on; it must be calibrated and trusted "
+                        "(repeatable)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bless", help="make a run the baseline later runs are compared with")
+    p.add_argument("run_id")
+    p.add_argument("--scope", choices=("prompt", "global"), default="prompt",
+                   help="baseline of its prompt (default) or of the whole project")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_bless)
+
+    p = sub.add_parser(
+        "gate", help="may this run ship? targets met, no significant regression against the "
+                     "blessed baseline, every judge trusted",
+        epilog="Exit status: 0 pass, 1 error, 2 bad usage, 3 fail.")
+    p.add_argument("run_id")
+    p.add_argument("--judge", action="append", default=[],
+                   help="a judge the run relies on; it must be calibrated and trusted "
+                        "(repeatable)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline comparison")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gate)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")
