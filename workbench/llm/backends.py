@@ -191,10 +191,8 @@ def backend_for(model: str) -> FakeBackend | LocalBackend | None:
     return BACKENDS.get(model.partition("/")[0])
 
 
-async def astream(backend: FakeBackend | LocalBackend, request: Request
-                  ) -> AsyncIterator[str | Reply]:
-    """``stream`` for asyncio code (each step runs in a worker thread)."""
-    iterator = backend.stream(request)
+async def in_threads(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+    """Iterate a blocking iterator (a stream) from asyncio code, each step in a worker thread."""
     sentinel = object()
     while True:
         item = await asyncio.to_thread(next, iterator, sentinel)

@@ -21,6 +21,7 @@ from workbench.llm.backends import (
     LocalBackend,
     Reply,
     Request,
+    in_threads,
 )
 
 
@@ -97,14 +98,7 @@ class _Adapter(CustomLLM):
             raise _litellm_error(self.provider, exc) from exc
 
     async def astreaming(self, *args, **kwargs) -> AsyncIterator[dict]:
-        import asyncio
-
-        iterator = self.streaming(*args, **kwargs)
-        sentinel = object()
-        while True:
-            chunk = await asyncio.to_thread(next, iterator, sentinel)
-            if chunk is sentinel:
-                break
+        async for chunk in in_threads(self.streaming(*args, **kwargs)):
             yield chunk
 
 
