@@ -221,6 +221,46 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return _print_gate(gate, args.json)
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from workbench.serve import plan_deployment
+
+    project = _project_for(args.project)
+    version = int(args.version) if args.version and args.version.isdigit() else args.version
+    deployment = plan_deployment(
+        project, args.prompt, version=version, model=args.model, adapter=args.adapter,
+        fallbacks=args.fallback, run_id=args.run, judges=tuple(args.judge), force=args.force,
+        rate_limit_per_minute=args.rate_limit, burst=args.burst,
+        max_input_chars=args.max_input_chars, timeout_s=args.timeout)
+    print(deployment)
+    for reason in deployment.spec.gate_reasons:
+        print(f"  - {reason}")
+    for path in deployment.files:
+        print(f"wrote {path}")
+    print("Serve it: workbench serve" + (f" --project {project.path}" if args.project else ""))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from workbench.serve import serve
+
+    project = _project_for(args.project)
+    if args.no_auth:
+        try:
+            loopback = ipaddress.ip_address(args.host).is_loopback
+        except ValueError:
+            loopback = args.host == "localhost"
+        if not loopback:
+            raise WorkbenchError(f"--no-auth would let anyone who reaches {args.host} call the "
+                                 "model.", "Use --no-auth only with --host 127.0.0.1, or set "
+                                           "WORKBENCH_API_KEYS.")
+    print(f"Serving {project.path} on http://{args.host}:{args.port} "
+          "(docs at /docs; Ctrl-C stops)", flush=True)
+    serve(project, host=args.host, port=args.port, allow_anonymous=args.no_auth)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -310,6 +350,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser(
+        "deploy", help="check a prompt + model against the evaluation gate and write the "
+                       "deployment (deploy/service.json, deploy/Dockerfile)")
+    p.add_argument("prompt", help="a saved prompt's name")
+    p.add_argument("--version", help="prompt version number or tag (default: latest)")
+    p.add_argument("--model", help="default: the prompt's, else the card's chosen model")
+    p.add_argument("--adapter", help="a LoRA adapter of the bundled model (phase 5)")
+    p.add_argument("--fallback", action="append", default=[],
+                   help="a model to try when the main one fails (repeatable, in order)")
+    p.add_argument("--run", help="the evaluation run that justifies it (default: the newest "
+                                 "finished run of this prompt version on this model)")
+    p.add_argument("--judge", action="append", default=[],
+                   help="a judge the evaluation relies on; it must be trusted (repeatable)")
+    p.add_argument("--force", action="store_true",
+                   help="deploy although the gate fails (written to the decision log)")
+    p.add_argument("--rate-limit", type=int, default=60, help="requests a minute per key")
+    p.add_argument("--burst", type=int, default=10, help="requests allowed at once per key")
+    p.add_argument("--max-input-chars", type=int, default=4000)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per model call")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("serve", help="serve the project's deployment over HTTP (FastAPI)",
+                       epilog="API keys come from WORKBENCH_API_KEYS (comma-separated).")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-auth", action="store_true",
+                   help="no API keys (only on a loopback host, for trying it out)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")

