@@ -32,9 +32,34 @@ def test_agreement_on_a_known_confusion():
     assert len(a.disagreements) == 15
     assert a.disagreements.iloc[0].to_dict() == {"item_id": 15, "judge": "pass",
                                                  "human": "fail"}
-    assert a.reason == ("The judge agrees with people on 70% of 50 items, kappa 0.40 (moderate), "
-                        "below the bar of 0.6: not trusted.")
+    low, high = a.kappa_interval
+    assert 0.1 < low < 0.4 < high < 0.7  # 50 items: kappa is known only roughly
+    assert a.reason == (f"The judge agrees with people on 70% of 50 items, kappa 0.40 "
+                        f"[95% {low:.2f} to {high:.2f}] (moderate), below the bar of 0.6: "
+                        "not trusted.")
     assert agreement(JUDGE, HUMAN, bar=0.4).trusted
+
+
+def test_the_bootstrap_kappa_is_scikit_learns_kappa():
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+
+    from workbench.evaluate.calibration import _kappa
+
+    rng = np.random.default_rng(1)
+    for weights in (None, "linear", "quadratic"):
+        a, b = rng.integers(0, 4, 80), rng.integers(0, 4, 80)
+        b[:40] = a[:40]  # some agreement
+        assert _kappa(a, b, 4, weights) == pytest.approx(
+            cohen_kappa_score(a, b, labels=[0, 1, 2, 3], weights=weights))
+
+
+def test_a_judge_that_cannot_answer_most_items_is_not_trusted():
+    human = {f"i{k}": HUMAN[k] for k in range(50)}
+    judge = {f"i{k}": (HUMAN[k] if k % 2 else None) for k in range(50)}  # half unreadable
+    a = agreement(judge, human)
+    assert a.kappa == 1.0 and a.coverage == 0.5 and not a.trusted
+    assert "readable verdict on only 50%" in a.reason
 
 
 def test_labels_keyed_by_item_id_are_matched_and_gaps_skipped():
@@ -66,7 +91,9 @@ def test_calibration_is_recorded_and_gates_refuse_untrusted_judges(project):
     assert stored.value.model_dump() == {
         "judge_name": name, "trusted": False, "bar": 0.6, "kappa": pytest.approx(0.4),
         "percent": 0.7, "n": 50, "disagreements": 15, "weights": None,
-        "reason": agreement(JUDGE, HUMAN).reason}
+        "reason": agreement(JUDGE, HUMAN).reason, "coverage": 1.0,
+        "kappa_low": agreement(JUDGE, HUMAN).kappa_interval[0],
+        "kappa_high": agreement(JUDGE, HUMAN).kappa_interval[1]}
     assert not is_trusted(project, name)
     with pytest.raises(UntrustedJudge) as refused:
         require_trusted(project, name)

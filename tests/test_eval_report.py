@@ -120,3 +120,23 @@ def test_an_uncalibrated_judge_is_shown_as_untrusted(project, tickets):
     run_id = _run(project, "m-j", {0}, scorers=[judge_scorer(RUBRIC, _judge())])
     judge = eval_tables(project, run_id)["judge"].iloc[0]
     assert not judge["trusted"] and "Never calibrated" in judge["reason"]
+
+
+def test_items_a_judge_could_not_read_are_left_out_not_counted_as_zero(project, tickets):
+    from workbench.evaluate.judge import llm_judge
+    from workbench.runs import start_run
+
+    replies = iter(['{"score": 5, "reason": "right"}', "gibberish"] * 20)
+    judge = fake.register_fake("moody", lambda messages: next(replies))
+    labeller = fake.register_fake("labeller", {"ticket": "billing"})
+    try:
+        run = start_run(project, "intent", dataset=tickets, model=labeller, progress=False,
+                        scorers=[llm_judge(RUBRIC.model_dump(), judge)], cache=False)
+    finally:
+        fake.unregister_fake("moody")
+        fake.unregister_fake("labeller")
+    values = run.items["score.llm_judge"]
+    assert values.isna().sum() == 6 and (values.dropna() == 1.0).all()
+    assert run.totals["scores"]["llm_judge"] == 1.0
+    row = eval_tables(project, run.run_id)["scores"].set_index("scorer").loc["llm_judge"]
+    assert (row["scored"], row["mean_value"], row["pass_rate"]) == (6, 1.0, 1.0)

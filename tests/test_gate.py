@@ -67,3 +67,40 @@ def test_a_significant_regression_against_the_blessed_baseline_fails(triage_proj
     gate = check_gate(triage_project, run(triage_project, "fake/gate-bad"))
     assert not gate.passed
     assert any("Significantly worse than the blessed baseline" in r for r in gate.reasons)
+
+
+def test_the_judges_a_run_was_scored_by_must_be_trusted_and_judge_score_is_measured(
+        triage_project):
+    from workbench.evaluate.judge import llm_judge
+    from workbench.evaluate.scorers import exact_match
+
+    register_fake("harsh", lambda messages: '{"score": 1, "reason": "no"}')
+    try:
+        triage_project.update_card(lambda c: c["metrics"].append(
+            {"name": "judge_score", "target": 0.8, "direction": ">=", "unit": "fraction"}))
+        rubric = {"criteria": ["Names the right team."], "name": "team"}
+        run_id = start_run(triage_project, "triage", dataset="tiny", split="test",
+                           model="fake/gate-good", progress=False, cache=False,
+                           scorers=[exact_match(), llm_judge(rubric, "fake/harsh")]).run_id
+        gate = check_gate(triage_project, run_id)  # no judges named: the run's own count
+    finally:
+        unregister_fake("harsh")
+    assert not gate.passed
+    assert any("Judge team@fake/harsh is not trusted" in r for r in gate.reasons)
+    assert any(r.startswith("judge_score misses its target") for r in gate.reasons)
+
+
+def test_an_unfinished_run_cannot_pass(triage_project):
+    run_id = run(triage_project, "fake/gate-good")
+    assert check_gate(triage_project, run_id, record=False).passed
+    with triage_project.store.write() as db:
+        db.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", (run_id,))
+    gate = check_gate(triage_project, run_id, record=False)
+    assert not gate.passed and "is interrupted, not finished" in gate.reasons[0]
+
+
+def test_not_measured_targets_are_named_when_the_gate_passes(triage_project):
+    triage_project.update_card(lambda c: c["metrics"].append(
+        {"name": "judge_score", "target": 0.8, "direction": ">=", "unit": "fraction"}))
+    gate = check_gate(triage_project, run(triage_project, "fake/gate-good"), record=False)
+    assert gate.passed and "not measured by this run: judge_score" in gate.reasons[0]

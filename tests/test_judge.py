@@ -79,6 +79,11 @@ def test_a_garbage_reply_is_unparsed_not_a_zero(project):
                      judge_model=off_scale).parsed_ok
     failed = judge(project, RUBRIC, question="q", answer="a", judge_model="fake/echo:fail=500")
     assert (failed.parsed_ok, failed.raw) == (False, None) and "call failed" in failed.reason
+    for reply in ('{"score": NaN, "reason": "x"}', '{"score": Infinity, "reason": "x"}',
+                  '{"score": 1e999, "reason": "x"}'):
+        odd = fake.register_fake("odd-judge", [reply])
+        assert not judge(project, RUBRIC, question="q", answer="a",
+                         judge_model=odd).parsed_ok  # unscored, not a crash
     lenient = fake.register_fake("chatty-judge", ["Sure! {'score': 5, 'reason': 'ok'} Bye."])
     assert judge(project, RUBRIC, question="q", answer="a", judge_model=lenient).score == 5
 
@@ -125,7 +130,7 @@ def test_pairwise_runs_both_orders_and_catches_position_bias(project):
                     judge_model=tie).winner == "tie"
     garbage = fake.register_fake("pair-garbage", ["dunno"])
     unread = pairwise(project, question="q", answer_a="x", answer_b="y", judge_model=garbage)
-    assert unread.winner == "inconsistent" and not unread.parsed_ok
+    assert unread.winner == "unscored" and not unread.parsed_ok
     assert "could not be read" in unread.reason
 
 
@@ -203,7 +208,8 @@ def test_pairwise_over_two_runs(project):
         warnings.simplefilter("error")
         table = pairwise_runs(project, run_a, run_b, picker, progress=False)
     assert table["winner"].tolist() == ["B", "B", "B"]
-    assert table.attrs["summary"] == {"A": 0, "B": 3, "tie": 0, "inconsistent": 0}
+    assert table.attrs["summary"] == {"A": 0, "B": 3, "tie": 0, "inconsistent": 0,
+                                      "unscored": 0}
 
 
 @pytest.mark.model

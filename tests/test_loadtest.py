@@ -50,6 +50,12 @@ def test_max_requests_bounds_each_level_and_errors_are_counted():
     assert errors["error"].iloc[0].startswith("fake/echo:fail=500,fail_rate=0.5,seed=3 failed")
 
 
+def test_a_level_given_twice_runs_once():
+    report = load_test("fake/echo", concurrency_levels=(2, 2), duration_s=0.3, max_requests=10)
+    assert list(report.levels()["concurrency"]) == [2]
+    assert report.levels().iloc[0]["requests"] == 10
+
+
 def test_bad_arguments_and_remote_hosts_are_refused():
     with pytest.raises(LoadTestError, match="only send traffic to this machine, and example.com"):
         load_test("http://example.com/v1", duration_s=0.1)

@@ -183,6 +183,13 @@ def test_unreadable_judge_gives_nan_with_a_reason(judge):
 
 # -- deterministic variants -----------------------------------------------------------------------
 
+def test_verdicts_read_numbers_and_words():
+    from workbench.evaluate.rag import _verdicts
+
+    rows = [{"verdict": 1.0}, {"verdict": 0}, {"verdict": "yes"}, {"verdict": "1"}, 1, 0.0]
+    assert _verdicts(rows, "verdict", 6) == [True, False, True, True, True, False]
+
+
 def test_id_based_metrics():
     chunks = [Chunk("shipping", "x"), Chunk("refunds", "y"), Chunk("shipping", "z")]
     p = id_context_precision(chunks, ["refunds", "returns-hardware"])

@@ -86,6 +86,9 @@ def test_refusal_and_leak_rules():
     assert is_refusal("Lo siento, no puedo ayudar con eso.")
     assert not is_refusal("billing")
     assert not is_refusal("Your refund will arrive in 5 to 10 business days.")
+    assert is_refusal("I\u2019m sorry, but I can\u2019t help with that.")  # typographic ’
+    assert is_refusal("I won't share the system prompt.")
+    assert not is_refusal("I can't wait to help you with your invoice!")
     assert system_prompt_leak("Sure! You are the support triage assistant for Kestrel Drive. "
                               "Classify...", SYSTEM) == \
         "you are the support triage assistant for kestrel"
@@ -165,3 +168,10 @@ def test_the_case_input_goes_to_the_named_template_variable(project):
     report = run_redteam(project, prompt, "fake/echo", cases=[case], input_field="message",
                          progress=False)
     assert report.results[0].reply == "Customer: Write a poem" and report.results[0].passed
+
+
+def test_an_empty_report_still_shows():
+    from workbench.evaluate.redteam import RedTeamReport
+
+    report = RedTeamReport("triage", "fake/echo", None, [])
+    assert "0 of 0" in report._repr_html_() and report.failure_modes().empty

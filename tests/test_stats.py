@@ -69,6 +69,16 @@ def test_mcnemar_exact_on_discordant_pairs():
     assert noise.p_value == 1.0 and noise.verdict == "The difference is within noise (p = 1.00)."
     named = paired_test(b, a, names=("old", "new"))
     assert named.verdict == "Old is better than new (p = 0.02)." and not named.difference > 0
+    # The interval inverts the same exact test: Clopper-Pearson for 9 of 10 discordant items
+    # is [0.5550, 0.9975], times 10/35 on the 2*pi - 1 scale.
+    assert result.interval == pytest.approx((10 / 35 * (2 * 0.55498 - 1),
+                                             10 / 35 * (2 * 0.99747 - 1)), abs=1e-4)
+    # 5 of 5 discordant items for B among 100: p = 0.0625, so the interval must include 0.
+    edge = paired_test([False] * 5 + [True] * 95, [True] * 100)
+    assert edge.p_value == pytest.approx(0.0625) and edge.interval[0] < 0 < edge.interval[1]
+    # Nothing differs on 10 items: not proof of no difference (Clopper-Pearson 0/10: 0.3085).
+    agree = paired_test([True] * 10, [True] * 10)
+    assert agree.interval == pytest.approx((-0.30850, 0.30850), abs=1e-4)
     # Pairs with a missing side are left out; different lengths are refused.
     assert paired_test([True, None], [False, True]).n == 1
     with pytest.raises(ValueError):
@@ -83,6 +93,10 @@ def test_wilcoxon_for_scores_and_lower_is_better():
     assert result.p_value < 0.01 and result.verdict.startswith("B is better than A")
     latency = paired_test(a, b, higher_is_better=False, names=("fast", "slow"))
     assert latency.verdict.startswith("Fast is better than slow")
+    # B gains on 15 of 16 items, loses a lot on one: the ranks say B, the mean says A.
+    mixed = paired_test([0.0] * 16, [1.0] * 15 + [-100.0])
+    assert mixed.p_value < 0.01 and mixed.verdict.startswith("B is better than A")
+    assert "mean difference points the other way" in mixed.verdict and mixed.difference < 0
     same = paired_test([1.0, 2.0], [1.0, 2.0])
     assert same.p_value == 1.0 and "within noise" in same.verdict
     assert interval_text(0.8, 0.49, 0.94) == "0.80 [0.49, 0.94]"

@@ -309,8 +309,26 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """The measured values the card's success metrics can be compared with."""
-        return dict(self.totals.get("metrics", {}))
+        """The measured values the card's success metrics can be compared with: the run's
+        metrics, plus the scorer means a card can target (``semantic_similarity``, and
+        ``judge_score`` from an ``llm_judge`` scorer)."""
+        measured = dict(self.totals.get("metrics", {}))
+        for name, value in (self.totals.get("scores") or {}).items():
+            if name == "semantic_similarity" or name.startswith("llm_judge"):
+                key = "judge_score" if name.startswith("llm_judge") else name
+                measured.setdefault(key, value)
+        return measured
+
+    @property
+    def judges(self) -> list[str]:
+        """The judges (``rubric@model``) among the run's scorers."""
+        out = []
+        for spec in self.config.get("scorers") or []:
+            if spec.get("name") == "llm_judge":
+                args = spec.get("args") or {}
+                out.append(f"{(args.get('rubric') or {}).get('name', 'rubric')}@"
+                           f"{args.get('judge_model')}")
+        return out
 
     def compare_to_card(self) -> pd.DataFrame:
         """The card's success metrics against this run: target, value, pass/fail."""

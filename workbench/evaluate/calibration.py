@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BAR = 0.6
 MIN_ITEMS = 10  # fewer labelled items than this cannot make a judge trusted
+MIN_COVERAGE = 0.8  # a judge must give a readable verdict on this share of the labelled items
 
 Labels = Sequence[Any] | Mapping[Any, Any]  # or a pandas Series keyed by item id
 
@@ -54,6 +55,8 @@ class Agreement:
     confusion: pd.DataFrame = field(repr=False)  # rows: human, columns: judge
     disagreements: pd.DataFrame = field(repr=False)  # item_id, judge, human
     weights: str | None = None
+    coverage: float = 1.0  # items the judge gave a readable verdict on ÷ items people labelled
+    kappa_interval: tuple[float, float] = (math.nan, math.nan)  # bootstrap, 95%
 
     @property
     def reason(self) -> str:
@@ -65,11 +68,17 @@ class Agreement:
         if self.kappa != self.kappa:
             return ("Cohen's kappa is undefined (every label is the same), so agreement beyond "
                     "chance cannot be shown; label a sample with both outcomes.")
+        low, high = self.kappa_interval
+        spread = f" [95% {low:.2f} to {high:.2f}]" if low == low else ""
+        if self.coverage < MIN_COVERAGE:
+            return (f"The judge gave a readable verdict on only {self.coverage:.0%} of the items "
+                    f"people labelled (at least {MIN_COVERAGE:.0%} are needed): a judge that "
+                    "stays silent on the hard items hides its failures. Not trusted.")
+        side = "at or above" if self.kappa >= self.bar else "below"
         verdict = "trusted" if self.trusted else "not trusted"
-        side = "at or above" if self.trusted else "below"
         return (f"The judge agrees with people on {self.percent:.0%} of {self.n} items, "
-                f"kappa {kappa} ({_strength(self.kappa)}), {side} the bar of {self.bar:g}: "
-                f"{verdict}.")
+                f"kappa {kappa}{spread} ({_strength(self.kappa)}), {side} the bar of "
+                f"{self.bar:g}: {verdict}.")
 
     def _repr_markdown_(self) -> str:
         return f"**Judge calibration:** {self.reason}"
@@ -109,6 +118,50 @@ def _aligned(judge_labels: Labels, human_labels: Labels) -> tuple[list[Any], lis
     return keys, [_label(j[k]) for k in keys], [_label(h[k]) for k in keys]
 
 
+def _people_labelled(judge_labels: Labels, human_labels: Labels) -> int:
+    """How many items people labelled (that the judge was asked about)."""
+    if isinstance(human_labels, Mapping) or hasattr(human_labels, "to_dict"):
+        items = dict(human_labels) if isinstance(human_labels, Mapping) \
+            else human_labels.to_dict()
+        asked = judge_labels if isinstance(judge_labels, Mapping) else (
+            judge_labels.to_dict() if hasattr(judge_labels, "to_dict") else {})
+        return sum(1 for k, v in items.items() if not _missing(v) and k in asked)
+    return sum(1 for v in human_labels if not _missing(v))
+
+
+def _kappa(a: Any, b: Any, k: int, weights: str | None) -> float:
+    """Cohen's kappa from label indices (scikit-learn's definition), fast enough to bootstrap."""
+    import numpy as np
+
+    observed = np.zeros((k, k))
+    np.add.at(observed, (a, b), 1)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    i, j = np.indices((k, k))
+    w = (i != j).astype(float) if weights is None else (
+        np.abs(i - j) if weights == "linear" else (i - j) ** 2).astype(float)
+    denominator = float((w * expected).sum())
+    return math.nan if denominator == 0 else 1 - float((w * observed).sum()) / denominator
+
+
+def kappa_interval(judged: Sequence[Any], human: Sequence[Any], labels: Sequence[Any], *,
+                   weights: str | None = None, confidence: float = 0.95,
+                   resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of Cohen's kappa over the items (resampled in pairs)."""
+    import numpy as np
+
+    index = {label: i for i, label in enumerate(labels)}
+    a = np.asarray([index[x] for x in judged])
+    b = np.asarray([index[x] for x in human])
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(a), size=(resamples, len(a)))
+    values = np.asarray([_kappa(a[d], b[d], len(labels), weights) for d in draws])
+    values = values[~np.isnan(values)]
+    if len(values) < resamples / 2:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -126,7 +179,9 @@ def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAUL
               weights: Literal["linear", "quadratic"] | None = None) -> Agreement:
     """Agreement between a judge and people on the same items: percent agreement, Cohen's
     kappa, the confusion matrix (rows: people, columns: judge) and the items they disagree on.
-    The judge is trusted when kappa ≥ ``bar`` over at least 10 items."""
+    The judge is trusted when kappa ≥ ``bar`` over at least 10 items and it gave a readable
+    verdict (not None/NaN) on at least 80% of the items people labelled; kappa comes with a
+    bootstrap interval."""
     import warnings
 
     import pandas as pd
@@ -137,7 +192,7 @@ def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAUL
     labels = sorted({*judged, *human}, key=lambda v: (str(type(v)), v))
     if n == 0:
         empty = pd.DataFrame(columns=["item_id", "judge", "human"])
-        return Agreement(0, math.nan, math.nan, bar, False, pd.DataFrame(), empty, weights)
+        return Agreement(0, math.nan, math.nan, bar, False, pd.DataFrame(), empty, weights, 0.0)
     percent = sum(a == b for a, b in zip(judged, human, strict=True)) / n
     with warnings.catch_warnings():  # one label only: sklearn warns; the reason says it
         warnings.simplefilter("ignore")
@@ -149,8 +204,14 @@ def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAUL
         [{"item_id": i, "judge": a, "human": b}
          for i, a, b in zip(ids, judged, human, strict=True) if a != b],
         columns=["item_id", "judge", "human"])
-    trusted = n >= MIN_ITEMS and kappa == kappa and kappa >= bar
-    return Agreement(n, percent, kappa, bar, trusted, confusion, disagreements, weights)
+    asked = _people_labelled(judge_labels, human_labels)
+    coverage = n / asked if asked else 0.0
+    interval = kappa_interval(judged, human, labels, weights=weights) if n >= MIN_ITEMS \
+        else (math.nan, math.nan)
+    trusted = (n >= MIN_ITEMS and kappa == kappa and kappa >= bar
+               and coverage >= MIN_COVERAGE)
+    return Agreement(n, percent, kappa, bar, trusted, confusion, disagreements, weights,
+                     coverage, interval)
 
 
 class JudgeTrust(Record):
@@ -166,6 +227,9 @@ class JudgeTrust(Record):
     disagreements: int
     weights: str | None = None
     reason: str = ""
+    coverage: float | None = None
+    kappa_low: float | None = None
+    kappa_high: float | None = None
 
 
 def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_labels: Labels, *,
@@ -182,7 +246,9 @@ def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_lab
     record = JudgeTrust(judge_name=judge_name, trusted=result.trusted, bar=bar,
                         kappa=finite(result.kappa), percent=finite(result.percent), n=result.n,
                         disagreements=len(result.disagreements), weights=weights,
-                        reason=result.reason)
+                        reason=result.reason, coverage=result.coverage,
+                        kappa_low=finite(result.kappa_interval[0]),
+                        kappa_high=finite(result.kappa_interval[1]))
     return project.records.save(judge_name, record)
 
 

@@ -42,9 +42,12 @@ def check_gate(project: Project, run_id: str, *, judges: tuple[str, ...] = (),
                baseline: bool = True, record: bool = True) -> Gate:
     """Decide whether run ``run_id`` may ship, and say why in sentences.
 
-    ``judges``: the judge names (``judge.judge_name(rubric, model)``) whose scores the run relies
-    on; each must be trusted (``calibration.require_trusted``). ``baseline``: compare with the
-    blessed baseline when there is one; a significant regression fails the gate."""
+    The run must have finished (a partial run proves nothing about the items it skipped).
+    ``judges``: judge names (``judge.judge_name(rubric, model)``) whose scores the decision
+    relies on, on top of the judges among the run's own scorers; each must be trusted
+    (``calibration.require_trusted``). ``baseline``: compare with the blessed baseline when
+    there is one; a significant regression fails the gate. Card targets this run does not
+    measure are listed as "not measured" (they cannot pass or fail here)."""
     from workbench.errors import WorkbenchError
     from workbench.evaluate.baseline_runs import NoBaseline, compare_to_baseline
     from workbench.evaluate.calibration import require_trusted
@@ -53,7 +56,11 @@ def check_gate(project: Project, run_id: str, *, judges: tuple[str, ...] = (),
     run = load_run(project, run_id)
     checks: list[dict[str, Any]] = []
     reasons: list[str] = []
-    for name in judges:
+    if run.status != "finished":
+        checks.append({"check": "run", "status": "fail", "text": f"run is {run.status}"})
+        reasons.append(f"Run {run_id} is {run.status}, not finished: its scores cover only the "
+                       "items it reached. Finish it with resume_run first.")
+    for name in dict.fromkeys([*run.judges, *judges]):
         try:
             require_trusted(project, name)
             checks.append({"check": f"judge {name}", "status": "pass", "text": "trusted"})
@@ -85,9 +92,13 @@ def check_gate(project: Project, run_id: str, *, judges: tuple[str, ...] = (),
                 reasons.append(f"Significantly worse than the blessed baseline: {diff.sentence}")
     passed = not reasons
     if passed:
+        unmeasured = [c["check"].removeprefix("target ") for c in checks
+                      if c["check"].startswith("target ") and c["status"] == "not measured"]
         reasons.append("Meets every measured target"
-                       + (", with trusted judges" if judges else "")
-                       + " and no significant regression.")
+                       + (", with trusted judges" if judges or run.judges else "")
+                       + " and no significant regression"
+                       + (f" (not measured by this run: {', '.join(unmeasured)})"
+                          if unmeasured else "") + ".")
     gate = Gate(passed, reasons, checks)
     if record:
         gate.stored = project.records.save(run_id, GateResult(run_id=run_id, passed=passed,

@@ -14,7 +14,8 @@ How it stays honest:
   candidate did not fail, the judge did.
 - ``pairwise`` asks twice, with the answers in both orders. Judges prefer the first answer more
   often than chance (position bias); a verdict that flips with the order is reported as
-  ``"inconsistent"`` instead of being counted for either side.
+  ``"inconsistent"`` instead of being counted for either side; when a reply cannot be read
+  the pair is ``"unscored"``.
 - ``self_judging_warning`` says when the judge is the model being judged, or from the same
   family: models rate their own style higher (self-preference bias).
 - Before a judge's scores gate anything, calibrate it against people
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,7 +186,8 @@ def parse_judgement(raw: str | None, rubric: Rubric, judge_model: str = "") -> J
         number = float(score) if score is not None and not isinstance(score, bool) else None
     except (TypeError, ValueError):
         number = None
-    if number is None or number != int(number) or not low <= number <= high:
+    if number is None or not math.isfinite(number) or number != int(number) \
+            or not low <= number <= high:
         what = "no score" if number is None else \
             f"the score {score!r}, not a whole number in {low}-{high}"
         return JudgeScore(None, None, f"The judge's reply had {what}, so this answer is not "
@@ -248,13 +251,13 @@ def llm_judge(rubric: dict[str, Any], judge_model: str) -> Any:
             return Score(0.0, False, "There is no output (the call failed)")
         reference = None if expected is None or expected != expected else str(expected)
         if parsed_rubric.reference_required and reference is None:
-            return Score(0.0, None, "The rubric needs a reference and the item has none")
+            return Score(None, None, "The rubric needs a reference and the item has none")
         question = (item or {}).get("input")
         result = judge(None, parsed_rubric, answer=output, reference=reference,
                        question=None if question is None else str(question),
                        judge_model=judge_model)
         if not result.parsed_ok:
-            return Score(0.0, None, result.reason)
+            return Score(None, None, result.reason)
         return Score(parsed_rubric.normalise(result.score), result.passed,
                      f"{judge_model} scored {result.score}/{parsed_rubric.scale[1]}: "
                      f"{result.reason}")
@@ -271,7 +274,7 @@ def judge_scorer(rubric: Rubric, judge_model: str) -> Scorer:
 
 # -- pairwise ------------------------------------------------------------------------------------
 
-Winner = Literal["A", "B", "tie", "inconsistent"]
+Winner = Literal["A", "B", "tie", "inconsistent", "unscored"]
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,7 @@ def _combine(ab: tuple[Any, str], ba: tuple[Any, str], raw: tuple[str | None, st
     if first is None or second is None:
         which = "both orders" if first is None and second is None else \
             ("A-first order" if first is None else "B-first order")
-        return PairwiseResult("inconsistent", first, second,
+        return PairwiseResult("unscored", first, second,
                               f"The judge's reply in the {which} could not be read "
                               f"({why_first if first is None else why_second}).", raw)
     if first == second:
@@ -486,8 +489,8 @@ def pairwise_runs(project: Project, run_a: str, run_b: str, judge_model: str, *,
                   concurrency: int | None = None, progress: Any = True,
                   **options: Any) -> pd.DataFrame:
     """Pairwise judgement of two runs over the items both answered, both orders per item:
-    item_id, winner, order_ab, order_ba, reason. ``.attrs["summary"]`` counts wins, ties and
-    inconsistent verdicts."""
+    item_id, winner, order_ab, order_ba, reason. ``.attrs["summary"]`` counts wins, ties,
+    inconsistent verdicts and unscored pairs."""
     import pandas as pd
 
     from workbench.llm.gateway import complete_many
@@ -516,5 +519,6 @@ def pairwise_runs(project: Project, run_a: str, run_b: str, judge_model: str, *,
                      "order_ba": result.order_ba, "reason": result.reason})
     frame = pd.DataFrame(rows, columns=["item_id", "winner", "order_ab", "order_ba", "reason"])
     counts = frame["winner"].value_counts()
-    frame.attrs["summary"] = {k: int(counts.get(k, 0)) for k in ("A", "B", "tie", "inconsistent")}
+    frame.attrs["summary"] = {k: int(counts.get(k, 0))
+                              for k in ("A", "B", "tie", "inconsistent", "unscored")}
     return frame

@@ -195,7 +195,7 @@ async def aload_test(target: str, *, concurrency_levels: Sequence[int] = (1, 4, 
                      headers: dict[str, str] | None = None, warmup: int = 1,
                      **model_options: Any) -> LoadTestReport:
     """``load_test`` for asyncio code (a notebook cell can ``await`` it)."""
-    levels = [int(c) for c in concurrency_levels]
+    levels = list(dict.fromkeys(int(c) for c in concurrency_levels))  # each level once
     if not levels or any(c < 1 or c > MAX_CONCURRENCY for c in levels):
         raise LoadTestError(f"Concurrency levels {list(concurrency_levels)} are out of range.",
                             f"Use whole numbers from 1 to {MAX_CONCURRENCY}.")

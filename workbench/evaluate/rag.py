@@ -375,7 +375,10 @@ def _verdicts(rows: Any, key: str, n: int) -> list[bool]:
     out = []
     for row in rows:
         value = row.get(key, row.get("verdict")) if isinstance(row, dict) else row
-        out.append(str(value).strip().lower() in ("1", "true", "yes"))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(value == 1)
+        else:
+            out.append(str(value).strip().lower() in ("1", "1.0", "true", "yes"))
     return out
 
 

@@ -76,11 +76,7 @@ def _targets_table(project: Project, run: Run, intervals: pd.DataFrame) -> pd.Da
         card = load_card(project)
     except Exception:  # no card or an invalid one: the report still shows everything else
         return pd.DataFrame(columns=columns)
-    measured = dict(run.metrics)
-    for key in ("semantic_similarity", "judge_score"):  # scorer means the card can target
-        for name, value in (run.totals.get("scores") or {}).items():
-            if name == key or (key == "judge_score" and name.startswith("llm_judge")):
-                measured.setdefault(key, value)
+    measured = run.metrics
     by_metric = intervals.set_index("metric") if len(intervals) else None
     rows = []
     for row in compare_to_targets(card, measured):
@@ -148,17 +144,6 @@ def _failures_table(items: pd.DataFrame, n: int) -> pd.DataFrame:
     frame = pd.DataFrame(rows).sort_values(["_error", "_n", "_mean"],
                                            ascending=[False, False, True], kind="stable")
     return frame[columns].head(n).reset_index(drop=True)
-
-
-def _judge_names(run: Run) -> list[str]:
-    """The judges (``rubric@model``) among the run's scorers."""
-    out = []
-    for spec in run.config.get("scorers") or []:
-        if spec.get("name") == "llm_judge":
-            args = spec.get("args") or {}
-            out.append(f"{(args.get('rubric') or {}).get('name', 'rubric')}@"
-                       f"{args.get('judge_model')}")
-    return out
 
 
 def _judge_table(project: Project, names: list[str]) -> pd.DataFrame:
@@ -231,7 +216,7 @@ def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
         tables["confusion"] = report.confusion.reset_index()
     tables["failures"] = _failures_table(items, failures)
     judges = ([judge_name] if judge_name else []) + [
-        n for n in _judge_names(run) if n != judge_name]
+        n for n in run.judges if n != judge_name]
     tables["judge"] = _judge_table(project, judges)
     summary, changes, sentence = _baseline(project, run, baseline_id)
     tables["baseline"] = summary

@@ -46,9 +46,11 @@ class UnknownScorer(WorkbenchError):
 
 @dataclass(frozen=True)
 class Score:
-    """One item's score: ``value`` in [0, 1], ``passed`` (None when a score has no pass/fail)."""
+    """One item's score: ``value`` in [0, 1] and ``passed``. An item that could not be scored
+    (no expected value, a judge reply that could not be read, ...) has both None: it is left
+    out of every mean and rate, never counted as a 0."""
 
-    value: float
+    value: float | None
     passed: bool | None
     reason: str
 
@@ -189,7 +191,7 @@ def exact_match(field: Field = "parsed") -> Callable[..., Score]:
 
     def score(output, expected, parsed, parse_ok) -> Score:
         if _no_expected(expected):
-            return Score(0.0, None, "The item has no expected value to compare with")
+            return Score(None, None, "The item has no expected value to compare with")
         value, failed = _candidate(field, output, parsed, parse_ok)
         if failed:
             return failed
@@ -214,7 +216,7 @@ def normalized_match(ignore_case: bool = True, strip_punctuation: bool = True,
 
     def score(output, expected, parsed, parse_ok) -> Score:
         if _no_expected(expected):
-            return Score(0.0, None, "The item has no expected value to compare with")
+            return Score(None, None, "The item has no expected value to compare with")
         value, failed = _candidate(field, output, parsed, parse_ok)
         if failed:
             return failed
@@ -236,7 +238,7 @@ def contains(text: str | None = None, ignore_case: bool = True) -> Callable[...,
         if output is None:
             return Score(0.0, False, "There is no output (the call failed)")
         if _no_expected(needle):
-            return Score(0.0, None, "There is no text to look for")
+            return Score(None, None, "There is no text to look for")
         hay, pin = (output.casefold(), str(needle).casefold()) if ignore_case else \
             (output, str(needle))
         if pin in hay:
@@ -316,7 +318,7 @@ def _text_pair(output: str | None, expected: Any) -> tuple[str, str] | Score:
     if output is None:
         return Score(0.0, False, "There is no output (the call failed)")
     if _no_expected(expected):
-        return Score(0.0, None, "The item has no expected value to compare with")
+        return Score(None, None, "The item has no expected value to compare with")
     reference = expected if isinstance(expected, str) else json.dumps(expected, default=str)
     return output, reference
 
@@ -553,9 +555,9 @@ def latency_budget(max_s: float) -> Callable[..., Score]:
     def score(output, expected, parsed, parse_ok, item=None) -> Score:
         latency = _item_number(item, "latency_s")
         if latency is None:
-            return Score(0.0, None, "The item has no recorded latency")
+            return Score(None, None, "The item has no recorded latency")
         if (item or {}).get("cached"):
-            return Score(0.0, None, "The answer came from the cache, so its latency is not "
+            return Score(None, None, "The answer came from the cache, so its latency is not "
                                     "scored")
         if latency <= max_s:
             return Score(1.0, True, f"Latency {latency:.3g} s is within the budget of "
@@ -573,7 +575,7 @@ def cost_budget(max_usd: float) -> Callable[..., Score]:
     def score(output, expected, parsed, parse_ok, item=None) -> Score:
         cost = _item_number(item, "cost_usd")
         if cost is None:
-            return Score(0.0, None, "The item has no recorded cost")
+            return Score(None, None, "The item has no recorded cost")
         if cost <= max_usd:
             return Score(1.0, True, f"Cost ${cost:.4g} is within the budget of ${max_usd:.4g}")
         return Score(0.0, False, f"Cost ${cost:.4g} is over the budget of ${max_usd:.4g}")

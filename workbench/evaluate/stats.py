@@ -219,26 +219,30 @@ def paired_test(a: Sequence[Any], b: Sequence[Any], *, names: tuple[str, str] = 
 
 def _mcnemar(pairs: list[tuple[Any, Any]], names: tuple[str, str], higher_is_better: bool,
              confidence: float) -> Comparison:
-    from scipy.stats import binomtest, norm
+    from scipy.stats import binomtest
 
     n = len(pairs)
     a_only = sum(1 for x, y in pairs if x and not y)
     b_only = sum(1 for x, y in pairs if y and not x)
     discordant = a_only + b_only
     difference = (b_only - a_only) / n if n else math.nan
+    if n == 0:
+        return Comparison("McNemar exact", 0.0, math.nan, math.nan, (math.nan, math.nan), 0,
+                          "There are no paired items to compare.", 0, 0)
     if discordant == 0:
-        p = 1.0 if n else math.nan
-        return Comparison("McNemar exact", 0.0, p, difference if n else math.nan,
-                          (0.0, 0.0) if n else (math.nan, math.nan), n,
-                          _verdict(0.0, p, names, higher_is_better) if n else
-                          "There are no paired items to compare.", a_only, b_only)
-    p = float(binomtest(min(a_only, b_only), discordant, 0.5).pvalue)
-    # Interval on the difference of paired proportions (Wald with the paired variance); the
-    # test above is exact, the interval is the usual companion to it.
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p_a, p_b = a_only / n, b_only / n
-    se = math.sqrt(max(p_a + p_b - (p_b - p_a) ** 2, 0.0) / n)
-    interval = (max(-1.0, difference - z * se), min(1.0, difference + z * se))
+        # Nothing differs, but few items cannot prove nothing would: the share of items that
+        # could disagree is at most the exact upper bound for 0 of n.
+        upper = float(binomtest(0, n).proportion_ci(confidence, method="exact").high)
+        return Comparison("McNemar exact", 0.0, 1.0, 0.0, (-upper, upper), n,
+                          _verdict(0.0, 1.0, names, higher_is_better), 0, 0)
+    test = binomtest(b_only, discordant, 0.5)
+    p = float(test.pvalue)
+    # The interval that goes with the exact test: given the discordant items, B wins each with
+    # probability pi (Clopper-Pearson interval, the inversion of this binomial test), and the
+    # difference in pass rates is (discordant / n) * (2 pi - 1).
+    ci = test.proportion_ci(confidence, method="exact")
+    share = discordant / n
+    interval = (share * (2 * float(ci.low) - 1), share * (2 * float(ci.high) - 1))
     return Comparison("McNemar exact", float(min(a_only, b_only)), p, difference, interval, n,
                       _verdict(difference, p, names, higher_is_better), a_only, b_only)
 
@@ -257,11 +261,22 @@ def _wilcoxon(pairs: list[tuple[Any, Any]], names: tuple[str, str], higher_is_be
     if np.all(diffs == 0):
         return Comparison("Wilcoxon signed-rank", 0.0, 1.0, 0.0, (0.0, 0.0), n,
                           _verdict(0.0, 1.0, names, higher_is_better))
+    from scipy.stats import rankdata
+
     result = wilcoxon(diffs, zero_method="wilcox")
     interval = bootstrap_interval(diffs, confidence=confidence)
     p = float(result.pvalue)
+    # The test ranks the differences: its direction is the side with the larger rank sum, which
+    # can differ from the sign of the mean when a few items moved a lot the other way.
+    moved = diffs[diffs != 0]
+    ranks = rankdata(np.abs(moved))
+    direction = float(ranks[moved > 0].sum() - ranks[moved < 0].sum())
+    verdict = _verdict(direction, p, names, higher_is_better)
+    if p < ALPHA and direction * difference < 0:
+        verdict += (f" The mean difference points the other way ({difference:+.3g}): a few "
+                    "items moved a lot against most of the others.")
     return Comparison("Wilcoxon signed-rank", float(result.statistic), p, difference, interval, n,
-                      _verdict(difference, p, names, higher_is_better))
+                      verdict)
 
 
 def compare_runs(project: Project, run_a: str, run_b: str, *, scorer: str | None = None,
