@@ -457,14 +457,24 @@ class RunningServer:
         self.thread.join(timeout=10)
 
 
+_running: dict[str, RunningServer] = {}  # per project folder: the one a notebook started
+
+
 def start_server(project: Project | str | os.PathLike | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
-    """Serve the latest deployment on a background thread (``port=0``: any free port)."""
+    """Serve the latest deployment on a background thread (``port=0``: any free port).
+
+    Starting again for the same project stops the service started before (a notebook cell run
+    twice does not leave the first one running)."""
     import socket
 
     import uvicorn
 
     app = create_app(project, **options)
+    folder = str(app.state.project.path)
+    previous = _running.pop(folder, None)
+    if previous is not None:
+        previous.stop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -479,7 +489,9 @@ def start_server(project: Project | str | os.PathLike | None = None, *,
             raise NotDeployed("The service did not start.", "See the log above for the reason.")
         time.sleep(0.02)
     bound_host, bound_port = sock.getsockname()[:2]
-    return RunningServer(f"http://{bound_host}:{bound_port}", server, thread)
+    running = RunningServer(f"http://{bound_host}:{bound_port}", server, thread)
+    _running[folder] = running
+    return running
 
 
 def serve(project: Project | str | os.PathLike | None = None, *, host: str = "127.0.0.1",

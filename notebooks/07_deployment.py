@@ -1,0 +1,326 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["llmops-workbench", "marimo"]
+# ///
+"""Phase 7: deployment — the chosen prompt and model as a served API, gated by the evaluation,
+with API keys, rate limits, input validation, fallbacks and a Dockerfile."""
+
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium", app_title="07 · Deployment")
+
+with app.setup:
+
+    import json
+    import secrets
+
+    import httpx
+    import marimo as mo
+
+    import widgets.notebook as nb
+    from widgets.notebook import callout, running_as_script
+
+    import workbench as wb
+    from workbench import llm, sample
+    from workbench.data.versions import find_split
+    from workbench.evaluate import loadtest
+    from workbench.llm.gateway import default_model
+    from workbench.runs import start_run
+    from workbench.serve import DeploymentRefused, plan_deployment, start_server
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.md(r"""
+    # Phase 7 · Deployment
+
+    **What:** put the chosen prompt and model behind an HTTP API — with **API keys**, a
+    **rate limit** per key, **input validation**, the response **cache**, **retries** and
+    **fallback** models — and write the **Dockerfile** that ships it.
+
+    **Why:** a prompt that works in a notebook is not a product yet. The service is where
+    abuse, bursts, outages of a provider and malformed input arrive; each needs an answer
+    before the first user does.
+
+    **The gate:** the workbench deploys only a configuration that passed the evaluation of
+    phase 6 (the card's targets, the blessed baseline, trusted judges). You can force a
+    failing one through — that is written to the card's decision log with the reasons.
+
+    **Prerequisites:** the card, a split dataset and a prompt (one click fills them from the
+    sample). **You leave behind:** `deploy/service.json`, `deploy/Dockerfile` and a
+    `deployment` record.
+    """)
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    folder, create = nb.project_chooser()
+    return create, folder
+
+
+@app.cell(hide_code=True)
+def _(create, folder):
+    project, opened = nb.open_project(folder, create)
+    opened
+    return (project,)
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    fill, prerequisite_view = nb.prerequisites(project, 7)
+    prerequisite_view
+    return (fill,)
+
+
+@app.cell(hide_code=True)
+def _(fill, project):
+    mo.stop(project is None)
+    mo.stop(not nb.fill_prerequisites(project, 7, fill))
+    dataset = find_split(project, prefer=sample.SAMPLE_DATASET)
+    return (dataset,)
+
+
+@app.cell(hide_code=True)
+def _(dataset, project):
+    usable = [m.id for m in llm.models(prices=False) if m.usable]
+    main_model = default_model(project) if default_model(project) in usable \
+        else llm.BUNDLED_MODEL
+    model_pick = mo.ui.dropdown(usable, value=main_model, label="Model")
+    fallback_pick = mo.ui.multiselect([m for m in usable if m != main_model],
+                                      label="Fallbacks (in order)")
+    n_items = mo.ui.slider(4, dataset.value.splits.get("test", 4), step=2,
+                           value=6 if running_as_script() else
+                           min(20, dataset.value.splits.get("test", 4)),
+                           label="test items", show_value=True)
+    run_eval = mo.ui.run_button(label="Evaluate this configuration")
+    mo.vstack([mo.md(r"""
+    ## 1 · The evaluation that justifies it
+
+    A deployment names the evaluation run that shows it meets the targets: the prompt
+    version on the model, on the **test split**. (Phase 6 goes deeper: repeats, intervals,
+    judges. Here one run is the evidence the gate reads.)
+    """), mo.hstack([model_pick, fallback_pick, n_items]), run_eval])
+    return fallback_pick, model_pick, n_items, run_eval
+
+
+@app.cell(hide_code=True)
+def _(dataset, model_pick, n_items, project, run_eval):
+    mo.stop(not (run_eval.value or running_as_script()),
+            mo.md("Press **Evaluate this configuration**."))
+    try:
+        with mo.status.spinner(f"{model_pick.value} on {n_items.value} test items ..."):
+            evidence = start_run(project, sample.SAMPLE_PROMPT, dataset=dataset.name,
+                                 split="test", model=model_pick.value, limit=n_items.value,
+                                 progress=False)
+        eval_problem = None
+    except wb.WorkbenchError as exc:
+        evidence, eval_problem = None, exc
+    mo.stop(evidence is None, callout(eval_problem) if eval_problem else None)
+    mo.vstack([mo.md(f"Run `{evidence.run_id}` against the card's targets:"),
+               mo.ui.table(evidence.compare_to_card(), selection=None)])
+    return (evidence,)
+
+
+@app.cell(hide_code=True)
+def _():
+    rate_limit = mo.ui.slider(10, 600, step=10, value=60, label="requests a minute per key",
+                              show_value=True)
+    burst = mo.ui.slider(1, 50, value=5, label="burst", show_value=True)
+    force = mo.ui.checkbox(value=running_as_script(),
+                           label="Deploy even if the gate fails (written to the decision log)")
+    deploy_now = mo.ui.run_button(label="Check the gate and deploy")
+    mo.vstack([mo.md(r"""
+    ## 2 · The gate, then the deployment files
+
+    The gate reads the run: every target of the card it measures must be met, it must not be
+    significantly worse than the blessed baseline, and every judge it used must be trusted.
+    The bundled 135M model usually **fails** it on the sample task — the gate says why.
+    Forcing it through is allowed for a demo and recorded for everyone to see.
+    """), mo.hstack([rate_limit, burst]), force, deploy_now])
+    return burst, deploy_now, force, rate_limit
+
+
+@app.cell(hide_code=True)
+def _(burst, deploy_now, evidence, fallback_pick, force, project, rate_limit):
+    mo.stop(not (deploy_now.value or running_as_script()),
+            mo.md("Press **Check the gate and deploy**."))
+    try:
+        deployment = plan_deployment(project, sample.SAMPLE_PROMPT, model=evidence.config["model"],
+                                     fallbacks=list(fallback_pick.value), run_id=evidence.run_id,
+                                     force=force.value, rate_limit_per_minute=rate_limit.value,
+                                     burst=burst.value)
+        refused = None
+    except DeploymentRefused as exc:
+        deployment, refused = None, mo.vstack([
+            mo.callout(mo.md(f"**Refused.** {exc.message}\n\n{exc.fix}"), kind="warn"),
+            mo.md("Tick the box above to force it through for this walk-through.")])
+    mo.stop(deployment is None, refused)
+    files = {path.name: path.read_text() for path in deployment.files}
+    mo.vstack([
+        mo.callout(mo.md(str(deployment)), kind="warn" if deployment.spec.forced else "success"),
+        mo.md("\n".join(f"- {r}" for r in deployment.spec.gate_reasons)),
+        mo.accordion({f"deploy/{name}": mo.md(f"```\n{text}\n```") for name, text in
+                      files.items()}),
+    ])
+    return (deployment,)
+
+
+@app.cell(hide_code=True)
+def _(deployment):
+    start = mo.ui.run_button(label="Start the service on this machine")
+    mo.vstack([mo.md(f"""
+    ## 3 · Run the service
+
+    The service is a FastAPI app (`workbench.serve.create_app`); here it runs on a background
+    thread on 127.0.0.1 with a key made for this session (it lives in memory only — keys are
+    never written to the project). Outside a notebook: `WORKBENCH_API_KEYS=... workbench
+    serve`, or build the Docker image from `deploy/Dockerfile`. Deployment
+    v{deployment.version} answers `POST /v1/predict` with a JSON object of the template's
+    variables: `{json.dumps({v: "..." for v in deployment.spec.variables})}`.
+    """), start])
+    return (start,)
+
+
+@app.cell(hide_code=True)
+def _(deployment, project, start):
+    mo.stop(not (start.value or running_as_script()), mo.md("Press **Start the service**."))
+    demo_key = "wb-" + secrets.token_urlsafe(16)
+    service = start_server(project, api_keys=[demo_key])
+    client = httpx.Client(base_url=service.url, timeout=60, trust_env=False,
+                          headers={"Authorization": f"Bearer {demo_key}"})
+    mo.md(f"""
+    Serving deployment v{deployment.version} at **{service.url}** (API docs at
+    [{service.url}/docs]({service.url}/docs)).
+
+    ```bash
+    curl -s {service.url}/v1/predict -H "Authorization: Bearer {demo_key}" \\
+         -H "Content-Type: application/json" -d '{{"input": "Where is my parcel?"}}'
+    ```
+    """)
+    return client, service
+
+
+@app.cell(hide_code=True)
+def _(client):
+    message = mo.ui.text_area(value="I was charged twice for my order this month.",
+                              label="Customer message", full_width=True)
+    send = mo.ui.run_button(label="Send")
+    mo.vstack([mo.md("## 4 · Call it — and misuse it"), message, send])
+    return message, send
+
+
+@app.cell(hide_code=True)
+def _(client, message, send, service):
+    mo.stop(not (send.value or running_as_script()), mo.md("Press **Send**."))
+    answered = client.post("/v1/predict", json={"input": message.value})
+    anonymous = httpx.post(f"{service.url}/v1/predict", json={"input": message.value},
+                           trust_env=False, timeout=60)
+    malformed = client.post("/v1/predict", json={"text": message.value, "admin": True})
+    mo.vstack([
+        mo.md(f"**With the key** — HTTP {answered.status_code}:"),
+        mo.md(f"```json\n{json.dumps(answered.json(), indent=2)}\n```"),
+        mo.md(f"**Without a key** — HTTP {anonymous.status_code}: "
+              f"{anonymous.json().get('error')}"),
+        mo.md(f"**Wrong fields** — HTTP {malformed.status_code}: "
+              f"{malformed.json().get('error')} *{malformed.json().get('fix')}*"),
+    ])
+    return
+
+
+@app.cell(hide_code=True)
+def _(client, deployment):
+    burst_button = mo.ui.run_button(label=f"Send {deployment.spec.burst + 3} requests at once")
+    mo.vstack([mo.md(f"""
+    ## 5 · The rate limit at work
+
+    Each key may send **{deployment.spec.burst}** requests at once and
+    **{deployment.spec.rate_limit_per_minute}** a minute (a token bucket). Beyond that the
+    service answers **429** with a `Retry-After` header, before any model is called — a
+    runaway client costs nothing.
+    """), burst_button])
+    return (burst_button,)
+
+
+@app.cell(hide_code=True)
+def _(burst_button, client, deployment):
+    mo.stop(not (burst_button.value or running_as_script()))
+    codes = [client.post("/v1/predict", json={"input": "Where is my parcel?"}).status_code
+             for _ in range(deployment.spec.burst + 3)]
+    mo.md(f"Status codes in order: `{codes}` — **{codes.count(200)}** answered, "
+          f"**{codes.count(429)}** limited.")
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    run_load = mo.ui.run_button(label="Load test the service")
+    mo.vstack([mo.md(r"""
+    ## 6 · Load test the service
+
+    The load test of phase 6, pointed at the service: a closed loop at each concurrency level
+    for a few seconds. Two things to read in it: the same message every time means the
+    **cache** answers after the first request (what you measure is the service itself), and
+    the **rate limit** turns the excess into HTTP 429 errors — to measure capacity, give the
+    load test a key with a higher limit.
+    """), run_load])
+    return (run_load,)
+
+
+@app.cell(hide_code=True)
+def _(client, run_load, service):
+    mo.stop(not (run_load.value or running_as_script()))
+    with mo.status.spinner("Load testing ..."):
+        load = loadtest.load_test(f"{service.url}/v1/predict", concurrency_levels=(1, 4),
+                                  duration_s=1.0 if running_as_script() else 3.0,
+                                  max_requests=8 if running_as_script() else 200,
+                                  headers={"Authorization": client.headers["Authorization"]})
+    mo.vstack([mo.md(load.summary()), mo.ui.table(load.levels(), selection=None),
+               mo.ui.table(load.errors(), selection=None), loadtest.plot(load)])
+    return
+
+
+@app.cell(hide_code=True)
+def _(service):
+    stop = mo.ui.run_button(label="Stop the service")
+    stop
+    return (stop,)
+
+
+@app.cell(hide_code=True)
+def _(client, service, stop):
+    mo.stop(not (stop.value or running_as_script()))
+    client.close()
+    service.stop()
+    mo.md("The service is stopped.")
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    mo.accordion({
+        "Common mistake: deploying what was never evaluated": mo.md(
+            "A prompt edited after its evaluation is a different prompt. The deployment names "
+            "the prompt version and the run that justified it; change either and the gate "
+            "runs again."),
+        "Common mistake: keys in the code or the image": mo.md(
+            "Keys come from the environment (`WORKBENCH_API_KEYS`, provider keys) at run "
+            "time. Nothing in `deploy/` or the project holds one, so the image can be shared."),
+        "Tip: fallbacks need their own evaluation": mo.md(
+            "A fallback model answers when the main one fails — with its own quality. Evaluate "
+            "it too, and watch how often it is used (phase 8)."),
+    })
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    nb.what_next(project)
+    return
+
+
+if __name__ == "__main__":
+    app.run()
