@@ -177,7 +177,8 @@ def _(documents, model_pick, project, qa_items, rag_items, run_rag):
     with mo.status.spinner("Retrieving and answering ..."):
         rag_scores = rag.evaluate_rag(project, qa_items[:rag_items.value], retriever,
                                       model_pick.value, progress=False)
-    rag_scores
+    mo.vstack([mo.ui.table(rag.summarize_rag(rag_scores), selection=None),
+               mo.ui.table(rag_scores, selection=None)])
     return
 
 
@@ -285,8 +286,9 @@ def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trus
         verdicts = judge_sample.judge_sample(project, judge_pick.value, calibration_rows)
     judged = {k: v for k, v in verdicts.items() if v is not None}
     judge_id = judge.judge_name(judge_sample.support_rubric(), judge_pick.value)
-    trust = calibration.calibrate(project, judge_id, judged, people, bar=trust_bar.value).value
-    agree = calibration.agreement(judged, people, bar=trust_bar.value)
+    # Unreadable verdicts (None) go in too: a judge silent on many items is not trusted.
+    trust = calibration.calibrate(project, judge_id, verdicts, people, bar=trust_bar.value).value
+    agree = calibration.agreement(verdicts, people, bar=trust_bar.value)
     mo.vstack([
         mo.callout(mo.md(agree.reason), kind="success" if agree.trusted else "warn"),
         mo.md(f"{len(verdicts) - len(judged)} replies could not be read as a verdict."),

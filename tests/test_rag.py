@@ -241,3 +241,21 @@ def test_bundled_embeddings_retrieve_the_supporting_documents():
     retriever = Retriever(load_documents())
     recall = [id_context_recall(retriever.retrieve(q.question, 3), q.doc_ids).value for q in qa]
     assert np.mean(recall) >= 0.9
+
+
+def test_the_summary_has_a_mean_and_interval_per_metric_and_skips_the_unscored():
+    import math
+
+    import pandas as pd
+
+    from workbench.evaluate.rag import summarize_rag
+
+    scores = pd.DataFrame({"id": list("abcd"), "id_context_recall": [1.0, 0.0, 1.0, math.nan],
+                           "id_context_recall_reason": ["", "", "", ""],
+                           "faithfulness": [1.0, 1.0, 1.0, 1.0]})
+    table = summarize_rag(scores).set_index("metric")
+    assert table.loc["id_context_recall", "scored"] == 3
+    assert table.loc["id_context_recall", "mean"] == pytest.approx(2 / 3)
+    low, high = table.loc["id_context_recall", ["low", "high"]]
+    assert 0 <= low < 2 / 3 < high <= 1
+    assert table.loc["faithfulness", "mean"] == 1.0 and "id_context_recall_reason" not in table.index

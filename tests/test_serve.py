@@ -131,7 +131,10 @@ def test_the_service_answers_with_keys_and_traces_every_request(served):
     assert info["prompt"] == "triage" and info["variables"] == ["input"]
 
     project.store.flush()
-    [request] = spans(project, name="serve.request")
+    served_spans = spans(project, name="serve.request")
+    assert sorted(s.attributes["http.response.status_code"] for s in served_spans) == \
+        [200, 401, 401]  # refused requests are traced too
+    [request] = [s for s in served_spans if s.attributes["http.response.status_code"] == 200]
     calls = [s for s in spans(project, name="llm.call") if s.trace_id == body["trace_id"]]
     assert request.trace_id == body["trace_id"] and calls
     assert all(c.parent_id == request.span_id for c in calls)
@@ -158,6 +161,11 @@ def test_each_key_has_its_own_rate_limit(served):
     codes = [client.post("/v1/predict", json={"input": test.iloc[i]["input"]},
                          headers=headers).status_code for i in range(5)]
     assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+    project = served[0]
+    project.store.flush()
+    statuses = [s.attributes["http.response.status_code"]
+                for s in spans(project, name="serve.request")]
+    assert statuses.count(429) == 2 and statuses.count(200) == 3  # refusals are traced too
     limited = client.post("/v1/predict", json={"input": "x"}, headers=headers)
     assert int(limited.headers["Retry-After"]) >= 1 and "Rate limit" in limited.json()["error"]
     other = client.post("/v1/predict", json={"input": "x"},

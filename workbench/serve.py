@@ -311,7 +311,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     import workbench
     from workbench.prompts import load_prompt
     from workbench.prompts.run import complete_item
-    from workbench.tracing import trace
+    from workbench.tracing import start_span, trace, write_span
 
     if not isinstance(project, workbench.Project):
         project = workbench.open_project(project)
@@ -345,13 +345,24 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         return JSONResponse({"error": message, "fix": fix}, status_code=status,
                             headers=headers or None)
 
+    def refused(request: Request, status: int, message: str, client: str) -> None:
+        """Refused requests are traced too: monitoring counts them (phase 8)."""
+        span = start_span("serve.request", {
+            "http.route": request.url.path, "http.response.status_code": status,
+            "workbench.client": client, "workbench.deployment": deployed_version})
+        span.status, span.error = "error", message
+        span.end_time = span.start_time
+        write_span(project, span)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         parts = []
         for error in exc.errors():
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
             parts.append(f"{where}: {error.get('msg')}")
-        return problem(422, "The request is not valid: " + "; ".join(parts) + ".",
+        message = "The request is not valid: " + "; ".join(parts) + "."
+        refused(request, 422, message, getattr(request.state, "client", "unknown"))
+        return problem(422, message,
                        "Send a JSON object with the fields " +
                        ", ".join(f"'{v}'" for v in spec.variables) +
                        f" (text, 1 to {spec.max_input_chars} characters) and nothing else.")
@@ -365,6 +376,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
             request.headers.get("x-api-key", "").strip()
         if keys:
             if key not in by_key:
+                refused(request, 401, "missing or unknown API key", "unknown")
                 return problem(401, "Missing or unknown API key.",
                                "Send 'Authorization: Bearer KEY' with a key from "
                                f"{ENV_API_KEYS}.", **{"WWW-Authenticate": "Bearer"})
@@ -373,6 +385,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
             client = "anonymous-" + (request.client.host if request.client else "unknown")
         wait = limiter.take(client)
         if wait:
+            refused(request, 429, "rate limited", client)
             return problem(429, f"Rate limit of {spec.rate_limit_per_minute} requests a minute "
                                 f"(burst {spec.burst}) reached for this key.",
                            f"Retry after {wait:.1f} s, or ask for a higher limit.",

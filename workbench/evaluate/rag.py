@@ -207,6 +207,10 @@ def answer(project: Project | None, question: str, retriever: Retriever,
 
 # -- metric results ------------------------------------------------------------------------------
 
+METRIC_NAMES = ("id_context_precision", "id_context_recall", "context_precision",
+                "context_recall", "faithfulness", "answer_relevancy")
+
+
 @dataclass(frozen=True)
 class MetricResult:
     """One metric on one question: ``value`` in [0, 1] (NaN when it cannot be computed), a reason
@@ -544,3 +548,24 @@ def evaluate_rag(project: Project | None, items: Sequence[QAItem], retriever: Re
             row[f"{m.name}_reason"] = m.reason
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def summarize_rag(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric of ``evaluate_rag``'s table: items scored, mean and its 95% bootstrap
+    interval (items a metric could not score are left out, not counted as 0)."""
+    import math
+
+    import pandas as pd
+
+    from workbench.evaluate.stats import bootstrap_interval
+
+    rows = []
+    for column in scores.columns:
+        if column.endswith("_reason") or column not in METRIC_NAMES:
+            continue
+        values = [float(v) for v in scores[column] if v is not None and v == v]
+        low, high = bootstrap_interval(values) if len(values) > 1 else (math.nan, math.nan)
+        rows.append({"metric": column, "scored": len(values),
+                     "mean": sum(values) / len(values) if values else math.nan,
+                     "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["metric", "scored", "mean", "low", "high"])
