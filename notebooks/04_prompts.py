@@ -20,7 +20,6 @@ with app.setup:
     import workbench as wb
     from workbench import compare, llm, sample
     from workbench.data.versions import find_split
-    from workbench.llm.gateway import default_model
     from workbench.prompts import (
         diff_prompts,
         prompt_versions,
@@ -88,9 +87,7 @@ def _(project, starters):
         list(starters), label="Techniques",
         value=(["zero_shot", "few_shot_similar", "structured"]
                if running_as_script() else list(starters)))
-    model_pick = mo.ui.dropdown(usable, value=default_model(project)
-                                if default_model(project) in usable else llm.BUNDLED_MODEL,
-                                label="Model")
+    model_pick = nb.model_dropdown(project, usable)
     n_items = mo.ui.slider(4, 40, step=2, value=4 if running_as_script() else 12,
                            label="validation items", show_value=True)
     run_techniques = mo.ui.run_button(label="Run the techniques side by side")

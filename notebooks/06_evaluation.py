@@ -23,7 +23,6 @@ with app.setup:
     from workbench.evaluate import baseline_runs, calibration, judge, loadtest, rag, redteam, stats
     from workbench.evaluate import judge_sample
     from workbench.evaluate.report import eval_report
-    from workbench.llm.gateway import default_model
     from workbench.runs import start_run
 
 
@@ -79,14 +78,8 @@ def _(fill, project):
 
 @app.cell(hide_code=True)
 def _(dataset, project):
-    usable = [m.id for m in llm.models(prices=False) if m.usable]
-    model_pick = mo.ui.dropdown(usable, value=default_model(project)
-                                if default_model(project) in usable else llm.BUNDLED_MODEL,
-                                label="Model")
-    n_items = mo.ui.slider(4, dataset.value.splits.get("test", 4), step=2,
-                           value=6 if running_as_script() else
-                           min(20, dataset.value.splits.get("test", 4)),
-                           label="test items", show_value=True)
+    model_pick = nb.model_dropdown(project, nb.usable_models())
+    n_items = nb.test_items_slider(dataset)
     repeats = mo.ui.slider(2, 5, value=2 if running_as_script() else 3, label="repeats",
                            show_value=True)
     run_eval = mo.ui.run_button(label="Evaluate on the test split")

@@ -22,10 +22,9 @@ with app.setup:
     from widgets.notebook import callout, running_as_script
 
     import workbench as wb
-    from workbench import llm, sample
+    from workbench import sample
     from workbench.data.versions import find_split
     from workbench.evaluate import loadtest
-    from workbench.llm.gateway import default_model
     from workbench.runs import start_run
     from workbench.serve import DeploymentRefused, plan_deployment, start_server
 
@@ -85,16 +84,10 @@ def _(fill, project):
 
 @app.cell(hide_code=True)
 def _(dataset, project):
-    usable = [m.id for m in llm.models(prices=False) if m.usable]
-    main_model = default_model(project) if default_model(project) in usable \
-        else llm.BUNDLED_MODEL
-    model_pick = mo.ui.dropdown(usable, value=main_model, label="Model")
-    fallback_pick = mo.ui.multiselect([m for m in usable if m != main_model],
-                                      label="Fallbacks (in order)")
-    n_items = mo.ui.slider(4, dataset.value.splits.get("test", 4), step=2,
-                           value=6 if running_as_script() else
-                           min(20, dataset.value.splits.get("test", 4)),
-                           label="test items", show_value=True)
+    usable = nb.usable_models()
+    model_pick = nb.model_dropdown(project, usable)
+    fallback_pick = mo.ui.multiselect(usable, label="Fallbacks (in order)")
+    n_items = nb.test_items_slider(dataset)
     run_eval = mo.ui.run_button(label="Evaluate this configuration")
     mo.vstack([mo.md(r"""
     ## 1 · The evaluation that justifies it

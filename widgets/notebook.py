@@ -73,3 +73,29 @@ def what_next(project: wb.Project) -> Any:
         return mo.md("## What next\n\nEvery phase holds results.")
     return mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
                  f"*{step['title']}*: {step['purpose']}")
+
+
+def usable_models() -> list[str]:
+    """Model ids that can be called here (the bundled and fake ones, hosted ones with a key)."""
+    from workbench import llm
+
+    return [m.id for m in llm.models(prices=False) if m.usable]
+
+
+def model_dropdown(project: wb.Project, usable: list[str], label: str = "Model") -> Any:
+    """A model picker set to the project's chosen model when usable, else the bundled one."""
+    from workbench import llm
+    from workbench.llm.gateway import default_model
+
+    chosen = default_model(project)
+    return mo.ui.dropdown(usable, value=chosen if chosen in usable else llm.BUNDLED_MODEL,
+                          label=label)
+
+
+def test_items_slider(dataset: Any, *, script: int = 6, at_most: int = 20) -> Any:
+    """How many test-split items to run: few when headless, up to ``at_most`` interactively."""
+    available = dataset.value.splits.get("test", 4)
+    return mo.ui.slider(4, available, step=2,
+                        value=min(script, available) if running_as_script()
+                        else min(at_most, available),
+                        label="test items", show_value=True)

@@ -140,6 +140,7 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     stored = load_prompt(project, prompt, version)
     value = stored.value
     model = model or value.model or default_model(project)
+    fallbacks = [m for m in dict.fromkeys(fallbacks) if m != model]  # each once, never itself
     for candidate in (model, *fallbacks):
         prepare("", candidate, project=project, adapter=adapter if candidate == model else None)
     for name, number in (("rate_limit_per_minute", rate_limit_per_minute), ("burst", burst),
