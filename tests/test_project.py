@@ -43,6 +43,9 @@ def test_blank_database_migrates_to_the_expected_schema(project):
     }
     assert schema == {
         "_migrations": ["name", "applied_at"],
+        "alerts": ["alert_id", "rule", "fired_at", "value", "threshold", "window_s", "message"],
+        "feedback": ["feedback_id", "trace_id", "request_id", "created_at", "rating", "comment",
+                     "correction", "source"],
         "llm_cache": ["key", "model", "response", "created_at"],
         "meta": ["key", "value"],
         "records": ["kind", "name", "version", "schema_version", "content_hash", "created_at",

@@ -261,6 +261,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    """Seconds from '90', '90s', '15m', '2h' or '1d'."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 15m, 1h or "
+                                         "1d") from None
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from workbench.monitor import check_alerts, window_metrics
+
+    project = _project_for(args.project)
+    metrics = window_metrics(project, window_s=args.window)
+    alerts = check_alerts(project, window_s=args.window)
+    firing = [a for a in alerts if a.status == "firing"]
+    if args.json:
+        print(json.dumps({"metrics": metrics, "alerts": [
+            {"metric": a.rule.metric, "status": a.status, "value": a.value,
+             "threshold": a.rule.threshold, "source": a.rule.source, "message": a.message}
+            for a in alerts]}, indent=2, default=str))
+    else:
+        what = "service requests" if metrics["source"] == "service" else "model calls"
+        print(f"last {args.window:g} s of {what}: {metrics['requests']} requests, "
+              f"{metrics['answered']} answered, {metrics['errors']} errors, "
+              f"{metrics['rate_limited']} rate limited, {metrics['feedback']} feedback")
+        for key, fmt in (("error_rate", ".1%"), ("p50_latency", ".3f"), ("p95_latency", ".3f"),
+                         ("cost_per_request", ".6f"), ("cache_hit_rate", ".1%"),
+                         ("fallback_rate", ".1%"), ("positive_feedback_rate", ".1%")):
+            value = metrics[key]
+            print(f"  {key:<24} {'-' if value != value else format(value, fmt)}")
+        for a in alerts:
+            mark = {"firing": "FIRING", "ok": "ok", "no data": "no data"}[a.status]
+            print(f"  [{mark}] {a.message}")
+    return EXIT_GATE_FAILED if firing and args.fail_on_alert else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -381,6 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true",
                    help="no API keys (only on a loopback host, for trying it out)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "monitor", help="the service's traffic over a window, and alerts on the card's targets",
+        epilog="Exit status: 0, or 3 with --fail-on-alert when an alert fires.")
+    p.add_argument("--window", type=_duration, default=3600.0,
+                   help="how far back: 90s, 15m, 1h, 1d (default 1h)")
+    p.add_argument("--fail-on-alert", action="store_true",
+                   help="exit 3 when an alert fires (for cron or CI)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")

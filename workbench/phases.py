@@ -129,7 +129,16 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
             if files:
                 state, summary = "done", f"{len(files)} deployment files"
         elif n == 8:
-            if calls:
+            db = project.store.db
+            served = db.execute("SELECT COUNT(*) FROM spans WHERE name = 'serve.request'"
+                                ).fetchone()[0]
+            feedback = db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+            fired = db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
+            if served or feedback:
+                state = "done"
+                summary = (f"{served} service requests, {feedback} feedback, {fired} alerts "
+                           "fired")
+            elif calls:
                 state, summary = "started", f"{calls} traced model calls"
         else:
             counts = [(kind, project.records.count(kind)) for kind in PHASE_RECORD_KINDS.get(n, ())]

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.records import Record
@@ -301,13 +301,14 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     """The FastAPI app serving the project's latest deployment.
 
     Endpoints: ``GET /healthz`` (no key), ``GET /v1/info``, ``POST /v1/predict`` with the
-    template's variables as a JSON object (e.g. ``{"input": "..."}``). Keys are sent as
+    template's variables as a JSON object (e.g. ``{"input": "..."}``), ``POST /v1/feedback``
+    (``{"request_id": ..., "rating": "up"|"down", "comment": ..., "correction": ...}``). Keys are sent as
     ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``. Without keys the app refuses to start
     unless ``allow_anonymous`` (then each client address gets its own rate limit)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import ConfigDict, Field, create_model
+    from pydantic import BaseModel, ConfigDict, Field, create_model
 
     import workbench
     from workbench.prompts import load_prompt
@@ -346,12 +347,14 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         return JSONResponse({"error": message, "fix": fix}, status_code=status,
                             headers=headers or None)
 
-    def refused(request: Request, status: int, message: str, client: str) -> None:
-        """Refused requests are traced too: monitoring counts them (phase 8)."""
+    def note(request: Request, status: int, message: str | None, client: str) -> None:
+        """Requests that call no model (refusals, feedback) are traced too: monitoring counts
+        every request (phase 8)."""
         span = start_span("serve.request", {
             "http.route": request.url.path, "http.response.status_code": status,
             "workbench.client": client, "workbench.deployment": deployed_version})
-        span.status, span.error = "error", message
+        if message is not None:
+            span.status, span.error = "error", message
         span.end_time = span.start_time
         write_span(project, span)
 
@@ -362,7 +365,11 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
             parts.append(f"{where}: {error.get('msg')}")
         message = "The request is not valid: " + "; ".join(parts) + "."
-        refused(request, 422, message, getattr(request.state, "client", "unknown"))
+        note(request, 422, message, getattr(request.state, "client", "unknown"))
+        if request.url.path == "/v1/feedback":
+            return problem(422, message, "Send {\"request_id\": the id of an answer, "
+                                         "\"rating\": \"up\" or \"down\"}, with an optional "
+                                         "\"comment\" and \"correction\".")
         return problem(422, message,
                        "Send a JSON object with the fields " +
                        ", ".join(f"'{v}'" for v in spec.variables) +
@@ -377,7 +384,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
             request.headers.get("x-api-key", "").strip()
         if keys:
             if key not in by_key:
-                refused(request, 401, "missing or unknown API key", "unknown")
+                note(request, 401, "missing or unknown API key", "unknown")
                 return problem(401, "Missing or unknown API key.",
                                "Send 'Authorization: Bearer KEY' with a key from "
                                f"{ENV_API_KEYS}.", **{"WWW-Authenticate": "Bearer"})
@@ -386,7 +393,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
             client = "anonymous-" + (request.client.host if request.client else "unknown")
         wait = limiter.take(client)
         if wait:
-            refused(request, 429, "rate limited", client)
+            note(request, 429, "rate limited", client)
             return problem(429, f"Rate limit of {spec.rate_limit_per_minute} requests a minute "
                                 f"(burst {spec.burst}) reached for this key.",
                            f"Retry after {wait:.1f} s, or ask for a higher limit.",
@@ -433,8 +440,13 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                 return problem(status, "No model could answer: " + " | ".join(errors),
                                "Try again shortly; if it persists, check the model and its "
                                "key on the server.")
-            span.attributes["http.response.status_code"] = 200
             completion = result.completion
+            span.attributes.update({
+                "http.response.status_code": 200, "workbench.model": model,
+                "workbench.fallback_used": model != spec.model,
+                "workbench.cache_hit": completion.cached, "workbench.cost_usd": result.cost_usd,
+                "workbench.parse_ok": result.parsed.ok, "workbench.request": item,
+                "workbench.output": completion.text})
             return {
                 "output": completion.text,
                 "parsed": result.parsed.value,
@@ -449,10 +461,32 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                 "deployment": deployed_version,
             }
 
+    class FeedbackRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        request_id: str = Field(min_length=1, max_length=64)
+        rating: Literal["up", "down"]
+        comment: str | None = Field(None, max_length=2000)
+        correction: str | None = Field(None, max_length=2000)
+
+    def feedback(body, request):
+        from workbench.monitor import MonitorError, record_feedback
+
+        try:
+            feedback_id = record_feedback(project, rating=body.rating,
+                                          request_id=body.request_id, comment=body.comment,
+                                          correction=body.correction, source="api")
+        except MonitorError as exc:
+            note(request, 404, exc.message, request.state.client)
+            return problem(404, exc.message, exc.fix)
+        note(request, 201, None, request.state.client)
+        return JSONResponse({"feedback_id": feedback_id}, status_code=201)
+
     # This module's annotations are strings, and FastAPI reads the parameters' types from them:
-    # give it the real classes (the request model exists only inside this function).
+    # give it the real classes (the request models exist only inside this function).
     predict.__annotations__ = {"body": PredictRequest, "request": Request}
     app.post("/v1/predict")(predict)
+    feedback.__annotations__ = {"body": FeedbackRequest, "request": Request}
+    app.post("/v1/feedback", status_code=201)(feedback)
     app.state.project = project
     app.state.spec = spec
     return app

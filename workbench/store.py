@@ -125,6 +125,35 @@ def m004_runs(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_by_created ON runs (created_at)")
 
 
+@migration
+def m005_monitoring(db: sqlite3.Connection) -> None:
+    db.execute(
+        """CREATE TABLE feedback (
+            feedback_id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            request_id TEXT,
+            created_at REAL NOT NULL,
+            rating INTEGER NOT NULL,
+            comment TEXT,
+            correction TEXT,
+            source TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX feedback_by_created ON feedback (created_at)")
+    db.execute(
+        """CREATE TABLE alerts (
+            alert_id TEXT PRIMARY KEY,
+            rule TEXT NOT NULL,
+            fired_at REAL NOT NULL,
+            value REAL,
+            threshold REAL,
+            window_s REAL NOT NULL,
+            message TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX alerts_by_fired ON alerts (fired_at)")
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 

@@ -1,0 +1,395 @@
+"""Phase 8: monitoring — what the served model did, what users said, and alerts on the card.
+
+Everything here reads the project's traces: each request to the service is a
+``serve.request`` span (status, latency, model, fallback, cache, cost; refused requests too),
+and every model call an ``llm.call`` span. Without service traffic, the model calls themselves
+are monitored (``source="calls"``).
+
+- ``requests_frame`` / ``timeline`` / ``window_metrics``: the numbers, per request, per time
+  bucket, and over a window, in the card's metric names (``error_rate``, ``p50_latency``,
+  ``p95_latency``, ``cost_per_request``, ``parse_rate``, ``positive_feedback_rate``).
+- ``dashboard``: requests and errors, latency against the target, cost against the target, and
+  feedback, as one plotly figure.
+- ``record_feedback`` / ``feedback_frame``: thumbs up/down with a comment and a correction,
+  tied to the request's trace (the service's ``POST /v1/feedback`` calls it). Phase 9 turns bad
+  feedback into test cases.
+- ``alert_rules`` / ``check_alerts``: the card's targets that phase 8 can measure, plus an error
+  rate of 5% when the card sets none; a rule fires when the window misses it, and firing
+  alerts are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.project import Project
+
+DEFAULT_WINDOW_S = 3600.0
+DEFAULT_ERROR_RATE = 0.05  # used when the card sets no error_rate target
+MIN_REQUESTS = 5  # fewer requests in a window than this cannot fire an alert
+MIN_FEEDBACK = 5
+MAX_TEXT = 2000
+MONITORED = ("error_rate", "p50_latency", "p95_latency", "cost_per_request", "parse_rate",
+             "positive_feedback_rate")
+
+
+class MonitorError(WorkbenchError):
+    """Monitoring was asked for something it cannot do."""
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+_COLUMNS = ["time", "trace_id", "status", "ok", "latency_s", "model", "fallback_used", "cached",
+            "cost_usd", "parse_ok", "client", "error", "route"]
+
+
+def requests_frame(project: Project, *, since: float | None = None, until: float | None = None,
+                   source: str = "auto") -> pd.DataFrame:
+    """One row per request, oldest first: ``source="service"`` reads the service's requests,
+    ``"calls"`` every model call, ``"auto"`` the service's when it has any."""
+    import pandas as pd
+
+    if source not in ("auto", "service", "calls"):
+        raise MonitorError(f"source={source!r} is not one of auto, service, calls.",
+                           "Use 'service' for the served API, 'calls' for every model call.")
+    project.store.flush()
+    where, params = ["name = ?"], []
+    if since is not None:
+        where.append("start_time >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("start_time < ?")
+        params.append(until)
+    query = ("SELECT trace_id, start_time, end_time, status, error, attributes FROM spans WHERE "
+             + " AND ".join(where) + " ORDER BY start_time")
+    chosen = source
+    rows = []
+    if source in ("auto", "service"):
+        rows = project.store.query(query, ("serve.request", *params))
+        chosen = "service"
+    if not rows and source in ("auto", "calls"):
+        rows = project.store.query(query, ("llm.call", *params))
+        chosen = "calls"
+    out = []
+    for r in rows:
+        a = json.loads(r["attributes"])
+        if chosen == "service":
+            status = int(a.get("http.response.status_code") or (500 if r["status"] == "error"
+                                                                 else 200))
+            ok = status < 400
+            route = a.get("http.route")
+            model, cost = a.get("workbench.model"), a.get("workbench.cost_usd")
+            cached, fallback = a.get("workbench.cache_hit"), a.get("workbench.fallback_used")
+            parse_ok, client = a.get("workbench.parse_ok"), a.get("workbench.client")
+        else:
+            ok = r["status"] != "error"
+            status = 200 if ok else 500
+            route, fallback, parse_ok, client = None, None, None, None
+            model, cost = a.get("gen_ai.request.model"), a.get("workbench.cost_usd")
+            cached = a.get("workbench.cache_hit")
+        out.append({"time": r["start_time"], "trace_id": r["trace_id"], "status": status,
+                    "ok": ok, "latency_s": r["end_time"] - r["start_time"], "model": model,
+                    "fallback_used": fallback, "cached": cached, "cost_usd": cost,
+                    "parse_ok": parse_ok, "client": client, "error": r["error"],
+                    "route": route})
+    frame = pd.DataFrame(out, columns=_COLUMNS)
+    frame.attrs["source"] = chosen
+    return frame
+
+
+def _percentile(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def _metrics(requests: pd.DataFrame, feedback: pd.DataFrame) -> dict[str, Any]:
+    """The card-named metrics of a set of requests (answered ones for latency and cost)."""
+    predictions = requests[requests["route"].isin(["/v1/predict"]) | requests["route"].isna()]
+    # Refused requests (no key, bad input, over the rate limit: 4xx) never reached a model: they
+    # are counted apart, not as errors of the service.
+    served = predictions[(predictions["status"] < 400) | (predictions["status"] >= 500)]
+    answered = served[served["ok"].astype(bool)]
+    latencies = [float(x) for x in answered["latency_s"]]
+    costs = [float(x) for x in answered["cost_usd"] if x is not None and x == x]
+    parsed = [bool(x) for x in answered["parse_ok"] if x is not None and x == x]
+    ratings = list(feedback["rating"]) if len(feedback) else []
+    return {
+        "requests": int(len(requests)),
+        "answered": int(len(answered)),
+        "errors": int(len(served) - len(answered)),
+        "refused": int((requests["status"].isin([401, 403, 422, 429])).sum()),
+        "rate_limited": int((requests["status"] == 429).sum()),
+        "error_rate": (len(served) - len(answered)) / len(served) if len(served) else math.nan,
+        "p50_latency": _percentile(latencies, 50),
+        "p95_latency": _percentile(latencies, 95),
+        "cost_per_request": sum(costs) / len(costs) if costs else math.nan,
+        "cost_usd": float(sum(costs)),
+        "parse_rate": sum(parsed) / len(parsed) if parsed else math.nan,
+        "cache_hit_rate": (float(answered["cached"].fillna(False).astype(bool).mean())
+                           if len(answered) else math.nan),
+        "fallback_rate": (float(answered["fallback_used"].fillna(False).astype(bool).mean())
+                          if len(answered) else math.nan),
+        "feedback": len(ratings),
+        "positive_feedback_rate": (sum(1 for r in ratings if r > 0) / len(ratings)
+                                   if ratings else math.nan),
+    }
+
+
+def window_metrics(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
+                   now: float | None = None, source: str = "auto") -> dict[str, Any]:
+    """The metrics of the last ``window_s`` seconds (the card's names, canonical units)."""
+    now = time.time() if now is None else now
+    requests = requests_frame(project, since=now - window_s, until=now, source=source)
+    feedback = feedback_frame(project, since=now - window_s, until=now)
+    metrics = _metrics(requests, feedback)
+    metrics.update(window_s=window_s, since=now - window_s, until=now,
+                   source=requests.attrs["source"])
+    return metrics
+
+
+def timeline(project: Project, *, bucket_s: float | None = None, since: float | None = None,
+             until: float | None = None, source: str = "auto") -> pd.DataFrame:
+    """The metrics per time bucket (default: about 30 buckets over the traffic's span)."""
+    import pandas as pd
+
+    requests = requests_frame(project, since=since, until=until, source=source)
+    columns = ["start", "requests", "errors", "rate_limited", "error_rate", "p50_latency",
+               "p95_latency", "cost_per_request", "feedback", "positive_feedback_rate"]
+    if requests.empty:
+        return pd.DataFrame(columns=columns)
+    first, last = float(requests["time"].min()), float(requests["time"].max())
+    if bucket_s is None:
+        span = max(last - first, 1.0)
+        bucket_s = max(1.0, span / 30)
+    if bucket_s <= 0:
+        raise MonitorError(f"bucket_s={bucket_s} must be above 0.", "Pass seconds per bucket.")
+    feedback = feedback_frame(project, since=first, until=last + bucket_s)
+    rows = []
+    start = first
+    while start <= last:
+        end = start + bucket_s
+        inside = requests[(requests["time"] >= start) & (requests["time"] < end)]
+        said = feedback[(feedback["time"] >= start) & (feedback["time"] < end)] \
+            if len(feedback) else feedback
+        m = _metrics(inside, said)
+        rows.append({"start": pd.Timestamp(start, unit="s", tz="UTC"),
+                     **{k: m[k] for k in columns if k in m}})
+        start = end
+    return pd.DataFrame(rows, columns=columns)
+
+
+# -- feedback --------------------------------------------------------------------------------------
+
+_RATINGS = {"up": 1, "good": 1, "+1": 1, "1": 1, "down": -1, "bad": -1, "-1": -1}
+
+
+def _rating(value: Any) -> int:
+    key = str(value).strip().lower()
+    if isinstance(value, bool) or key not in _RATINGS:
+        raise MonitorError(f"{value!r} is not a rating.", "Rate with 'up' or 'down' (or 1 / -1).")
+    return _RATINGS[key]
+
+
+def record_feedback(project: Project, *, rating: Any, request_id: str | None = None,
+                    trace_id: str | None = None, comment: str | None = None,
+                    correction: str | None = None, source: str = "api") -> str:
+    """Store a user's verdict on one answer (found by the service's ``request_id`` or the
+    ``trace_id``): ``rating`` up/down, an optional comment and the correct answer. Returns the
+    feedback id."""
+    value = _rating(rating)
+    for name, text in (("comment", comment), ("correction", correction)):
+        if text is not None and len(text) > MAX_TEXT:
+            raise MonitorError(f"The {name} has {len(text)} characters.",
+                               f"Keep it under {MAX_TEXT}.")
+    if not request_id and not trace_id:
+        raise MonitorError("Feedback needs the request it is about.",
+                           "Pass the request_id (or trace_id) the service returned.")
+    project.store.flush()
+    if trace_id is None:
+        row = project.store.db.execute(
+            "SELECT trace_id FROM spans WHERE name = 'serve.request' AND "
+            "json_extract(attributes, '$.\"workbench.request_id\"') = ?",
+            (request_id,)).fetchone()
+        if row is None:
+            raise MonitorError(f"There is no request {request_id!r} in this project.",
+                               "Use the request_id of an answer the service gave.")
+        trace_id = row[0]
+    elif project.store.db.execute("SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1",
+                                  (trace_id,)).fetchone() is None:
+        raise MonitorError(f"There is no trace {trace_id!r} in this project.",
+                           "Use the trace_id of an answer the service gave.")
+    feedback_id = uuid.uuid4().hex[:16]
+    with project.store.write() as db:
+        db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (feedback_id, trace_id, request_id, time.time(), value, comment, correction,
+                    source))
+    return feedback_id
+
+
+def feedback_frame(project: Project, *, since: float | None = None,
+                   until: float | None = None) -> pd.DataFrame:
+    """Every piece of feedback, oldest first, with the question and answer it is about."""
+    import pandas as pd
+
+    where, params = [], []
+    if since is not None:
+        where.append("f.created_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("f.created_at < ?")
+        params.append(until)
+    rows = project.store.query(
+        "SELECT f.*, s.name AS span, s.attributes FROM feedback f LEFT JOIN spans s ON "
+        "s.trace_id = f.trace_id AND s.name IN ('serve.request', 'llm.call')"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY f.created_at, s.name DESC", tuple(params))
+    out, seen = [], set()
+    for r in rows:
+        if r["feedback_id"] in seen:  # the service's request span comes first
+            continue
+        seen.add(r["feedback_id"])
+        a = json.loads(r["attributes"]) if r["attributes"] else {}
+        if r["span"] == "serve.request" and "workbench.request" in a:
+            variables = a["workbench.request"]
+            asked = variables.get("input", json.dumps(variables, ensure_ascii=False))
+            output = a.get("workbench.output")
+        else:  # a model call outside the service: its last user message and its reply
+            users = [m.get("content") for m in a.get("gen_ai.input.messages", [])
+                     if m.get("role") == "user"]
+            asked = users[-1] if users else None
+            output = (a.get("gen_ai.output.messages") or [{}])[0].get("content")
+        out.append({"time": r["created_at"], "feedback_id": r["feedback_id"],
+                    "trace_id": r["trace_id"], "request_id": r["request_id"],
+                    "rating": r["rating"], "comment": r["comment"],
+                    "correction": r["correction"], "source": r["source"],
+                    "input": asked, "output": output})
+    return pd.DataFrame(out, columns=["time", "feedback_id", "trace_id", "request_id", "rating",
+                                      "comment", "correction", "source", "input", "output"])
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlertRule:
+    metric: str
+    direction: str  # ">=" or "<="
+    threshold: float  # canonical unit
+    source: str  # "card" or "default"
+
+
+@dataclass(frozen=True)
+class Alert:
+    rule: AlertRule
+    status: str  # "firing", "ok" or "no data"
+    value: float
+    message: str
+
+
+def alert_rules(project: Project) -> list[AlertRule]:
+    """The card's targets phase 8 can measure, plus an error-rate rule the card may override."""
+    from workbench.card import load_card
+
+    card = load_card(project)
+    rules = [AlertRule(m.name, m.direction, m.target_in_canonical_unit(), "card")
+             for m in card.metrics if m.name in MONITORED]
+    if not any(r.metric == "error_rate" for r in rules):
+        rules.append(AlertRule("error_rate", "<=", DEFAULT_ERROR_RATE, "default"))
+    return rules
+
+
+def check_alerts(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
+                 now: float | None = None, record: bool = True,
+                 source: str = "auto") -> list[Alert]:
+    """Check every rule on the last ``window_s`` seconds; firing alerts are stored. A window with
+    fewer than 5 requests (5 pieces of feedback for the feedback rule) is "no data"."""
+    from workbench.card import load_card, metric_status
+
+    card = load_card(project)
+    metrics = window_metrics(project, window_s=window_s, now=now, source=source)
+    alerts = []
+    for rule in alert_rules(project):
+        value = metrics.get(rule.metric, math.nan)
+        enough = (metrics["feedback"] >= MIN_FEEDBACK if rule.metric == "positive_feedback_rate"
+                  else metrics["answered"] + metrics["errors"] >= MIN_REQUESTS)
+        if not enough or value != value:
+            alerts.append(Alert(rule, "no data", value,
+                                f"{rule.metric}: not enough traffic in the window to judge."))
+            continue
+        if rule.source == "card":
+            status, text = metric_status(card, rule.metric, value)
+        else:
+            ok = value <= rule.threshold
+            status = "pass" if ok else "fail"
+            text = (f"{rule.metric} {value:.3g} (default limit <= {rule.threshold:g}; set a "
+                    f"target in the card to change it): {status}")
+        alerts.append(Alert(rule, "ok" if status == "pass" else "firing", value, text))
+    if record:
+        firing = [a for a in alerts if a.status == "firing"]
+        if firing:
+            with project.store.write() as db:
+                for a in firing:
+                    db.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (uuid.uuid4().hex[:16], a.rule.metric, metrics["until"],
+                                a.value, a.rule.threshold, window_s, a.message))
+    return alerts
+
+
+def alerts_frame(project: Project) -> pd.DataFrame:
+    """Alerts that fired, newest first."""
+    import pandas as pd
+
+    rows = project.store.query("SELECT * FROM alerts ORDER BY fired_at DESC")
+    return pd.DataFrame([dict(r) for r in rows],
+                        columns=["alert_id", "rule", "fired_at", "value", "threshold",
+                                 "window_s", "message"])
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+
+def dashboard(project: Project, *, bucket_s: float | None = None, since: float | None = None,
+              source: str = "auto"):
+    """Requests and errors, p50/p95 latency, cost per request and positive feedback per time
+    bucket, with the card's targets drawn as dashed lines."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from workbench.card import load_card
+
+    frame = timeline(project, bucket_s=bucket_s, since=since, source=source)
+    try:
+        targets = {m.name: m.target_in_canonical_unit() for m in load_card(project).metrics}
+    except WorkbenchError:
+        targets = {}
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("Requests and errors", "Latency (s)",
+                                        "Cost per request (USD)", "Positive feedback"))
+    x = frame["start"]
+    fig.add_bar(x=x, y=frame["requests"], name="requests", row=1, col=1)
+    fig.add_bar(x=x, y=frame["errors"], name="errors", row=1, col=1)
+    fig.add_bar(x=x, y=frame["rate_limited"], name="rate limited", row=1, col=1)
+    fig.add_scatter(x=x, y=frame["p50_latency"], name="p50", mode="lines+markers", row=2, col=1)
+    fig.add_scatter(x=x, y=frame["p95_latency"], name="p95", mode="lines+markers", row=2, col=1)
+    fig.add_scatter(x=x, y=frame["cost_per_request"], name="cost per request",
+                    mode="lines+markers", row=3, col=1)
+    fig.add_scatter(x=x, y=frame["positive_feedback_rate"], name="positive feedback",
+                    mode="lines+markers", row=4, col=1)
+    for metric, row in (("p95_latency", 2), ("cost_per_request", 3),
+                        ("positive_feedback_rate", 4)):
+        if metric in targets:
+            fig.add_hline(y=targets[metric], line_dash="dash", line_color="red", row=row, col=1,
+                          annotation_text=f"target {metric}")
+    fig.update_layout(height=900, barmode="group", template="plotly_white",
+                      title=f"{project.name}: monitoring "
+                            f"({'service requests' if source != 'calls' else 'model calls'})")
+    return fig
