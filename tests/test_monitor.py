@@ -152,3 +152,26 @@ def test_without_traffic_there_is_no_data_and_model_calls_are_monitored(project)
     m = window_metrics(project)
     assert m["source"] == "calls" and m["answered"] == 6 and m["error_rate"] == 0
     assert timeline(project)["requests"].sum() == 6
+
+
+def test_the_sample_fills_a_deployment_and_plays_users(sample_project):
+    from workbench import sample
+
+    project = sample_project
+    project.update_card(lambda c: c.setdefault("model", {}).update(chosen="fake/echo"))
+    assert "deployment" in sample.missing_prerequisites(project, 8)
+    done = sample.fill_prerequisites(project, 8)
+    assert any("demo deployment" in d for d in done)
+    assert sample.missing_prerequisites(project, 8) == []
+    assert "fails the evaluation gate" in project.card()["decisions"][-1]["decision"]
+    # The fake answers at once: room for every request of the simulation in one burst.
+    plan_deployment(project, "triage", model="fake/echo", force=True, burst=100)
+    server = start_server(project, api_keys=[KEY])
+    try:
+        sent = sample.simulate_users(project, server.url, KEY, requests=10, feedback_share=1.0)
+    finally:
+        server.stop()
+    assert sent["statuses"] == {200: 10, 401: 1, 422: 1}
+    assert sent["feedback"] == {"up": 0, "down": 10}  # the echo model never names the team
+    said = feedback_frame(project)
+    assert len(said) == 10 and said["correction"].notna().all()

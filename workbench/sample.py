@@ -95,7 +95,8 @@ def save_sample_prompt(project, name: str = SAMPLE_PROMPT):
 
 def missing_prerequisites(project, phase: int) -> list[str]:
     """What a notebook of ``phase`` needs from earlier phases and the project lacks:
-    "card" (phase 1), "data" (a split dataset, phase 2), "prompt" (phase 4)."""
+    "card" (phase 1), "data" (a split dataset, phase 2), "prompt" (phase 4), "deployment"
+    (phase 7, for monitoring)."""
     from workbench.data.versions import find_split
 
     missing = []
@@ -105,6 +106,8 @@ def missing_prerequisites(project, phase: int) -> list[str]:
         missing.append("data")
     if phase in (3, 5, 6, 7, 8, 9) and not project.records.count("prompt"):
         missing.append("prompt")
+    if phase == 8 and not project.records.count("deployment"):
+        missing.append("deployment")
     return missing
 
 
@@ -121,4 +124,65 @@ def fill_prerequisites(project, phase: int) -> list[str]:
         elif need == "prompt":
             save_sample_prompt(project)
             done.append(f"the sample prompt '{SAMPLE_PROMPT}'")
+        elif need == "deployment":
+            deployment = deploy_sample(project)
+            done.append(f"a demo deployment of '{SAMPLE_PROMPT}' on {deployment.spec.model}")
     return done
+
+
+def deploy_sample(project, *, items: int = 6):
+    """A deployment of the sample prompt on the project's model, for the monitoring walk-through:
+    a short evaluation on the test split, then the deployment — forced when it misses the
+    targets, which the decision log records."""
+    from workbench.data.versions import find_split
+    from workbench.llm.gateway import default_model
+    from workbench.runs import start_run
+    from workbench.serve import plan_deployment
+
+    dataset = find_split(project, prefer=SAMPLE_DATASET)
+    model = default_model(project)
+    run = start_run(project, SAMPLE_PROMPT, dataset=dataset.name, split="test", model=model,
+                    limit=items, progress=False)
+    return plan_deployment(project, SAMPLE_PROMPT, model=model, run_id=run.run_id, force=True)
+
+
+def simulate_users(project, url: str, api_key: str, *, requests: int = 30,
+                   feedback_share: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """Play users of a running service (``workbench.serve.start_server``): ask it the test
+    split's messages (some twice), send a few bad requests (no key, wrong fields), and rate a
+    share of the answers — thumbs up when the answer is the expected label, down with the
+    expected label as the correction otherwise. Returns what was sent and what came back."""
+    import random
+
+    import httpx
+
+    from workbench.data.split import load_split
+    from workbench.data.versions import find_split
+
+    dataset = find_split(project, prefer=SAMPLE_DATASET)
+    rows = load_split(project, dataset.name, "test").to_dict("records")
+    rng = random.Random(seed)
+    asked = [rng.choice(rows) for _ in range(requests)]
+    headers = {"Authorization": f"Bearer {api_key}"}
+    statuses: dict[int, int] = {}
+    rated = {"up": 0, "down": 0}
+    with httpx.Client(base_url=url, timeout=120, trust_env=False) as client:
+        for row in asked:
+            reply = client.post("/v1/predict", json={"input": row["input"]}, headers=headers)
+            statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+            if reply.status_code != 200 or rng.random() >= feedback_share:
+                continue
+            body = reply.json()
+            right = str(body.get("parsed") or "").strip().lower() == \
+                str(row["expected"]).strip().lower()
+            rating = "up" if right else "down"
+            client.post("/v1/feedback", headers=headers, json={
+                "request_id": body["request_id"], "rating": rating,
+                **({} if right else {"correction": str(row["expected"]),
+                                     "comment": "wrong team"})})
+            rated[rating] += 1
+        for bad in (client.post("/v1/predict", json={"input": "hello"}),
+                    client.post("/v1/predict", json={"message": "hello"}, headers=headers)):
+            statuses[bad.status_code] = statuses.get(bad.status_code, 0) + 1
+    return {"requests": requests + 2, "statuses": dict(sorted(statuses.items())),
+            "feedback": rated}
