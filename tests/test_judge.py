@@ -223,3 +223,21 @@ def test_the_bundled_model_as_judge_gives_a_score_or_says_it_could_not(project):
         assert 1 <= result.score <= 5 and result.passed == (result.score >= 4)
     else:
         assert result.score is None and "not scored" in result.reason
+
+
+def test_a_run_scored_by_its_own_model_warns(project):
+    import pandas as pd
+
+    from workbench.data.versions import save_version
+    from workbench.evaluate.judge import llm_judge
+    from workbench.prompts import PromptVersion, save_prompt
+    from workbench.runs import start_run
+
+    save_version(project, "few", pd.DataFrame({"id": ["a", "b"], "input": ["x", "y"],
+                                               "expected": ["x", "y"],
+                                               "split": ["validation"] * 2}),
+                 transform="import")
+    save_prompt(project, "echo", PromptVersion(template="{{ input }}"))
+    with pytest.warns(UserWarning, match="judging its own outputs"):
+        start_run(project, "echo", dataset="few", model="fake/echo", progress=False,
+                  scorers=[llm_judge({"criteria": ["Repeats the input."]}, "fake/echo")])

@@ -495,6 +495,19 @@ def _task_type(project: Project, prompt: Any) -> str | None:
     return "classification" if getattr(prompt, "labels", None) else None
 
 
+def _warn_self_judging(scorers: Sequence[Scorer], model: str) -> None:
+    """Warn when an ``llm_judge`` scorer would grade the run's own model (or its family)."""
+    import warnings
+
+    from workbench.evaluate.judge import self_judging_warning
+
+    for scorer in scorers:
+        if scorer.name == "llm_judge" and scorer.args.get("judge_model"):
+            warning = self_judging_warning(scorer.args["judge_model"], model)
+            if warning:
+                warnings.warn(warning, UserWarning, stacklevel=3)
+
+
 def start_run(project: Project, prompt_name: str, *, version: int | str | None = None,
               dataset: str, split: str | None = "validation", model: str | None = None,
               concurrency: int = 8, limit: int | None = None, confirm: bool = False,
@@ -530,6 +543,7 @@ def start_run(project: Project, prompt_name: str, *, version: int | str | None =
         print(f"Estimate: {estimate}", file=sys.stderr)
     task_type = _task_type(project, prompt)
     chosen = list(scorers) if scorers is not None else default_scorers(task_type)
+    _warn_self_judging(chosen, model)
     run_id = _new_run_id(prompt_name)
     config = {
         "prompt": prompt_name, "prompt_version": stored.version, "model": model,
