@@ -302,6 +302,33 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_GATE_FAILED if firing and args.fail_on_alert else 0
 
 
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from workbench.maintain import add_test_cases, cases_from_feedback, re_evaluate
+
+    project = _project_for(args.project)
+    cases = cases_from_feedback(project)
+    added = add_test_cases(project, args.dataset, cases) if len(cases) else None
+    print(added.sentence if added is not None else "No thumbs-down feedback to turn into "
+                                                   "test cases.")
+    for conflict in (added.conflicts if added is not None else []):
+        print(f"  conflict: {conflict['input']!r}: the dataset says "
+              f"{conflict['dataset_label']!r}, the user {conflict['case_label']!r}")
+    done = re_evaluate(project, args.prompt, args.dataset, model=args.model,
+                       judges=tuple(args.judge), confirm=args.confirm,
+                       progress=not args.json)
+    if args.json:
+        print(json.dumps({"run_id": done.run.run_id, "passed": done.passed,
+                          "gate_passed": done.gate.passed,
+                          "cases_pass_rate": done.cases_pass_rate,
+                          "reasons": done.gate.reasons, "sentence": done.sentence,
+                          "added": added.added if added else [],
+                          "conflicts": added.conflicts if added else []}, indent=2,
+                         default=str))
+    else:
+        print(f"run {done.run.run_id}: {done.sentence}")
+    return 0 if done.passed else EXIT_GATE_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -433,6 +460,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser(
+        "maintain", help="thumbs-down feedback with corrections becomes test cases (a new "
+                         "dataset version); re-evaluate against the blessed baseline and gate",
+        epilog="Exit status: 0 the gate passed, 1 error, 2 bad usage, 3 the gate failed.")
+    p.add_argument("prompt", help="the deployed prompt's name")
+    p.add_argument("--dataset", required=True, help="the dataset whose test split gets the cases")
+    p.add_argument("--model", help="default: the prompt's, else the card's chosen model")
+    p.add_argument("--judge", action="append", default=[],
+                   help="a judge the evaluation relies on; it must be trusted (repeatable)")
+    p.add_argument("--confirm", action="store_true",
+                   help="go ahead although the cost estimate is above the card's limit")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_maintain)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")

@@ -96,7 +96,7 @@ def save_sample_prompt(project, name: str = SAMPLE_PROMPT):
 def missing_prerequisites(project, phase: int) -> list[str]:
     """What a notebook of ``phase`` needs from earlier phases and the project lacks:
     "card" (phase 1), "data" (a split dataset, phase 2), "prompt" (phase 4), "deployment"
-    (phase 7, for monitoring)."""
+    (phase 7, for monitoring and maintenance), "feedback" (phase 8, for maintenance)."""
     from workbench.data.versions import find_split
 
     missing = []
@@ -106,8 +106,11 @@ def missing_prerequisites(project, phase: int) -> list[str]:
         missing.append("data")
     if phase in (3, 5, 6, 7, 8, 9) and not project.records.count("prompt"):
         missing.append("prompt")
-    if phase == 8 and not project.records.count("deployment"):
+    if phase in (8, 9) and not project.records.count("deployment"):
         missing.append("deployment")
+    if phase == 9 and not project.store.db.execute("SELECT COUNT(*) FROM feedback"
+                                                   ).fetchone()[0]:
+        missing.append("feedback")
     return missing
 
 
@@ -127,7 +130,26 @@ def fill_prerequisites(project, phase: int) -> list[str]:
         elif need == "deployment":
             deployment = deploy_sample(project)
             done.append(f"a demo deployment of '{SAMPLE_PROMPT}' on {deployment.spec.model}")
+        elif need == "feedback":
+            sent = play_users(project)
+            done.append(f"traffic from simulated users ({sent['requests']} requests, feedback "
+                        f"{sent['feedback']})")
     return done
+
+
+def play_users(project, *, requests: int = 12) -> dict[str, Any]:
+    """Start the project's service on a free port with a one-off key, ``simulate_users``
+    against it, and stop it."""
+    import secrets
+
+    from workbench.serve import start_server
+
+    key = "wb-" + secrets.token_urlsafe(16)
+    service = start_server(project, api_keys=[key])
+    try:
+        return simulate_users(project, service.url, key, requests=requests)
+    finally:
+        service.stop()
 
 
 def deploy_sample(project, *, items: int = 6):

@@ -420,24 +420,31 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         started = time.perf_counter()
         with trace("serve.request", project, **{
                 "http.route": "/v1/predict", "workbench.request_id": request_id,
-                "workbench.client": request.state.client,
+                "workbench.client": request.state.client, "workbench.request": item,
                 "workbench.deployment": deployed_version}) as span:
             errors: list[str] = []
-            for i, model in enumerate([spec.model, *spec.fallbacks]):
-                result = complete_item(
-                    project, prompt, item, model=model, train=train,
-                    repair_retries=spec.repair_retries, cache=spec.cache,
-                    timeout=spec.timeout_s, retries=spec.retries,
-                    **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
-                if result.completion is not None:
-                    break
-                errors.append(f"{model}: {result.error}")
+            result = None
+            try:
+                for i, model in enumerate([spec.model, *spec.fallbacks]):
+                    result = complete_item(
+                        project, prompt, item, model=model, train=train,
+                        repair_retries=spec.repair_retries, cache=spec.cache,
+                        timeout=spec.timeout_s, retries=spec.retries,
+                        **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
+                    if result.completion is not None:
+                        break
+                    errors.append(f"{model}: {result.error}")
+            except Exception as exc:  # a bug, not a model failure: say so, keep serving
+                errors.append(f"{type(exc).__name__}: {exc}")
+                status, message = 500, "The service failed on this request: " + errors[-1]
             else:
-                span.status = "error"
-                span.error = " | ".join(errors)
-                span.attributes["http.response.status_code"] = 502
-                status = 504 if errors and all("did not answer" in e for e in errors) else 502
-                return problem(status, "No model could answer: " + " | ".join(errors),
+                status = 200 if result is not None and result.completion is not None else (
+                    504 if errors and all("did not answer" in e for e in errors) else 502)
+                message = "No model could answer: " + " | ".join(errors)
+            if status != 200:
+                span.status, span.error = "error", " | ".join(errors)
+                span.attributes["http.response.status_code"] = status
+                return problem(status, message,
                                "Try again shortly; if it persists, check the model and its "
                                "key on the server.")
             completion = result.completion
@@ -445,8 +452,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
                 "workbench.cache_hit": completion.cached, "workbench.cost_usd": result.cost_usd,
-                "workbench.parse_ok": result.parsed.ok, "workbench.request": item,
-                "workbench.output": completion.text})
+                "workbench.parse_ok": result.parsed.ok, "workbench.output": completion.text})
             return {
                 "output": completion.text,
                 "parsed": result.parsed.value,
