@@ -171,8 +171,8 @@ def deploy_sample(project, *, items: int = 6):
 def simulate_users(project, url: str, api_key: str, *, requests: int = 30,
                    feedback_share: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """Play users of a running service (``workbench.serve.start_server``): ask it the test
-    split's messages (some twice), send a few bad requests (no key, wrong fields), and rate a
-    share of the answers — thumbs up when the answer is the expected label, down with the
+    split's messages in users' words (some twice), send a few bad requests (no key, wrong
+    fields), and rate a share of the answers — thumbs up when the answer is the expected label, down with the
     expected label as the correction otherwise. Returns what was sent and what came back."""
     import random
 
@@ -184,7 +184,13 @@ def simulate_users(project, url: str, api_key: str, *, requests: int = 30,
     dataset = find_split(project, prefer=SAMPLE_DATASET)
     rows = load_split(project, dataset.name, "test").to_dict("records")
     rng = random.Random(seed)
-    asked = [rng.choice(rows) for _ in range(requests)]
+    # Production traffic is new wording of known needs: test-split messages as users would
+    # send them (with a greeting or a sign-off), drawn from a small pool so some repeat.
+    openers = ("", "Hi, ", "Quick question: ", "Hello team, ")
+    closers = ("", " Thanks!", " Sent from my phone.", " Please hurry.")
+    pool = [{**row, "input": f"{rng.choice(openers)}{row['input']}{rng.choice(closers)}"}
+            for row in rng.sample(rows, min(len(rows), max(1, requests * 2 // 3)))]
+    asked = [rng.choice(pool) for _ in range(requests)]
     headers = {"Authorization": f"Bearer {api_key}"}
     statuses: dict[int, int] = {}
     rated = {"up": 0, "down": 0}

@@ -160,7 +160,8 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                 f"Run {run_id} evaluated '{run.prompt}' v{run.config.get('prompt_version')} on "
                 f"{run.config.get('model')}, not '{prompt}' v{stored.version} on {model}.",
                 "Pass the run of the configuration you deploy, or leave run_id out.")
-        gate = check_gate(project, run_id, judges=tuple(judges))
+        # The deployment record keeps the outcome; gate_result records stay phase 9's.
+        gate = check_gate(project, run_id, judges=tuple(judges), record=False)
         passed, reasons = gate.passed, list(gate.reasons)
     if not passed and not force:
         fix = ("Evaluate it first (notebook 06, or `workbench eval "
