@@ -113,6 +113,8 @@ def test_cases_become_a_new_version_of_the_test_split(fed_back):
     assert again.version is None and len(again.duplicates) == 2  # nothing added twice
     with pytest.raises(MaintenanceError, match="no column"):
         add_test_cases(project, "support", pd.DataFrame({"input": ["x"]}))
+    with pytest.raises(MaintenanceError, match="has no 'tset' split"):
+        add_test_cases(project, "support", cases_from_feedback(project), split="tset")
 
 
 def test_re_evaluation_scores_the_new_cases_against_the_baseline(fed_back):
@@ -152,6 +154,6 @@ def test_the_cli_adds_the_cases_and_gates(fed_back):
                           "fake/echo", "--json"], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 3, out.stderr
-    body = json.loads(out.stdout[out.stdout.index("{"):])
+    body = json.loads(out.stdout)  # --json prints JSON only
     assert len(body["added"]) == 2 and len(body["conflicts"]) == 1 and body["passed"] is False
     assert body["cases_pass_rate"] == 0.0

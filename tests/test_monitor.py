@@ -147,6 +147,9 @@ def test_the_dashboard_draws_the_targets(traffic):
 def test_without_traffic_there_is_no_data_and_model_calls_are_monitored(project):
     assert {a.status for a in check_alerts(project)} == {"no data"}
     assert alerts_frame(project).empty
+    empty = subprocess.run([EXE, "monitor", "--json", "--project", str(project.path)],
+                           capture_output=True, text=True, timeout=120)
+    assert json.loads(empty.stdout)["metrics"]["error_rate"] is None  # strict JSON, no NaN
     for i in range(6):
         llm.complete(f"hello {i}", model="fake/echo", project=project)
     m = window_metrics(project)

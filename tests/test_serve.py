@@ -97,8 +97,25 @@ def test_a_config_that_passes_the_gate_is_deployed_with_its_files(ready):
                      re.M)
     with pytest.raises(DeploymentRefused, match="not 'triage' v1 on fake/echo"):
         plan_deployment(project, "triage", model="fake/echo", run_id=run.run_id)
-    with pytest.raises(DeploymentRefused, match="burst must be above 0"):
-        plan_deployment(project, "triage", model="fake/oracle", burst=0)
+    for bad in ({"burst": 0}, {"burst": 0.5}, {"rate_limit_per_minute": 0.5}):
+        with pytest.raises(DeploymentRefused, match="whole number of at least 1"):
+            plan_deployment(project, "triage", model="fake/oracle", **bad)
+    with pytest.raises(DeploymentRefused, match="timeout_s"):
+        plan_deployment(project, "triage", model="fake/oracle", timeout_s=float("nan"))
+
+
+def test_a_failed_write_leaves_the_last_deployment_as_it_was(ready):
+    project, _ = ready
+    evaluate(project, "fake/oracle")
+    first = plan_deployment(project, "triage", model="fake/oracle")
+    before = (project.deploy_dir / "service.json").read_text()
+    (project.deploy_dir / "Dockerfile").unlink()
+    (project.deploy_dir / "Dockerfile").mkdir()  # the file cannot be replaced now
+    with pytest.raises(DeploymentRefused, match="Dockerfile is not a file"):
+        plan_deployment(project, "triage", model="fake/oracle", burst=3)
+    assert project.records.get(DeploymentSpec, "service").version == first.version
+    assert (project.deploy_dir / "service.json").read_text() == before
+    assert not [p for p in project.deploy_dir.iterdir() if p.name.endswith(".tmp")]
 
 
 @pytest.fixture
@@ -196,8 +213,46 @@ def test_fallbacks_answer_when_the_main_model_fails(ready):
     finally:
         server.stop()
     assert failed.status_code == 502
-    assert "fake/echo:fail=500" in failed.json()["error"]
-    assert "rate limited" in failed.json()["error"]
+    body = failed.json()
+    # The caller gets a request id, not model names or provider errors; the trace has them.
+    assert "fake/echo" not in json.dumps(body) and body["request_id"]
+    project.store.flush()
+    [span] = [s for s in spans(project, name="serve.request")
+              if s.attributes.get("workbench.request_id") == body["request_id"]]
+    assert "fake/echo:fail=500" in span.error and "rate limited" in span.error
+
+
+def test_feedback_is_one_verdict_per_answer_from_the_key_that_asked(served):
+    project, test, client = served
+    mine = {"Authorization": f"Bearer {KEY}"}
+    other = {"Authorization": "Bearer second-key-abcdef"}
+    answer = client.post("/v1/predict", json={"input": test.iloc[2]["input"]},
+                         headers=mine).json()
+    vote = {"request_id": answer["request_id"], "rating": "up"}
+    assert client.post("/v1/feedback", json=vote, headers=other).status_code == 404
+    assert client.post("/v1/feedback", json=vote, headers=mine).status_code == 201
+    changed = {**vote, "rating": "down", "correction": "billing"}
+    assert client.post("/v1/feedback", json=changed, headers=mine).status_code == 201
+    from workbench.monitor import feedback_frame
+
+    said = feedback_frame(project)
+    assert list(said["rating"]) == [-1] and list(said["correction"]) == ["billing"]
+
+
+def test_oversized_bodies_and_key_guessing_are_cut_short(served):
+    project, _, client = served
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    huge = client.post("/v1/predict", content=b'{"input": "' + b"x" * 40_000 + b'"}',
+                       headers=headers)
+    assert huge.status_code == 413
+    codes = [client.post("/v1/predict", json={"input": "x"},
+                         headers={"Authorization": f"Bearer guess-{i:012d}"}).status_code
+             for i in range(15)]
+    assert codes[:10] == [401] * 10 and set(codes[10:]) == {429}
+    project.store.flush()
+    refused = [s for s in spans(project, name="serve.request")
+               if s.attributes.get("http.response.status_code") == 401]
+    assert len(refused) == 10  # the guesses beyond the limit write nothing
 
 
 def test_no_keys_and_no_deployment_are_clear_errors(ready, monkeypatch):
@@ -209,6 +264,10 @@ def test_no_keys_and_no_deployment_are_clear_errors(ready, monkeypatch):
     monkeypatch.delenv("WORKBENCH_API_KEYS", raising=False)
     with pytest.raises(NotDeployed, match="no API keys"):
         start_server(project)
+    with pytest.raises(NotDeployed, match="no API keys"):
+        start_server(project, api_keys=["", "  "])  # empty keys are no keys
+    with pytest.raises(NotDeployed, match="shorter than 16 characters"):
+        start_server(project, api_keys=["letmein"])
     server = start_server(project, allow_anonymous=True)
     try:
         assert httpx.post(f"{server.url}/v1/predict", json={"input": "x"}).status_code == 200

@@ -282,8 +282,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     alerts = check_alerts(project, window_s=args.window)
     firing = [a for a in alerts if a.status == "firing"]
     if args.json:
-        print(json.dumps({"metrics": metrics, "alerts": [
-            {"metric": a.rule.metric, "status": a.status, "value": a.value,
+        def plain(value):  # NaN is not JSON: no measurement is null
+            return None if isinstance(value, float) and value != value else value
+
+        print(json.dumps({"metrics": {k: plain(v) for k, v in metrics.items()}, "alerts": [
+            {"metric": a.rule.metric, "status": a.status, "value": plain(a.value),
              "threshold": a.rule.threshold, "source": a.rule.source, "message": a.message}
             for a in alerts]}, indent=2, default=str))
     else:
@@ -305,21 +308,35 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def cmd_maintain(args: argparse.Namespace) -> int:
     from workbench.maintain import add_test_cases, cases_from_feedback, re_evaluate
 
+    from workbench.serve import NotDeployed, latest_deployment
+
     project = _project_for(args.project)
+    # Re-evaluate what is deployed: its prompt version and model, unless told otherwise.
+    try:
+        deployed = latest_deployment(project).value
+    except NotDeployed:
+        deployed = None
+    same = deployed is not None and deployed.prompt == args.prompt
+    version = args.version or (deployed.prompt_version if same else None)
+    model = args.model or (deployed.model if same else None)
     cases = cases_from_feedback(project)
     added = add_test_cases(project, args.dataset, cases) if len(cases) else None
-    print(added.sentence if added is not None else "No thumbs-down feedback to turn into "
-                                                   "test cases.")
-    for conflict in (added.conflicts if added is not None else []):
-        print(f"  conflict: {conflict['input']!r}: the dataset says "
-              f"{conflict['dataset_label']!r}, the user {conflict['case_label']!r}")
-    done = re_evaluate(project, args.prompt, args.dataset, model=args.model,
+    if not args.json:
+        print(added.sentence if added is not None else "No thumbs-down feedback to turn into "
+                                                       "test cases.")
+        for conflict in (added.conflicts if added is not None else []):
+            print(f"  conflict: {conflict['input']!r}: the dataset says "
+                  f"{conflict['dataset_label']!r}, the user {conflict['case_label']!r}")
+    done = re_evaluate(project, args.prompt, args.dataset, model=model,
+                       version=int(version) if str(version).isdigit() else version,
                        judges=tuple(args.judge), confirm=args.confirm,
                        progress=not args.json)
     if args.json:
+        rate = done.cases_pass_rate
         print(json.dumps({"run_id": done.run.run_id, "passed": done.passed,
                           "gate_passed": done.gate.passed,
-                          "cases_pass_rate": done.cases_pass_rate,
+                          "cases_pass_rate": None if rate != rate else rate,
+                          "sentence_of_cases": added.sentence if added else None,
                           "reasons": done.gate.reasons, "sentence": done.sentence,
                           "added": added.added if added else [],
                           "conflicts": added.conflicts if added else []}, indent=2,
@@ -467,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 the gate passed, 1 error, 2 bad usage, 3 the gate failed.")
     p.add_argument("prompt", help="the deployed prompt's name")
     p.add_argument("--dataset", required=True, help="the dataset whose test split gets the cases")
-    p.add_argument("--model", help="default: the prompt's, else the card's chosen model")
+    p.add_argument("--version", help="prompt version or tag (default: the deployed one)")
+    p.add_argument("--model", help="default: the deployed model")
     p.add_argument("--judge", action="append", default=[],
                    help="a judge the evaluation relies on; it must be trusted (repeatable)")
     p.add_argument("--confirm", action="store_true",

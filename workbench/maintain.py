@@ -140,6 +140,10 @@ def add_test_cases(project: Project, dataset: str, cases: pd.DataFrame, *,
     if not parent.value.splits:
         raise MaintenanceError(f"{dataset} v{parent.version} is not split, so there is no test "
                                "split to add cases to.", "Split it in phase 2 first.")
+    if split not in parent.value.splits:
+        raise MaintenanceError(f"{dataset} v{parent.version} has no '{split}' split (it has "
+                               f"{', '.join(parent.value.splits)}).",
+                               "Add cases to the test split (split='test').")
     current = load(project, dataset, parent.version)
     known = {_key(text): (row_id, label) for row_id, text, label in
              zip(current["id"], current["input"], current["expected"], strict=True)}

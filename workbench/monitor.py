@@ -203,10 +203,12 @@ def _rating(value: Any) -> int:
 
 def record_feedback(project: Project, *, rating: Any, request_id: str | None = None,
                     trace_id: str | None = None, comment: str | None = None,
-                    correction: str | None = None, source: str = "api") -> str:
+                    correction: str | None = None, source: str = "api",
+                    client: str | None = None) -> str:
     """Store a user's verdict on one answer (found by the service's ``request_id`` or the
     ``trace_id``): ``rating`` up/down, an optional comment and the correct answer. Returns the
-    feedback id."""
+    feedback id. One verdict per answer: a new one replaces the earlier. With ``client`` (the
+    service passes the caller's key id) only the client that asked may rate the answer."""
     value = _rating(rating)
     for name, text in (("comment", comment), ("correction", correction)):
         if text is not None and len(text) > MAX_TEXT:
@@ -218,12 +220,14 @@ def record_feedback(project: Project, *, rating: Any, request_id: str | None = N
     project.store.flush()
     if trace_id is None:
         row = project.store.db.execute(
-            "SELECT trace_id FROM spans WHERE name = 'serve.request' AND "
+            "SELECT trace_id, json_extract(attributes, '$.\"workbench.client\"') FROM spans "
+            "WHERE name = 'serve.request' AND "
             "json_extract(attributes, '$.\"workbench.request_id\"') = ?",
             (request_id,)).fetchone()
-        if row is None:
-            raise MonitorError(f"There is no request {request_id!r} in this project.",
-                               "Use the request_id of an answer the service gave.")
+        if row is None or (client is not None and row[1] != client):
+            raise MonitorError(f"There is no request {request_id!r} in this project"
+                               + (" for this key." if client is not None else "."),
+                               "Use the request_id of an answer the service gave you.")
         trace_id = row[0]
     elif project.store.db.execute("SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1",
                                   (trace_id,)).fetchone() is None:
@@ -231,6 +235,7 @@ def record_feedback(project: Project, *, rating: Any, request_id: str | None = N
                            "Use the trace_id of an answer the service gave.")
     feedback_id = uuid.uuid4().hex[:16]
     with project.store.write() as db:
+        db.execute("DELETE FROM feedback WHERE trace_id = ?", (trace_id,))
         db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (feedback_id, trace_id, request_id, time.time(), value, comment, correction,
                     source))
@@ -367,6 +372,7 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
     from workbench.card import load_card
 
     frame = timeline(project, bucket_s=bucket_s, since=since, source=source)
+    shown = requests_frame(project, since=since, source=source).attrs["source"]
     try:
         targets = {m.name: m.target_in_canonical_unit() for m in load_card(project).metrics}
     except WorkbenchError:
@@ -391,5 +397,5 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
                           annotation_text=f"target {metric}")
     fig.update_layout(height=900, barmode="group", template="plotly_white",
                       title=f"{project.name}: monitoring "
-                            f"({'service requests' if source != 'calls' else 'model calls'})")
+                            f"({'service requests' if shown == 'service' else 'model calls'})")
     return fig

