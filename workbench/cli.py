@@ -346,6 +346,17 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0 if done.passed else EXIT_GATE_FAILED
 
 
+def _judge_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", action="append", default=[],
+                   help="a judge the scores rely on; it must be calibrated against people and "
+                        "trusted (repeatable)")
+
+
+def _confirm_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--confirm", action="store_true",
+                   help="go ahead although the cost estimate is above the card's limit")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -404,14 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--repair-retries", type=int, help="repair turns for unparsable replies")
     p.add_argument("--no-cache", action="store_true", help="call the model for every item")
-    p.add_argument("--confirm", action="store_true",
-                   help="go ahead although the cost estimate is above the card's limit")
+    _confirm_option(p)
     p.add_argument("--name", help="a name for the run")
     p.add_argument("--gate", action="store_true",
                    help="check the gate after the run: targets, baseline, trusted judges")
-    p.add_argument("--judge", action="append", default=[],
-                   help="a judge the run relies on; it must be calibrated and trusted "
-                        "(repeatable)")
+    _judge_option(p)
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
@@ -428,9 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "blessed baseline, every judge trusted",
         epilog="Exit status: 0 pass, 1 error, 2 bad usage, 3 fail.")
     p.add_argument("run_id")
-    p.add_argument("--judge", action="append", default=[],
-                   help="a judge the run relies on; it must be calibrated and trusted "
-                        "(repeatable)")
+    _judge_option(p)
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline comparison")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
@@ -447,8 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a model to try when the main one fails (repeatable, in order)")
     p.add_argument("--run", help="the evaluation run that justifies it (default: the newest "
                                  "finished run of this prompt version on this model)")
-    p.add_argument("--judge", action="append", default=[],
-                   help="a judge the evaluation relies on; it must be trusted (repeatable)")
+    _judge_option(p)
     p.add_argument("--force", action="store_true",
                    help="deploy although the gate fails (written to the decision log)")
     p.add_argument("--rate-limit", type=int, default=60, help="requests a minute per key")
@@ -486,10 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="the dataset whose test split gets the cases")
     p.add_argument("--version", help="prompt version or tag (default: the deployed one)")
     p.add_argument("--model", help="default: the deployed model")
-    p.add_argument("--judge", action="append", default=[],
-                   help="a judge the evaluation relies on; it must be trusted (repeatable)")
-    p.add_argument("--confirm", action="store_true",
-                   help="go ahead although the cost estimate is above the card's limit")
+    _judge_option(p)
+    _confirm_option(p)
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintain)
