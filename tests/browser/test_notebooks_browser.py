@@ -44,3 +44,60 @@ def test_data_notebook_imports_the_sample_file_on_click(page, marimo_app, tmp_pa
     assert data.datasets(project) == ["support"]
     assert data.get_version(project, "support").value.transform.name == "import"
     assert not [p for p in page.problems if "page error" in p], page.problems
+
+
+def test_deployment_notebook_refuses_then_forces_serves_and_answers(page, marimo_app,
+                                                                     tmp_path):
+    """Notebook 07 clicked through as a person would: evaluate, the gate refuses, tick
+    "deploy anyway", start the service, send a message and get an answer over HTTP."""
+    import workbench
+    from workbench import sample
+    from workbench.serve import DeploymentSpec
+
+    project = workbench.init_project(tmp_path / "deploy", sample=True, activate=False)
+    sample.fill_prerequisites(project, 7)
+    project.update_card(lambda c: c.setdefault("model", {}).update(chosen="fake/echo"))
+    page.goto(marimo_app(notebooks_dir() / "07_deployment.py", project=project.path))
+    page.get_by_role("button", name="Evaluate this configuration").click()
+    page.get_by_text("against the card's targets").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Check the gate and deploy").click()
+    page.get_by_text("Refused.").wait_for(timeout=60_000)
+    page.get_by_text("Deploy even if the gate fails").click()
+    page.get_by_role("button", name="Check the gate and deploy").click()
+    page.get_by_text("FORCED past a failing gate").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Start the service on this machine").click()
+    page.get_by_text("Serving deployment v1 at").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.get_by_text("With the key — HTTP 200").wait_for(timeout=60_000)
+    page.get_by_text("Without a key — HTTP 401").wait_for(timeout=10_000)
+    assert project.records.get(DeploymentSpec, "service").value.forced
+    assert project.card()["decisions"][-1]["phase"] == 7
+    assert not [p for p in page.problems if "page error" in p], page.problems
+
+
+def test_monitoring_and_maintenance_notebooks_close_the_loop(page, marimo_app, tmp_path):
+    """Notebook 08 sends traffic and draws the dashboard; notebook 09 turns the corrections
+    into test cases and re-evaluates — clicked in a real browser."""
+    import workbench
+    from workbench import sample
+    from workbench.data.versions import get_version
+    from workbench.monitor import feedback_frame
+
+    project = workbench.init_project(tmp_path / "loop", sample=True, activate=False)
+    project.update_card(lambda c: c.setdefault("model", {}).update(chosen="fake/echo"))
+    sample.fill_prerequisites(project, 8)
+    page.goto(marimo_app(notebooks_dir() / "08_monitoring.py", project=project.path))
+    page.get_by_role("button", name="Start the service and send the traffic").click()
+    page.get_by_text("status codes").wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    assert len(feedback_frame(project)) > 0
+    before = get_version(project, "support").version
+
+    page.goto(marimo_app(notebooks_dir() / "09_maintenance.py", project=project.path))
+    page.get_by_role("button", name="Add the labelled cases to the test split").click()
+    page.get_by_text("test cases added").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Re-evaluate and check the gate").click()
+    page.get_by_text("The production cases:").wait_for(timeout=120_000)
+    page.get_by_text("Not ready to ship").first.wait_for(timeout=10_000)  # echo never fixes
+    assert get_version(project, "support").version == before + 1
+    assert not [p for p in page.problems if "page error" in p], page.problems
