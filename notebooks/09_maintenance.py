@@ -159,8 +159,10 @@ def _(added, dataset, deployment, evaluate, project):
             mo.md("Press **Re-evaluate and check the gate**."))
     try:
         with mo.status.spinner("Re-evaluating on the test split ..."):
+            # Headless (the tour, CI) only the baseline's items and the cases run again.
             done = maintain.re_evaluate(project, deployment.prompt, dataset,
-                                        model=deployment.model)
+                                        model=deployment.model,
+                                        scope="baseline" if running_as_script() else "test")
         problem = None
     except wb.WorkbenchError as exc:
         done, problem = None, exc

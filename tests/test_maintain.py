@@ -157,3 +157,20 @@ def test_the_cli_adds_the_cases_and_gates(fed_back):
     body = json.loads(out.stdout)  # --json prints JSON only
     assert len(body["added"]) == 2 and len(body["conflicts"]) == 1 and body["passed"] is False
     assert body["cases_pass_rate"] == 0.0
+
+
+def test_a_baseline_scoped_re_evaluation_runs_the_baseline_items_and_the_cases(fed_back):
+    from workbench.evaluate.baseline_runs import blessed
+    from workbench.runs import load_run, resume_run
+
+    project, fixed, _ = fed_back
+    add_test_cases(project, "support", cases_from_feedback(project))
+    fixed["now"] = True
+    quick = re_evaluate(project, "triage", "support", model="fake/learner", scope="baseline")
+    baseline_items = set(load_run(project, blessed(project, "triage")).items["item_id"])
+    ran = set(quick.run.items["item_id"])
+    assert ran == baseline_items | set(quick.new_cases["case_id"]) and len(quick.new_cases) == 2
+    assert quick.passed
+    assert resume_run(project, quick.run.run_id, progress=False).totals["n"] == len(ran)
+    with pytest.raises(MaintenanceError, match="not 'test' or 'baseline'"):
+        re_evaluate(project, "triage", "support", model="fake/learner", scope="all")

@@ -228,13 +228,18 @@ class Maintenance:
 def re_evaluate(project: Project, prompt: str, dataset: str, *, model: str | None = None,
                 version: int | str | None = None, judges: tuple[str, ...] = (),
                 concurrency: int = 8, confirm: bool = False, progress: Any = False,
-                cases_must_pass: float = 1.0, cache: bool = False) -> Maintenance:
+                cases_must_pass: float = 1.0, cache: bool = False,
+                scope: str = "test") -> Maintenance:
     """Run ``prompt`` on the latest version's test split, compare it with the blessed baseline
     (over the items both have), score the production cases on their own, check the gate.
     ``Maintenance.passed`` also needs ``cases_must_pass`` of the production cases to pass.
 
     The response cache is off by default: a hosted model can change behind the same id, and
-    a re-evaluation answered from the cache would hide exactly that drift."""
+    a re-evaluation answered from the cache would hide exactly that drift.
+
+    ``scope="test"`` runs the whole test split; ``"baseline"`` only the blessed baseline's
+    items plus the production cases — quicker, and still item by item against the baseline,
+    but the card's targets are then measured on fewer items."""
     import pandas as pd
 
     from workbench.evaluate.baseline_runs import blessed, compare_to_baseline
@@ -242,10 +247,24 @@ def re_evaluate(project: Project, prompt: str, dataset: str, *, model: str | Non
     from workbench.evaluate.stats import item_passed, primary_scorer
     from workbench.runs import start_run
 
+    from workbench.data.split import load_split
+    from workbench.runs import load_run
+
+    if scope not in ("test", "baseline"):
+        raise MaintenanceError(f"scope={scope!r} is not 'test' or 'baseline'.",
+                               "Use 'test' for the whole test split.")
+    baseline = blessed(project, prompt)
+    ids = None
+    if scope == "baseline":
+        if baseline is None:
+            raise MaintenanceError("scope='baseline' needs a blessed baseline, and none is.",
+                                   "Bless a run first, or use scope='test'.")
+        test = load_split(project, dataset, "test")
+        cases = [i for i in test["id"].astype(str) if i.startswith(CASE_PREFIX)]
+        ids = [*load_run(project, baseline).items["item_id"].astype(str), *cases]
     run = start_run(project, prompt, version=version, dataset=dataset, split="test",
                     model=model, concurrency=concurrency, confirm=confirm, progress=progress,
-                    name="maintenance", cache=cache)
-    baseline = blessed(project, prompt)
+                    name="maintenance", cache=cache, ids=ids)
     versus = compare_to_baseline(project, run.run_id) if baseline else None
     items = run.items
     mine = items[items["item_id"].astype(str).str.startswith(CASE_PREFIX)]

@@ -457,8 +457,10 @@ def _new_run_id(prompt: str) -> str:
 
 
 def _items_of(project: Project, dataset: str, version: int | None, split: str | None,
-              limit: int | None) -> tuple[list[dict[str, Any]], int]:
-    """The run's items in dataset order, and the dataset version they came from."""
+              limit: int | None, ids: Sequence[str] | None = None
+              ) -> tuple[list[dict[str, Any]], int]:
+    """The run's items in dataset order (only ``ids`` when given), and the dataset version they
+    came from."""
     from workbench.data.split import load_split
     from workbench.data.versions import get_version, load
 
@@ -467,6 +469,8 @@ def _items_of(project: Project, dataset: str, version: int | None, split: str | 
         df = load(project, dataset, stored.version)
     else:
         df = load_split(project, dataset, split, version=stored.version)
+    if ids is not None:
+        df = df[df["id"].astype(str).isin({str(i) for i in ids})]
     if limit is not None:
         df = df.head(limit)
     rows = df.to_dict("records")
@@ -513,11 +517,13 @@ def start_run(project: Project, prompt_name: str, *, version: int | str | None =
               concurrency: int = 8, limit: int | None = None, confirm: bool = False,
               progress: Progress = True, name: str | None = None,
               train_split: str | None = "train", cache: bool = True,
-              scorers: Sequence[Scorer] | None = None, **options: Any) -> Run:
+              scorers: Sequence[Scorer] | None = None, ids: Sequence[str] | None = None,
+              **options: Any) -> Run:
     """Run prompt ``prompt_name`` (latest or ``version``) on ``split`` of ``dataset``.
 
     ``model`` defaults to the prompt's model, then the card's chosen model, then the bundled
-    one. ``limit`` takes the first N items; ``cache=False`` calls the model for every item;
+    one. ``limit`` takes the first N items, ``ids`` only the items with those ids;
+    ``cache=False`` calls the model for every item;
     ``scorers`` defaults to ``default_scorers`` for the card's task type; other ``options`` go
     to each model call. Raises ``CostNotConfirmed`` when the estimate is above the card's limit
     and ``confirm`` is False. Ctrl-C marks the run interrupted; ``resume_run`` finishes it."""
@@ -528,7 +534,7 @@ def start_run(project: Project, prompt_name: str, *, version: int | str | None =
     prompt = stored.value
     model = model or getattr(prompt, "model", None) or default_model(project)
     prepare("", model, project=project)  # an unknown model or hosted calls off: fail up front
-    items, dataset_version = _items_of(project, dataset, None, split, limit)
+    items, dataset_version = _items_of(project, dataset, None, split, limit, ids)
     if not items:
         raise RunError(f"{dataset} v{dataset_version} has no {split or ''} items to run.",
                        "Pick another split (split='test' or split=None for all rows).")
@@ -548,7 +554,8 @@ def start_run(project: Project, prompt_name: str, *, version: int | str | None =
     config = {
         "prompt": prompt_name, "prompt_version": stored.version, "model": model,
         "dataset": dataset, "dataset_version": dataset_version, "split": split,
-        "limit": limit, "n_items": len(items), "concurrency": concurrency, "cache": cache,
+        "limit": limit, "ids": sorted(str(i) for i in ids) if ids is not None else None,
+        "n_items": len(items), "concurrency": concurrency, "cache": cache,
         "train_split": train_split,
         "task_type": task_type, "labels": list(getattr(prompt, "labels", None) or []),
         "scorers": [s.spec() for s in chosen], "options": options,
@@ -579,7 +586,8 @@ def resume_run(project: Project, run_id: str, *, concurrency: int = 8,
     run = load_run(project, run_id)
     cfg = run.config
     prompt = _prompts().load_prompt(project, run.prompt, run.prompt_version).value
-    items, _ = _items_of(project, run.dataset, run.dataset_version, run.split, cfg.get("limit"))
+    items, _ = _items_of(project, run.dataset, run.dataset_version, run.split, cfg.get("limit"),
+                         cfg.get("ids"))
     project.store.flush()
     sql = "SELECT item_id FROM run_items WHERE run_id = ?"
     if retry_errors:
