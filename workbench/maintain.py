@@ -242,13 +242,11 @@ def re_evaluate(project: Project, prompt: str, dataset: str, *, model: str | Non
     but the card's targets are then measured on fewer items."""
     import pandas as pd
 
+    from workbench.data.split import load_split
     from workbench.evaluate.baseline_runs import blessed, compare_to_baseline
     from workbench.evaluate.gate import check_gate
     from workbench.evaluate.stats import item_passed, primary_scorer
-    from workbench.runs import start_run
-
-    from workbench.data.split import load_split
-    from workbench.runs import load_run
+    from workbench.runs import load_run, start_run
 
     if scope not in ("test", "baseline"):
         raise MaintenanceError(f"scope={scope!r} is not 'test' or 'baseline'.",
