@@ -15,14 +15,12 @@ with app.setup:
     import secrets
 
     import marimo as mo
-    import pandas as pd
 
     import widgets.notebook as nb
     from widgets.notebook import running_as_script
 
     from workbench import monitor, sample
     from workbench.serve import latest_deployment, start_server
-    from workbench.tracing import spans
 
 
 @app.cell(hide_code=True)
@@ -109,13 +107,7 @@ def _(project, simulate, users):
 
 @app.cell(hide_code=True)
 def _(project, sent):
-    metrics = monitor.window_metrics(project)
     figure = monitor.dashboard(project)
-    shown = {k: metrics[k] for k in ("requests", "answered", "errors", "refused",
-                                     "rate_limited", "error_rate", "p50_latency",
-                                     "p95_latency", "cost_per_request", "parse_rate",
-                                     "cache_hit_rate", "fallback_rate", "feedback",
-                                     "positive_feedback_rate")}
     mo.vstack([mo.md(r"""
     ## 2 · The dashboard
 
@@ -123,7 +115,7 @@ def _(project, sent):
     over the rate limit — counted apart: they never reached a model); p50/p95 latency and cost
     per request with the card's targets as dashed red lines; the share of positive feedback.
     The table is the last hour, in the card's metric names.
-    """), mo.ui.table(pd.DataFrame([shown]), selection=None), figure])
+    """), mo.ui.table(monitor.summary_frame(project), selection=None), figure])
     return
 
 
@@ -144,9 +136,7 @@ def _(project, sent):
 
 @app.cell(hide_code=True)
 def _(project, sent):
-    rules = pd.DataFrame([{"metric": r.metric, "direction": r.direction,
-                           "threshold": r.threshold, "from": r.source}
-                          for r in monitor.alert_rules(project)])
+    rules = monitor.rules_frame(project)
     alerts = monitor.check_alerts(project)
     mo.vstack([mo.md(r"""
     ## 4 · Alerts
@@ -164,16 +154,7 @@ def _(project, sent):
 
 @app.cell(hide_code=True)
 def _(project, sent):
-    served = [s for s in spans(project, name="serve.request")
-              if s.attributes.get("http.response.status_code") == 200]
-    latest = served[-1] if served else None
-    tree = pd.DataFrame([{"span": s.name, "parent": s.parent_id, "status": s.status,
-                          "ms": round(s.duration_s * 1000, 2),
-                          "model": s.attributes.get("gen_ai.request.model")
-                          or s.attributes.get("workbench.model"),
-                          "cached": s.attributes.get("workbench.cache_hit"),
-                          "cost_usd": s.attributes.get("workbench.cost_usd")}
-                         for s in (spans(project, trace_id=latest.trace_id) if latest else [])])
+    tree = monitor.request_trace(project)
     mo.vstack([mo.md(r"""
     ## 5 · One request, traced
 

@@ -20,7 +20,6 @@ with app.setup:
     import workbench as wb
     from workbench import maintain
     from workbench.data.versions import diff, find_split
-    from workbench.evaluate import baseline_runs
     from workbench.serve import latest_deployment
 
 
@@ -95,11 +94,7 @@ def _(project):
 
 @app.cell(hide_code=True)
 def _(deployment, project):
-    blessed = baseline_runs.blessed(project, deployment.prompt)
-    if blessed is None and deployment.evidence_run:
-        baseline_runs.bless(project, deployment.evidence_run,
-                            note="the evaluation the deployment was based on")
-        blessed = deployment.evidence_run
+    blessed = maintain.ensure_baseline(project, deployment.prompt, deployment.evidence_run)
     mo.md(f"""
     ## 2 · The baseline
 

@@ -178,3 +178,14 @@ def test_the_sample_fills_a_deployment_and_plays_users(sample_project):
     assert sent["feedback"] == {"up": 0, "down": 10}  # the echo model never names the team
     said = feedback_frame(project)
     assert len(said) == 10 and said["correction"].notna().all()
+
+
+def test_the_tables_a_notebook_shows(traffic):
+    from workbench.monitor import request_trace, rules_frame, summary_frame
+
+    project, codes, *_ = traffic
+    summary = summary_frame(project).iloc[0]
+    assert summary["answered"] == codes.count(200) and summary["errors"] == codes.count(502)
+    assert set(rules_frame(project)["metric"]) >= {"error_rate", "p95_latency"}
+    tree = request_trace(project)
+    assert set(tree["span"]) == {"serve.request", "llm.call"}

@@ -183,6 +183,18 @@ def add_test_cases(project: Project, dataset: str, cases: pd.DataFrame, *,
     return result
 
 
+def ensure_baseline(project: Project, prompt: str, evidence_run: str | None) -> str | None:
+    """The blessed baseline of ``prompt``; when none is blessed, bless ``evidence_run`` (the
+    evaluation a deployment was based on) and return it."""
+    from workbench.evaluate.baseline_runs import bless, blessed
+
+    found = blessed(project, prompt)
+    if found is None and evidence_run:
+        bless(project, evidence_run, note="the evaluation the deployment was based on")
+        found = evidence_run
+    return found
+
+
 @dataclass
 class Maintenance:
     """The re-evaluation after adding cases: the run, the comparison with the blessed baseline

@@ -399,3 +399,48 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
                       title=f"{project.name}: monitoring "
                             f"({'service requests' if shown == 'service' else 'model calls'})")
     return fig
+
+
+def request_trace(project: Project, trace_id: str | None = None) -> pd.DataFrame:
+    """One service request and the model calls inside it (default: the last answered request):
+    span, parent, status, milliseconds, model, cache hit, cost."""
+    import pandas as pd
+
+    from workbench.tracing import spans
+
+    if trace_id is None:
+        answered = requests_frame(project, source="service")
+        answered = answered[answered["status"] == 200]
+        trace_id = answered["trace_id"].iloc[-1] if len(answered) else None
+    rows = [{"span": s.name, "parent": s.parent_id, "status": s.status,
+             "ms": round(s.duration_s * 1000, 2),
+             "model": s.attributes.get("gen_ai.request.model") or s.attributes.get(
+                 "workbench.model"),
+             "cached": s.attributes.get("workbench.cache_hit"),
+             "cost_usd": s.attributes.get("workbench.cost_usd")}
+            for s in (spans(project, trace_id=trace_id) if trace_id else [])]
+    return pd.DataFrame(rows, columns=["span", "parent", "status", "ms", "model", "cached",
+                                       "cost_usd"])
+
+
+SUMMARY = ("requests", "answered", "errors", "refused", "rate_limited", "error_rate",
+           "p50_latency", "p95_latency", "cost_per_request", "parse_rate", "cache_hit_rate",
+           "fallback_rate", "feedback", "positive_feedback_rate")
+
+
+def summary_frame(project: Project, *, window_s: float = DEFAULT_WINDOW_S) -> pd.DataFrame:
+    """``window_metrics`` as a one-row table, in the card's metric names."""
+    import pandas as pd
+
+    metrics = window_metrics(project, window_s=window_s)
+    return pd.DataFrame([{k: metrics[k] for k in SUMMARY}])
+
+
+def rules_frame(project: Project) -> pd.DataFrame:
+    """The alert rules as a table: metric, direction, threshold, and where it comes from."""
+    import pandas as pd
+
+    return pd.DataFrame([{"metric": r.metric, "direction": r.direction,
+                          "threshold": r.threshold, "from": r.source}
+                         for r in alert_rules(project)],
+                        columns=["metric", "direction", "threshold", "from"])
