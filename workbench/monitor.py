@@ -167,7 +167,9 @@ def timeline(project: Project, *, bucket_s: float | None = None, since: float | 
     columns = ["start", "requests", "errors", "rate_limited", "error_rate", "p50_latency",
                "p95_latency", "cost_per_request", "feedback", "positive_feedback_rate"]
     if requests.empty:
-        return pd.DataFrame(columns=columns)
+        empty = pd.DataFrame(columns=columns)
+        empty.attrs["source"] = requests.attrs["source"]
+        return empty
     first, last = float(requests["time"].min()), float(requests["time"].max())
     if bucket_s is None:
         span = max(last - first, 1.0)
@@ -186,7 +188,9 @@ def timeline(project: Project, *, bucket_s: float | None = None, since: float | 
         rows.append({"start": pd.Timestamp(start, unit="s", tz="UTC"),
                      **{k: m[k] for k in columns if k in m}})
         start = end
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["source"] = requests.attrs["source"]
+    return frame
 
 
 # -- feedback --------------------------------------------------------------------------------------
@@ -301,11 +305,11 @@ class Alert:
     message: str
 
 
-def alert_rules(project: Project) -> list[AlertRule]:
+def alert_rules(project: Project, card: Any = None) -> list[AlertRule]:
     """The card's targets phase 8 can measure, plus an error-rate rule the card may override."""
     from workbench.card import load_card
 
-    card = load_card(project)
+    card = card if card is not None else load_card(project)
     rules = [AlertRule(m.name, m.direction, m.target_in_canonical_unit(), "card")
              for m in card.metrics if m.name in MONITORED]
     if not any(r.metric == "error_rate" for r in rules):
@@ -323,7 +327,7 @@ def check_alerts(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
     card = load_card(project)
     metrics = window_metrics(project, window_s=window_s, now=now, source=source)
     alerts = []
-    for rule in alert_rules(project):
+    for rule in alert_rules(project, card):
         value = metrics.get(rule.metric, math.nan)
         enough = (metrics["feedback"] >= MIN_FEEDBACK if rule.metric == "positive_feedback_rate"
                   else metrics["answered"] + metrics["errors"] >= MIN_REQUESTS)
@@ -372,7 +376,7 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
     from workbench.card import load_card
 
     frame = timeline(project, bucket_s=bucket_s, since=since, source=source)
-    shown = requests_frame(project, since=since, source=source).attrs["source"]
+    shown = frame.attrs["source"]
     try:
         targets = {m.name: m.target_in_canonical_unit() for m in load_card(project).metrics}
     except WorkbenchError:
