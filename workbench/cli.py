@@ -240,6 +240,70 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from workbench.finetune import (
+        FineTune,
+        before_after,
+        build_training_data,
+        export_axolotl,
+        export_openai,
+        make_options,
+        record_decision,
+    )
+
+    project = _project_for(args.project)
+    version = int(args.version) if args.version and args.version.isdigit() else args.version
+    changes = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank,
+               "batch_size": args.batch_size, "max_length": args.max_length,
+               "seed": args.seed, "too_long": args.too_long}
+    limit = args.limit
+    if args.resume:  # what the interrupted training used, unless given again
+        from workbench.finetune.trainer import saved_identity
+
+        saved = saved_identity(project, args.name or f"{args.prompt}-lora")
+        changes = {**saved.get("options", {}),
+                   **{k: v for k, v in changes.items() if v is not None}}
+        source = saved.get("source", {})
+        limit = limit if limit is not None else source.get("limit")
+        version = version if version is not None else source.get("prompt_version")
+    options = make_options(**changes)
+    data = build_training_data(project, args.prompt, args.dataset, prompt_version=version,
+                               limit=limit, options=options)
+    summary = data.summary()
+    print(f"Training data: {summary['train examples']} train / "
+          f"{summary['validation examples']} validation examples of {summary['dataset']} for "
+          f"{summary['prompt']}, up to {summary['longest (tokens)']} tokens each.")
+    for warning in data.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    if args.export:
+        folder = Path(args.out or project.path / "exports" / f"{args.prompt}-{args.export}")
+        files = (export_openai(data, folder) if args.export == "openai"
+                 else export_axolotl(data, options, folder))
+        for kind, path in files.items():
+            print(f"wrote {path} ({kind})")
+        if args.export == "openai":
+            print("Every line was checked against OpenAI's chat fine-tuning format.")
+        else:
+            print(f"On a GPU machine: cd {folder} && axolotl train axolotl.yaml")
+        return 0
+    name = args.name or f"{args.prompt}-lora"
+    job = FineTune(project, data, name, options=options, prompt_version=version,
+                   resume=args.resume, overwrite=args.overwrite)
+    print(job.parity)
+    if not args.resume:
+        print(f"Estimate: {job.estimate()}")
+    result = job.run(progress=True)
+    print(result)
+    if args.evaluate:
+        compared = before_after(project, args.prompt, name, dataset=data.dataset,
+                                version=data.prompt_version, limit=args.evaluate)
+        print(compared.table.to_string(index=False))
+        print(compared.sentence)
+        entry = record_decision(project, compared)
+        print(f"Decision logged in the card: {entry.decision}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import ipaddress
 
@@ -462,6 +526,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per model call")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser(
+        "finetune", help="LoRA fine-tune of the bundled model on a prompt's training data "
+                         "(phase 5), or export that data for a GPU machine",
+        epilog="Ctrl-C stops between steps with a checkpoint; --resume continues it.")
+    p.add_argument("prompt", help="the saved prompt whose rendering the adapter learns")
+    p.add_argument("--dataset", help="a split dataset (default: the latest split one)")
+    p.add_argument("--version", help="prompt version number or tag (default: latest)")
+    p.add_argument("--name", help="adapter name (default: PROMPT-lora); serve it as "
+                                  "local/smollm2-135m:NAME")
+    p.add_argument("--limit", type=int, help="train on a label-balanced slice of N examples")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--rank", type=int, help="LoRA rank (default 8)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int, help="tokens of prompt + answer (default 384)")
+    p.add_argument("--too-long", choices=("refuse", "drop", "truncate"),
+                   help="what to do with longer examples (default: refuse)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted fine-tune from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an adapter of that name")
+    p.add_argument("--evaluate", type=int, metavar="N",
+                   help="then compare before/after on N test items and log the decision")
+    p.add_argument("--export", choices=("openai", "axolotl"),
+                   help="write the training data for a GPU machine instead of training")
+    p.add_argument("--out", help="folder for --export (default: PROJECT/exports/...)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("serve", help="serve the project's deployment over HTTP (FastAPI)",
                        epilog="API keys come from WORKBENCH_API_KEYS (comma-separated).")

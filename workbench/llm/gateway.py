@@ -241,7 +241,11 @@ def prepare(prompt: Prompt, model: str | None = None, *, system: str | None = No
             call.messages = redact_messages(call.messages, placeholders=placeholders)
             call.redacted = placeholders.counts
     if call.use_cache:
-        key = json.dumps([model, adapter_path, call.messages, params], sort_keys=True,
+        from workbench.llm.local import adapter_stamp
+
+        # A retrained adapter keeps its name and path: its weights' stamp keeps old answers out.
+        adapter_id = f"{adapter_path}@{adapter_stamp(adapter_path)}" if adapter_path else None
+        key = json.dumps([model, adapter_id, call.messages, params], sort_keys=True,
                          default=str, separators=(",", ":"))
         call.cache_key = hashlib.sha256(key.encode()).hexdigest()
     return call

@@ -91,6 +91,38 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+def chat_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+    """The text the bundled model reads for ``messages``: its own chat template, ending where the
+    assistant's reply begins. Inference and fine-tuning (``workbench.finetune``) both use this one
+    function, so an adapter is trained on exactly what it will be asked at inference."""
+    return tokenizer.apply_chat_template(
+        [{"role": m["role"], "content": m["content"]} for m in messages],
+        add_generation_prompt=True, tokenize=False)
+
+
+def encode_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
+    """The token ids of ``chat_prompt`` as the model receives them (no extra special tokens)."""
+    return tokenizer(chat_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+
+
+_tokenizer: Any = None
+
+
+def load_tokenizer() -> Any:
+    """The bundled model's tokenizer alone (no weights), loaded once per process."""
+    global _tokenizer
+    if _tokenizer is None:
+        _require_torch()
+        from transformers import AutoTokenizer
+
+        quiet_transformers()
+        tok = AutoTokenizer.from_pretrained(build_cache())
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        _tokenizer = tok
+    return _tokenizer
+
+
 def build_cache(progress: bool = True) -> Path:
     """Dequantize the GGUF once into a safetensors folder. Safe to call again: it returns early."""
     target = cache_dir()
@@ -128,6 +160,17 @@ def build_cache(progress: bool = True) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def adapter_stamp(folder: str | os.PathLike) -> str:
+    """Size and modification time of an adapter's weights: changes when it is retrained."""
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        try:
+            stat = (Path(folder) / name).stat()
+        except OSError:
+            continue
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    return "none"
 
 
 class GenerationTimeout(TimeoutError):
@@ -242,7 +285,9 @@ class LocalModel:
             return self.model
         from peft import PeftModel
 
-        name = self._adapters.get(adapter)
+        # An adapter retrained under the same name is a new adapter: key on its weights' stamp.
+        key = f"{adapter}@{adapter_stamp(adapter)}"
+        name = self._adapters.get(key)
         if name is None:
             name = f"adapter{len(self._adapters)}"
             if not isinstance(self.model, PeftModel):
@@ -250,7 +295,7 @@ class LocalModel:
             else:
                 self.model.load_adapter(adapter, adapter_name=name)
             self.model.eval()
-            self._adapters[adapter] = name
+            self._adapters[key] = name
         self.model.set_adapter(name)
         return self.model
 
@@ -262,8 +307,7 @@ class LocalModel:
         deadlines = [r.deadline for r in batch if r.deadline is not None]
         if deadlines and min(deadlines) <= now:
             raise GenerationTimeout("timed out while waiting for the model")
-        prompts = [self.tokenizer.apply_chat_template(r.messages, add_generation_prompt=True,
-                                                      tokenize=False) for r in batch]
+        prompts = [chat_prompt(self.tokenizer, r.messages) for r in batch]
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=max(r.max_new_tokens for r in batch),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -164,23 +163,28 @@ def select_examples(prompt: PromptVersion, item: Mapping[str, Any],
     return [pool[i] for i in reversed(order.tolist())]
 
 
-_vector_cache: OrderedDict[str, Any] = OrderedDict()
+_vector_cache: OrderedDict[str, Any] = OrderedDict()  # one input text -> its embedding
+_VECTOR_CACHE_MAX = 50_000
 _vector_lock = threading.Lock()
 
 
 def _pool_vectors(pool: list[dict[str, Any]]):
-    """Embeddings of the pool's inputs, computed once per distinct pool: a run asks for every
-    item from a thread pool, and the threads must not each embed the whole pool."""
+    """Embeddings of the pool's inputs. Each text is embedded once per process: a run asks for
+    every item from a thread pool, and fine-tuning data asks with pools that differ by one row
+    (a train item is never its own example)."""
+    import numpy as np
+
     from workbench.llm.embeddings import embed
 
     texts = [str(r.get("input", "")) for r in pool]
-    key = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()
     with _vector_lock:
-        hit = _vector_cache.get(key)
-        if hit is None:
-            hit = _vector_cache[key] = embed(texts)
-            if len(_vector_cache) > 8:
-                _vector_cache.popitem(last=False)
-        else:
-            _vector_cache.move_to_end(key)
-    return hit
+        todo = list(dict.fromkeys(t for t in texts if t not in _vector_cache))
+        if todo:
+            for text, vector in zip(todo, embed(todo), strict=True):
+                _vector_cache[text] = vector
+        for text in texts:
+            _vector_cache.move_to_end(text)
+        vectors = np.stack([_vector_cache[t] for t in texts])
+        while len(_vector_cache) > max(_VECTOR_CACHE_MAX, len(texts)):
+            _vector_cache.popitem(last=False)
+    return vectors
