@@ -18,6 +18,7 @@ _LAZY = {
     "CardForm": "widgets.card_form",
     "Playground": "widgets.playground",
     "ComparisonGrid": "widgets.grid",
+    "TrainingMonitor": "widgets.training",
 }
 
 __all__ = sorted(_LAZY)
