@@ -121,7 +121,9 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
             elif runs:
                 state, summary = "started", f"{runs} comparison runs"
         elif n == 5:
-            adapters = [p.name for p in project.adapters_dir.iterdir() if p.is_dir()]
+            # Only finished adapters count: staging folders start with a dot.
+            adapters = [p.name for p in sorted(project.adapters_dir.iterdir())
+                        if not p.name.startswith(".") and (p / "adapter_config.json").is_file()]
             if adapters:
                 state, summary = "done", f"{len(adapters)} adapters: {', '.join(adapters[:3])}"
         elif n == 7:

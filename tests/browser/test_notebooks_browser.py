@@ -101,3 +101,37 @@ def test_monitoring_and_maintenance_notebooks_close_the_loop(page, marimo_app, t
     page.get_by_text("Not ready to ship").first.wait_for(timeout=10_000)  # echo never fixes
     assert get_version(project, "support").version == before + 1
     assert not [p for p in page.problems if "page error" in p], page.problems
+
+
+def test_finetuning_notebook_trains_live_and_stops_on_click(page, marimo_app, tmp_path):
+    """Notebook 05 in a real browser: Train starts the fine-tune in the background, the
+    monitor's curves update while it runs, Stop ends it and the best weights are saved."""
+    import json
+
+    import workbench
+    from workbench import sample
+
+    project = workbench.init_project(tmp_path / "ft", sample=True, activate=False)
+    sample.fill_prerequisites(project, 5)
+    page.goto(marimo_app(notebooks_dir() / "05_finetuning.py", project=project.path))
+    page.get_by_role("button", name="Train", exact=True).click()
+    monitor = page.locator(".wb-train")
+    # A step has finished: the loss curve is drawn while training goes on.
+    monitor.locator("polyline.wb-train-train").wait_for(timeout=180_000)
+    step = monitor.locator("[data-fact='step']")
+    import time
+
+    deadline = time.monotonic() + 120
+    while int(step.text_content().split("/")[0]) < 2:  # the page follows the training
+        assert time.monotonic() < deadline, step.text_content()
+        time.sleep(0.2)
+    monitor.get_by_role("button", name="Stop").click()
+    monitor.locator("[data-status='stopped']").wait_for(timeout=120_000)
+    steps_done = int(step.text_content().split("/")[0])
+    total = int(step.text_content().split("/")[1])
+    assert steps_done < total
+    record = json.loads((project.adapters_dir / "triage-lora" / "training.json").read_text())
+    assert record["status"] == "stopped" and record["steps"] == steps_done
+    page.get_by_role("button", name="Show the adapter (after training)").click()
+    page.get_by_text("Adapter 'triage-lora' (stopped)").wait_for(timeout=60_000)
+    assert not [p for p in page.problems if "page error" in p], page.problems
