@@ -211,9 +211,14 @@ def _(accumulation, adapter_name, alpha, batch_size, data, dropout, epochs, lear
         job, job_problem = None, exc
     mo.stop(job is None, callout(job_problem) if job_problem else None)
     estimate_button = mo.ui.run_button(label="Estimate time and memory")
+    discarded = (mo.callout(mo.md(f"An interrupted training of `{job.name}` (step "
+                                  f"{job.discards_checkpoint}) will be discarded when you "
+                                  "press Train; tick *resume* to continue it instead."),
+                            kind="warn") if job.discards_checkpoint is not None else mo.md(""))
     mo.vstack([mo.callout(mo.md(f"{job.parity} {job.total_steps} steps "
                                 f"({job.steps_per_epoch} an epoch), validation every "
-                                f"{job.eval_every}."), kind="success"), estimate_button])
+                                f"{job.eval_every}."), kind="success"), discarded,
+               estimate_button])
     return estimate_button, job
 
 

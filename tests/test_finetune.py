@@ -226,7 +226,12 @@ def test_stop_keeps_the_best_checkpoint(project):
     assert saved.keys() == best.keys()
     for key, tensor in saved.items():
         assert torch.equal(tensor, best[key]), key
-    # A stopped training can carry on later.
+    # A stopped training can carry on later; starting over must be asked for.
+    with pytest.raises(FinetuneError, match="can be resumed"):
+        FineTune(project, data, "stopped", options=options)
+    fresh = FineTune(project, data, "stopped", options=options, overwrite=True)
+    assert fresh.discards_checkpoint == record.steps
+    assert (training_dir(project, "stopped") / CHECKPOINT_FILE).is_file()  # not yet
     again = FineTune(project, data, "stopped", options=options, resume=True)
     assert again.run(progress=False).record.steps == job.total_steps
 

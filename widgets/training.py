@@ -14,6 +14,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from widgets.grid import _jsonable
 from workbench.finetune import FineTune, TrainingState
 
 _STATIC = Path(__file__).parent / "static"
@@ -49,12 +50,3 @@ class TrainingMonitor(anywidget.AnyWidget):
         if self.job is not None and self.stop_requests > 0:
             self.job.stop()
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return None
-    return value

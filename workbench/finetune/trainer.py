@@ -258,14 +258,19 @@ class FineTune:
         self.parity = check_parity(project, data, prompt=prompt, version=prompt_version)
         self.workdir = training_dir(project, self.name)
         self._checkpoint: dict[str, Any] | None = None
+        # With overwrite, an old checkpoint of this name is dropped when training starts (not
+        # now: a notebook makes a FineTune for every change of an option).
+        self.discards_checkpoint: int | str | None = None
         if resume:
             self._checkpoint = self._read_checkpoint()
+        elif (self.workdir / CHECKPOINT_FILE).is_file() and overwrite:
+            self.discards_checkpoint = self._peek_step()
         elif (self.workdir / CHECKPOINT_FILE).is_file():
             step = self._peek_step()
             raise FinetuneError(f"A training of '{self.name}' was interrupted at step {step} "
                                 f"and can be resumed ({self.workdir}).",
-                                "Pass resume=True (--resume) to continue it, or delete that "
-                                "folder to start over.")
+                                "Pass resume=True (--resume) to continue it, or overwrite=True "
+                                "(--overwrite) to start over.")
         n = len(data.train)
         bs, acc = self.options.batch_size, self.options.gradient_accumulation
         self.batches_per_epoch = math.ceil(n / bs)
@@ -374,6 +379,9 @@ class FineTune:
         from workbench.runs import _SignalsAsFlags
 
         bar = None
+        if self.discards_checkpoint is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.discards_checkpoint = None
         try:
             self._update(status="loading", message="Loading the bundled model ...")
             model, _ = self._load()
