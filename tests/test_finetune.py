@@ -176,7 +176,6 @@ def test_training_lowers_the_loss_and_writes_a_standard_adapter(project, trained
 
 def test_the_adapter_is_served_by_the_gateway_and_changes_its_answers(project, trained):
     from workbench import llm
-    from workbench.finetune.data import _render_item
 
     job, result, _ = trained
     messages = [dict(m) for m in job.data.validation[0].messages]
@@ -184,7 +183,9 @@ def test_the_adapter_is_served_by_the_gateway_and_changes_its_answers(project, t
     tuned = llm.complete(messages, model=result.model_id, project=project, max_tokens=12,
                          cache=False)
     assert base.text != tuned.text
-    assert _render_item  # the rendering the data used is the gateway's (checked by parity)
+    # Pickers list it beside the bundled model while its project is open.
+    workbench.open_project(project.path)
+    assert result.model_id in [m.id for m in llm.models(prices=False) if m.usable]
 
 
 def test_before_after_compares_on_the_same_test_items_and_logs_the_decision(project, trained):

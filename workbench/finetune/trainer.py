@@ -248,11 +248,6 @@ class FineTune:
                                 f"({self.options.max_length}).",
                                 "Build the data again with the same options.")
         self.target = project.adapters_dir / self.name
-        if self.target.exists() and not overwrite and not resume:
-            raise FinetuneError(f"An adapter named '{self.name}' exists already "
-                                f"({self.target}).",
-                                "Choose another name, or pass overwrite=True (--overwrite) to "
-                                "replace it when the new one is finished.")
         self.overwrite = overwrite or resume
         # The adapter will be asked exactly what the gateway sends: refuse drifted data now.
         self.parity = check_parity(project, data, prompt=prompt, version=prompt_version)
@@ -271,6 +266,11 @@ class FineTune:
                                 f"and can be resumed ({self.workdir}).",
                                 "Pass resume=True (--resume) to continue it, or overwrite=True "
                                 "(--overwrite) to start over.")
+        if self.target.exists() and not overwrite and not resume:
+            raise FinetuneError(f"An adapter named '{self.name}' exists already "
+                                f"({self.target}).",
+                                "Choose another name, or pass overwrite=True (--overwrite) to "
+                                "replace it when the new one is finished.")
         n = len(data.train)
         bs, acc = self.options.batch_size, self.options.gradient_accumulation
         self.batches_per_epoch = math.ceil(n / bs)

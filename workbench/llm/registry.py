@@ -58,6 +58,24 @@ def _ollama_running(base: str) -> bool:
         return False
 
 
+def _adapters(base_usable: bool) -> list[ModelInfo]:
+    """The open project's LoRA adapters (phase 5), each a model id of its own."""
+    from workbench.project import active_project
+
+    try:
+        project = active_project()
+    except Exception:
+        return []
+    folder = project.adapters_dir if project is not None else None
+    if folder is None or not folder.is_dir():
+        return []
+    return [ModelInfo(f"{local.MODEL_ID}:{path.name}", "bundled", base_usable,
+                      f"LoRA adapter '{path.name}' of the bundled model, from this project",
+                      0.0, 0.0)
+            for path in sorted(folder.iterdir())
+            if not path.name.startswith(".") and (path / "adapter_config.json").is_file()]
+
+
 def models(*, prices: bool = True) -> list[ModelInfo]:
     """Every model the workbench knows of, usable or not, with the reason."""
     from workbench.llm.gateway import hosted_allowed
@@ -71,6 +89,7 @@ def models(*, prices: bool = True) -> list[ModelInfo]:
                              + ("" if cached else " (converted on first use, ~20 s)"), 0.0, 0.0))
     except Exception as exc:
         out.append(ModelInfo(local.MODEL_ID, "bundled", False, str(exc)))
+    out += _adapters(out[-1].usable)
     for model_id in fake.registered_fakes():
         out.append(ModelInfo(model_id, "fake", True, "scripted fake model for tests and demos",
                              0.0, 0.0))
