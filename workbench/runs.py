@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.errors import WorkbenchError
@@ -161,15 +160,6 @@ def _render(prompt: Any, item: dict[str, Any], train: Any) -> list[dict[str, Any
                                             f"{item.get('input', '')}"}]
 
 
-@lru_cache(maxsize=1)
-def _local_tokenizer():
-    from transformers import AutoTokenizer
-
-    from workbench.llm import local
-
-    return AutoTokenizer.from_pretrained(local.cache_dir())
-
-
 def _token_counter(model: str) -> tuple[Callable[[list[dict[str, Any]] | str], int], str]:
     """A function counting the tokens of messages (or a text) for ``model``, and its name."""
     from workbench.llm.gateway import provider_of
@@ -188,7 +178,7 @@ def _token_counter(model: str) -> tuple[Callable[[list[dict[str, Any]] | str], i
         from workbench.llm import local
 
         if local.is_cached():
-            tok = _local_tokenizer()
+            tok = local.load_tokenizer()
 
             def count_local(x):
                 if isinstance(x, str):

@@ -368,11 +368,10 @@ def check_parity(project: Project, data: TrainingData, *, prompt: str | None = N
     stored = load_prompt(project, name, version)
     pv = stored.value
     tok = local.load_tokenizer()
-    train_df = load_split(project, data.dataset, "train", version=data.dataset_version)
-    train_df = train_df.assign(id=train_df["id"].astype(str))
-    rows = {str(r["id"]): r for split in TRAINING_SPLITS for r in
-            load_split(project, data.dataset, split, version=data.dataset_version)
-            .assign(id=lambda d: d["id"].astype(str)).to_dict("records")}
+    splits = {split: load_split(project, data.dataset, split, version=data.dataset_version)
+              .assign(id=lambda d: d["id"].astype(str)) for split in TRAINING_SPLITS}
+    train_df = splits["train"]
+    rows = {r["id"]: r for df in splits.values() for r in df.to_dict("records")}
     params = {k: v for k, v in (pv.params or {}).items()
               if k in ("system",)}  # the only parameter that changes the messages
     for ex in data.examples:

@@ -12,13 +12,10 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.finetune.data import Example, TrainingData
 from workbench.finetune.options import FinetuneError, TrainOptions
-
-if TYPE_CHECKING:
-    pass
 
 OPENAI_ROLES = ("system", "user", "assistant")
 OPENAI_MESSAGE_KEYS = {"role", "content", "name", "weight"}
