@@ -77,7 +77,7 @@ else
 fi
 
 echo "==> preparing the bundled model (converted once, then cached)"
-"$VENV/bin/python" -c "from workbench.llm.local import build_cache; print(build_cache())"
+"$VENV/bin/python" -c "from workbench.llm.local import build_engine_cache; print(build_engine_cache())"
 
 if [ "${1:-}" != "--no-tour" ]; then
     echo "==> the tour: sample project + every notebook on the bundled model"

@@ -20,8 +20,7 @@ def engine():
 def test_answers_with_real_token_counts_and_a_trace(project, engine):
     reply = llm.complete(QUESTION, max_tokens=32)
     assert "Paris" in reply.text
-    prompt = engine.tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}],
-                                                  add_generation_prompt=True, tokenize=False)
+    prompt = local.chat_prompt([{"role": "user", "content": QUESTION}])
     assert reply.usage.prompt_tokens == engine.count_tokens(prompt)
     assert reply.usage.completion_tokens == engine.count_tokens(reply.text) + 1  # + end token
     assert (reply.cost_usd, reply.finish_reason, reply.model) == (0.0, "stop", llm.BUNDLED_MODEL)
@@ -33,8 +32,7 @@ def test_uses_the_chat_template_with_the_system_prompt(engine):
     system = "You are a terse assistant for a help desk."
     reply = llm.complete("Say hello.", system=system, max_tokens=8, cache=False)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Say hello."}]
-    templated = engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                     tokenize=False)
+    templated = local.chat_prompt(messages)
     assert system in templated and templated.rstrip().endswith("assistant")
     assert reply.usage.prompt_tokens == engine.count_tokens(templated)
 
@@ -76,10 +74,75 @@ def test_async_call(engine, run_async):
     assert "Paris" in run_async(_ask_async()).text
 
 
-def test_a_timeout_is_an_error_not_a_cut_reply(engine):
-    with pytest.raises(ModelTimeout):
+def test_a_timeout_is_an_error_not_a_cut_reply_and_is_not_retried(project, engine):
+    before = engine.stats["requests"]
+    with pytest.raises(ModelTimeout, match="did not answer within 0.3s"):
         llm.complete("Write a long story about a dragon.", max_tokens=200, timeout=0.3,
-                     retries=0, cache=False)
+                     retries=3, cache=False)
+    # a retry would only queue more work on the CPU that just ran out of time
+    assert engine.stats["requests"] - before == 1
+    [span] = spans(project, name="llm.call")
+    assert span.attributes["workbench.attempts"] == 1
+
+
+def test_each_request_in_a_batch_stops_on_its_own(engine):
+    """A deadline, a stop sequence or max_tokens ends one request; the others in its batch go
+    on to their own end."""
+    import time
+
+    slow = local.GenerationRequest([{"role": "user", "content": "Write a long story about a "
+                                                                "dragon."}],
+                                   max_new_tokens=200, deadline=time.monotonic() + 0.4)
+    short = local.GenerationRequest([{"role": "user", "content": "Write a poem about rain."}],
+                                    max_new_tokens=3)
+    whole = local.GenerationRequest([{"role": "user", "content": QUESTION}], max_new_tokens=40)
+    futures = [engine.submit(r) for r in (slow, short, whole)]
+    with pytest.raises(local.GenerationTimeout):
+        futures[0].result()
+    assert (futures[1].result().completion_tokens, futures[1].result().finish_reason) == \
+        (3, "length")
+    assert "Paris" in futures[2].result().text
+    assert futures[2].result().finish_reason == "stop"
+
+
+def test_a_stream_stops_at_a_stop_sequence_without_showing_it(engine):
+    reply = llm.stream("Count from 1 to 10, separated by commas.", max_tokens=40, stop=["5"],
+                       cache=False)
+    shown = "".join(reply)
+    assert "5" not in shown and "4" in shown
+    assert reply.completion.text == shown.strip()
+
+
+def test_the_engine_and_transformers_read_the_same_prompt():
+    """Inference renders the chat template and tokenizes without transformers; fine-tuning uses
+    transformers' tokenizer. Both must see the same text and the same token ids."""
+    hf = local.load_tokenizer()
+    light = local.tokenizer()
+    conversations = [
+        [{"role": "user", "content": QUESTION}],
+        [{"role": "system", "content": "Be terse."},
+         {"role": "user", "content": "Héllo  wörld\n\n  tabs\tand émojis 🤖"}],
+        [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+         {"role": "user", "content": "c"}],
+    ]
+    for messages in conversations:
+        text = local.chat_prompt(messages)
+        assert text == hf.apply_chat_template(messages, add_generation_prompt=True,
+                                              tokenize=False)
+        ids = local.encode_prompt(light, messages)
+        assert ids == local.encode_prompt(hf, messages)
+        assert light.decode(ids) == hf.decode(ids, skip_special_tokens=True)
+    assert light.eos_token_id == hf.eos_token_id
+
+
+def test_the_reference_engine_gives_the_same_greedy_answer(engine):
+    reference = local.LocalModel(engine="transformers")
+    assert (engine.engine_name, reference.engine_name) == ("ctranslate2", "transformers")
+    ask = [{"role": "user", "content": QUESTION}]
+    fast = engine.generate(local.GenerationRequest(ask, max_new_tokens=24))
+    slow = reference.generate(local.GenerationRequest(ask, max_new_tokens=24))
+    assert "Paris" in fast.text and "Paris" in slow.text
+    assert fast.prompt_tokens == slow.prompt_tokens
 
 
 def test_lora_adapters_attach_by_name(project, engine, tmp_path):
@@ -101,6 +164,20 @@ def test_lora_adapters_attach_by_name(project, engine, tmp_path):
     assert tuned.text != plain.text
     assert by_id.text == tuned.text
     assert plain_again.text == plain.text  # the adapter is off again for plain calls
+    converted = local.adapter_engine_dir(project.adapters_dir / "scrambled")
+    assert (converted / "model.bin").is_file()  # merged and converted once, then reused
+
+    # Retrained under the same name: converted again, the old conversion removed.
+    torch.manual_seed(1)
+    again = get_peft_model(AutoModelForCausalLM.from_pretrained(local.cache_dir(),
+                                                                dtype=torch.float32),
+                           LoraConfig(r=8, target_modules=["q_proj", "v_proj"],
+                                      init_lora_weights=False, lora_alpha=64))
+    again.save_pretrained(project.adapters_dir / "scrambled")
+    retrained = llm.complete(QUESTION, max_tokens=16, cache=False, adapter="scrambled")
+    assert retrained.text != tuned.text
+    assert local.adapter_engine_dir(project.adapters_dir / "scrambled") != converted
+    assert not converted.exists()
     with pytest.raises(ModelUnavailable, match="no LoRA adapter named 'missing'"):
         llm.complete(QUESTION, adapter="missing")
 

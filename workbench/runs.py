@@ -178,12 +178,12 @@ def _token_counter(model: str) -> tuple[Callable[[list[dict[str, Any]] | str], i
         from workbench.llm import local
 
         if local.is_cached():
-            tok = local.load_tokenizer()
+            tok = local.tokenizer()
 
             def count_local(x):
                 if isinstance(x, str):
-                    return len(tok(x, add_special_tokens=False)["input_ids"])
-                return len(tok.apply_chat_template(x, tokenize=True, add_generation_prompt=True))
+                    return tok.count(x)
+                return len(local.encode_prompt(tok, x))
 
             return count_local, "bundled tokenizer"
 

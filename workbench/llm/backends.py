@@ -22,7 +22,12 @@ from workbench.llm import fake, local
 
 
 class BackendTimeout(TimeoutError):
-    """The in-process model did not answer in time."""
+    """The in-process model did not answer in time. ``retryable`` is False for the bundled model:
+    trying again only queues more work on the same CPU that just ran out of time."""
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class BackendError(Exception):
@@ -153,7 +158,7 @@ class LocalBackend:
         try:
             return self._reply(local.get_model().generate(_generation(request)))
         except local.GenerationTimeout as exc:
-            raise BackendTimeout(f"{local.MODEL_ID}: {exc}") from exc
+            raise BackendTimeout(f"{local.MODEL_ID}: {exc}", retryable=False) from exc
 
     async def acomplete(self, request: Request) -> Reply:
         self._check(request)
@@ -161,26 +166,22 @@ class LocalBackend:
         try:
             result = await asyncio.wrap_future(engine.submit(_generation(request)))
         except local.GenerationTimeout as exc:
-            raise BackendTimeout(f"{local.MODEL_ID}: {exc}") from exc
+            raise BackendTimeout(f"{local.MODEL_ID}: {exc}", retryable=False) from exc
         return self._reply(result)
 
     def stream(self, request: Request) -> Iterator[str | Reply]:
         """Text pieces as the model writes them, then the whole ``Reply``."""
-        from transformers import TextIteratorStreamer
-
         self._check(request)
         engine = local.get_model()
         generation = _generation(request)
-        generation.streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True,
-                                                   skip_special_tokens=True)
+        generation.stream = local.TextStream()
         future = engine.submit(generation)
-        for piece in generation.streamer:
-            if piece:
-                yield piece
+        for piece in generation.stream:
+            yield piece
         try:
             yield self._reply(future.result())
         except local.GenerationTimeout as exc:
-            raise BackendTimeout(f"{local.MODEL_ID}: {exc}") from exc
+            raise BackendTimeout(f"{local.MODEL_ID}: {exc}", retryable=False) from exc
 
 
 BACKENDS: dict[str, FakeBackend | LocalBackend] = {"fake": FakeBackend(), "local": LocalBackend()}

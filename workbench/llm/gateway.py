@@ -484,7 +484,7 @@ def _litellm_error(exc: BaseException, *names: str) -> bool:
 def _transient(exc: BaseException) -> bool:
     exc = _unwrap(exc)
     if isinstance(exc, BackendTimeout):
-        return True
+        return exc.retryable
     if isinstance(exc, BackendError):
         return exc.transient
     return _litellm_error(exc, "Timeout", "RateLimitError", "InternalServerError",

