@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,80 @@ def json_mode_supported(model: str) -> bool:
         return False
 
 
+_OPEN = object()  # a schema part whose longest value has no bound
+
+
+def _longest_value(schema: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> Any:
+    """The longest JSON value ``schema`` allows, or ``_OPEN`` when it has no bound (free text,
+    unbounded arrays, ...)."""
+    if depth > 8 or not isinstance(schema, dict):
+        return _OPEN
+    if "$ref" in schema:
+        target = defs.get(str(schema["$ref"]).rsplit("/", 1)[-1])
+        return _longest_value(target, defs, depth + 1) if target else _OPEN
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return max(schema["enum"], key=lambda v: len(json.dumps(v)), default=_OPEN)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            options = [_longest_value(s, defs, depth + 1) for s in schema[key]]
+            if not options or any(o is _OPEN for o in options):
+                return _OPEN
+            return max(options, key=lambda v: len(json.dumps(v)))
+    kind = schema.get("type")
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    if kind in ("integer", "number"):
+        return -1.2345678901234567e-300  # as long as a number gets
+    if kind == "string":
+        if "maxLength" in schema:
+            return "x" * int(schema["maxLength"])
+        return _OPEN
+    if kind == "array":
+        item = _longest_value(schema.get("items", {}), defs, depth + 1)
+        if "maxItems" not in schema or item is _OPEN:
+            return _OPEN
+        return [item] * int(schema["maxItems"])
+    if kind == "object" or "properties" in schema:
+        if schema.get("additionalProperties") not in (None, False):
+            return _OPEN
+        out = {}
+        for name, part in schema.get("properties", {}).items():
+            value = _longest_value(part, defs, depth + 1)
+            if value is _OPEN:
+                return _OPEN
+            out[name] = value
+        return out
+    return _OPEN
+
+
+def reply_budget(prompt: PromptVersion, model: str | None) -> int | None:
+    """How many tokens the bundled model needs for a reply whose form the prompt fixes: the
+    longest label plus room for a few words around it (a plain classification prompt), or the
+    longest JSON the schema allows, indented and fenced (a schema of bounded fields). None when
+    the reply's length is open (reasoning, free text) or the model is not the bundled one:
+    hosted models stop on their own, and reasoning models count hidden tokens in max_tokens."""
+    from workbench.llm.gateway import provider_of
+
+    if not model or provider_of(model) != "local":
+        return None
+    from workbench.llm import local
+
+    if prompt.output_schema is not None:
+        schema = prompt.output_schema
+        value = _longest_value(schema, schema.get("$defs", {}) or schema.get("definitions", {}))
+        if value is _OPEN:
+            return None
+        return local.tokenizer().count(json.dumps(value, indent=2)) + 16  # fences, a word
+    if prompt.labels and prompt.technique not in ("chain_of_thought", "react") \
+            and not prompt.answer_pattern:
+        return max(local.tokenizer().count(label) for label in prompt.labels) + 8
+    return None
+
+
 def repair_request(prompt: PromptVersion, error: str) -> str:
     if prompt.output_schema is not None:
         want = "one JSON object that matches the schema, and nothing else"
@@ -103,6 +178,10 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
     if prompt.technique == "react":
         return _react_item(project, prompt, messages, model, example_ids, options)
     params = {**prompt.params, **options}
+    if "max_tokens" not in options:  # the caller's own max_tokens wins
+        budget = reply_budget(prompt, model)
+        if budget is not None:
+            params["max_tokens"] = min(int(params.get("max_tokens") or budget), budget)
     if prompt.output_schema is not None and "response_format" not in params and model \
             and json_mode_supported(model):
         params["response_format"] = {"type": "json_object"}
