@@ -230,7 +230,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         project, args.prompt, version=version, model=args.model, adapter=args.adapter,
         fallbacks=args.fallback, run_id=args.run, judges=tuple(args.judge), force=args.force,
         rate_limit_per_minute=args.rate_limit, burst=args.burst,
-        max_input_chars=args.max_input_chars, timeout_s=args.timeout)
+        max_input_chars=args.max_input_chars, timeout_s=args.timeout, retries=args.retries,
+        max_waiting=args.max_waiting)
     print(deployment)
     for reason in deployment.spec.gate_reasons:
         print(f"  - {reason}")
@@ -523,7 +524,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=int, default=60, help="requests a minute per key")
     p.add_argument("--burst", type=int, default=10, help="requests allowed at once per key")
     p.add_argument("--max-input-chars", type=int, default=4000)
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per model call")
+    p.add_argument("--timeout", type=float,
+                   help="seconds per model call (default: from the model; for the bundled "
+                        "model, its speed measured here)")
+    p.add_argument("--retries", type=int, help="retries of a failed model call (default: 0 for "
+                                               "the bundled model, 2 for hosted ones)")
+    p.add_argument("--max-waiting", type=int,
+                   help="requests in progress at once; more get 503 with Retry-After "
+                        "(default: what the model answers within its timeout)")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_deploy)
 

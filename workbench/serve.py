@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -75,6 +76,8 @@ class DeploymentSpec(Record):
     retries: int = 2
     repair_retries: int = 1
     cache: bool = True
+    max_waiting: int = 64  # requests in progress at once; more get 503 with Retry-After
+    limits_basis: str = ""  # how timeout_s, retries and max_waiting were chosen
 
 
 @dataclass
@@ -91,7 +94,8 @@ class Deployment:
         return (f"Deployment v{self.version}: prompt '{self.spec.prompt}' "
                 f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
                 f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
-                f"{self.spec.burst}.")
+                f"{self.spec.burst}; timeout {self.spec.timeout_s:g} s, {self.spec.retries} "
+                f"retries, at most {self.spec.max_waiting} requests in progress.")
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -132,7 +136,6 @@ def _evidence_run(project: Project, prompt: str, version: int, model: str,
 
 def _whole(name: str, value: Any) -> int:
     """A setting that must be a whole number of at least 1."""
-    import math
 
     try:
         number = float(value)
@@ -144,19 +147,64 @@ def _whole(name: str, value: Any) -> int:
     return int(number)
 
 
+HOSTED_TIMEOUT_S = 30.0
+HOSTED_RETRIES = 2
+HOSTED_MAX_WAITING = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A deployment's timeout, retries and queue bound, and why."""
+
+    timeout_s: float
+    retries: int
+    max_waiting: int
+    basis: str
+
+
+def default_limits(prompt: Any, model: str) -> Limits:
+    """Limits that fit the model. The bundled model's come from its speed measured here: a
+    timeout three times what its longest allowed reply takes alone (at least 5 s), no retries (a
+    retry only queues more work on the CPU that just ran out of time), and as many requests in
+    progress as it can answer within half the timeout when batched; more get 503 at once instead
+    of waiting past their timeout. Hosted models keep 30 s, 2 retries, 64 at once."""
+    from workbench.llm.gateway import provider_of
+
+    if provider_of(model) != "local":
+        return Limits(HOSTED_TIMEOUT_S, HOSTED_RETRIES, HOSTED_MAX_WAITING,
+                      "defaults for a hosted model")
+    from workbench.llm import local
+    from workbench.prompts.run import reply_budget
+
+    budget = reply_budget(prompt, model) or int(prompt.params.get("max_tokens") or 256)
+    budget = min(budget, int(prompt.params.get("max_tokens") or budget))
+    speed = local.measure_speed()
+    alone = budget / max(speed["single"], 1e-6)
+    timeout = float(max(5, math.ceil(3 * alone + 1)))
+    per_request = budget / max(speed["batched"], 1e-6)
+    waiting = int(min(256, max(2, timeout / 2 / per_request)))
+    return Limits(timeout, 0, waiting,
+                  f"measured here: {speed['single']:.0f} tokens/s alone, "
+                  f"{speed['batched']:.0f} tokens/s batched; replies of up to {budget} tokens")
+
+
 def plan_deployment(project: Project, prompt: str, *, version: int | str | None = None,
                     model: str | None = None, adapter: str | None = None,
                     fallbacks: list[str] | tuple[str, ...] = (), run_id: str | None = None,
                     judges: tuple[str, ...] = (), force: bool = False,
                     rate_limit_per_minute: int = 60, burst: int = 10,
-                    max_input_chars: int = 4000, timeout_s: float = 30.0, retries: int = 2,
+                    max_input_chars: int = 4000, timeout_s: float | None = None,
+                    retries: int | None = None, max_waiting: int | None = None,
                     repair_retries: int = 1, cache: bool = True) -> Deployment:
     """Check a configuration against the evaluation gate and record it as the deployment.
 
     ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
     that justifies it (default: the newest finished run of this prompt version on this model,
     test split first). A failing gate, or no evaluation at all, raises ``DeploymentRefused``
-    unless ``force=True``, which logs the decision and its reasons in the card."""
+    unless ``force=True``, which logs the decision and its reasons in the card.
+
+    ``timeout_s``, ``retries`` and ``max_waiting`` (requests in progress at once) default from
+    the model (``default_limits``: for the bundled model, its speed measured here)."""
     from workbench.card import add_decision
     from workbench.evaluate.gate import check_gate
     from workbench.llm.gateway import default_model, prepare
@@ -170,14 +218,26 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     fallbacks = [m for m in dict.fromkeys(fallbacks) if m != model]  # each once, never itself
     for candidate in (model, *fallbacks):
         prepare("", candidate, project=project, adapter=adapter if candidate == model else None)
-    import math
 
     rate_limit_per_minute = _whole("rate_limit_per_minute", rate_limit_per_minute)
     burst = _whole("burst", burst)
     max_input_chars = _whole("max_input_chars", max_input_chars)
-    if not isinstance(timeout_s, (int, float)) or not math.isfinite(timeout_s) or timeout_s <= 0:
+    if timeout_s is not None and (not isinstance(timeout_s, (int, float))
+                                  or not math.isfinite(timeout_s) or timeout_s <= 0):
         raise DeploymentRefused(f"timeout_s must be a number of seconds above 0 (got "
                                 f"{timeout_s!r}).", "Pass e.g. timeout_s=30.")
+    if retries is not None and (not isinstance(retries, int) or retries < 0):
+        raise DeploymentRefused(f"retries must be a whole number of at least 0 (got "
+                                f"{retries!r}).", "Pass e.g. retries=2.")
+    if max_waiting is not None:
+        max_waiting = _whole("max_waiting", max_waiting)
+    limits = default_limits(value, model)
+    chosen = [name for name, given in (("timeout_s", timeout_s), ("retries", retries),
+                                       ("max_waiting", max_waiting)) if given is not None]
+    basis = limits.basis + (f" ({', '.join(chosen)} set by hand)" if chosen else "")
+    timeout_s = limits.timeout_s if timeout_s is None else timeout_s
+    retries = limits.retries if retries is None else retries
+    max_waiting = limits.max_waiting if max_waiting is None else max_waiting
     run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
@@ -227,7 +287,8 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         gate_reasons=reasons, forced=bool(force and not passed),
         rate_limit_per_minute=int(rate_limit_per_minute), burst=int(burst),
         max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
-        repair_retries=int(repair_retries), cache=bool(cache))
+        repair_retries=int(repair_retries), cache=bool(cache), max_waiting=int(max_waiting),
+        limits_basis=basis)
     # All or nothing: the files are written beside their place first (that is where a full or
     # read-only disk fails), then the record is saved, then the files are moved into place.
     try:
@@ -303,7 +364,7 @@ def dockerfile(spec: DeploymentSpec) -> str:
         "USER app",
     ]
     if local:
-        lines += ["RUN python -c \"from workbench.llm import local; local.build_cache()\""]
+        lines += ["RUN python -c \"from workbench.llm import local; local.build_engine_cache()\""]
     lines += [
         "EXPOSE 8000",
         "HEALTHCHECK CMD python -c \"import urllib.request; "
@@ -436,6 +497,8 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         train = load_split(project, spec.few_shot_dataset, "train",
                            version=spec.few_shot_version)
     limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
+    # requests in /v1/predict now, and a moving average of how long one takes (event loop only)
+    load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
     by_key = {hashlib.sha256(key.encode()).digest(): _key_id(key) for key in keys}
     # Requests refused before a key is known are limited per address, so guessing keys or
     # flooding the service cannot fill the traces.
@@ -520,7 +583,25 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                            f"Retry after {wait:.1f} s, or ask for a higher limit.",
                            **{"Retry-After": str(max(1, round(wait)))})
         request.state.client = client
-        return await call_next(request)
+        if request.url.path != "/v1/predict":
+            return await call_next(request)
+        # A bounded queue: past max_waiting requests in progress, answer 503 at once rather
+        # than let requests wait past their timeout behind the ones already running.
+        if load["in_progress"] >= spec.max_waiting:
+            wait = max(1, math.ceil(load["latency_s"]))
+            note(request, 503, "busy", client)
+            return problem(503, f"The service is busy: {load['in_progress']} requests are in "
+                                f"progress, its limit is {spec.max_waiting}.",
+                           f"Retry after {wait} s.", **{"Retry-After": str(wait)})
+        load["in_progress"] += 1
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            load["in_progress"] -= 1
+        if response.status_code == 200:  # how long an answer takes now, for Retry-After
+            load["latency_s"] += 0.2 * (time.perf_counter() - started - load["latency_s"])
+        return response
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -533,7 +614,9 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                 "model": spec.model, "fallbacks": spec.fallbacks, "variables": spec.variables,
                 "labels": spec.labels, "gate_passed": spec.gate_passed, "forced": spec.forced,
                 "rate_limit_per_minute": spec.rate_limit_per_minute, "burst": spec.burst,
-                "max_input_chars": spec.max_input_chars}
+                "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
+                "retries": spec.retries, "max_waiting": spec.max_waiting,
+                "limits_basis": spec.limits_basis}
 
     def predict(body, request):
         item = body.model_dump()
@@ -561,15 +644,20 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
             else:
                 status = 200 if result is not None and result.completion is not None else (
                     504 if errors and all("did not answer" in e for e in errors) else 502)
-                message = ("No model answered in time." if status == 504 else
+                message = (f"No model answered within the service's {spec.timeout_s:g} s "
+                           "timeout." if status == 504 else
                            "No model could answer this request.")
             if status != 200:
                 # The details (model names, provider errors) stay in the trace, not the reply.
                 span.status, span.error = "error", " | ".join(errors)
                 span.attributes["http.response.status_code"] = status
-                return JSONResponse({"error": message, "request_id": request_id,
-                                     "fix": "Try again shortly; if it persists, give the "
-                                            "service's operator this request_id."},
+                fix = ("Try again shortly, or with a shorter input. If it keeps happening, the "
+                       "service's operator can raise the deployment's timeout (workbench deploy "
+                       "--timeout SECONDS), lower the prompt's max_tokens, or serve fewer "
+                       "requests at once (--max-waiting); give them this request_id."
+                       if status == 504 else "Try again shortly; if it persists, give the "
+                                             "service's operator this request_id.")
+                return JSONResponse({"error": message, "request_id": request_id, "fix": fix},
                                     status_code=status)
             completion = result.completion
             span.attributes.update({
