@@ -222,6 +222,65 @@ def test_fallbacks_answer_when_the_main_model_fails(ready):
     assert "fake/echo:fail=500" in span.error and "rate limited" in span.error
 
 
+def test_past_its_bound_the_service_answers_503_at_once_and_a_timeout_says_what_to_change(
+        ready):
+    """A bounded queue: with one request in progress allowed, others get 503 with Retry-After
+    at once instead of waiting behind it; a model that runs out of time gets 504 with a fix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    project, test = ready
+    plan_deployment(project, "triage", model="fake/echo:latency=1500ms", force=True,
+                    max_waiting=1, cache=False)
+    server = start_server(project, api_keys=[KEY])
+
+    def ask(i):
+        started = time.perf_counter()
+        reply = httpx.post(f"{server.url}/v1/predict", json={"input": f"message {i}"},
+                           headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+        return reply, time.perf_counter() - started
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(ask, range(4)))
+    finally:
+        server.stop()
+    answered = [(r, s) for r, s in results if r.status_code == 200]
+    refused = [(r, s) for r, s in results if r.status_code == 503]
+    assert len(answered) >= 1 and len(refused) >= 2, [r.status_code for r, _ in results]
+    for reply, seconds in refused:
+        assert seconds < 1.0  # not queued behind the 1.5 s answer
+        assert int(reply.headers["retry-after"]) >= 1
+        assert "busy" in reply.json()["error"] and "Retry after" in reply.json()["fix"]
+
+    deployment = plan_deployment(project, "triage", model="fake/echo:latency=2s", force=True,
+                                 timeout_s=0.5, retries=0, cache=False)
+    assert (deployment.spec.timeout_s, deployment.spec.retries) == (0.5, 0)
+    assert "set by hand" in deployment.spec.limits_basis
+    server = start_server(project, api_keys=[KEY])
+    try:
+        slow = httpx.post(f"{server.url}/v1/predict", json={"input": "x"},
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    finally:
+        server.stop()
+    assert slow.status_code == 504
+    assert "0.5 s timeout" in slow.json()["error"] and "--timeout" in slow.json()["fix"]
+
+
+@pytest.mark.model
+def test_limits_for_the_bundled_model_come_from_its_measured_speed(ready):
+    """No retries (a retry only queues more on the same CPU), a timeout from the speed measured
+    here and the prompt's reply budget, and a bound on requests in progress."""
+    project, _ = ready
+    deployment = plan_deployment(project, "triage", model="local/smollm2-135m", force=True)
+    spec = deployment.spec
+    assert spec.retries == 0
+    assert 5 <= spec.timeout_s <= 60
+    assert 2 <= spec.max_waiting <= 256
+    assert "tokens/s" in spec.limits_basis and "set by hand" not in spec.limits_basis
+    hosted = plan_deployment(project, "triage", model="fake/oracle", force=True)
+    assert (hosted.spec.timeout_s, hosted.spec.retries, hosted.spec.max_waiting) == (30, 2, 64)
+
+
 def test_feedback_is_one_verdict_per_answer_from_the_key_that_asked(served):
     project, test, client = served
     mine = {"Authorization": f"Bearer {KEY}"}

@@ -172,7 +172,7 @@ def default_limits(prompt: Any, model: str) -> Limits:
 
     if provider_of(model) != "local":
         return Limits(HOSTED_TIMEOUT_S, HOSTED_RETRIES, HOSTED_MAX_WAITING,
-                      "defaults for a hosted model")
+                      "defaults for a model other than the bundled one")
     from workbench.llm import local
     from workbench.prompts.run import reply_budget
 

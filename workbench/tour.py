@@ -140,10 +140,11 @@ def run_tour(path: str | os.PathLike, keep_going: bool = True,
         project = init_project(target, sample=True)
         print(f"Created the sample project at {target}")
 
-    from workbench.llm.local import build_cache
+    from workbench.llm.local import build_engine_cache
 
     notebooks = guided_notebooks(only)  # a bad --only fails before any work
-    build_cache()
+    build_engine_cache()
+    started = time.perf_counter()
     runs: list[NotebookRun] = []
     for i, notebook in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {notebook.name} ...", end=" ", flush=True)
@@ -156,7 +157,11 @@ def run_tour(path: str | os.PathLike, keep_going: bool = True,
                 break
     report = write_tour_report(project, runs)
     failed = [r.notebook for r in runs if not r.ok]
+    total = time.perf_counter() - started
+    finetune = sum(r.seconds for r in runs if r.notebook.startswith("05_"))
     print()
+    print(f"Tour: {len(runs)} notebook(s) in {total / 60:.1f} min ({total:.0f} s"
+          + (f"; {total - finetune:.0f} s without the phase-5 fine-tune)" if finetune else ")"))
     print(f"Project: {project.path}")
     print(f"Report:  {report}  (open it in any browser; it works offline)")
     exe = _workbench_command()
