@@ -77,7 +77,7 @@ def main() -> None:
     print(f"deployment: timeout {spec.timeout_s:g} s, {spec.retries} retries, at most "
           f"{spec.max_waiting} requests in progress ({spec.limits_basis}); "
           f"engine {local.get_model().engine_name}")
-    key = "bench-key"
+    key = "bench-serve-key-0123456789"
     server = start_server(project, api_keys=[key])
     texts = load_split(project, sample.SAMPLE_DATASET, "train")["input"].astype(str).tolist()
     count = 0

@@ -162,30 +162,40 @@ class Limits:
     basis: str
 
 
-def default_limits(prompt: Any, model: str) -> Limits:
-    """Limits that fit the model. The bundled model's come from its speed measured here: a
-    timeout three times what its longest allowed reply takes alone (at least 5 s), no retries (a
-    retry only queues more work on the CPU that just ran out of time), and as many requests in
-    progress as it can answer within half the timeout when batched; more get 503 at once instead
-    of waiting past their timeout. Hosted models keep 30 s, 2 retries, 64 at once."""
+def default_limits(prompt: Any, model: str, *, repair_retries: int = 1,
+                   example: dict[str, Any] | None = None) -> Limits:
+    """Limits that fit the model. The bundled model's come from its speed measured here on this
+    prompt (rendered with ``example``, an item of the data it was evaluated on): a timeout three
+    times what a request takes alone, repair turns included (at least 5 s); no retries (a retry
+    only queues more work on the CPU that just ran out of time); and as many requests in progress
+    as it answers, batched, in half the timeout: more get 503 at once instead of waiting past the
+    timeout. Other models keep 30 s, 2 retries, 64 at once."""
     from workbench.llm.gateway import provider_of
 
     if provider_of(model) != "local":
         return Limits(HOSTED_TIMEOUT_S, HOSTED_RETRIES, HOSTED_MAX_WAITING,
                       "defaults for a model other than the bundled one")
     from workbench.llm import local
+    from workbench.prompts.rendering import render
     from workbench.prompts.run import reply_budget
 
     budget = reply_budget(prompt, model) or int(prompt.params.get("max_tokens") or 256)
     budget = min(budget, int(prompt.params.get("max_tokens") or budget))
-    speed = local.measure_speed()
-    alone = budget / max(speed["single"], 1e-6)
-    timeout = float(max(5, math.ceil(3 * alone + 1)))
-    per_request = budget / max(speed["batched"], 1e-6)
-    waiting = int(min(256, max(2, timeout / 2 / per_request)))
+    item = dict(example or {})
+    item.setdefault("input", "Hello, my parcel has not arrived yet. Can you check where it is?")
+    try:
+        messages = render(prompt, item, examples=[])
+    except Exception:  # a template that needs more than an input: measure a plain request
+        messages = None
+    speed = local.measure_speed(messages, max_new_tokens=budget)
+    calls = 1 + max(0, repair_retries)
+    timeout = float(max(5, math.ceil(3 * calls * speed["call_s"])))
+    waiting = int(min(256, max(2, timeout / 2 * speed["calls_per_s"] / calls)))
     return Limits(timeout, 0, waiting,
-                  f"measured here: {speed['single']:.0f} tokens/s alone, "
-                  f"{speed['batched']:.0f} tokens/s batched; replies of up to {budget} tokens")
+                  f"measured here on this prompt: {speed['call_s']:.2f} s a call alone, "
+                  f"{speed['calls_per_s']:.1f} calls/s batched ({speed['single']:.0f} and "
+                  f"{speed['batched']:.0f} tokens/s), replies of up to {budget} tokens, "
+                  f"{calls - 1} repair turn(s)")
 
 
 def plan_deployment(project: Project, prompt: str, *, version: int | str | None = None,
@@ -231,13 +241,6 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                                 f"{retries!r}).", "Pass e.g. retries=2.")
     if max_waiting is not None:
         max_waiting = _whole("max_waiting", max_waiting)
-    limits = default_limits(value, model)
-    chosen = [name for name, given in (("timeout_s", timeout_s), ("retries", retries),
-                                       ("max_waiting", max_waiting)) if given is not None]
-    basis = limits.basis + (f" ({', '.join(chosen)} set by hand)" if chosen else "")
-    timeout_s = limits.timeout_s if timeout_s is None else timeout_s
-    retries = limits.retries if retries is None else retries
-    max_waiting = limits.max_waiting if max_waiting is None else max_waiting
     run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
@@ -276,6 +279,17 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                 "Evaluate the prompt first (notebook 06 or `workbench eval`).")
         run = load_run(project, run_id)
         dataset, dataset_version = run.config.get("dataset"), run.config.get("dataset_version")
+    example = None
+    if run_id is not None:
+        first = load_run(project, run_id).items[:1]  # an item it was evaluated on
+        example = {"input": str(first["input"].iloc[0])} if len(first) else None
+    limits = default_limits(value, model, repair_retries=repair_retries, example=example)
+    chosen = [name for name, given in (("timeout_s", timeout_s), ("retries", retries),
+                                       ("max_waiting", max_waiting)) if given is not None]
+    basis = limits.basis + (f" ({', '.join(chosen)} set by hand)" if chosen else "")
+    timeout_s = limits.timeout_s if timeout_s is None else timeout_s
+    retries = limits.retries if retries is None else retries
+    max_waiting = limits.max_waiting if max_waiting is None else max_waiting
     reserved = {"labels", "examples", "schema", *HIDDEN_VARIABLES}
     variables = sorted((variables_used(value.system or "") | variables_used(value.template))
                        - reserved)
@@ -594,6 +608,8 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                                 f"progress, its limit is {spec.max_waiting}.",
                            f"Retry after {wait} s.", **{"Retry-After": str(wait)})
         load["in_progress"] += 1
+        # the timeout counts from here: time spent waiting for a worker thread is part of it
+        request.state.deadline = time.monotonic() + spec.timeout_s
         started = time.perf_counter()
         try:
             response = await call_next(request)
@@ -634,6 +650,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                         project, prompt, item, model=model, train=train,
                         repair_retries=spec.repair_retries, cache=spec.cache,
                         timeout=spec.timeout_s, retries=spec.retries,
+                        deadline=request.state.deadline,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
                     if result.completion is not None:
                         break

