@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +66,7 @@ def main() -> None:
     from workbench import sample
     from workbench.data.split import load_split
     from workbench.llm import local
-    from workbench.serve import plan_deployment, start_server
+    from workbench.serve import plan_deployment
 
     print(f"machine: {os.cpu_count()} CPUs, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -78,7 +81,25 @@ def main() -> None:
           f"{spec.max_waiting} requests in progress ({spec.limits_basis}); "
           f"engine {local.get_model().engine_name}")
     key = "bench-serve-key-0123456789"
-    server = start_server(project, api_keys=[key])
+    # The service in its own process, as `workbench serve` runs it (clients here would otherwise
+    # share the server's interpreter lock).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, WORKBENCH_API_KEYS=key)
+    exe = os.path.join(os.path.dirname(sys.executable), "workbench")
+    server = subprocess.Popen([exe, "serve", "--project", str(project.path), "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
     texts = load_split(project, sample.SAMPLE_DATASET, "train")["input"].astype(str).tolist()
     count = 0
 
@@ -89,14 +110,14 @@ def main() -> None:
         return out
 
     try:
-        fire(server.url, key, fresh(4), 4)  # warm
+        fire(url, key, fresh(4), 4)  # warm
         print(f"1. uncached requests, {args.requests} each")
         for concurrency in (4, 16):
-            wall, results = fire(server.url, key, fresh(args.requests), concurrency)
+            wall, results = fire(url, key, fresh(args.requests), concurrency)
             report(f"concurrency {concurrency}", wall, results, spec.timeout_s)
         burst = spec.max_waiting * 4
         print(f"2. a burst of {burst} requests at once (4x the bound)")
-        wall, results = fire(server.url, key, fresh(burst), burst)
+        wall, results = fire(url, key, fresh(burst), burst)
         report("burst", wall, results, spec.timeout_s)
         refused = [s for status, s, _ in results if status == 503]
         if refused:
@@ -104,7 +125,8 @@ def main() -> None:
             print(f"   503 answered in {percentile(refused, 0.5) * 1000:.0f} ms (p50), "
                   f"{max(refused) * 1000:.0f} ms at most; Retry-After {', '.join(hints)} s")
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -452,6 +452,28 @@ def _threads() -> tuple[int, int]:
     return side_by_side, max(1, cores // side_by_side)
 
 
+def _by_length(lengths: list[int], parallel: int, new_tokens: int) -> list[list[int]]:
+    """Indices of prompts grouped for CTranslate2, which feeds the part of a prompt longer than
+    the shortest in its batch one step at a time (as slow as generating it): prompts run
+    together only when their lengths differ by at most the reply's tokens (at least 8): a
+    separate batch would cost that many steps anyway. At least ``parallel`` groups are made when
+    there are enough prompts, so every core has a batch."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    slack = max(8, new_tokens)
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] - lengths[groups[-1][0]] <= slack:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    while len(groups) < min(parallel, len(lengths)):  # split the largest group
+        largest = max(groups, key=len)
+        half = len(largest) // 2
+        groups.remove(largest)
+        groups += [largest[:half], largest[half:]]
+    return groups
+
+
 # -- engines ---------------------------------------------------------------------------------------
 
 class CTranslate2Engine:
@@ -481,12 +503,8 @@ class CTranslate2Engine:
         tok = self.tokenizer
         prompts = [tok.encode(chat_prompt(r.messages)) for r in batch]
         replies = [_Reply(r, tok, tok.eos_token_id, len(p)) for r, p in zip(batch, prompts)]
-        # similar prompt lengths run together: the engine feeds the shorter prompts' tails one
-        # step at a time, so mixing lengths costs steps
-        order = sorted(range(len(batch)), key=lambda i: len(prompts[i]))
-        parts = min(self.parallel, len(batch))
-        size = -(-len(order) // parts)
-        chunks = [order[i:i + size] for i in range(0, len(order), size)]
+        chunks = _by_length([len(p) for p in prompts], self.parallel,
+                            max(r.max_new_tokens for r in batch))
         options: dict[str, Any] = dict(include_prompt_in_result=False, return_end_token=True,
                                        end_token=[tok.eos_token_id])
         if first.temperature > 0:
