@@ -451,27 +451,37 @@ def _items_of(project: Project, dataset: str, version: int | None, split: str | 
               ) -> tuple[list[dict[str, Any]], int]:
     """The run's items in dataset order (only ``ids`` when given), and the dataset version they
     came from."""
-    from workbench.data.split import load_split
-    from workbench.data.versions import get_version, load
+    from workbench.data.split import SplitError, _ALIASES, SPLITS
+    from workbench.data.versions import get_version, load_rows
 
     stored = get_version(project, dataset, version)
-    if split is None:
-        df = load(project, dataset, stored.version)
-    else:
-        df = load_split(project, dataset, split, version=stored.version)
-    if ids is not None:
-        df = df[df["id"].astype(str).isin({str(i) for i in ids})]
-    if limit is not None:
-        df = df.head(limit)
-    rows = df.to_dict("records")
+    if split is not None:  # the checks of load_split, without pandas (start-up time)
+        split = _ALIASES.get(split, split)
+        if split not in SPLITS:
+            raise SplitError(f"There is no split {split!r}.", f"Use one of {list(SPLITS)}.")
+        if "split" not in stored.value.columns:
+            raise SplitError(f"{dataset} v{stored.version} has not been split.",
+                             f"Split it first: workbench.data.split(project, {dataset!r}).")
+    rows = load_rows(project, dataset, stored.version)
+    if split is not None:
+        rows = [r for r in rows if r.get("split") == split]
     for row in rows:
         row["id"] = str(row["id"])
+    if ids is not None:
+        wanted = {str(i) for i in ids}
+        rows = [r for r in rows if r["id"] in wanted]
+    if limit is not None:
+        rows = rows[:limit]
     return rows, stored.version
 
 
-def _train_of(project: Project, dataset: str, version: int, train_split: str | None,
-              split: str | None) -> Any:
-    """Examples few-shot prompts may draw on; None when there is no such split."""
+def _train_of(project: Project, prompt: Any, dataset: str, version: int,
+              train_split: str | None, split: str | None) -> Any:
+    """Examples few-shot prompts may draw on; None when there is no such split, or when the
+    prompt draws on none (reading it would cost a run's start-up for nothing)."""
+    shot = getattr(prompt, "few_shot", None)
+    if getattr(shot, "mode", None) not in ("random", "similar"):
+        return None
     if not train_split or train_split == split:
         return None
     from workbench.data.split import load_split
@@ -528,7 +538,7 @@ def start_run(project: Project, prompt_name: str, *, version: int | str | None =
     if not items:
         raise RunError(f"{dataset} v{dataset_version} has no {split or ''} items to run.",
                        "Pick another split (split='test' or split=None for all rows).")
-    train = _train_of(project, dataset, dataset_version, train_split, split)
+    train = _train_of(project, prompt, dataset, dataset_version, train_split, split)
     # A few-shot pool that leaks evaluation rows, or is missing, fails every item the same way:
     # say so before the run exists.
     _prompts().select_examples(prompt, items[0], train)
@@ -584,8 +594,8 @@ def resume_run(project: Project, run_id: str, *, concurrency: int = 8,
         sql += " AND error IS NULL"
     done = {r[0] for r in project.store.db.execute(sql, (run_id,))}
     todo = [(i, item) for i, item in enumerate(items) if item["id"] not in done]
-    train = _train_of(project, run.dataset, run.dataset_version, cfg.get("train_split"),
-                      run.split)
+    train = _train_of(project, prompt, run.dataset, run.dataset_version,
+                      cfg.get("train_split"), run.split)
     chosen = [scorer_from_spec(s) for s in cfg.get("scorers", [])]
     with project.store.write() as db:
         db.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
