@@ -266,3 +266,13 @@ def test_streams_retry_before_the_first_piece_and_report_rate_limits_plainly():
     assert "".join(reply) == "one two"
     with pytest.raises(ModelCallFailed, match="kept answering 'rate limited'"):
         list(llm.stream("x", model="fake/echo:fail=429", retries=1))
+
+
+def test_the_engine_groups_prompts_of_similar_length():
+    from workbench.llm.local import _by_length
+
+    groups = _by_length([100, 30, 104, 31, 180, 60], parallel=2, new_tokens=8)
+    assert sorted(map(sorted, groups)) == [[0, 2], [1, 3], [4], [5]]
+    # every core gets a batch when there are enough prompts
+    assert len(_by_length([50, 50, 50, 50], parallel=2, new_tokens=8)) == 2
+    assert _by_length([50], parallel=2, new_tokens=8) == [[0]]

@@ -185,3 +185,45 @@ def test_embeddings_put_similar_sentences_close():
     assert vectors.shape == (3, 384)
     same, different = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert same > 0.6 and different < 0.4
+
+
+def test_a_reply_of_known_form_is_capped_for_the_bundled_model_only(project, engine):
+    from workbench.prompts import PromptVersion
+    from workbench.prompts.run import complete_item, reply_budget
+
+    labels = ["billing", "shipping_delivery"]
+    prompt = PromptVersion(template="Classify: {{ input }}. Reply with one of "
+                                    "{{ labels | join(', ') }}.", labels=labels,
+                           params={"max_tokens": 64})
+    budget = reply_budget(prompt, llm.BUNDLED_MODEL)
+    assert budget == max(engine.count_tokens(label) for label in labels) + 8
+    assert reply_budget(prompt, "openai/gpt-4o-mini") is None  # hosted models stop on their own
+    reasoning = prompt.model_copy(update={"technique": "chain_of_thought"})
+    assert reply_budget(reasoning, llm.BUNDLED_MODEL) is None
+
+    result = complete_item(project, prompt, {"input": "I was charged twice, please write a "
+                                                      "long answer."}, repair_retries=0)
+    assert result.completion.usage.completion_tokens <= budget
+    longer = complete_item(project, prompt, {"input": "Write a long poem about invoices."},
+                           repair_retries=0, max_tokens=40, cache=False)
+    assert longer.completion.usage.completion_tokens > budget  # the caller's max_tokens wins
+
+    bounded = {"type": "object", "properties": {
+        "intent": {"enum": labels}, "urgent": {"type": "boolean"}}}
+    structured = PromptVersion(template="{{ input }}", output_schema=bounded)
+    assert 10 < reply_budget(structured, llm.BUNDLED_MODEL) < 60
+    free_text = {"type": "object", "properties": {"summary": {"type": "string"}}}
+    assert reply_budget(structured.model_copy(update={"output_schema": free_text}),
+                        llm.BUNDLED_MODEL) is None
+
+
+def test_embeddings_of_repeated_and_reordered_texts_are_the_same(engine):
+    import numpy as np
+
+    texts = ["Where is my parcel?", "I was charged twice for one order, please refund it.",
+             "Where is my parcel?", "ok", "The app crashes when I upload a photo."]
+    together = llm.embed(texts, dtype="float32")
+    alone = np.stack([llm.embed(t, dtype="float32") for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    low = llm.embed(texts, dtype="bfloat16")
+    assert (np.sum(low * together, axis=1) > 0.995).all()  # bfloat16 keeps the direction
