@@ -83,9 +83,11 @@ def models(*, prices: bool = True) -> list[ModelInfo]:
     out: list[ModelInfo] = []
     try:
         local.weights_file()
-        cached = local.is_cached()
+        engine = local.engine_name()
+        cached = local.is_cached() and (engine != "ctranslate2"
+                                        or (local.engine_dir() / "model.bin").is_file())
         out.append(ModelInfo(local.MODEL_ID, "bundled", True,
-                             "bundled SmolLM2-135M-Instruct, runs on this CPU"
+                             f"bundled SmolLM2-135M-Instruct, runs on this CPU ({engine})"
                              + ("" if cached else " (converted on first use, ~20 s)"), 0.0, 0.0))
     except Exception as exc:
         out.append(ModelInfo(local.MODEL_ID, "bundled", False, str(exc)))
