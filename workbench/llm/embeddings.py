@@ -90,7 +90,8 @@ def _batches(lengths: list[int]) -> list[list[int]]:
     return batches
 
 
-def embed(texts: str | Sequence[str], *, batch_size: int | None = None, dtype: str | None = None):
+def embed(texts: str | Sequence[str], *, batch_size: int | None = None,
+          dtype: str | None = None):
     """Embed texts; returns a float32 numpy array of shape (n, 384) with unit-length rows.
     ``dtype`` (``float32`` or ``bfloat16``) overrides ``compute_dtype()``; ``batch_size`` caps
     the texts per batch."""
