@@ -277,6 +277,21 @@ def test_limits_for_the_bundled_model_come_from_its_measured_speed(ready):
     assert 5 <= spec.timeout_s <= 60
     assert 2 <= spec.max_waiting <= 256
     assert "tokens/s" in spec.limits_basis and "set by hand" not in spec.limits_basis
+
+    # with an adapter, measured on the engine that serves adapters
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from workbench.llm import local
+
+    base = AutoModelForCausalLM.from_pretrained(local.cache_dir(), dtype=torch.float32)
+    get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(
+        project.adapters_dir / "tiny")
+    tuned = plan_deployment(project, "triage", model="local/smollm2-135m", adapter="tiny",
+                            force=True)
+    assert tuned.spec.adapter == "tiny" and "tokens/s" in tuned.spec.limits_basis
+    assert local.get_model()._reference is not None  # the adapter's engine was measured
     hosted = plan_deployment(project, "triage", model="fake/oracle", force=True)
     assert (hosted.spec.timeout_s, hosted.spec.retries, hosted.spec.max_waiting) == (30, 2, 64)
 

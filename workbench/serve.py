@@ -163,9 +163,10 @@ class Limits:
 
 
 def default_limits(prompt: Any, model: str, *, repair_retries: int = 1,
-                   example: dict[str, Any] | None = None) -> Limits:
+                   example: dict[str, Any] | None = None, adapter: str | None = None) -> Limits:
     """Limits that fit the model. The bundled model's come from its speed measured here on this
-    prompt (rendered with ``example``, an item of the data it was evaluated on): a timeout three
+    prompt (rendered with ``example``, an item of the data it was evaluated on) and ``adapter``
+    (a folder; adapters run on another engine): a timeout three
     times what a request takes alone, repair turns included (at least 5 s); no retries (a retry
     only queues more work on the CPU that just ran out of time); and as many requests in progress
     as it answers, batched, in half the timeout: more get 503 at once instead of waiting past the
@@ -187,7 +188,7 @@ def default_limits(prompt: Any, model: str, *, repair_retries: int = 1,
         messages = render(prompt, item, examples=[])
     except Exception:  # a template that needs more than an input: measure a plain request
         messages = None
-    speed = local.measure_speed(messages, max_new_tokens=budget)
+    speed = local.measure_speed(messages, max_new_tokens=budget, adapter=adapter)
     calls = 1 + max(0, repair_retries)
     timeout = float(max(5, math.ceil(3 * calls * speed["call_s"])))
     waiting = int(min(256, max(2, timeout / 2 * speed["calls_per_s"] / calls)))
@@ -283,7 +284,9 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     if run_id is not None:
         first = load_run(project, run_id).items[:1]  # an item it was evaluated on
         example = {"input": str(first["input"].iloc[0])} if len(first) else None
-    limits = default_limits(value, model, repair_retries=repair_retries, example=example)
+    adapter_path = prepare("", model, project=project, adapter=adapter).adapter
+    limits = default_limits(value, model, repair_retries=repair_retries, example=example,
+                            adapter=adapter_path)
     chosen = [name for name, given in (("timeout_s", timeout_s), ("retries", retries),
                                        ("max_waiting", max_waiting)) if given is not None]
     basis = limits.basis + (f" ({', '.join(chosen)} set by hand)" if chosen else "")

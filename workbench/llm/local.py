@@ -747,21 +747,22 @@ def get_model() -> LocalModel:
     return _model
 
 
-def measure_speed(messages: list[dict[str, str]] | None = None, *,
-                  max_new_tokens: int = 32) -> dict[str, float]:
+def measure_speed(messages: list[dict[str, str]] | None = None, *, max_new_tokens: int = 32,
+                  adapter: str | None = None) -> dict[str, float]:
     """The bundled model's speed on this machine for ``messages`` (default: a counting request),
     measured now in about two seconds: ``single`` tokens/s and ``call_s`` seconds for one request
-    alone; ``batched`` tokens/s and ``calls_per_s`` for eight at once. Deployments take their
-    timeouts and queue bound from it."""
+    alone; ``batched`` tokens/s and ``calls_per_s`` for eight at once; with ``adapter`` (a
+    folder), on the engine that serves it. Deployments take their timeouts and queue bound from
+    it."""
     model = get_model()
     ask = messages or [{"role": "user", "content": "Count from 1 to 200, separated by spaces."}]
-    model.generate(GenerationRequest(ask, max_new_tokens=4))  # warm
+    model.generate(GenerationRequest(ask, max_new_tokens=4, adapter=adapter))  # warm
     started = time.perf_counter()
-    one = model.generate(GenerationRequest(ask, max_new_tokens=max_new_tokens))
+    one = model.generate(GenerationRequest(ask, max_new_tokens=max_new_tokens, adapter=adapter))
     call_s = time.perf_counter() - started
     started = time.perf_counter()
-    futures = [model.submit(GenerationRequest(ask, max_new_tokens=max_new_tokens))
-               for _ in range(8)]
+    futures = [model.submit(GenerationRequest(ask, max_new_tokens=max_new_tokens,
+                                              adapter=adapter)) for _ in range(8)]
     done = sum(f.result().completion_tokens for f in futures)
     batch_s = time.perf_counter() - started
     return {"single": one.completion_tokens / call_s, "call_s": call_s,
