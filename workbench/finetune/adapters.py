@@ -10,18 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import RecordNotFound
 from workbench.finetune.options import AdapterMismatch, FinetuneError, check_adapter_name
+from workbench.fsutil import publish_dir, staged_dir
 from workbench.finetune.trainer import (
     BASE_MODEL_ID,
     RECORD_FILE,
     AdapterRecord,
     _sha256,
-    _swap_in,
     base_model_sha256,
 )
 
@@ -131,9 +130,7 @@ def import_adapter(project: Project, folder: str | os.PathLike, name: str, *,
     if target.exists() and not overwrite:
         raise FinetuneError(f"An adapter named '{name}' exists already.",
                             "Choose another name or pass overwrite=True.")
-    project.adapters_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=project.adapters_dir, prefix=f".staging-{name}-"))
-    try:
+    with staged_dir(target, f".staging-{name}-") as staging:
         for path in source.iterdir():
             if path.is_file() and path.name != RECORD_FILE:
                 shutil.copy2(path, staging / path.name)
@@ -146,11 +143,7 @@ def import_adapter(project: Project, folder: str | os.PathLike, name: str, *,
         (staging / RECORD_FILE).write_text(json.dumps(
             {**record.model_dump(mode="json"), "imported_from": str(source.resolve())},
             indent=2) + "\n")
-        os.chmod(staging, 0o755)
-        _swap_in(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        publish_dir(staging, target, replace=True)
     return project.records.save(name, record)
 
 
@@ -168,16 +161,10 @@ def merge_adapter(project: Project, name: str, out: str | os.PathLike) -> Path:
     from workbench.llm import local
 
     merged = _load_onto_base(folder).merge_and_unload()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with staged_dir(out, f".{out.name}-") as staging:
         merged.save_pretrained(staging, safe_serialization=True)
         local.load_tokenizer().save_pretrained(staging)
-        os.chmod(staging, 0o755)
-        if out.exists():
-            out.rmdir()
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        if not publish_dir(staging, out, replace=False):
+            raise FinetuneError(f"{out} was filled by something else while the adapter was "
+                                "merged.", "Choose a new folder.")
     return out

@@ -740,12 +740,9 @@ class FineTune:
     # -- the adapter ----------------------------------------------------------------------------
     def _write_adapter(self, model, status: str, step: int, history: list, best_step,
                        best_loss, wall: float, examples_done: int) -> TrainingResult:
-        from workbench.fsutil import atomic_write_text
+        from workbench.fsutil import atomic_write_text, publish_dir, staged_dir
 
-        adapters = self.project.adapters_dir
-        adapters.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=adapters, prefix=f".staging-{self.name}-"))
-        try:
+        with staged_dir(self.target, f".staging-{self.name}-") as staging:
             for config in model.peft_config.values():
                 config.base_model_name_or_path = BASE_MODEL_ID
             # save_embedding_layers=False: PEFT would otherwise look the base model up online
@@ -765,28 +762,9 @@ class FineTune:
                 examples_per_s=round(examples_done / wall, 3) if wall else None, files=files)
             atomic_write_text(staging / RECORD_FILE,
                               json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
-            os.chmod(staging, 0o755)
-            _swap_in(staging, self.target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            publish_dir(staging, self.target, replace=True)
         self.project.records.save(self.name, record)
         return TrainingResult(self.name, status, self.target, record, self.model_id)
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Put ``staging`` at ``target`` in one rename; an older folder there is replaced whole."""
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    old = target.with_name(f".old-{target.name}-{os.getpid()}")
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def saved_identity(project: Project, name: str) -> dict[str, Any]:

