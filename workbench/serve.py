@@ -178,10 +178,9 @@ def default_limits(prompt: Any, model: str, *, repair_retries: int = 1,
                       "defaults for a model other than the bundled one")
     from workbench.llm import local
     from workbench.prompts.rendering import render
-    from workbench.prompts.run import reply_budget
+    from workbench.prompts.run import reply_max_tokens
 
-    budget = reply_budget(prompt, model) or int(prompt.params.get("max_tokens") or 256)
-    budget = min(budget, int(prompt.params.get("max_tokens") or budget))
+    budget = reply_max_tokens(prompt, model) or local.DEFAULT_MAX_TOKENS
     item = dict(example or {})
     item.setdefault("input", "Hello, my parcel has not arrived yet. Can you check where it is?")
     try:

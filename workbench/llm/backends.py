@@ -129,7 +129,7 @@ def _generation(request: Request) -> local.GenerationRequest:
     limit = _timeout_seconds(request.timeout)
     return local.GenerationRequest(
         messages=[{"role": m["role"], "content": m["content"]} for m in request.messages],
-        max_new_tokens=int(params.get("max_tokens") or 256),
+        max_new_tokens=int(params.get("max_tokens") or local.DEFAULT_MAX_TOKENS),
         temperature=float(params.get("temperature") or 0.0),
         top_p=float(params.get("top_p") or 1.0),
         stop=tuple(stop),

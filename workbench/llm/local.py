@@ -40,6 +40,7 @@ ENV_ENGINE = "WORKBENCH_LOCAL_ENGINE"
 ENGINES = ("ctranslate2", "transformers")
 ENGINE_QUANTIZATION = "int8_float32"  # weights int8, activations float32 (measured: see README)
 MAX_BATCH = 16
+DEFAULT_MAX_TOKENS = 256  # a request that does not say
 GATHER_S = 0.01  # how long the worker waits for more requests to join a batch
 
 
@@ -326,7 +327,7 @@ class TextStream:
 @dataclass
 class GenerationRequest:
     messages: list[dict[str, str]]
-    max_new_tokens: int = 256
+    max_new_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float = 0.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()

@@ -138,6 +138,16 @@ def reply_budget(prompt: PromptVersion, model: str | None) -> int | None:
     return None
 
 
+def reply_max_tokens(prompt: PromptVersion, model: str | None) -> int | None:
+    """The ``max_tokens`` a call of ``prompt`` on ``model`` is sent with: the prompt's own,
+    lowered to ``reply_budget`` when that is smaller (None when neither says)."""
+    own = prompt.params.get("max_tokens")
+    budget = reply_budget(prompt, model)
+    if budget is None:
+        return int(own) if own else None
+    return min(int(own or budget), budget)
+
+
 def repair_request(prompt: PromptVersion, error: str) -> str:
     if prompt.output_schema is not None:
         want = "one JSON object that matches the schema, and nothing else"
@@ -183,9 +193,9 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
         return _react_item(project, prompt, messages, model, example_ids, options)
     params = {**prompt.params, **options}
     if "max_tokens" not in options:  # the caller's own max_tokens wins
-        budget = reply_budget(prompt, model)
-        if budget is not None:
-            params["max_tokens"] = min(int(params.get("max_tokens") or budget), budget)
+        cap = reply_max_tokens(prompt, model)
+        if cap is not None:
+            params["max_tokens"] = cap
     if prompt.output_schema is not None and "response_format" not in params and model \
             and json_mode_supported(model):
         params["response_format"] = {"type": "json_object"}
