@@ -255,7 +255,7 @@ def _(job, train_button):
     if running_as_script():
         job.run(progress=False)  # headless: wait for it
     else:
-        job.start()  # a background thread: the Stop button stays live
+        job.start(mo.Thread)  # a background thread: the Stop button stays live
     started = True
     return (started,)
 

@@ -306,9 +306,10 @@ class FineTune:
         if not self.state.done:
             self._update(status="stopping", message="Stopping after this step ...")
 
-    def start(self) -> threading.Thread:
+    def start(self, thread_class: type[threading.Thread] = threading.Thread) -> threading.Thread:
         """Train on a background thread (notebooks: the cell returns and Stop stays clickable).
-        ``wait()`` joins it; failures land in ``error``."""
+        ``wait()`` joins it; failures land in ``error``. A marimo notebook passes ``mo.Thread``,
+        whose threads may update widgets."""
         if self._thread is not None:
             return self._thread
 
@@ -318,12 +319,6 @@ class FineTune:
             except BaseException as exc:  # kept for wait(); the state says it failed
                 self.error = exc
 
-        try:  # marimo: a thread that may update widgets needs the notebook's context
-            import marimo as mo
-
-            thread_class = mo.Thread if mo.running_in_notebook() else threading.Thread
-        except ImportError:
-            thread_class = threading.Thread
         self._thread = thread_class(target=work, name=f"finetune-{self.name}", daemon=True)
         self._thread.start()
         return self._thread
