@@ -217,7 +217,7 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     the model (``default_limits``: for the bundled model, its speed measured here)."""
     from workbench.card import add_decision
     from workbench.evaluate.gate import check_gate
-    from workbench.llm.gateway import default_model, prepare
+    from workbench.llm.gateway import default_model, prepare, provider_of
     from workbench.prompts import load_prompt
     from workbench.prompts.templates import HIDDEN_VARIABLES, variables_used
     from workbench.runs import load_run
@@ -277,21 +277,23 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                 f"Prompt '{prompt}' picks few-shot examples from a train split, and without an "
                 "evaluation run nothing says which dataset version to take them from.",
                 "Evaluate the prompt first (notebook 06 or `workbench eval`).")
-        run = load_run(project, run_id)
         dataset, dataset_version = run.config.get("dataset"), run.config.get("dataset_version")
-    example = None
-    if run_id is not None:
-        first = load_run(project, run_id).items[:1]  # an item it was evaluated on
-        example = {"input": str(first["input"].iloc[0])} if len(first) else None
-    adapter_path = prepare("", model, project=project, adapter=adapter).adapter
-    limits = default_limits(value, model, repair_retries=repair_retries, example=example,
-                            adapter=adapter_path)
     chosen = [name for name, given in (("timeout_s", timeout_s), ("retries", retries),
                                        ("max_waiting", max_waiting)) if given is not None]
-    basis = limits.basis + (f" ({', '.join(chosen)} set by hand)" if chosen else "")
-    timeout_s = limits.timeout_s if timeout_s is None else timeout_s
-    retries = limits.retries if retries is None else retries
-    max_waiting = limits.max_waiting if max_waiting is None else max_waiting
+    if len(chosen) == 3:
+        basis = "all set by hand"
+    else:  # measured only when something is left to derive
+        example = None
+        if run_id is not None and provider_of(model) == "local":
+            first = run.items[:1]  # an item it was evaluated on
+            example = {"input": str(first["input"].iloc[0])} if len(first) else None
+        adapter_path = prepare("", model, project=project, adapter=adapter).adapter
+        limits = default_limits(value, model, repair_retries=repair_retries, example=example,
+                                adapter=adapter_path)
+        basis = limits.basis + (f" ({', '.join(chosen)} set by hand)" if chosen else "")
+        timeout_s = limits.timeout_s if timeout_s is None else timeout_s
+        retries = limits.retries if retries is None else retries
+        max_waiting = limits.max_waiting if max_waiting is None else max_waiting
     reserved = {"labels", "examples", "schema", *HIDDEN_VARIABLES}
     variables = sorted((variables_used(value.system or "") | variables_used(value.template))
                        - reserved)
