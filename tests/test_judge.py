@@ -241,3 +241,31 @@ def test_a_run_scored_by_its_own_model_warns(project):
     with pytest.warns(UserWarning, match="judging its own outputs"):
         start_run(project, "echo", dataset="few", model="fake/echo", progress=False,
                   scorers=[llm_judge({"criteria": ["Repeats the input."]}, "fake/echo")])
+
+
+def test_a_rubric_with_ordered_labels_tells_the_judge_and_gives_labels(project):
+    from workbench.evaluate.calibration import agreement
+
+    order = ["incorrect", "partially_correct", "correct"]
+    graded = Rubric(criteria=["Is correct"], labels=order, name="graded")
+    assert graded.scale == (1, 3) and graded.ordered_labels == order
+    assert RUBRIC.ordered_labels == [1, 2, 3, 4, 5] and RUBRIC.label_of(4) == 4
+    with pytest.raises(ValueError, match="3 labels"):
+        Rubric(criteria=["x"], scale=(1, 5), labels=order)
+    seen = []
+    model = fake.register_fake("label-judge-2", lambda m: seen.append(m) or
+                               '{"score": "partially_correct", "reason": "half"}')
+    result = judge(project, graded, question="q", answer="a", judge_model=model)
+    assert (result.score, graded.label_of(result.score)) == (2, "partially_correct")
+    assert "1 = incorrect, 2 = partially_correct, 3 = correct" in seen[0][-1]["content"]
+    record = JudgeRunRecord(run_id="r", judge_name="graded@x", judge_model="x", rubric=graded,
+                            candidate_model="y", items=[
+                                {"item_id": "a", "score": 3, "passed": True, "reason": "",
+                                 "parsed_ok": True},
+                                {"item_id": "b", "score": 1, "passed": False, "reason": "",
+                                 "parsed_ok": True}])
+    labels = judge_labels(record, "label")
+    assert labels == {"a": "correct", "b": "incorrect"}
+    a = agreement(labels, {"a": "correct", "b": "partially_correct"}, weights="linear",
+                  rubric=record.rubric)
+    assert a.labels == tuple(order)

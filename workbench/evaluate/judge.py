@@ -53,7 +53,12 @@ class JudgeError(WorkbenchError):
 class Rubric(BaseModel):
     """What the judge scores: ``criteria`` (each a sentence), an integer ``scale`` (low, high),
     the score from which an answer passes (default: the top 60% of the scale), whether a
-    reference answer is required, and extra ``instructions``."""
+    reference answer is required, and extra ``instructions``.
+
+    ``labels`` names the scale's points, **worst first** (``["incorrect",
+    "partially_correct", "correct"]`` is the scale 1-3, given when ``scale`` is left out): the
+    judge is told what each point means, and calibration takes the labels' order from here
+    (weighted kappa needs it; ``ordered_labels``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,6 +68,14 @@ class Rubric(BaseModel):
     reference_required: bool = False
     instructions: str = ""
     name: str = "rubric"
+    labels: tuple[str, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scale_from_labels(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("labels") and data.get("scale") is None:
+            data = {**data, "scale": (1, len(data["labels"]))}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Rubric:
@@ -72,7 +85,26 @@ class Rubric(BaseModel):
         if self.pass_threshold is not None and not low <= self.pass_threshold <= high:
             raise ValueError(f"pass_threshold {self.pass_threshold} is outside the scale "
                              f"{self.scale}")
+        if self.labels is not None:
+            if len(self.labels) != high - low + 1:
+                raise ValueError(f"labels name the scale's points, worst first: the scale "
+                                 f"{self.scale} has {high - low + 1} points, and "
+                                 f"{len(self.labels)} labels were given")
+            if len(set(self.labels)) != len(self.labels):
+                raise ValueError(f"labels must differ from each other: {list(self.labels)}")
         return self
+
+    @property
+    def ordered_labels(self) -> list[Any]:
+        """The rubric's labels worst first: ``labels``, else every point of the scale."""
+        low, high = self.scale
+        return list(self.labels) if self.labels is not None else list(range(low, high + 1))
+
+    def label_of(self, score: int | None) -> Any:
+        """The label of a score (the score itself when the rubric names no labels)."""
+        if score is None or self.labels is None:
+            return score
+        return self.labels[score - self.scale[0]]
 
     @property
     def threshold(self) -> int:
@@ -119,6 +151,9 @@ def rubric_messages(rubric: Rubric, *, question: str | None, answer: str,
     target = "the ANSWER to the QUESTION" if question is not None else "the ANSWER"
     parts = [f"Score {target} on a scale from {low} (worst) to {high} (best) "
              f"against these criteria:\n{criteria}"]
+    if rubric.labels is not None:
+        parts.append("The scale's points: " + ", ".join(
+            f"{low + i} = {label}" for i, label in enumerate(rubric.labels)) + ".")
     if rubric.instructions:
         parts.append(rubric.instructions)
     if question is not None:
@@ -179,6 +214,9 @@ def parse_judgement(raw: str | None, rubric: Rubric, judge_model: str = "") -> J
     data = _json_object(raw) or {}
     score: Any = data.get("score")
     reason = data.get("reason") or data.get("explanation") or ""
+    if isinstance(score, str) and rubric.labels is not None \
+            and score.strip() in rubric.labels:  # a judge that answered with the label
+        score = rubric.scale[0] + rubric.labels.index(score.strip())
     if score is None:  # last resort: "score": 4 in text that is not quite JSON
         found = re.search(r"""["']?score["']?\s*[:=]\s*(-?\d+(?:\.\d+)?)""", raw, re.IGNORECASE)
         score = found.group(1) if found else None
@@ -473,10 +511,14 @@ def judge_scores(stored: Stored[JudgeRunRecord] | JudgeRunRecord) -> pd.DataFram
 
 
 def judge_labels(stored: Stored[JudgeRunRecord] | JudgeRunRecord,
-                 field: Literal["passed", "score"] = "passed") -> dict[str, Any]:
-    """The judge's label per item id (pass/fail, or the score), for ``calibration.calibrate``
-    beside people's labels of the same items. Items the judge did not score are left out."""
+                 field: Literal["passed", "score", "label"] = "passed") -> dict[str, Any]:
+    """The judge's label per item id (pass/fail, the score, or the rubric's label for the
+    score), for ``calibration.calibrate`` beside people's labels of the same items; pass
+    ``rubric=record.rubric`` there so weighted kappa uses the rubric's order. Items the judge
+    did not score are left out."""
     record = getattr(stored, "value", stored)
+    if field == "label":
+        return {i.item_id: record.rubric.label_of(i.score) for i in record.items if i.parsed_ok}
     return {i.item_id: getattr(i, field) for i in record.items if i.parsed_ok}
 
 
