@@ -93,7 +93,7 @@ def test_calibration_is_recorded_and_gates_refuse_untrusted_judges(project):
         "percent": 0.7, "n": 50, "disagreements": 15, "weights": None,
         "reason": agreement(JUDGE, HUMAN).reason, "coverage": 1.0,
         "kappa_low": agreement(JUDGE, HUMAN).kappa_interval[0],
-        "kappa_high": agreement(JUDGE, HUMAN).kappa_interval[1]}
+        "kappa_high": agreement(JUDGE, HUMAN).kappa_interval[1], "labels": None}
     assert not is_trusted(project, name)
     with pytest.raises(UntrustedJudge) as refused:
         require_trusted(project, name)
@@ -103,3 +103,98 @@ def test_calibration_is_recorded_and_gates_refuse_untrusted_judges(project):
     assert is_trusted(project, name)
     assert require_trusted(project, name).version == 2
     assert len(project.records.versions(JudgeTrust, name)) == 2
+
+
+# Ordered text labels: people (first) against the judge (second). Sorted alphabetically the
+# order would be correct < incorrect < partially_correct, which makes "incorrect" the middle
+# label and gives different weighted kappas.
+ORDER = ["incorrect", "partially_correct", "correct"]
+PAIRS = ([("correct", "correct")] * 6 + [("partially_correct", "partially_correct")] * 3
+         + [("incorrect", "incorrect")] * 4 + [("correct", "partially_correct")] * 3
+         + [("incorrect", "partially_correct")] * 2 + [("correct", "incorrect")] * 2)
+PEOPLE = [p for p, _ in PAIRS]
+JUDGED = [j for _, j in PAIRS]
+
+
+@pytest.mark.parametrize("weights", ["linear", "quadratic"])
+def test_weighted_kappa_on_text_labels_uses_the_given_order(weights):
+    from sklearn.metrics import cohen_kappa_score
+
+    from workbench.evaluate.judge import Rubric
+
+    right = cohen_kappa_score(JUDGED, PEOPLE, labels=ORDER, weights=weights)
+    alphabetical = cohen_kappa_score(JUDGED, PEOPLE, labels=sorted(ORDER), weights=weights)
+    assert abs(right - alphabetical) > 0.04  # the old (sorted) value was wrong
+    a = agreement(JUDGED, PEOPLE, weights=weights, labels=ORDER)
+    assert a.kappa == pytest.approx(right) and a.labels == tuple(ORDER)
+    assert list(a.confusion.index) == ORDER and list(a.confusion.columns) == ORDER
+    rubric = Rubric(criteria=["Is correct"], labels=ORDER)
+    assert agreement(JUDGED, PEOPLE, weights=weights, rubric=rubric).kappa == pytest.approx(right)
+    # Unweighted kappa does not depend on the order.
+    assert agreement(JUDGED, PEOPLE, labels=ORDER).kappa == pytest.approx(
+        cohen_kappa_score(JUDGED, PEOPLE))
+
+
+@pytest.mark.parametrize("weights", ["linear", "quadratic"])
+def test_the_bootstrap_interval_uses_the_same_order(weights):
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+
+    from workbench.evaluate.calibration import kappa_interval
+
+    a = agreement(JUDGED, PEOPLE, weights=weights, labels=ORDER)
+    assert a.kappa_interval == kappa_interval(JUDGED, PEOPLE, ORDER, weights=weights)
+    assert a.kappa_interval != kappa_interval(JUDGED, PEOPLE, sorted(ORDER), weights=weights)
+    low, high = a.kappa_interval
+    assert low < a.kappa < high
+    # The same resamples, scored by scikit-learn with the order, give the same percentiles.
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(PAIRS), size=(2000, len(PAIRS)))
+    values = []
+    for d in draws:
+        j, p = [JUDGED[i] for i in d], [PEOPLE[i] for i in d]
+        with np.errstate(all="ignore"):
+            values.append(cohen_kappa_score(j, p, labels=ORDER, weights=weights))
+    values = np.asarray(values)
+    values = values[~np.isnan(values)]
+    assert (low, high) == pytest.approx((np.percentile(values, 2.5), np.percentile(values, 97.5)))
+
+
+def test_weighted_kappa_refuses_labels_without_an_order():
+    from workbench.evaluate.calibration import UnorderedLabels
+
+    with pytest.raises(UnorderedLabels, match="needs the labels' order") as refused:
+        agreement(JUDGED, PEOPLE, weights="linear")
+    assert "labels=['incorrect', 'partially_correct', 'correct']" in refused.value.fix
+    with pytest.raises(UnorderedLabels, match="'partially_correct' are not in the order"):
+        agreement(JUDGED, PEOPLE, weights="linear", labels=["incorrect", "correct"])
+    with pytest.raises(ValueError, match="not both"):
+        agreement(JUDGED, PEOPLE, weights="linear", labels=ORDER, rubric=object())
+    assert agreement(JUDGED, PEOPLE).kappa == pytest.approx(0.489, abs=1e-3)  # plain kappa
+
+
+def test_integer_scores_keep_their_distances_when_a_point_is_unused():
+    from sklearn.metrics import cohen_kappa_score
+
+    from workbench.evaluate.judge import Rubric
+
+    # Nobody gave a 4: 3 against 5 is still two steps apart.
+    judged = [1, 2, 3, 5, 5, 3, 2, 1, 5, 3, 1, 2]
+    people = [1, 2, 5, 5, 3, 3, 1, 1, 5, 2, 1, 3]
+    for weights in ("linear", "quadratic"):
+        right = cohen_kappa_score(judged, people, labels=[1, 2, 3, 4, 5], weights=weights)
+        assert right != pytest.approx(
+            cohen_kappa_score(judged, people, labels=[1, 2, 3, 5], weights=weights))
+        assert agreement(judged, people, weights=weights).kappa == pytest.approx(right)
+        # The rubric's whole scale (1-5) is the same order.
+        rubric = Rubric(criteria=["ok"], scale=(1, 5))
+        assert agreement(judged, people, weights=weights, rubric=rubric).kappa == \
+            pytest.approx(right)
+
+
+def test_calibration_records_the_order_weighted_kappa_used(project):
+    stored = calibrate(project, "grade@fake/judge", JUDGED, PEOPLE, weights="quadratic",
+                       labels=ORDER, bar=0.5)
+    assert stored.value.labels == ORDER and stored.value.weights == "quadratic"
+    assert stored.value.kappa == pytest.approx(agreement(JUDGED, PEOPLE, weights="quadratic",
+                                                         labels=ORDER).kappa)

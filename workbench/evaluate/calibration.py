@@ -13,6 +13,17 @@ Percent agreement flatters a judge when one label dominates (a judge that always
 almost perfect. The default bar is 0.6. For ordinal scores (1-5) ``weights="quadratic"`` counts a
 4 against a 5 as a near miss.
 
+Weighted kappa needs the labels' **order**: the weights are distances between positions in it.
+Text labels have no order of their own (sorted alphabetically, ``correct < incorrect <
+partially_correct`` would put "partially correct" at the far end), so with ``weights`` give the
+order, worst first: ``labels=["incorrect", "partially_correct", "correct"]``, or the judge's
+``rubric=`` (its ``labels``, or its integer scale). Integer scores without an order use their
+whole range (a 3 against a 5 is two steps even when nobody gave a 4); any other labels are
+refused rather than sorted.
+
+    >>> agreement(judge_labels, human_labels, weights="linear",
+    ...           labels=["incorrect", "partially_correct", "correct"])
+
 Each calibration is stored as a ``JudgeTrust`` record (kind ``"judge_trust"``, named after the
 judge); the latest one decides.
 """
@@ -43,6 +54,10 @@ class UntrustedJudge(WorkbenchError):
     """A judge that was not calibrated, or agreed with people less than the bar asks."""
 
 
+class UnorderedLabels(WorkbenchError, ValueError):
+    """Weighted kappa was asked for labels whose order is not known (or labels outside it)."""
+
+
 @dataclass(frozen=True)
 class Agreement:
     """How well a judge agrees with people on the same items."""
@@ -57,6 +72,7 @@ class Agreement:
     weights: str | None = None
     coverage: float = 1.0  # items the judge gave a readable verdict on ÷ items people labelled
     kappa_interval: tuple[float, float] = (math.nan, math.nan)  # bootstrap, 95%
+    labels: tuple[Any, ...] = ()  # the order kappa's weights and the confusion matrix use
 
     @property
     def reason(self) -> str:
@@ -146,10 +162,17 @@ def _kappa(a: Any, b: Any, k: int, weights: str | None) -> float:
 def kappa_interval(judged: Sequence[Any], human: Sequence[Any], labels: Sequence[Any], *,
                    weights: str | None = None, confidence: float = 0.95,
                    resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of Cohen's kappa over the items (resampled in pairs)."""
+    """Percentile bootstrap interval of Cohen's kappa over the items (resampled in pairs).
+
+    ``labels`` lists every label in its order, worst first: weighted kappa's weights are the
+    distances between positions in it (``label_order`` works it out as ``agreement`` does)."""
     import numpy as np
 
     index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({str(x) for x in (*judged, *human) if x not in index})
+    if unknown:
+        raise UnorderedLabels(f"The labels {', '.join(unknown)} are not in labels={list(labels)}.",
+                              "List every label that occurs, in order (worst first).")
     a = np.asarray([index[x] for x in judged])
     b = np.asarray([index[x] for x in human])
     rng = np.random.default_rng(seed)
@@ -175,13 +198,66 @@ def _label(value: Any) -> Any:
     return value
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # _label made 4.0 a 4
+
+
+def label_order(observed: Sequence[Any], *, weights: str | None = None,
+                labels: Sequence[Any] | None = None, rubric: Any = None) -> list[Any]:
+    """The labels in the order kappa uses, worst first: ``labels`` as given, else the rubric's
+    (its ``labels``, or every point of its integer scale). Without either, integer scores use
+    their whole range (min to max); unweighted kappa does not depend on the order, so other
+    labels are then listed sorted; weighted kappa on them is refused (``UnorderedLabels``):
+    sorting text would make the weights measure alphabetical distance."""
+    if labels is not None and rubric is not None:
+        raise ValueError("Give the labels' order as labels=[...] or as rubric=..., not both.")
+    present = list(dict.fromkeys(observed))
+    if rubric is not None:
+        labels, source = rubric.ordered_labels, f"the rubric '{rubric.name}'"
+    else:
+        source = "labels=[...]"
+    if labels is not None:
+        order = [_label(x) for x in labels]
+        if len(set(order)) != len(order):
+            raise UnorderedLabels(f"The label order {order} lists a label twice.",
+                                  "List each label once, worst first.")
+        unknown = [x for x in present if x not in order]
+        if unknown:
+            raise UnorderedLabels(
+                f"The labels {', '.join(map(repr, unknown))} are not in the order given by "
+                f"{source} ({', '.join(map(repr, order))}).",
+                "Give labels=[...] listing every label that occurs, worst first, or map the "
+                "labels to the rubric's (judge_labels(stored, 'label') gives a judge's).")
+        return order
+    if weights is not None and present and all(isinstance(x, bool) for x in present):
+        return [False, True]
+    if present and all(_is_integer(x) for x in present):  # scores on an integer scale
+        if weights is None:
+            return sorted(present)
+        return list(range(min(present), max(present) + 1))
+    if weights is not None and present:
+        shown = ", ".join(map(repr, sorted(present, key=str)))
+        raise UnorderedLabels(
+            f"Weighted kappa ({weights}) needs the labels' order, and {shown} have none: "
+            "sorting them would weigh alphabetical distance, not how far apart the labels are.",
+            "Pass the order, worst first, e.g. labels=['incorrect', 'partially_correct', "
+            "'correct'], or the judge's rubric=Rubric(..., labels=[...]); or leave weights "
+            "out for plain kappa.")
+    return sorted(present, key=lambda v: (str(type(v)), v))
+
+
 def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAULT_BAR,
-              weights: Literal["linear", "quadratic"] | None = None) -> Agreement:
+              weights: Literal["linear", "quadratic"] | None = None,
+              labels: Sequence[Any] | None = None, rubric: Any = None) -> Agreement:
     """Agreement between a judge and people on the same items: percent agreement, Cohen's
     kappa, the confusion matrix (rows: people, columns: judge) and the items they disagree on.
     The judge is trusted when kappa ≥ ``bar`` over at least 10 items and it gave a readable
     verdict (not None/NaN) on at least 80% of the items people labelled; kappa comes with a
-    bootstrap interval."""
+    bootstrap interval.
+
+    ``labels`` (worst first) or ``rubric`` (a ``judge.Rubric``: its labels or scale) give the
+    labels' order, which weighted kappa (``weights="linear"``/``"quadratic"``) needs; the
+    confusion matrix follows it too. See ``label_order`` for what happens without one."""
     import warnings
 
     import pandas as pd
@@ -189,10 +265,13 @@ def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAUL
 
     ids, judged, human = _aligned(judge_labels, human_labels)
     n = len(ids)
-    labels = sorted({*judged, *human}, key=lambda v: (str(type(v)), v))
+    if weights not in (None, "linear", "quadratic"):
+        raise ValueError(f"weights must be None, 'linear' or 'quadratic', not {weights!r}")
+    labels = label_order([*judged, *human], weights=weights, labels=labels, rubric=rubric)
     if n == 0:
         empty = pd.DataFrame(columns=["item_id", "judge", "human"])
-        return Agreement(0, math.nan, math.nan, bar, False, pd.DataFrame(), empty, weights, 0.0)
+        return Agreement(0, math.nan, math.nan, bar, False, pd.DataFrame(), empty, weights, 0.0,
+                         labels=tuple(labels))
     percent = sum(a == b for a, b in zip(judged, human, strict=True)) / n
     with warnings.catch_warnings():  # one label only: sklearn warns; the reason says it
         warnings.simplefilter("ignore")
@@ -211,7 +290,7 @@ def agreement(judge_labels: Labels, human_labels: Labels, *, bar: float = DEFAUL
     trusted = (n >= MIN_ITEMS and kappa == kappa and kappa >= bar
                and coverage >= MIN_COVERAGE)
     return Agreement(n, percent, kappa, bar, trusted, confusion, disagreements, weights,
-                     coverage, interval)
+                     coverage, interval, tuple(labels))
 
 
 class JudgeTrust(Record):
@@ -230,15 +309,19 @@ class JudgeTrust(Record):
     coverage: float | None = None
     kappa_low: float | None = None
     kappa_high: float | None = None
+    labels: list[Any] | None = None  # the order weighted kappa used (None: unweighted)
 
 
 def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_labels: Labels, *,
               bar: float = DEFAULT_BAR,
-              weights: Literal["linear", "quadratic"] | None = None) -> Stored[JudgeTrust]:
+              weights: Literal["linear", "quadratic"] | None = None,
+              labels: Sequence[Any] | None = None, rubric: Any = None) -> Stored[JudgeTrust]:
     """Compare a judge with people and record whether it is trusted (``JudgeTrust``).
 
-    ``judge_name`` is how gates refer to the judge (``judge.judge_name(rubric, model)``)."""
-    result = agreement(judge_labels, human_labels, bar=bar, weights=weights)
+    ``judge_name`` is how gates refer to the judge (``judge.judge_name(rubric, model)``);
+    ``labels``/``rubric`` give the order weighted kappa needs (see ``agreement``)."""
+    result = agreement(judge_labels, human_labels, bar=bar, weights=weights, labels=labels,
+                       rubric=rubric)
 
     def finite(x: float) -> float | None:
         return None if x != x else float(x)
@@ -248,7 +331,8 @@ def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_lab
                         disagreements=len(result.disagreements), weights=weights,
                         reason=result.reason, coverage=result.coverage,
                         kappa_low=finite(result.kappa_interval[0]),
-                        kappa_high=finite(result.kappa_interval[1]))
+                        kappa_high=finite(result.kappa_interval[1]),
+                        labels=list(result.labels) if weights is not None else None)
     return project.records.save(judge_name, record)
 
 
