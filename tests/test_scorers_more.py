@@ -192,3 +192,127 @@ def test_importing_the_scorers_loads_no_heavy_library():
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# Outputs whose corpus scores differ from the mean of their sentence scores (long and short
+# items weigh differently in the corpus), with a failed call (None) and an item without a
+# reference.
+OUTPUTS = ["the cat sat on the mat", "a dog runs in the park today", "hello world",
+           "refunds take five working days to arrive in your account", None, "ignored"]
+REFERENCES = ["the cat sat on a mat", "the dog ran in the park", "hello there world",
+              "refunds take five days to reach your account", "we ship worldwide", None]
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf"])
+def test_corpus_scores_are_sacrebleus_corpus_functions_not_the_mean(name):
+    import sacrebleu
+
+    from workbench.evaluate.scorers import CorpusScore, corpus_score
+
+    scorer = {"bleu": bleu, "chrf": chrf}[name]()
+    direct_fn = {"bleu": sacrebleu.corpus_bleu, "chrf": sacrebleu.corpus_chrf}[name]
+    kept = [(o, r) for o, r in zip(OUTPUTS, REFERENCES, strict=True) if r is not None]
+    # The failed call is an empty output; the item without a reference is left out.
+    direct = direct_fn([o or "" for o, _ in kept], [[r for _, r in kept]]).score / 100
+    result = corpus_score(name, OUTPUTS, REFERENCES)
+    assert isinstance(result, CorpusScore)
+    assert result.value == pytest.approx(direct)
+    assert (result.n, result.no_output) == (5, 1)
+    label = {"bleu": "BLEU", "chrf": "chrF"}[name]
+    assert (result.metric, result.sentence_metric) == (f"corpus {label}",
+                                                       f"mean sentence {label}")
+    assert "nrefs:1" in result.signature
+    assert corpus_score(scorer, OUTPUTS, REFERENCES) == result
+    assert corpus_score(scorer.spec(), OUTPUTS, REFERENCES) == result
+    sentences = [scorer(o, r).value for o, r in zip(OUTPUTS, REFERENCES, strict=True)]
+    mean = sum(v for v in sentences if v is not None) / sum(v is not None for v in sentences)
+    assert abs(result.value - mean) > 0.01  # corpus is not the mean of sentences
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf"])
+def test_several_references_per_item(name):
+    import sacrebleu
+
+    from workbench.evaluate.scorers import corpus_score
+
+    outputs = ["the cat sat on the mat", "the dog ran in the park", "hello world"]
+    references = [["the cat sat on a mat", "a cat sat on the mat"], "a dog ran in a park",
+                  ["hello there world"]]
+    streams = [["the cat sat on a mat", "a dog ran in a park", "hello there world"],
+               ["a cat sat on the mat", None, None]]
+    corpus_fn = {"bleu": sacrebleu.corpus_bleu, "chrf": sacrebleu.corpus_chrf}[name]
+    result = corpus_score(name, outputs, references)
+    assert result.value == pytest.approx(corpus_fn(outputs, streams).score / 100)
+    assert "nrefs:var" in result.signature
+    sentence_fn = {"bleu": sacrebleu.sentence_bleu, "chrf": sacrebleu.sentence_chrf}[name]
+    one = {"bleu": bleu, "chrf": chrf}[name]()(outputs[0], references[0])
+    expected = sentence_fn(outputs[0], references[0]).score / 100
+    assert one.value == pytest.approx(expected) and "and 1 other reference" in one.reason
+
+
+def test_only_bleu_and_chrf_have_a_corpus_score():
+    from workbench.evaluate.scorers import UnknownScorer, corpus_score, corpus_scores
+
+    with pytest.raises(UnknownScorer, match="no corpus-level score"):
+        corpus_score("rouge", ["a"], ["a"])
+    assert rouge().has_corpus_score is False and bleu().has_corpus_score is True
+    found = corpus_scores([bleu().spec(), rouge().spec(), bleu(0.9).spec(), "chrf"],
+                          OUTPUTS, REFERENCES)
+    assert list(found) == ["bleu", "bleu_2", "chrf"]  # the keys a run stores scores under
+    assert found["bleu"] == found["bleu_2"]
+    assert corpus_score("bleu", [None], [None]).n == 0
+
+
+def test_a_run_shows_corpus_bleu_and_chrf_beside_the_mean_sentence_scores(project):
+    import pandas as pd
+    import sacrebleu
+
+    from workbench.data.versions import save_version
+    from workbench.errors import ModelCallFailed
+    from workbench.evaluate.report import eval_report, eval_tables
+    from workbench.prompts import PromptVersion, save_prompt
+    from workbench.runs import load_run, start_run
+
+    ids = [f"q{i}" for i in range(len(OUTPUTS))]
+    save_version(project, "replies", pd.DataFrame({
+        "id": ids, "input": ids, "expected": REFERENCES,
+        "split": ["validation"] * len(ids)}), transform="import")
+    save_prompt(project, "reply", PromptVersion(system="Reply."))
+    answers = dict(zip(ids, OUTPUTS, strict=True))
+
+    def reply(messages):
+        text = answers[messages[-1]["content"]]
+        if text is None:
+            raise ModelCallFailed("The model is down.")
+        return text
+
+    model = fake.register_fake("corpus-writer", reply)
+    run = start_run(project, "reply", dataset="replies", model=model, progress=False,
+                    scorers=[bleu(), chrf()], retries=0)
+    run = load_run(project, run.run_id)
+    items = run.items.set_index("item_id")
+    assert pd.isna(items.at["q4", "output"]) and isinstance(items.at["q4", "error"], str)
+    kept = [(o, r) for o, r in zip(OUTPUTS, REFERENCES, strict=True) if r is not None]
+    hyps, refs = [o or "" for o, _ in kept], [[r for _, r in kept]]
+    want = {"bleu": sacrebleu.corpus_bleu(hyps, refs).score / 100,
+            "chrf": sacrebleu.corpus_chrf(hyps, refs).score / 100}
+    corpus = run.totals["corpus"]
+    for key, value in want.items():
+        assert corpus[key]["value"] == pytest.approx(value)
+        assert (corpus[key]["n"], corpus[key]["no_output"]) == (5, 1)
+        assert corpus[key]["value"] != pytest.approx(run.totals["scores"][key], abs=0.01)
+    assert run.corpus == corpus
+    assert "corpus BLEU" in run._repr_markdown_() and "mean sentence chrF" in \
+        run._repr_markdown_()
+
+    table = eval_tables(project, run.run_id)["corpus"].set_index("scorer")
+    assert table.at["bleu", "metric"] == "corpus BLEU"
+    assert table.at["bleu", "value"] == pytest.approx(want["bleu"])
+    assert table.at["chrf", "sentence_metric"] == "mean sentence chrF"
+    assert table.at["chrf", "sentence_mean"] == pytest.approx(run.totals["scores"]["chrf"])
+    text = eval_report(project, run.run_id).read_text(encoding="utf-8")
+    assert "<h2>Corpus BLEU and chrF" in text and "mean sentence BLEU" in text
+
+    # A run finished before corpus scores were kept gets them from its items.
+    del run.totals["corpus"]
+    assert run.corpus == corpus

@@ -310,6 +310,18 @@ class Run:
         return measured
 
     @property
+    def corpus(self) -> dict[str, dict[str, Any]]:
+        """Corpus-level scores of the run's ``bleu``/``chrf`` scorers, by scorer key:
+        metric ("corpus BLEU"), value (0-1), n, no_output, signature, sentence_metric ("mean
+        sentence BLEU", whose value is ``totals["scores"][key]``). Runs finished before these
+        were kept get them computed from their items."""
+        if "corpus" in self.totals:
+            return dict(self.totals["corpus"] or {})
+        rows = self.project.store.query("SELECT * FROM run_items WHERE run_id = ?",
+                                        (self.run_id,))
+        return _nan_to_none(_corpus_totals(self.config, rows))
+
+    @property
     def judges(self) -> list[str]:
         """The judges (``rubric@model``) among the run's scorers."""
         out = []
@@ -359,6 +371,12 @@ class Run:
                        if k in ("accuracy", "macro_f1", "exact_match")}
             if quality:
                 lines.append(", ".join(f"{k} {v:.3f}" for k, v in quality.items()))
+            means = t.get("scores") or {}
+            corpus = [f"{c['metric']} {c['value']:.3f} ({c['sentence_metric']} "
+                      f"{means[key]:.3f})" for key, c in (t.get("corpus") or {}).items()
+                      if c.get("value") is not None and means.get(key) is not None]
+            if corpus:
+                lines.append(", ".join(corpus))
         return "\n\n".join(lines)
 
 
@@ -624,12 +642,10 @@ def _score(scorers: Sequence[Scorer], output: str | None, expected: Any, parsed:
            ) -> dict[str, dict[str, Any]]:
     """Every scorer's verdict on one item; ``item`` (input, latency_s, cost_usd, ...) reaches
     the scorers that ask for it (budgets, the judge)."""
+    from workbench.evaluate.scorers import scorer_keys
+
     scores: dict[str, dict[str, Any]] = {}
-    for scorer in scorers:
-        key = scorer.name
-        n = 2
-        while key in scores:
-            key, n = f"{scorer.name}_{n}", n + 1
+    for key, scorer in zip(scorer_keys([s.name for s in scorers]), scorers, strict=True):
         try:
             s = scorer(output, expected, parsed=parsed, parse_ok=parse_ok, item=item)
             scores[key] = {"value": s.value, "passed": s.passed, "reason": s.reason}
@@ -897,6 +913,28 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
+def _corpus_totals(config: dict[str, Any], rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Corpus-level BLEU/chrF of the run's ``bleu``/``chrf`` scorers over every stored item,
+    keyed like ``totals["scores"]`` (whose value for the same key is the mean of sentence
+    scores). Items with no expected value are left out; a failed call (no output) counts as an
+    empty output, as the mean counts it as 0."""
+    from workbench.evaluate.scorers import corpus_scores
+
+    specs = config.get("scorers") or []
+    if not any((s if isinstance(s, str) else s.get("name")) in ("bleu", "chrf") for s in specs):
+        return {}
+    ordered = sorted(rows, key=lambda r: r["position"])
+    outputs = [r["output"] for r in ordered]
+    expected = [(json.loads(r["parsed"]) if r["parsed"] else {}).get("item", {}).get("expected")
+                for r in ordered]
+    try:
+        found = corpus_scores(specs, outputs, expected)
+    except Exception:  # noqa: BLE001 (a broken scorer must not lose the run's totals)
+        return {}
+    return {key: {**asdict(c), "sentence_metric": c.sentence_metric}
+            for key, c in found.items()}
+
+
 def compute_totals(project: Project, run_id: str, *, n: int, config: dict[str, Any],
                    segments: list[dict[str, Any]]) -> dict[str, Any]:
     """Run totals from the stored items (so they are right after any number of resumes)."""
@@ -937,6 +975,7 @@ def compute_totals(project: Project, run_id: str, *, n: int, config: dict[str, A
             if s.get("value") is not None and s.get("passed") is not None:
                 score_sums.setdefault(key, []).append(float(s["value"]))
     totals["scores"] = {k: sum(v) / len(v) for k, v in score_sums.items()}
+    totals["corpus"] = _corpus_totals(config, rows)
     metrics: dict[str, float] = {
         "parse_rate": parse_rate, "error_rate": totals["error_rate"],
         "p50_latency": totals["p50_latency_s"], "p95_latency": totals["p95_latency_s"],

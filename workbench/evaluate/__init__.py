@@ -7,6 +7,7 @@ live beside ``scorers`` in this package.
 
 from workbench.evaluate.scorers import (
     ClassificationMetrics,
+    CorpusScore,
     bleu,
     budget_scorers_from_card,
     chrf,
@@ -23,6 +24,7 @@ from workbench.evaluate.scorers import (
     canonical_label,
     classification_report,
     contains,
+    corpus_score,
     default_scorers,
     exact_match,
     json_valid,
@@ -41,8 +43,8 @@ from workbench.evaluate import judge as _judge  # noqa: E402,F401  (pydantic onl
 __all__ = [
     "bleu", "budget_scorers_from_card", "chrf", "cost_budget", "format_check", "json_schema",
     "latency_budget", "length", "rouge", "semantic_similarity",
-    "ClassificationMetrics", "Score", "Scorer", "UnknownScorer", "canonical_label",
-    "classification_report", "contains", "default_scorers", "exact_match", "json_valid",
-    "normalize_text", "normalized_match", "parsed_ok", "regex", "register_scorer",
-    "scorer_from_spec", "scorer_names",
+    "ClassificationMetrics", "CorpusScore", "Score", "Scorer", "UnknownScorer",
+    "canonical_label", "classification_report", "contains", "corpus_score", "default_scorers",
+    "exact_match", "json_valid", "normalize_text", "normalized_match", "parsed_ok", "regex",
+    "register_scorer", "scorer_from_spec", "scorer_names",
 ]

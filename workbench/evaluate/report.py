@@ -5,7 +5,8 @@
     PosixPath('.../reports/eval_<run_id>.html')
 
 Sections: the run's configuration; the card's targets against what the run measured, each with
-its interval; the scorers' pass rates; per class (classification); the failing items a reviewer
+its interval; the scorers' pass rates; corpus BLEU/chrF beside the mean sentence scores (when
+the run used those scorers); per class (classification); the failing items a reviewer
 reads first; the judge's calibration (when a judge scored the run); the comparison with the
 blessed baseline (when there is one); and two figures (score distribution, latency).
 
@@ -118,6 +119,39 @@ def _scores_table(items: pd.DataFrame) -> pd.DataFrame:
                                        "high", "failed"])
 
 
+def _corpus_table(run: Run, scores: pd.DataFrame) -> pd.DataFrame:
+    """Corpus BLEU/chrF beside the mean of the same scorer's sentence scores, one row per
+    ``bleu``/``chrf`` scorer of the run."""
+    import pandas as pd
+
+    means = scores.set_index("scorer")["mean_value"] if len(scores) else pd.Series(dtype=float)
+    rows = []
+    for key, c in run.corpus.items():
+        rows.append({"scorer": key, "metric": c["metric"],
+                     "value": math.nan if c["value"] is None else c["value"],
+                     "sentence_metric": c["sentence_metric"],
+                     "sentence_mean": float(means.get(key, math.nan)), "n": c["n"],
+                     "no_output": c["no_output"], "signature": c["signature"]})
+    return pd.DataFrame(rows, columns=["scorer", "metric", "value", "sentence_metric",
+                                       "sentence_mean", "n", "no_output", "signature"])
+
+
+def _corpus_html(corpus: pd.DataFrame) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(r.scorer)}</td><td>{html.escape(r.metric)}</td>"
+        f"<td>{r.value:.3f}</td><td>{html.escape(r.sentence_metric)}</td>"
+        f"<td>{r.sentence_mean:.3f}</td><td>{r.n}</td><td>{r.no_output}</td>"
+        f"<td><code>{html.escape(r.signature)}</code></td></tr>"
+        for r in corpus.itertuples(index=False))
+    return ("<p>Corpus scores sum the n-gram statistics of every item before scoring "
+            "(sacrebleu's <code>corpus_bleu</code>/<code>corpus_chrf</code>, the figure papers "
+            "report); the mean of sentence scores averages each item's own score. Items without "
+            "an expected value are left out of both; a failed call counts as an empty output "
+            "(0 in the mean).</p><table><tr><th>scorer</th><th>corpus metric</th><th>value</th>"
+            "<th>sentence metric</th><th>value</th><th>items</th><th>no output</th>"
+            "<th>sacrebleu signature</th></tr>" + rows + "</table>")
+
+
 def _failures_table(items: pd.DataFrame, n: int) -> pd.DataFrame:
     """The worst ``n`` items: failed calls first, then the most scorers failed, then the lowest
     mean score; each with the reasons its scorers gave."""
@@ -193,7 +227,9 @@ def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
                 ) -> dict[str, pd.DataFrame]:
     """Every table of the evaluation report, by name: ``config``, ``targets`` (the card's
     targets with value, interval and pass/fail), ``intervals`` (every aggregate),
-    ``scores`` (per scorer), ``per_class`` and ``confusion`` (classification only),
+    ``scores`` (per scorer), ``corpus`` (corpus BLEU/chrF beside the mean sentence score;
+    runs scored with ``bleu`` or ``chrf`` only), ``per_class`` and ``confusion``
+    (classification only),
     ``failures`` (the worst items), ``judge`` (trust of each judge used or named),
     ``baseline`` and ``baseline_changes`` (when a baseline exists)."""
     import pandas as pd
@@ -210,6 +246,9 @@ def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
         "intervals": intervals,
         "scores": _scores_table(items),
     }
+    corpus = _corpus_table(run, tables["scores"])
+    if len(corpus):
+        tables["corpus"] = corpus
     report = run.classification()
     if report is not None:
         tables["per_class"] = report.per_class
@@ -298,6 +337,9 @@ def eval_report(project: Project, run_id: str, *, judge_name: str | None = None,
         ("Every aggregate with its interval", tables["intervals"]),
         ("Scorers", tables["scores"]),
     ]
+    if "corpus" in tables:
+        sections.append(("Corpus BLEU and chrF (beside the mean of sentence scores)",
+                         _corpus_html(tables["corpus"])))
     if "per_class" in tables:
         sections.append(("Per class", tables["per_class"]))
         sections.append(("Confusion matrix (rows: expected, columns: predicted)",

@@ -13,9 +13,10 @@ budgets, the judge), so four-argument scorers keep working. ``scorer.spec()`` is
 ``scorer_from_spec(spec)`` rebuilds the same scorer, so a run can be re-scored from its log.
 
 Aggregate metrics for classification come from scikit-learn (``classification_report``), BLEU and
-chrF from sacrebleu, ROUGE from rouge-score, schemas from jsonschema; nothing here re-implements
-what they provide. They (and scikit-learn, pandas, the embedding model) are imported when a
-scorer is made or a function called.
+chrF from sacrebleu (per item, and over the whole corpus: ``corpus_score``), ROUGE from
+rouge-score, schemas from jsonschema; nothing here re-implements what they provide. They (and
+scikit-learn, pandas, the embedding model) are imported when a scorer is made or a function
+called.
 """
 
 from __future__ import annotations
@@ -86,6 +87,23 @@ class Scorer:
         if prepare is not None:
             prepare(outputs, expected)
 
+    @property
+    def has_corpus_score(self) -> bool:
+        """Whether the scorer also has a corpus-level form (``bleu``, ``chrf``)."""
+        return getattr(self._fn, "corpus", None) is not None
+
+    def corpus_score(self, outputs: Sequence[str | None],
+                     expected: Sequence[Any]) -> CorpusScore:
+        """The corpus-level score over all the pairs (see ``corpus_score``)."""
+        corpus = getattr(self._fn, "corpus", None)
+        if corpus is None:
+            raise UnknownScorer(f"The scorer {self.name!r} has no corpus-level score; only its "
+                                "per-item scores and their mean.",
+                                f"Corpus-level scores exist for {', '.join(_CORPUS_NAMES)}.")
+        if len(outputs) != len(expected):
+            raise ValueError(f"{len(outputs)} outputs but {len(expected)} expected values")
+        return corpus(list(outputs), list(expected))
+
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "args": dict(self.args)}
 
@@ -131,6 +149,18 @@ def scorer_from_spec(spec: dict[str, Any] | str) -> Scorer:
 
 def scorer_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def scorer_keys(names: Sequence[str]) -> list[str]:
+    """The key each scorer's results are stored under in a run: its name, and ``name_2``,
+    ``name_3``, ... for a name used again."""
+    keys: list[str] = []
+    for name in names:
+        key, n = name, 2
+        while key in keys:
+            key, n = f"{name}_{n}", n + 1
+        keys.append(key)
+    return keys
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -323,6 +353,112 @@ def _text_pair(output: str | None, expected: Any) -> tuple[str, str] | Score:
     return output, reference
 
 
+def _references(expected: Any) -> list[str] | None:
+    """The reference texts of an item for BLEU and chrF: a list of strings is several
+    references (any of them may match); other values are one reference (JSON when not text);
+    None when the item has none."""
+    if _no_expected(expected):
+        return None
+    if isinstance(expected, (list, tuple)) and expected \
+            and all(isinstance(e, str) for e in expected):
+        return list(expected)
+    return [expected if isinstance(expected, str) else json.dumps(expected, default=str)]
+
+
+def _shown_references(references: list[str]) -> str:
+    more = len(references) - 1
+    return references[0] + (f" (and {more} other reference{'s' * (more > 1)})" if more else "")
+
+
+@dataclass(frozen=True)
+class CorpusScore:
+    """A corpus-level score over all the items of a run, from sacrebleu's corpus functions:
+    n-gram statistics are summed over the items before the score is computed, so it is not
+    the mean of the items' sentence scores (and is the figure papers report).
+
+    ``value`` is sacrebleu's score scaled to 0-1 (NaN, and no signature, with no item to
+    score); ``n`` the items
+    in the corpus (those with a reference); ``no_output`` how many of them had no output
+    (a failed call), scored as an empty output, as the mean of sentence scores counts them
+    as 0; ``signature`` sacrebleu's description of the settings (tokeniser, smoothing,
+    number of references, version)."""
+
+    metric: str  # "corpus BLEU", "corpus chrF"
+    value: float
+    n: int
+    no_output: int
+    signature: str
+
+    @property
+    def sentence_metric(self) -> str:
+        """What the mean of the per-item scores is called beside it ("mean sentence BLEU")."""
+        return "mean sentence " + self.metric.removeprefix("corpus ")
+
+
+_CORPUS_NAMES = ("bleu", "chrf")
+
+
+def _corpus(label: str, make_metric: Callable[[], Any]) -> Callable[..., CorpusScore]:
+    """The corpus-level form of a sacrebleu metric, for ``fn.corpus``."""
+
+    def corpus(outputs: list[Any], expected: list[Any]) -> CorpusScore:
+        hypotheses, references, no_output = [], [], 0
+        for output, exp in zip(outputs, expected, strict=True):
+            refs = _references(exp)
+            if refs is None:  # left out, as the item's sentence score is
+                continue
+            no_output += output is None
+            hypotheses.append("" if output is None else str(output))
+            references.append(refs)
+        if not hypotheses:
+            return CorpusScore(label, float("nan"), 0, 0, "")
+        metric = make_metric()  # a fresh one: sacrebleu metrics keep the references they saw
+        # sacrebleu takes one stream per reference position; None where an item has fewer.
+        width = max(len(r) for r in references)
+        streams = [[r[i] if i < len(r) else None for r in references] for i in range(width)]
+        result = metric.corpus_score(hypotheses, streams)
+        return CorpusScore(label, result.score / 100, len(hypotheses), no_output,
+                           str(metric.get_signature()))
+
+    return corpus
+
+
+def corpus_score(scorer: Scorer | str | dict[str, Any], outputs: Sequence[str | None],
+                 expected: Sequence[Any]) -> CorpusScore:
+    """Corpus-level BLEU or chrF (sacrebleu's ``corpus_bleu`` / ``corpus_chrf``, with the
+    tokenisation and settings of the sentence scorer) over all the pairs.
+
+        >>> corpus_score("bleu", outputs, references).value     # 0-1
+        >>> corpus_score(chrf(), outputs, references).metric
+        'corpus chrF'
+
+    ``scorer`` is a scorer, its name or its spec. An expected value that is a list of strings
+    gives several references for that item. Items with no expected value are left out; items
+    with no output (None: the call failed) count as an empty output, as the run's mean of
+    sentence scores counts them as 0."""
+    made = scorer if isinstance(scorer, Scorer) else scorer_from_spec(scorer)
+    return made.corpus_score(outputs, expected)
+
+
+def corpus_scores(specs: Sequence[dict[str, Any] | str], outputs: Sequence[str | None],
+                  expected: Sequence[Any]) -> dict[str, CorpusScore]:
+    """Each corpus-level score of a run's scorers (their specs, in order), keyed as the run
+    stores their per-item scores (``scorer_keys``). Scorers without a corpus form, or that
+    cannot be rebuilt here, are skipped."""
+    names = [spec if isinstance(spec, str) else str(spec.get("name")) for spec in specs]
+    out: dict[str, CorpusScore] = {}
+    for key, name, spec in zip(scorer_keys(names), names, specs, strict=True):
+        if name not in _CORPUS_NAMES:
+            continue
+        try:
+            made = scorer_from_spec(spec)
+        except UnknownScorer:
+            continue
+        if made.has_corpus_score:
+            out[key] = made.corpus_score(outputs, expected)
+    return out
+
+
 def _threshold_score(metric: str, value: float, threshold: float, output: str,
                      reference: str) -> Score:
     value = min(max(float(value), 0.0), 1.0)
@@ -368,36 +504,40 @@ def json_schema(schema: dict[str, Any]) -> Callable[..., Score]:
     return score
 
 
-@register_scorer
-def bleu(threshold: float = 0.5) -> Callable[..., Score]:
-    """Sentence BLEU (sacrebleu, effective order) of the output against the expected text,
-    scaled from 0-100 to 0-1; passes at ``threshold``."""
-    sacrebleu = _optional("sacrebleu", "sacrebleu")
-    metric = sacrebleu.metrics.BLEU(effective_order=True)
-
+def _sacrebleu_scorer(label: str, metric: Any, threshold: float) -> Callable[..., Score]:
     def score(output, expected, parsed, parse_ok) -> Score:
-        pair = _text_pair(output, expected)
-        if isinstance(pair, Score):
-            return pair
-        value = metric.sentence_score(pair[0], [pair[1]]).score / 100
-        return _threshold_score("BLEU", value, threshold, *pair)
+        if output is None:
+            return Score(0.0, False, "There is no output (the call failed)")
+        references = _references(expected)
+        if references is None:
+            return Score(None, None, "The item has no expected value to compare with")
+        value = metric.sentence_score(output, references).score / 100
+        return _threshold_score(label, value, threshold, output, _shown_references(references))
 
     return score
 
 
 @register_scorer
-def chrf(threshold: float = 0.5) -> Callable[..., Score]:
-    """Sentence chrF (sacrebleu) of the output against the expected text, scaled to 0-1."""
+def bleu(threshold: float = 0.5) -> Callable[..., Score]:
+    """Sentence BLEU (sacrebleu: 13a tokeniser, exponential smoothing, effective order) of the
+    output against the expected text (a list of strings: several references), scaled from
+    0-100 to 0-1; passes at ``threshold``. Over a run, ``corpus_score`` gives corpus BLEU
+    (``sacrebleu.corpus_bleu``, same tokeniser and smoothing; effective order is for single
+    sentences only), shown beside the mean of these sentence scores."""
     sacrebleu = _optional("sacrebleu", "sacrebleu")
-    metric = sacrebleu.metrics.CHRF()
+    score = _sacrebleu_scorer("BLEU", sacrebleu.metrics.BLEU(effective_order=True), threshold)
+    score.corpus = _corpus("corpus BLEU", sacrebleu.metrics.BLEU)  # type: ignore[attr-defined]
+    return score
 
-    def score(output, expected, parsed, parse_ok) -> Score:
-        pair = _text_pair(output, expected)
-        if isinstance(pair, Score):
-            return pair
-        value = metric.sentence_score(pair[0], [pair[1]]).score / 100
-        return _threshold_score("chrF", value, threshold, *pair)
 
+@register_scorer
+def chrf(threshold: float = 0.5) -> Callable[..., Score]:
+    """Sentence chrF (sacrebleu) of the output against the expected text (a list of strings:
+    several references), scaled to 0-1. Over a run, ``corpus_score`` gives corpus chrF
+    (``sacrebleu.corpus_chrf``, same settings)."""
+    sacrebleu = _optional("sacrebleu", "sacrebleu")
+    score = _sacrebleu_scorer("chrF", sacrebleu.metrics.CHRF(), threshold)
+    score.corpus = _corpus("corpus chrF", sacrebleu.metrics.CHRF)  # type: ignore[attr-defined]
     return score
 
 
