@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from workbench.data import DatasetError, ImportFailed, diff, import_data, load, versions
-from workbench.data.importing import make_ids
+from workbench.data.importing import describe_import, make_ids
 
 
 def snapshot(project) -> dict:
@@ -46,7 +46,7 @@ def test_csv_in_latin1_is_detected_and_recorded(project, tmp_path):
     assert stored.version == 1 and stored.value.parent is None
     assert stored.value.transform.name == "import"
     assert stored.value.transform.params == {
-        "source": "tickets.csv", "format": "csv", "encoding": "cp1252",
+        "source": "tickets.csv", "format": "csv", "encoding": "cp1252", "encoding_detected": True,
         "mapping": {"input": "text", "expected": "label", "id": "id",
                     "metadata": {"priority": "priority"}},
         "rows": 2, "raw_file": f"data/raw/{digest[:16]}.csv", "raw_sha256": digest}
@@ -123,9 +123,8 @@ def test_duplicate_ids_are_refused(project, tmp_path):
     path.write_text("id,text\n7,a\n8,b\n7,c\n")
     with pytest.raises(ImportFailed) as err:
         import_data(project, path, name="d", id="id")
-    assert err.value.message == ("Id column 'id' must be unique, but '7' appears in row 1 (line 2 "
-                                 "if no field spans lines), row 3 (line 4 if no field spans "
-                                 "lines) (1 repeated id(s) in all).")
+    assert err.value.message == ("Id column 'id' must be unique, but '7' appears in row 1 "
+                                 "(line 2), row 3 (line 4) (1 repeated id(s) in all).")
 
 
 def test_a_ragged_csv_row_is_named(project, tmp_path):
@@ -254,3 +253,197 @@ def test_importing_the_data_package_loads_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+
+# -- encodings -------------------------------------------------------------------------------------
+
+WESTERN = ["Très bien, merci. Le café était froid, où est ma commande ?",
+           "Grüße aus München: die Größe der Straßenschuhe ist falsch.",
+           "¿Dónde está mi pedido? La niña pagó con tarjeta, señor.",
+           "Não recebi a encomenda; a situação é crítica, ação já!"]
+
+
+def csv_bytes(texts: list[str], encoding: str, header: str = "text") -> bytes:
+    return (header + "\n" + "".join(f'"{t}"\n' for t in texts)).encode(encoding)
+
+
+def test_latin1_french_german_spanish_portuguese_are_read_right(project, tmp_path):
+    path = tmp_path / "western.csv"
+    path.write_bytes(csv_bytes(WESTERN, "latin-1"))
+    stored = import_data(project, path, name="w")
+    params = stored.value.transform.params
+    assert (params["encoding"], params["encoding_detected"]) == ("cp1252", True)
+    assert load(project, "w")["input"].tolist() == WESTERN
+    assert describe_import(stored) == ("Imported 4 rows from western.csv (csv; encoding cp1252, "
+                                       "detected) as version 1 of 'w'.")
+
+
+def test_cp1252_euro_and_curly_quotes(project, tmp_path):
+    texts = ["The fee was 20 € – “too much”, isn’t it?", "Prix : 5 € … c’est l’été"]
+    path = tmp_path / "win.csv"
+    path.write_bytes(csv_bytes(texts, "cp1252"))
+    stored = import_data(project, path, name="win")
+    assert stored.value.transform.params["encoding"] == "cp1252"
+    assert load(project, "win")["input"].tolist() == texts
+
+
+def test_utf8_and_a_given_encoding_are_recorded(project, tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes(csv_bytes(WESTERN + ["Ελληνικά και русский"], "utf-8"))
+    stored = import_data(project, path, name="u")
+    assert stored.value.transform.params["encoding"] == "utf-8"
+    assert load(project, "u")["input"].tolist()[-1] == "Ελληνικά και русский"
+    latin = tmp_path / "l.csv"
+    latin.write_bytes(csv_bytes(WESTERN, "latin-1"))
+    stored = import_data(project, latin, name="l", encoding="latin-1")
+    params = stored.value.transform.params
+    assert (params["encoding"], params["encoding_detected"]) == ("latin-1", False)
+    assert describe_import(stored).startswith("Imported 4 rows from l.csv (csv; encoding "
+                                              "latin-1, as given)")
+
+
+def test_cyrillic_in_cp1251_is_not_read_as_western(project, tmp_path):
+    texts = ["Привет, мой заказ не пришел.", "Пожалуйста, верните деньги за заказ."]
+    path = tmp_path / "ru.csv"
+    path.write_bytes(csv_bytes(texts, "cp1251"))
+    stored = import_data(project, path, name="ru")
+    assert stored.value.transform.params["encoding"] == "cp1251"
+    assert load(project, "ru")["input"].tolist() == texts
+
+
+def test_an_uncertain_encoding_is_refused_naming_the_line(project, tmp_path):
+    # Byte 0xA4 is ¤ in cp1252 and € in ISO-8859-15: both read as plausible text.
+    path = tmp_path / "amb.csv"
+    path.write_bytes(b"text\nplain line\nCaf\xe9 cr\xe8me\nTotal 20 \xa4 please\n")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="amb")
+    assert err.value.message == ("amb.csv is not UTF-8 and its encoding is not certain: line 4 "
+                                 "reads 'Total 20 ¤ please' in cp1252 but 'Total 20 € please' "
+                                 "in iso-8859-15.")
+    assert "encoding='cp1252' or encoding='iso-8859-15'" in err.value.fix
+    assert snapshot(project) == before
+    import_data(project, path, name="amb", encoding="iso-8859-15")
+    assert load(project, "amb")["input"].tolist()[-1] == "Total 20 € please"
+
+
+def test_utf8_with_one_latin1_line_is_refused_naming_it(project, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("text\nCafé crème\nNaïve résumé\n".encode() + b"Fa\xe7ade\n")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="m")
+    assert err.value.message.startswith("mixed.csv is UTF-8 except on line 4, where byte "
+                                        "b'\\xe7' is not")
+    assert snapshot(project) == before
+
+
+# -- columns, formats and where errors are ---------------------------------------------------------
+
+def test_duplicate_column_names_are_refused_when_mapped(project, tmp_path):
+    path = tmp_path / "dupcols.csv"
+    path.write_text("id,text,label,text\n1,first,a,second\n")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="d", expected="label")
+    assert err.value.message == ("dupcols.csv has 2 columns named 'text' (columns 2 and 4), so "
+                                 "it is not clear which one is the input.")
+    assert "rename one in the file's header" in err.value.fix
+    assert snapshot(project) == before
+    with pytest.raises(ImportFailed, match="columns 2 and 4"):
+        import_data(project, path, name="d", input="label", metadata="*")
+
+
+def test_duplicate_column_names_not_mapped_are_named_in_a_note(project, tmp_path):
+    path = tmp_path / "dupnotes.csv"
+    path.write_text("text,notes,label,notes\nhello,n1,a,n2\n")
+    stored = import_data(project, path, name="d", expected="label")
+    assert stored.value.transform.params["notes"] == [
+        "columns 2 and 4 of dupnotes.csv are all named 'notes'; none of them was imported (they "
+        "were not mapped)"]
+    assert "Note: columns 2 and 4" in describe_import(stored)
+    assert loaded(project, "d")[["input", "expected"]].to_dict("records") == [
+        {"input": "hello", "expected": "a"}]
+
+
+def test_a_json_array_saved_as_jsonl_says_so(project, tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps([{"text": "a", "label": "x"}, {"text": "b", "label": "y"}],
+                               indent=2))
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="j", expected="label")
+    assert err.value.message == ("rows.jsonl holds a JSON array (line 1 starts with '['), not "
+                                 "one JSON object per line as JSONL does.")
+    assert err.value.fix == ("Import it as a JSON array with format='json', or rename the file "
+                             "to .json.")
+    assert snapshot(project) == before
+    import_data(project, path, name="j", expected="label", format="json")
+    assert loaded(project, "j")["input"].tolist() == ["a", "b"]
+
+
+MULTILINE = ('id,text,label\n1,"first line\nsecond line\nthird line",a\n2,plain,b\n'
+             '3,"two\nlines",c\n')
+
+
+def test_errors_after_multiline_fields_name_the_physical_line(project, tmp_path):
+    path = tmp_path / "multi.csv"
+    path.write_text(MULTILINE + "4,bad,row,extra\n")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="m", expected="label")
+    assert err.value.message == ("multi.csv line 8 (data row 4) has 4 comma-separated fields, "
+                                 "but the header has 3: '4,bad,row,extra'.")
+    assert snapshot(project) == before
+
+    path.write_text(MULTILINE + "2,again,d\n")
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="m", id="id")
+    assert err.value.message == ("Id column 'id' must be unique, but '2' appears in row 2 "
+                                 "(line 5), row 4 (line 8) (1 repeated id(s) in all).")
+
+    path.write_text(MULTILINE + '4,"never closed,d\n5,x,e\n')
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="m")
+    assert err.value.message.startswith("multi.csv line 8 (data row 4) opens a quoted field "
+                                        "that is never closed")
+    assert snapshot(project) == before
+
+    path.write_text(MULTILINE)
+    import_data(project, path, name="m", expected="label", id="id")
+    assert loaded(project, "m")["input"].tolist() == ["first line\nsecond line\nthird line",
+                                                      "plain", "two\nlines"]
+
+
+def test_a_missing_input_hint_never_proposes_the_answer_column(project, tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_text("question,answer\nWhat is 2+2?,The answer is four because two and two make "
+                    "four.\n")
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="qa", expected="answer")
+    assert err.value.fix == "Map the right ones, e.g. import_data(..., input='question')."
+    with pytest.raises(ImportFailed) as err:  # expected not given: 'answer' is still no input
+        import_data(project, path, name="qa")
+    assert err.value.fix == "Map the right ones, e.g. import_data(..., input='question')."
+    odd = tmp_path / "odd.csv"
+    odd.write_text("prompt_text,answer,score\nWhy is the sky blue?,Rayleigh scattering of "
+                   "sunlight in the air,3\n")
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, odd, name="odd")
+    assert err.value.fix == "Map the right ones, e.g. import_data(..., input='prompt_text')."
+    two = tmp_path / "two.csv"
+    two.write_text("title,body,label\nLogin,I cannot log in,account\n")
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, two, name="two", expected="label")
+    assert err.value.fix == "Map the right ones, e.g. import_data(..., input='body')."
+
+
+def test_progress_reports_bytes_read(project, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("text,label\n" + "".join(f"message {i},x\n" for i in range(3000)))
+    seen = []
+    import_data(project, path, name="p", expected="label", progress=lambda d, t: seen.append((d, t)))
+    size = path.stat().st_size
+    assert seen and seen[-1] == (2 * size, 2 * size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

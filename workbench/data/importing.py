@@ -1,11 +1,19 @@
 """Import a dataset from CSV, TSV, JSONL, a JSON array, Parquet or a pandas DataFrame.
 
 A column mapping says which source column is the ``input``, which is the ``expected`` output (label
-or reference answer, optional) and which are kept as metadata. The text encoding is detected
-(charset-normalizer) when it is not given, and the whole file is read and checked before anything
-is written: a bad file raises a ``DatasetError`` naming the row or column and the fix, and leaves
-the project exactly as it was. A good file is copied into ``data/raw/`` (named by its content hash)
-and becomes a new dataset version whose transform records the file, format, encoding and mapping.
+or reference answer, optional) and which are kept as metadata. The whole file is read and checked
+before anything is written: a bad file raises an ``ImportFailed`` naming the physical line (and the
+data row) or the column and the fix, and leaves the project exactly as it was. A good file is
+copied into ``data/raw/`` (named by its content hash) and becomes a new dataset version whose
+transform records the file, format, encoding (and whether it was detected) and mapping.
+
+Files are read in chunks, never whole: CSV and TSV through pandas' parser 100,000 rows at a time,
+JSONL line by line (a JSON array is the exception: it is one document). The encoding, when it is
+not given, is UTF-8 if the file is valid UTF-8; otherwise the Western European code pages are tried
+first (a single-byte file decodes in all of them, so each reading is judged on whether its accented
+characters look like Western European letters), then what charset-normalizer proposes. When two
+readings are equally plausible but differ on characters the file holds, the import refuses and
+shows the first line that reads differently, rather than guess.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +44,12 @@ _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".n
 RESERVED = ("id", "input", "expected")
 SPLIT_NAMES = ("train", "validation", "test")
 _SHOWN = 5  # bad rows named in an error message
+_BLOCK = 1 << 20  # bytes read at a time
+_CHUNK_ROWS = 100_000  # rows parsed at a time
+_BAR_BYTES = 20_000_000  # progress=None shows a bar for files this large
+_SAMPLE_BYTES = 1 << 20  # lines with non-ASCII bytes kept to judge an encoding
+
+Progress = bool | Callable[[int, int], None] | None
 
 
 class ImportFailed(DatasetError):
@@ -43,9 +58,29 @@ class ImportFailed(DatasetError):
 
 @dataclass
 class _Parsed:
-    frame: pd.DataFrame
-    locate: Any  # row position -> "line 7" / "row 3"; how a person finds the row in the source
+    frame: pd.DataFrame  # the mapped source columns only
+    locate: Any  # row position -> "row 3 (line 7)"; how a person finds the row in the source
+    plan: _Plan
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """Which source column plays which part."""
+
+    input: str
+    expected: str | None
+    id: str | None
+    metadata: dict[str, str]
+
+    @property
+    def needed(self) -> list[str]:
+        return list(dict.fromkeys(c for c in [self.input, self.expected, self.id,
+                                              *self.metadata] if c))
+
+    def mapping(self) -> dict[str, Any]:
+        return {"input": self.input, "expected": self.expected, "id": self.id,
+                "metadata": self.metadata}
 
 
 # -- public ----------------------------------------------------------------------------------------
@@ -53,8 +88,8 @@ class _Parsed:
 def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, name: str,
                 input: str = "text", expected: str | None = None,
                 metadata: Sequence[str] | Mapping[str, str] | str = (), id: str | None = None,
-                format: str | None = None, encoding: str | None = None
-                ) -> Stored[DatasetVersion]:
+                format: str | None = None, encoding: str | None = None,
+                progress: Progress = None) -> Stored[DatasetVersion]:
     """Import ``source`` as a new version of dataset ``name``.
 
     ``input``/``expected``/``id`` name source columns; ``metadata`` is a list of source columns to
@@ -62,18 +97,29 @@ def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, n
     row gets a stable id from a hash of its input (plus which repeat of that input it is, so exact
     duplicates stay distinct and re-importing the same rows gives the same ids).
 
+    ``encoding`` is detected when left out; the version's ``transform.params`` record the one used
+    (``encoding``) and whether it was detected (``encoding_detected``). ``progress`` is True (a
+    tqdm bar), False, a function ``(bytes_done, bytes_total)`` (the file is read twice: once to
+    check its bytes and encoding, once for its rows), or None: a bar for files over 20 MB.
+
     Importing into a name that already exists makes its next version, with the version it
     replaces as parent, so ``diff`` shows what the new file changed."""
     import pandas as pd
 
     if not name or not isinstance(name, str):
         raise ImportFailed("The dataset needs a name.", "Pass name='support' (any short word).")
-    raw: bytes | None = None
+    wanted = dict(input=input, expected=expected, metadata=metadata, id_column=id)
     params: dict[str, Any]
+    scan: _Scan | None = None
+    path: Path | None = None
     if isinstance(source, pd.DataFrame):
         fmt = "dataframe"
-        parsed = _Parsed(source.reset_index(drop=True),
-                         _locator(source.index, "row with index"))
+        src = source.reset_index(drop=True)
+        plan, notes = _plan([str(c) for c in src.columns], **wanted, source_label="The DataFrame",
+                            preview=lambda: src, rename_hint="rename one (df.columns = [...])")
+        src = src.iloc[:, [list(map(str, src.columns)).index(c) for c in plan.needed]]
+        src.columns = plan.needed
+        parsed = _Parsed(src, _locator(source.index, "row with index"), plan, notes)
         params = {"source": "DataFrame", "format": fmt, "encoding": None}
     else:
         path = Path(source).expanduser()
@@ -82,29 +128,106 @@ def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, n
             raise ImportFailed(f"{path} {where}, so there is nothing to import.",
                                "Pass the path of a CSV, TSV, JSONL, JSON or Parquet file.")
         fmt = _format_of(path, format)
-        raw = path.read_bytes()
-        if not raw.strip():
-            raise ImportFailed(f"{path.name} is empty.", "Choose a file with a header and rows.")
-        used_encoding = None
-        if fmt == "parquet":
-            parsed = _read_parquet(raw, path.name)
-        else:
-            text, used_encoding = _decode(raw, encoding, path.name)
-            parsed = _PARSERS[fmt](text, path.name)
-        params = {"source": path.name, "format": fmt, "encoding": used_encoding}
+        label = path.name
+        bar = _Bar(progress, 2 * path.stat().st_size, label)
+        try:
+            scan = _scan(path, None if fmt == "parquet" else encoding, label, bar)
+            if scan.blank:
+                raise ImportFailed(f"{label} is empty.", "Choose a file with a header and rows.")
+            used_encoding, detected = None, None
+            if fmt == "parquet":
+                parsed = _read_parquet(path, label, wanted)
+            else:
+                if encoding is not None:
+                    used_encoding, detected = scan.encoding, False
+                else:
+                    used_encoding, detected = _detect(path, scan, label), True
+                parsed = _READERS[fmt](path, used_encoding, label, wanted, bar)
+            bar.finish()
+        finally:
+            bar.close()
+        params = {"source": label, "format": fmt, "encoding": used_encoding}
+        if detected is not None:
+            params["encoding_detected"] = detected
 
-    frame, mapping, notes = _map_columns(parsed, input=input, expected=expected,
-                                         metadata=metadata, id_column=id,
-                                         source_label=params["source"])
-    params["mapping"] = mapping
+    frame, plan, notes = _build(parsed, source_label=params["source"])
+    params["mapping"] = plan.mapping()
     params["rows"] = len(frame)
     if notes or parsed.notes:
         params["notes"] = parsed.notes + notes
     # Everything above only read; from here on the project changes, and a failure undoes it.
-    return _store(project, name, frame, raw, params, fmt)
+    return _store(project, name, frame, path, scan, params, fmt)
 
 
-# -- reading ---------------------------------------------------------------------------------------
+def describe_import(stored: Stored[DatasetVersion]) -> str:
+    """One sentence on what an import made, for notebooks and the command line: rows, dataset
+    version, file, format and the encoding that read it (and whether it was detected), then one
+    line per note (duplicate column names left out, values stored as text)."""
+    value = stored.value
+    params = value.transform.params
+    how = params.get("format", "?")
+    if params.get("encoding"):
+        how += f"; encoding {params['encoding']}"
+        if "encoding_detected" in params:
+            how += ", detected" if params["encoding_detected"] else ", as given"
+    rows = f"{value.rows:,} row{'s' if value.rows != 1 else ''}"
+    lines = [f"Imported {rows} from {params.get('source', '?')} ({how}) as version "
+             f"{stored.version} of '{stored.name}'."]
+    lines += [f"Note: {note}." for note in params.get("notes", [])]
+    return "\n".join(lines)
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+class _Bar:
+    def __init__(self, progress: Progress, total: int, label: str):
+        self.total, self.done = total, 0
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if progress is True or (progress is None and total >= 2 * _BAR_BYTES):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"import {label}")
+
+    def add(self, n: int) -> None:
+        n = min(n, self.total - self.done)
+        if n <= 0:
+            return
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def finish(self) -> None:
+        self.add(self.total - self.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Counting(io.RawIOBase):
+    """A binary file that reports how many bytes were read (for progress while pandas parses)."""
+
+    def __init__(self, path: Path, bar: _Bar):
+        self.raw = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.bar = bar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        self.bar.add(n or 0)
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+# -- reading the bytes and choosing the encoding ---------------------------------------------------
 
 def _format_of(path: Path, format: str | None) -> str:
     if format is not None:
@@ -121,9 +244,22 @@ def _format_of(path: Path, format: str | None) -> str:
     return fmt
 
 
-def _decode(raw: bytes, encoding: str | None, label: str) -> tuple[str, str]:
-    """The file's text and the encoding that read it: the given one, else UTF-8 (with or without
-    a byte-order mark), else what charset-normalizer detects."""
+@dataclass
+class _Scan:
+    """What one pass over the file's bytes found."""
+
+    sha256: str
+    size: int
+    blank: bool  # nothing but whitespace
+    high: list[int]  # byte values >= 0x80 present in the file
+    encoding: str | None  # the given encoding, or UTF-8, when the whole file decodes in it
+    bom: bool
+
+
+def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
+    """Hash the file, note which non-ASCII bytes it holds, and check that it decodes in the given
+    encoding (or in UTF-8 when none is given) — one pass, a block at a time."""
+    check = encoding
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -131,106 +267,429 @@ def _decode(raw: bytes, encoding: str | None, label: str) -> tuple[str, str]:
             raise ImportFailed(f"{encoding!r} is not an encoding Python knows.",
                                "Use a name like 'utf-8', 'latin-1' or 'cp1252', or leave "
                                "encoding out to detect it.") from None
+    digest = hashlib.sha256()
+    seen = bytearray(256)
+    blank, size, newlines, head = True, 0, 0, b""
+    decoder = None
+    with open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            if size == 0:
+                head = block[:4]
+                if check is None:
+                    check = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+                    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+                        check = "utf-32"
+                    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                        check = "utf-16"
+                decoder = codecs.getincrementaldecoder(check)() if check else None
+            digest.update(block)
+            if blank and block.strip():
+                blank = False
+            if not block.isascii():
+                for value in set(block.translate(None, _ASCII)):
+                    seen[value] = 1
+            if decoder is not None:
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    if encoding is not None:  # the user's encoding does not fit: say where
+                        offset = size - pending + exc.start
+                        fh.seek(0)
+                        before = fh.read(offset)
+                        raise _decode_error(before.count(b"\n") + 1,
+                                            exc.object[exc.start:exc.start + 1], label,
+                                            encoding) from None
+                    decoder = None
+            newlines += block.count(b"\n")
+            size += len(block)
+            bar.add(len(block))
+    if decoder is not None:
         try:
-            text = raw.decode(encoding)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
-            raise _decode_error(raw, exc, label, encoding) from None
-        return text.removeprefix("\ufeff"), encoding
-    if raw.startswith(codecs.BOM_UTF8):
-        try:
-            return raw[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as exc:
-            raise _decode_error(raw, exc, label, "utf-8-sig") from None
-    if not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            pass
-    from charset_normalizer import from_bytes
-
-    matches = from_bytes(raw)
-    best = matches.best()
-    if best is None:
-        raise ImportFailed(f"{label} does not look like text in any known encoding (it may be "
-                           "binary, or a Parquet/Excel file with the wrong suffix).",
-                           "Pass encoding= if you know it, or format='parquet' for Parquet.")
-    # A short Western-European sample decodes equally cleanly as several code pages; charset-
-    # normalizer then picks one arbitrarily (cp1250 turns "crème" into "crčme"). On a tie prefer
-    # cp1252, what Excel and most Western tools write.
-    for match in matches:
-        if (match.chaos, match.coherence) == (best.chaos, best.coherence) and \
-                "cp1252" in match.could_be_from_charset:
-            return raw.decode("cp1252"), "cp1252"
-    return str(best).removeprefix("\ufeff"), best.encoding
+            if encoding is not None:
+                raise _decode_error(newlines + 1, exc.object[exc.start:exc.start + 1], label,
+                                    encoding) from None
+            decoder = None
+    if encoding is None and check in ("utf-16", "utf-32") and decoder is None:
+        raise ImportFailed(f"{label} starts with a {check.upper()} byte-order mark but is not "
+                           f"valid {check.upper()}.", "Re-save it as UTF-8 and import again.")
+    used = encoding if encoding is not None else (check if decoder is not None else None)
+    return _Scan(digest.hexdigest(), size, blank, [v for v in range(128, 256) if seen[v]],
+                 used, head.startswith(codecs.BOM_UTF8))
 
 
-def _decode_error(raw: bytes, exc: UnicodeDecodeError, label: str, encoding: str) -> DatasetError:
-    line = raw[:exc.start].count(b"\n") + 1
-    return ImportFailed(f"{label} is not valid {encoding}: byte {raw[exc.start:exc.start + 1]!r} "
-                        f"on line {line} cannot be decoded.",
+_ASCII = bytes(range(128))
+
+
+def _decode_error(line: int, byte: bytes, label: str, encoding: str) -> ImportFailed:
+    return ImportFailed(f"{label} is not valid {encoding}: byte {byte!r} on line {line} cannot "
+                        "be decoded.",
                         "Leave encoding out to detect it, or pass the file's real encoding "
                         "(e.g. encoding='cp1252').")
 
 
-def _read_delimited(text: str, label: str, sep: str) -> _Parsed:
+# Western European single-byte code pages, in order of preference when they read a file the same.
+_WESTERN = ("cp1252", "iso-8859-15", "latin-1")
+_WORD_INNER = set("´`")  # symbols that may stand between two letters (don´t)
+_NEVER_BY_LETTER = set("¹¤¦¨¸¼½¾¬¯±×÷¶§¢¥£€")  # symbols that do not touch a letter in text
+_WORD = re.compile(r"[^\W\d_]+")
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|"
+                            rb"[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+@dataclass
+class _Reading:
+    """How plausible a decoding of the file's non-ASCII lines is."""
+
+    odd: int  # characters that do not occur like that in text (symbols glued to letters, ...)
+    non_ascii: int
+    foreign_words: int  # 3+ letters, none ASCII: Ïðèâåò is Cyrillic read as cp1252
+    accented_words: int  # words with a non-ASCII letter
+
+    @property
+    def clean(self) -> bool:
+        return self.odd == 0 if self.non_ascii < 100 else self.odd <= self.non_ascii / 100
+
+    @property
+    def western(self) -> bool:
+        return self.clean and self.foreign_words <= self.accented_words / 5
+
+
+def _judge(text: str) -> _Reading:
+    import unicodedata
+
+    odd = non_ascii = 0
+    for match in re.finditer(r"[^\x00-\x7f]", text):
+        char, at = match.group(), match.start()
+        non_ascii += 1
+        if char.isalpha() or char.isspace():
+            continue
+        before = text[at - 1].isalpha() if at > 0 else False
+        after = text[at + 1].isalpha() if at + 1 < len(text) else False
+        category = unicodedata.category(char)
+        if category in ("Cc", "Co", "Cn") or \
+                (before and after and category[0] in "SN" and char not in _WORD_INNER) or \
+                (char in _NEVER_BY_LETTER and (before or after)) or \
+                (char in "¿¡" and before):
+            odd += 1
+    foreign = accented = 0
+    for word in _WORD.findall(text):
+        if not word.isascii():
+            accented += 1
+            if len(word) >= 3 and not any(c.isascii() for c in word):
+                foreign += 1
+    return _Reading(odd, non_ascii, foreign, accented)
+
+
+def _sample(path: Path) -> list[tuple[int, bytes]]:
+    """The first lines (number, bytes) that hold non-ASCII bytes: they are what tells code pages
+    apart."""
+    lines, kept = [], 0
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.isascii():
+                lines.append((number, line.rstrip(b"\r\n")))
+                kept += len(line)
+                if kept >= _SAMPLE_BYTES:
+                    break
+    return lines
+
+
+def _detect(path: Path, scan: _Scan, label: str) -> str:
+    """The encoding to read ``path`` with, or ImportFailed naming a line when the choice is not
+    clear (see the module docstring)."""
+    if scan.encoding is not None:  # valid UTF-8 (plain ASCII included), or UTF-16/32 with a BOM
+        return scan.encoding
+    sample = _sample(path)
+    if not sample:  # cannot happen: not UTF-8 means a non-ASCII byte somewhere
+        return "utf-8"
+    joined = b"\n".join(line for _, line in sample)
+    utf8 = sum(len(m.group()) for m in _UTF8_SEQUENCE.finditer(joined))
+    high = sum(1 for b in joined if b >= 0x80) if len(joined) < 65536 else \
+        len(joined.translate(None, _ASCII))
+    if utf8 * 2 >= high:  # mostly UTF-8 sequences: a file that mixes encodings
+        for number, line in sample:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = line.decode("utf-8", errors="replace")
+                raise ImportFailed(
+                    f"{label} is UTF-8 except on line {number}, where byte "
+                    f"{line[exc.start:exc.start + 1]!r} is not: "
+                    f"{_clip(shown[max(0, exc.start - 30):], 70)!r} (the file mixes "
+                    "encodings, e.g. rows pasted from another file).",
+                    "Fix that line (re-type the character) and save the file as UTF-8, or "
+                    "pass encoding= to read the whole file in one single-byte encoding.")
+    readings: dict[str, tuple[tuple[str, ...], _Reading]] = {}
+    for name in _WESTERN:
+        chars = []
+        for value in scan.high:
+            try:
+                char = bytes([value]).decode(name)
+            except UnicodeDecodeError:
+                break
+            if 0x80 <= ord(char) < 0xA0:  # a C1 control: never what a text file means
+                break
+            chars.append(char)
+        else:
+            readings[name] = (tuple(chars), _judge(joined.decode(name)))
+    western = [name for name, (_, reading) in readings.items() if reading.western]
+    if western:
+        first = western[0]
+        differ = [name for name in western if readings[name][0] != readings[first][0]]
+        if differ:
+            raise _ambiguous(path, sample, label, first, differ[0])
+        return first
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(joined))
+    if not matches:
+        raise ImportFailed(f"{label} does not look like text in any known encoding (it may be "
+                           "binary, or a Parquet/Excel file with the wrong suffix).",
+                           "Pass encoding= if you know it, or format='parquet' for Parquet.")
+    # charset-normalizer ranks close readings of a short sample almost at random (mac_cyrillic
+    # over cp1251 for plain Russian): a reading as clean and nearly as coherent as its best is a
+    # rival. Among rivals a Windows code page wins (what most tools write); otherwise refuse.
+    best = matches[0]
+    text = str(best)
+    rivals = [m for m in matches[1:] if m.chaos <= best.chaos + 0.05
+              and m.coherence >= best.coherence - 0.1 and str(m) != text
+              and _judge(str(m)).clean]
+    if rivals and _judge(text).clean:
+        windows = [m for m in [best, *rivals] if re.fullmatch(r"cp125\d", m.encoding)]
+        if len(windows) == 1:
+            best, text, rivals = windows[0], str(windows[0]), []
+    rival = rivals[0] if rivals else None
+    if not _judge(text).clean or rival is not None:
+        other = rival.encoding if rival is not None else next(iter(readings), None)
+        if other is not None and other != best.encoding:
+            raise _ambiguous(path, sample, label, best.encoding, other)
+        raise ImportFailed(f"{label} is not UTF-8, and no encoding reads it as clean text "
+                           f"(the closest, {best.encoding}, gives "
+                           f"{_clip(_first_odd_line(sample, best.encoding), 70)!r}).",
+                           "Pass the file's encoding (encoding='...'), or save it as UTF-8.")
+    encoding = best.encoding
+    if not _decodes(path, encoding):
+        raise ImportFailed(f"{label} looks like {encoding}, but not every line decodes in it.",
+                           "Pass the file's encoding (encoding='...'), or save it as UTF-8.")
+    return encoding
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(_BLOCK):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _first_odd_line(sample: list[tuple[int, bytes]], encoding: str) -> str:
+    for number, line in sample:
+        text = line.decode(encoding, errors="replace")
+        if not _judge(text).clean:
+            return f"line {number}: {text}"
+    return ""
+
+
+def _ambiguous(path: Path, sample: list[tuple[int, bytes]], label: str, a: str,
+               b: str) -> ImportFailed:
+    """The first line that reads differently in encodings ``a`` and ``b``, both readings shown."""
+    def lines():
+        yield from sample
+        with open(path, "rb") as fh:  # past the sample (rare: it holds the first megabyte)
+            for number, line in enumerate(fh, start=1):
+                if number > sample[-1][0] and not line.isascii():
+                    yield number, line.rstrip(b"\r\n")
+
+    for number, line in lines():
+        one, two = line.decode(a, errors="replace"), line.decode(b, errors="replace")
+        if one != two:
+            at = next(i for i, (x, y) in enumerate(zip(one, two)) if x != y)
+            start = max(0, at - 25)
+            return ImportFailed(
+                f"{label} is not UTF-8 and its encoding is not certain: line {number} reads "
+                f"{_clip(one[start:], 50)!r} in {a} but {_clip(two[start:], 50)!r} in {b}.",
+                f"Pass the encoding that shows that line right, e.g. encoding='{a}' or "
+                f"encoding='{b}' (or save the file as UTF-8).")
+    return ImportFailed(f"{label} is not UTF-8 and its encoding is not certain ({a} or {b}).",
+                        f"Pass encoding='{a}' or encoding='{b}', or save the file as UTF-8.")
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+def _open_text(path: Path, encoding: str):
+    return open(path, encoding=encoding, newline="")  # noqa: SIM115 - callers close it
+
+
+def _records(path: Path, encoding: str, sep: str):
+    """(first physical line, fields) of each CSV record, blank lines skipped as pandas skips
+    them; the standard library's reader, used only to say where something is."""
+    import csv
+
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    with _open_text(path, encoding) as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        end = 0
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            yield start, fields
+
+
+class _CsvLines:
+    """Row position -> "row 3 (line 7)". The lines are worked out only when an error names a
+    row, by reading the file again: a quoted field may span lines, so row n is not line n + 1."""
+
+    def __init__(self, path: Path, encoding: str, sep: str):
+        self.path, self.encoding, self.sep = path, encoding, sep
+        self.starts: list[int] | None = None
+
+    def __call__(self, i: int) -> str:
+        if self.starts is None:
+            records = _records(self.path, self.encoding, self.sep)
+            next(records, None)  # the header
+            self.starts = [start for start, _ in records]
+        line = self.starts[i] if i < len(self.starts) else None
+        return f"row {i + 1}" + (f" (line {line})" if line is not None else "")
+
+
+def _header(path: Path, encoding: str, sep: str, label: str) -> list[str]:
+    first = next(_records(path, encoding, sep), None)
+    if first is None:
+        raise ImportFailed(f"{label} has no header row.", "The first line must name the columns.")
+    # pandas' names for unnamed columns, so messages list what pandas users know
+    return [name if name != "" else f"Unnamed: {i}" for i, name in enumerate(first[1])]
+
+
+def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _Bar,
+                    sep: str) -> _Parsed:
     import pandas as pd
 
+    columns = _header(path, encoding, sep, label)
+    # Every cell as written: "NA" or "null" in a support message is text, not a missing value;
+    # an empty cell is "" (the profile reports it).
+    options = dict(sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                   skip_blank_lines=True, encoding=encoding)
+
+    def preview():
+        frame = pd.read_csv(path, nrows=200, **options)
+        frame.columns = columns[:len(frame.columns)]
+        return frame
+
+    plan, notes = _plan(columns, **wanted, source_label=label, preview=preview,
+                        rename_hint="rename one in the file's header")
+    positions = [columns.index(c) for c in plan.needed]
+    chunks = []
+    handle = _Counting(path, bar)
     try:
-        # Every cell as written: "NA" or "null" in a support message is text, not a missing value;
-        # an empty cell is "" (the profile reports it); only a row that is short of fields is null.
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                            na_values=[], skip_blank_lines=True)
+        # Chunks keep memory to one chunk of every column plus the mapped columns of all rows.
+        reader = pd.read_csv(io.BufferedReader(handle, _BLOCK), chunksize=_CHUNK_ROWS,
+                             **options)
+        for chunk in reader:
+            part = chunk.iloc[:, positions]
+            part.columns = plan.needed
+            chunks.append(part)
     except pd.errors.EmptyDataError:
         raise ImportFailed(f"{label} has no header row.",
                            "The first line must name the columns.") from None
     except pd.errors.ParserError as exc:
-        kind = "tab" if sep == "\t" else "comma"
-        raise ImportFailed(f"{label} could not be parsed: {str(exc).strip()}.",
-                           f"That row has more {kind}-separated fields than the header: quote "
-                           "fields that contain the separator (\"a, b\"), or pass format='tsv'/"
-                           "'csv' if the separator is the other one.") from None
-    return _Parsed(frame, lambda i: f"row {i + 1} (line {i + 2} if no field spans lines)")
+        raise _parse_error(path, encoding, label, sep, len(columns), exc) from None
+    finally:
+        handle.close()
+    frame = pd.concat(chunks, ignore_index=True) if chunks else \
+        pd.DataFrame({c: pd.Series([], dtype=object) for c in plan.needed})
+    return _Parsed(frame, _CsvLines(path, encoding, sep), plan, notes)
 
 
-def _read_csv(text: str, label: str) -> _Parsed:
-    return _read_delimited(text, label, ",")
+def _parse_error(path: Path, encoding: str, label: str, sep: str, width: int,
+                 exc: Exception) -> ImportFailed:
+    """pandas counts records, not lines, once a quoted field spans lines: find the physical line
+    of the bad row again with the standard library's reader."""
+    kind = "tab" if sep == "\t" else "comma"
+    fix = (f"Quote fields that contain the separator (\"a, b\"), or pass format='tsv'/'csv' if "
+           "the separator is the other one.")
+    last = None
+    try:
+        for row, (start, fields) in enumerate(_records(path, encoding, sep)):
+            last = (row, start, fields)
+            if row and len(fields) > width:
+                return ImportFailed(
+                    f"{label} line {start} (data row {row}) has {len(fields)} {kind}-separated "
+                    f"fields, but the header has {width}: {_clip(sep.join(fields))!r}.", fix)
+    except Exception:  # the standard reader failing too: fall back to pandas' words
+        last = None
+    if "EOF inside string" in str(exc) and last is not None:
+        row, start, _ = last
+        return ImportFailed(f"{label} line {start} (data row {row}) opens a quoted field that is "
+                            "never closed, so the rest of the file would be one cell.",
+                            "Close the quote (a quote inside a quoted field is written twice: "
+                            "\"\"), then import again.")
+    return ImportFailed(f"{label} could not be parsed: {str(exc).strip()} (pandas counts rows; "
+                        "the physical line may be later if a quoted field spans lines).", fix)
 
 
-def _read_tsv(text: str, label: str) -> _Parsed:
-    return _read_delimited(text, label, "\t")
+def _read_csv(path, encoding, label, wanted, bar) -> _Parsed:
+    return _read_delimited(path, encoding, label, wanted, bar, ",")
 
 
-def _read_jsonl(text: str, label: str) -> _Parsed:
+def _read_tsv(path, encoding, label, wanted, bar) -> _Parsed:
+    return _read_delimited(path, encoding, label, wanted, bar, "\t")
+
+
+def _read_jsonl(path: Path, encoding: str, label: str, wanted: dict, bar: _Bar) -> _Parsed:
     import pandas as pd
 
-    records, lines = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFailed(f"{label} line {number} is not valid JSON: {exc.msg} at column "
-                               f"{exc.colno}: {_clip(line)}",
-                               "Fix or delete that line; each line must be one JSON object.") \
-                from None
-        if not isinstance(value, dict):
-            raise ImportFailed(f"{label} line {number} is a JSON {type(value).__name__}, not an "
-                               f"object: {_clip(line)}",
-                               "Write each row as an object, e.g. {\"text\": \"...\", "
-                               "\"label\": \"...\"}.")
-        records.append(value)
-        lines.append(number)
-    if not records:
+    frames, records, lines = [], [], []
+    first = True
+    with _open_text(path, encoding) as fh:
+        for number, line in enumerate(fh, start=1):
+            bar.add(len(line))  # characters, close enough to bytes for a progress bar
+            if not line.strip():
+                continue
+            if first and line.lstrip().startswith("["):
+                raise ImportFailed(f"{label} holds a JSON array (line {number} starts with '['), "
+                                   "not one JSON object per line as JSONL does.",
+                                   "Import it as a JSON array with format='json', or rename the "
+                                   "file to .json.")
+            first = False
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ImportFailed(f"{label} line {number} is not valid JSON: {exc.msg} at "
+                                   f"column {exc.colno}: {_clip(line.strip())}",
+                                   "Fix or delete that line; each line must be one JSON "
+                                   "object.") from None
+            if not isinstance(value, dict):
+                raise ImportFailed(f"{label} line {number} is a JSON {type(value).__name__}, "
+                                   f"not an object: {_clip(line.strip())}",
+                                   "Write each row as an object, e.g. {\"text\": \"...\", "
+                                   "\"label\": \"...\"}.")
+            records.append(value)
+            lines.append(number)
+            if len(records) == _CHUNK_ROWS:
+                frames.append(pd.DataFrame.from_records(records))
+                records = []
+    if records:
+        frames.append(pd.DataFrame.from_records(records))
+    if not frames:
         raise ImportFailed(f"{label} has no rows.", "Add one JSON object per line.")
-    return _Parsed(pd.DataFrame.from_records(records), lambda i: f"line {lines[i]}")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return _subset(frame, lambda i: f"line {lines[i]}", label, wanted,
+                   "rename one of the keys")
 
 
-def _read_json(text: str, label: str) -> _Parsed:
+def _read_json(path: Path, encoding: str, label: str, wanted: dict, bar: _Bar) -> _Parsed:
     import pandas as pd
 
     try:
-        value = json.loads(text)
+        value = json.loads(path.read_text(encoding=encoding))  # one document: read whole
     except json.JSONDecodeError as exc:
         raise ImportFailed(f"{label} is not valid JSON: {exc.msg} at line {exc.lineno} column "
                            f"{exc.colno}.", "Fix the file, or save it as JSONL (one object per "
@@ -248,22 +707,33 @@ def _read_json(text: str, label: str) -> _Parsed:
             raise ImportFailed(f"{label} item {i + 1} of the array is a JSON "
                                f"{type(item).__name__}, not an object.",
                                "Make every item an object with named fields.")
-    return _Parsed(pd.DataFrame.from_records(value), lambda i: f"item {i + 1}")
+    return _subset(pd.DataFrame.from_records(value), lambda i: f"item {i + 1}", label, wanted,
+                   "rename one of the keys")
 
 
-def _read_parquet(raw: bytes, label: str) -> _Parsed:
+def _read_parquet(path: Path, label: str, wanted: dict) -> _Parsed:
     import pandas as pd
 
     try:
-        frame = pd.read_parquet(io.BytesIO(raw))
+        frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged or foreign file
         raise ImportFailed(f"{label} could not be read as Parquet: {exc}.",
                            "Check the file is Parquet (not CSV renamed) and not truncated; "
                            "pass format= if the suffix is wrong.") from None
-    return _Parsed(frame.reset_index(drop=True), lambda i: f"row {i + 1}")
+    return _subset(frame.reset_index(drop=True), lambda i: f"row {i + 1}", label, wanted,
+                   "rename one of the columns")
 
 
-_PARSERS = {"csv": _read_csv, "tsv": _read_tsv, "jsonl": _read_jsonl, "json": _read_json}
+def _subset(frame: pd.DataFrame, locate, label: str, wanted: dict, rename_hint: str) -> _Parsed:
+    columns = [str(c) for c in frame.columns]
+    plan, notes = _plan(columns, **wanted, source_label=label, preview=lambda: frame,
+                        rename_hint=rename_hint)
+    part = frame.iloc[:, [columns.index(c) for c in plan.needed]]
+    part.columns = plan.needed
+    return _Parsed(part, locate, plan, notes)
+
+
+_READERS = {"csv": _read_csv, "tsv": _read_tsv, "jsonl": _read_jsonl, "json": _read_json}
 
 
 def _locator(index, prefix: str):
@@ -277,32 +747,60 @@ def _clip(text: str, width: int = 60) -> str:
 
 # -- mapping and checks ----------------------------------------------------------------------------
 
-def _map_columns(parsed: _Parsed, *, input: str, expected: str | None,
-                 metadata: Sequence[str] | Mapping[str, str] | str, id_column: str | None,
-                 source_label: str) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
-    import pandas as pd
+# Column names that usually hold what the model reads, and ones that usually hold the answer: a
+# hint for a missing input column never proposes the latter.
+_INPUT_NAMES = {"text", "input", "message", "question", "prompt", "query", "body", "content",
+                "utterance", "sentence", "review", "comment", "description", "request",
+                "ticket_text", "instruction"}
+_ANSWER_NAMES = {"label", "labels", "answer", "expected", "output", "target", "intent",
+                 "category", "class", "response", "reference", "gold", "y", "completion",
+                 "solution", "topic", "sentiment"}
 
-    src = parsed.frame
-    available = [str(c) for c in src.columns]
-    src.columns = available
+
+def _plan(columns: list[str], *, input: str, expected: str | None,
+          metadata: Sequence[str] | Mapping[str, str] | str, id_column: str | None,
+          source_label: str, preview: Callable[[], pd.DataFrame],
+          rename_hint: str) -> tuple[_Plan, list[str]]:
+    """Check the mapping against the source's column names, before any row is read."""
     wanted = {"input": input, "expected": expected, "id": id_column}
     if isinstance(metadata, str):
         if metadata != "*":
             metadata = [metadata]
         else:
             used = {c for c in wanted.values() if c}
-            metadata = [c for c in available if c not in used]
+            metadata = [c for c in dict.fromkeys(columns) if c not in used]
     meta_map = dict(metadata) if isinstance(metadata, Mapping) else {c: c for c in metadata}
-    missing = [c for c in [input, expected, id_column, *meta_map] if c and c not in available]
+    needed = [c for c in [input, expected, id_column, *meta_map] if c]
+    notes = []
+    positions: dict[str, list[int]] = {}
+    for i, column in enumerate(columns):
+        positions.setdefault(column, []).append(i + 1)
+    for column, where in positions.items():
+        if len(where) < 2:
+            continue
+        places = f"columns {', '.join(map(str, where[:-1]))} and {where[-1]}"
+        if column in needed:
+            role = next((r for r, c in wanted.items() if c == column), "metadata")
+            raise ImportFailed(f"{source_label} has {len(where)} columns named {column!r} "
+                               f"({places}), so it is not clear which one is the {role}.",
+                               f"Give each column its own name ({rename_hint}), then import "
+                               "again.")
+        notes.append(f"{places} of {source_label} are all named {column!r}; none of them was "
+                     "imported (they were not mapped)")
+    available = list(positions)
+    missing = [c for c in needed if c not in positions]
     if missing:
+        taken = {c for c in [expected, id_column, *meta_map] if c}
         guesses = []
-        if input not in available:
-            guesses.append(f"input={_closest(input, available) or _longest_text(src)!r}")
+        if input not in positions:
+            guess = _guess_input(input, [c for c in available if c not in taken], preview)
+            guesses.append(f"input={guess!r}" if guess else "input=<the column with the text>")
         for role, column in (("expected", expected), ("id", id_column)):
-            if column and column not in available:
-                guess = _closest(column, available)
+            if column and column not in positions:
+                free = [c for c in available if c not in taken and c != input]
+                guess = _closest(column, free)
                 guesses.append(f"{role}={guess!r}" if guess else f"{role}=<one of the columns>")
-        if any(c not in available for c in meta_map):
+        if any(c not in positions for c in meta_map):
             guesses.append("metadata=[...]")
         raise ImportFailed(f"{source_label} has no column(s) {missing}; its columns are "
                            f"{available}.",
@@ -319,13 +817,29 @@ def _map_columns(parsed: _Parsed, *, input: str, expected: str | None,
     if len(set(meta_map.values())) != len(meta_map):
         raise ImportFailed("Two metadata columns map to the same new name.",
                            "Give each metadata column its own name.")
+    return _Plan(input, expected, id_column, meta_map), notes
+
+
+def _build(parsed: _Parsed, *, source_label: str) -> tuple[pd.DataFrame, _Plan, list[str]]:
+    """The dataset frame (id, input, expected, metadata) from the mapped source columns, after
+    checking every row."""
+    import numpy as np
+    import pandas as pd
+
+    src, plan = parsed.frame, parsed.plan
+    input, expected, id_column = plan.input, plan.expected, plan.id
     if src.empty:
         raise ImportFailed(f"{source_label} has a header but no rows.", "Add rows to import.")
-
     locate = parsed.locate
     notes: list[str] = []
+    # Text columns stay in pandas' Arrow-backed string dtype when the source gave them so (CSV,
+    # and most DataFrames under pandas 3): a million rows as Python strings would take three
+    # times the memory. Object columns (JSON, mixed DataFrames) are checked value by value.
     texts = src[input]
-    bad = [i for i, v in enumerate(texts.tolist()) if not isinstance(v, str)]
+    if _arrow_text(texts):
+        bad = np.flatnonzero(texts.isna().to_numpy()).tolist()
+    else:
+        bad = [i for i, v in enumerate(texts.tolist()) if not isinstance(v, str)]
     if bad:
         shown = ", ".join(f"{locate(i)} ({_describe(texts.iloc[i])})" for i in bad[:_SHOWN])
         more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
@@ -333,22 +847,29 @@ def _map_columns(parsed: _Parsed, *, input: str, expected: str | None,
                            f"{len(bad)} row(s) do not: {shown}{more}.",
                            "Fill in or delete those rows in the source (or drop them from the "
                            "DataFrame with .dropna(subset=[...])), then import again.")
-    out = pd.DataFrame({"input": texts.astype(object)})
-    if expected is not None:
+    out = pd.DataFrame({"input": texts if _arrow_text(texts) else texts.astype(object)})
+    if expected is None:
+        out["expected"] = None
+    elif _arrow_text(src[expected]):
+        values = src[expected]
+        out["expected"] = values.mask(values == "")
+    else:
         values = src[expected].tolist()
         out["expected"] = [_expected_value(v) for v in values]
         if any(isinstance(v, (dict, list)) for v in values):
             notes.append(f"structured values in {expected!r} were stored as JSON text")
-    else:
-        out["expected"] = None
     if id_column is not None:
         ids = src[id_column]
-        nulls = [i for i, v in enumerate(ids.tolist()) if _is_missing(v) or v == ""]
+        if _arrow_text(ids):
+            nulls = np.flatnonzero((ids.isna() | (ids == "")).to_numpy()).tolist()
+        else:
+            nulls = [i for i, v in enumerate(ids.tolist()) if _is_missing(v) or v == ""]
         if nulls:
             raise ImportFailed(f"Id column {id_column!r} is empty in "
                                f"{', '.join(locate(i) for i in nulls[:_SHOWN])}.",
                                "Give every row an id, or leave id= out to make ids.")
-        ids = ids.map(_id_text)
+        if not _arrow_text(ids):
+            ids = ids.map(_id_text).astype(object)
         dupes = ids[ids.duplicated(keep=False)]
         if not dupes.empty:
             first = dupes.iloc[0]
@@ -357,10 +878,10 @@ def _map_columns(parsed: _Parsed, *, input: str, expected: str | None,
                                f"in {', '.join(rows)} ({dupes.nunique()} repeated id(s) in all).",
                                "Make the ids unique in the source, or leave id= out to make "
                                "ids.")
-        out.insert(0, "id", ids.astype(object).tolist())
+        out.insert(0, "id", ids)
     else:
         out.insert(0, "id", make_ids(out["input"]))
-    for column, new in meta_map.items():
+    for column, new in plan.metadata.items():
         values, note = _metadata_values(src[column], column)
         out[new] = values
         if note:
@@ -372,8 +893,13 @@ def _map_columns(parsed: _Parsed, *, input: str, expected: str | None,
                                f"only hold {list(SPLIT_NAMES)}.",
                                "Rename it with metadata={'split': 'source_split'}.")
     _check_storable(out, source_label)
-    mapping = {"input": input, "expected": expected, "id": id_column, "metadata": meta_map}
-    return out, mapping, notes
+    return out, plan, notes
+
+
+def _arrow_text(series: pd.Series) -> bool:
+    import pandas as pd
+
+    return isinstance(series.dtype, pd.StringDtype)
 
 
 def make_ids(texts: pd.Series) -> list[str]:
@@ -419,6 +945,11 @@ def _metadata_values(series: pd.Series, column: str) -> tuple[Any, str | None]:
     mixed values become JSON text (Parquet needs one type per column)."""
     import pandas as pd
 
+    if _arrow_text(series):  # text from CSV: numbers if every filled cell is one
+        filled = series[series.notna() & (series != "")]
+        if len(filled) and pd.to_numeric(filled, errors="coerce").notna().all():
+            return pd.to_numeric(series.replace("", None)), None
+        return series, None
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         values = series.tolist()
         present = [v for v in values if not _is_missing(v)]
@@ -466,31 +997,76 @@ def _closest(name: str, available: list[str]) -> str | None:
     return match[0] if match else None
 
 
-def _longest_text(frame: pd.DataFrame) -> str | None:
-    """The column that most looks like free text: the longest strings on average."""
-    best, best_length = None, -1.0
-    for column in frame.columns:
-        values = frame[column].head(200)
-        texts = [v for v in values.tolist() if isinstance(v, str)]
-        if texts:
-            length = sum(map(len, texts)) / len(texts)
-            if length > best_length:
-                best, best_length = column, length
-    return best
+def _guess_input(name: str, free: list[str], preview: Callable[[], pd.DataFrame]) -> str | None:
+    """A column to propose as the input: one named like ``name``; else the one column named like
+    an input (text, message, question, ...); else the one text column whose name is not an
+    answer's (label, answer, intent, ...). None when that leaves no single candidate: no hint
+    beats a wrong one."""
+    close = _closest(name, free)
+    if close:
+        return close
+    folded = {c: c.casefold().strip().replace(" ", "_") for c in free}
+    named = [c for c in free if folded[c] in _INPUT_NAMES]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        return None
+    try:
+        frame = preview()
+    except Exception:  # a hint is not worth a second error
+        return None
+    texts = [c for c in free if folded[c] not in _ANSWER_NAMES and c in frame.columns
+             and _is_text(frame[c])]
+    return texts[0] if len(texts) == 1 else None
+
+
+def _is_text(series: pd.Series) -> bool:
+    values = [v for v in series.head(200).tolist() if isinstance(v, str) and v]
+    if not values:
+        return False
+    numbers = sum(1 for v in values if re.fullmatch(r"[-+]?[\d.,]+", v.strip()))
+    return numbers < len(values) / 2 and sum(map(len, values)) / len(values) > 3
 
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def _store(project: Project, name: str, frame: pd.DataFrame, raw: bytes | None,
-           params: dict[str, Any], fmt: str) -> Stored[DatasetVersion]:
-    from workbench.data.versions import frame_hash, get_version
-    from workbench.fsutil import atomic_write_bytes
+def _copy_raw(path: Path, target: Path, sha256: str, label: str) -> None:
+    """Copy ``path`` to ``target`` atomically, checking it is still the file that was read."""
+    import tempfile
+
+    from workbench.fsutil import default_mode
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, default_mode())
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as fh:
+            while block := fh.read(_BLOCK):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha256:
+            raise ImportFailed(f"{label} changed while it was being imported.",
+                               "Import it again once whatever writes it has finished.")
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _store(project: Project, name: str, frame: pd.DataFrame, path: Path | None,
+           scan: _Scan | None, params: dict[str, Any], fmt: str) -> Stored[DatasetVersion]:
+    from workbench.data.versions import get_version
 
     created: list[Path] = []  # what this import added, removed again if it fails
     raw_dir = project.data_dir / "raw"
     try:
-        if raw is not None:
-            digest = hashlib.sha256(raw).hexdigest()
+        if path is not None and scan is not None:
+            digest = scan.sha256
             suffix = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl", "json": ".json",
                       "parquet": ".parquet"}[fmt]
             raw_path = raw_dir / f"{digest[:16]}{suffix}"
@@ -500,22 +1076,24 @@ def _store(project: Project, name: str, frame: pd.DataFrame, raw: bytes | None,
                 raw_dir.mkdir(parents=True)
                 created.append(raw_dir)
             if not raw_path.exists():
-                atomic_write_bytes(raw_path, raw)
+                _copy_raw(path, raw_path, digest, params["source"])
                 created.append(raw_path)
         try:
             parent = get_version(project, name).version
         except DatasetError:
             parent = None
-        version_file = project.path / f"data/{frame_hash(frame.reset_index(drop=True))[:16]}" \
-                                      ".parquet"
-        if not version_file.exists():
-            created.append(version_file)
-        return save_version(project, name, frame, transform="import", params=params,
-                            parent=parent)
+        data_dir = project.path / "data"
+        before = {p.name for p in data_dir.glob("*.parquet")}
+        try:
+            return save_version(project, name, frame, transform="import", params=params,
+                                parent=parent)
+        except BaseException:  # the version file it wrote, if any (hashing again costs seconds)
+            created += [p for p in data_dir.glob("*.parquet") if p.name not in before]
+            raise
     except BaseException:
-        for path in reversed(created):
+        for made in reversed(created):
             try:
-                path.rmdir() if path.is_dir() else path.unlink()
+                made.rmdir() if made.is_dir() else made.unlink()
             except OSError:
                 pass
         raise
