@@ -187,3 +187,51 @@ def test_eval_and_gate_errors_are_one_line(gated_project):
     assert_one_line_error(run("eval", "nope", "--dataset", "tiny", project=gated_project.path))
     assert_one_line_error(run("bless", "no-such-run", project=gated_project.path))
     assert run("eval", "route", project=gated_project.path).returncode == 2  # --dataset missing
+
+
+def test_import_a_file_and_its_errors(tmp_path):
+    target = tmp_path / "p"
+    run("init", str(target))
+    latin = tmp_path / "tickets.csv"
+    latin.write_bytes("id,text,label,text\n1,Où est ma commande ?,shipping,x\n"
+                      "2,Grüße aus München,other,y\n".encode("latin-1"))
+    dup = run("import", str(latin), "--dataset", "tickets", "--expected", "label",
+              project=target)
+    assert_one_line_error(dup)
+    assert "2 columns named 'text' (columns 2 and 4)" in dup.stderr
+
+    latin.write_bytes("id,message,label\n1,Où est ma commande ?,shipping\n"
+                      "2,Grüße aus München,other\n".encode("latin-1"))
+    missing = run("import", str(latin), "--dataset", "tickets", "--expected", "label",
+                  project=target)
+    assert_one_line_error(missing)
+    assert "e.g. workbench import FILE --input message." in missing.stderr
+
+    done = run("import", str(latin), "--dataset", "tickets", "--input", "message", "--expected",
+               "label", "--id", "id", project=target)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("Imported 2 rows from tickets.csv (csv; encoding cp1252, "
+                                   "detected) as version 1 of 'tickets'.")
+    import workbench
+    from workbench.data import load
+
+    rows = load(workbench.open_project(target), "tickets")
+    assert rows["input"].tolist() == ["Où est ma commande ?", "Grüße aus München"]
+
+    array = tmp_path / "rows.jsonl"
+    array.write_text('[{"text": "a"}, {"text": "b"}]\n')
+    wrong = run("import", str(array), "--dataset", "rows", project=target)
+    assert_one_line_error(wrong)
+    assert "Import it as a JSON array with --format json" in wrong.stderr
+    right = run("import", str(array), "--dataset", "rows", "--format", "json", project=target)
+    assert right.returncode == 0 and "Imported 2 rows from rows.jsonl (json;" in right.stdout
+
+    amb = tmp_path / "amb.csv"
+    amb.write_bytes(b"text\nTotal 20 \xa4\n")
+    unsure = run("import", str(amb), "--dataset", "amb", project=target)
+    assert_one_line_error(unsure)
+    assert "line 2 reads 'Total 20 ¤' in cp1252" in unsure.stderr
+    assert "--encoding cp1252 or --encoding iso-8859-15" in unsure.stderr
+    given = run("import", str(amb), "--dataset", "amb", "--encoding", "iso-8859-15",
+                project=target)
+    assert given.returncode == 0 and "encoding iso-8859-15, as given" in given.stdout

@@ -126,6 +126,38 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _as_flags(text: str) -> str:
+    """An importer's hint in command-line words: encoding='cp1252' -> --encoding cp1252."""
+    import re
+
+    text = re.sub(r"import_data\(\.\.\., ([^)]*)\)", r"workbench import FILE \1", text)
+    text = re.sub(r"\b(input|expected|id|format|encoding|metadata)=('([^']*)'|<[^>]*>)",
+                  lambda m: f"--{m.group(1)} {m.group(3) if m.group(3) is not None else m.group(2)}",
+                  text)
+    return re.sub(r"\bmetadata=(\[\.\.\.\]|\{[^}]*\})", "--metadata COL,COL", text)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from workbench.data.importing import ImportFailed, describe_import, import_data
+
+    project = _project_for(args.project)
+    metadata = args.metadata
+    if metadata and metadata != "*":
+        metadata = [c.strip() for c in metadata.split(",") if c.strip()]
+    try:
+        stored = import_data(project, args.file, name=args.dataset, input=args.input,
+                             expected=args.expected, id=args.id, metadata=metadata or (),
+                             format=args.format, encoding=args.encoding,
+                             progress=None if sys.stderr.isatty() else False)
+    except ImportFailed as exc:
+        raise ImportFailed(_as_flags(exc.message), _as_flags(exc.fix or "") or None) from None
+    summary, *notes = describe_import(stored).splitlines()
+    print(summary)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return 0
+
+
 def cmd_tour(args: argparse.Namespace) -> int:
     from workbench.tour import run_tour
 
@@ -459,6 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--no-browser", action="store_true")
     p.set_defaults(func=cmd_notebooks)
+
+    p = sub.add_parser(
+        "import", help="import a CSV, TSV, JSONL, JSON or Parquet file as a new dataset version "
+                       "(checked whole first: a bad file changes nothing)")
+    p.add_argument("file")
+    p.add_argument("--dataset", required=True, help="dataset name in the project")
+    p.add_argument("--input", default="text", help="column the model reads (default: text)")
+    p.add_argument("--expected", help="column with the label or reference answer")
+    p.add_argument("--id", help="column with unique row ids (default: made from the input)")
+    p.add_argument("--metadata", help="columns to keep, comma-separated, or '*' for all others")
+    p.add_argument("--format", choices=("csv", "tsv", "jsonl", "json", "parquet"),
+                   help="default: from the file's suffix")
+    p.add_argument("--encoding", help="e.g. utf-8, cp1252 (default: detected)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("runs", help="the project's runs, newest first")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
