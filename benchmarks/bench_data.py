@@ -1,7 +1,9 @@
-"""Phase-2 data throughput: import + profile (+ PII scan) of 100,000 support-style rows, and
-near-duplicate detection on 10,000 rows with the bundled embeddings.
+"""Phase-2 data throughput: import + profile (+ PII scan) of 100,000 support-style rows, the
+importer alone on 1,000,000 rows (rows/s and peak memory, in a fresh process), and near-duplicate
+detection on 10,000 rows with the bundled embeddings.
 
-    .venv/bin/python benchmarks/bench_data.py [--rows 100000] [--near-rows 10000]
+    .venv/bin/python benchmarks/bench_data.py [--rows 100000] [--import-rows 1000000]
+                                              [--near-rows 10000] [--import-only]
 
 The rows are synthetic and deterministic (seeded templates), written as a CSV and imported into a
 temporary project, so every run measures the same work. Prints figures; asserts nothing.
@@ -120,6 +122,46 @@ def neighbour_recall(reference, vectors, k: int = 5, queries: int = 2000) -> tup
     return float(exact), float(ties)
 
 
+IMPORT_PROBE = """
+import re, sys, time
+from pathlib import Path
+import pandas, pyarrow, workbench
+from workbench.data import import_data
+
+def high_water():  # kB; this process's own (ru_maxrss would count the parent it forked from)
+    return int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
+
+before = high_water()
+project = workbench.init_project(Path(sys.argv[2]))
+start = time.perf_counter()
+import_data(project, sys.argv[1], name="support", expected="intent", id="ticket",
+            metadata=["channel"], progress=False)
+seconds = time.perf_counter() - start
+print(seconds, before, high_water())
+"""
+
+
+def import_alone(rows: int) -> None:
+    """The importer on ``rows`` rows in a fresh interpreter: rows/s and peak resident memory
+    (VmHWM, Linux), next to what the interpreter holds before the import starts (pandas, pyarrow
+    and the workbench loaded)."""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "support.csv"
+        support_rows(rows, seed=2).to_csv(csv, index=False)
+        size = csv.stat().st_size
+        out = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(csv),
+                              str(Path(tmp) / "project")], capture_output=True, text=True,
+                             check=True).stdout.split()
+    seconds, before, peak = float(out[0]), int(out[1]) / 1024, int(out[2]) / 1024
+    print(f"\nimporter alone on {rows:,} rows ({size / 1e6:.0f} MB CSV, fresh process)")
+    print(f"  import_data                                              {rate(rows, seconds)}")
+    print(f"  peak memory {peak:,.0f} MB (the interpreter with pandas and pyarrow loaded: "
+          f"{before:,.0f} MB; the import added {peak - before:,.0f} MB)")
+
+
 def rate(rows: int, seconds: float) -> str:
     return f"{seconds:7.2f} s  {rows / seconds:>10,.0f} rows/s"
 
@@ -128,7 +170,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--near-rows", type=int, default=10_000)
+    parser.add_argument("--import-rows", type=int, default=1_000_000)
+    parser.add_argument("--import-only", action="store_true",
+                        help="only the importer on --import-rows rows")
     args = parser.parse_args()
+    if args.import_only:
+        import_alone(args.import_rows)
+        return
 
     import torch
 
@@ -178,6 +226,9 @@ def main() -> None:
         together = " + ".join(label.split(" (")[0] for label, _ in stages)
         print(f"  {together:<58} {rate(args.rows, total)}")
         print(f"  exact duplicate rows found: {result.exact_duplicate_rows:,}")
+
+    if args.import_rows:
+        import_alone(args.import_rows)
 
     # Near duplicates: embedding dominates; the blocked similarity search is timed on its own.
     from workbench.llm.embeddings import compute_dtype, embed
