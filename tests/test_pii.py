@@ -51,9 +51,15 @@ def test_sample_is_what_its_generator_writes():
     assert gen.sample_rows() == pii.load_sample()
 
 
+# Measured on the independent set when the detector was last changed (see the datasheet); a
+# change that loses ground there fails here.
+EVAL_MAX_LEAK = 0.12
+EVAL_MIN_F1 = 0.86
+
+
 def test_evaluate_meets_the_targets():
     report = pii.evaluate()
-    assert list(report.index) == [*pii.ENTITY_TYPES, "STRUCTURED", "ALL"]
+    assert list(report.index) == [*pii.ENTITY_TYPES, "STRUCTURED", "ALL", "MACRO"]
     for type_ in pii.STRUCTURED_TYPES:
         assert report.at[type_, "recall"] >= 0.95, report
     assert report.at["PERSON", "recall"] >= 0.85, report
@@ -72,9 +78,103 @@ def test_evaluate_reports_misses_and_false_alarms(tmp_path):
     assert report.at["PERSON", "recall"] == 0.0
     assert report.at["EMAIL", "precision"] == 0.0
     assert report.at["ALL", "fn"] == 1 and report.at["ALL", "fp"] == 1
+    # The missed name is still in the redacted text: it leaked.
+    assert report.at["PERSON", "leaked"] == 1 and report.at["PERSON", "leak_rate"] == 1.0
+    assert report.attrs["pii_free_texts"] == 1 and report.attrs["pii_free_false_positives"] == 1
+
+
+def test_leak_rate_counts_values_left_word_for_word(tmp_path):
+    path = tmp_path / "sample.jsonl"
+    text = "Call +44 20 7946 0958 or write to ann.lee@example.com"
+    rows = [{"text": text, "entities": [
+        {"type": "PHONE", "start": 5, "end": 21},
+        # Labelled as a person here: found as an EMAIL it is a false type, but redacted.
+        {"type": "PERSON", "start": 34, "end": 53}]}]
+    path.write_text(json.dumps(rows[0]))
+    report = pii.evaluate(path)
+    assert report.at["PHONE", "leaked"] == 0 and report.at["PERSON", "leaked"] == 0
+    assert report.at["PERSON", "fn"] == 1 and report.at["EMAIL", "fp"] == 1
+    assert report.at["MACRO", "recall"] == pytest.approx((1.0 + 0.0) / 2)
+
+
+def test_independent_set_is_scored_apart_from_the_tuning_sample():
+    """The set written without looking at the detector: its figures are the honest ones, and
+    they must stay within reach of the tuning sample's (they were measured at resolution)."""
+    rows = pii.load_sample(pii.EVAL_PATH)
+    texts = {r["text"] for r in rows}
+    assert not texts & {r["text"] for r in pii.load_sample()}, "the sets share texts"
+    report = pii.evaluate(pii.EVAL_PATH)
+    assert report.attrs["pii_free_texts"] >= 40
+    assert {t for t in pii.ENTITY_TYPES if report.at[t, "support"] >= 5} == set(pii.ENTITY_TYPES)
+    assert report.at["ALL", "leak_rate"] <= EVAL_MAX_LEAK, report
+    assert report.at["ALL", "f1"] >= EVAL_MIN_F1, report
 
 
 # -- detection -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, type_, value", [
+    # US Social Security numbers, with and without separators.
+    ("The W-2 shows SSN 219-09-9999 but mine ends differently.", "SSN", "219-09-9999"),
+    ("social security no. 078 05 1120", "SSN", "078 05 1120"),
+    ("SSN:536224180 (please mask it)", "SSN", "536224180"),
+    # Phones: national forms of more regions, slash forms, call logs with durations after.
+    ("Festnetz 040 / 4711 0815 ab 9 Uhr", "PHONE", "040 / 4711 0815"),
+    ("whatsapp (31) 99876-5432", "PHONE", "(31) 99876-5432"),
+    ("mobile 0423 111 222 is best", "PHONE", "0423 111 222"),
+    ("+33 6 12 34 56 78 2m44s outgoing", "PHONE", "+33 6 12 34 56 78"),
+    ("0117 496 0777 00:12:09 inbound", "PHONE", "0117 496 0777"),
+    # Mastercard's 2-series.
+    ("paid with 2223 0000 4841 0010", "CARD", "2223 0000 4841 0010"),
+    # Addresses in continental, Indian and lower-case forms.
+    ("Lieferung an Piazza Navona 45, 00186 Roma bitte", "ADDRESS", "Piazza Navona 45, 00186 Roma"),
+    ("envoyez au 3 boulevard Victor Hugo, 06000 Nice", "ADDRESS",
+     "3 boulevard Victor Hugo, 06000 Nice"),
+    ("Office: 12 Park Street, Kolkata, West Bengal 700016", "ADDRESS",
+     "12 Park Street, Kolkata, West Bengal 700016"),
+    ("my place is 88 pine rd, boise, id 83702", "ADDRESS", "88 pine rd, boise, id 83702"),
+    # Names: other scripts' letters, lower case after a cue, a surname-only NER hit.
+    ("Called back Şebnem Doğan about the refund.", "PERSON", "Şebnem Doğan"),
+    ("Notes from Phạm Quỳnh Anh: the second parcel is missing.", "PERSON", "Phạm Quỳnh Anh"),
+    ("hello its sofia again, any news?", "PERSON", "sofia"),
+    ("Reviewed by Pádraig Ó Ceallaigh today.", "PERSON", "Pádraig Ó Ceallaigh"),
+    # Secrets in configuration, connection strings, headers, other languages.
+    ("STRIPE_SECRET=Kx9#mQ2vLp7w\nPORT=8080", "SECRET", "Kx9#mQ2vLp7w"),
+    ("mysql://report:Zebra-42-Lamp@10.1.2.3/sales", "SECRET", "Zebra-42-Lamp"),
+    ("-H 'Authorization: Bearer 9fQ2LmZx81KpRt44abcdWq'", "SECRET", "9fQ2LmZx81KpRt44abcdWq"),
+    ("Mein Passwort ist Sonne!2024 seit gestern", "SECRET", "Sonne!2024"),
+    # More address forms: Spanish abbreviations, PO boxes, block numbers, two lines.
+    ("Dirección: C/ Alcalá 45, 28014 Madrid", "ADDRESS", "C/ Alcalá 45, 28014 Madrid"),
+    ("Mail goes to PO Box 918, Hobart TAS 7001", "ADDRESS", "PO Box 918, Hobart TAS 7001"),
+    ("Office: 4-5-1 Kita, Kita-ku, Osaka 530-0001", "ADDRESS",
+     "4-5-1 Kita, Kita-ku, Osaka 530-0001"),
+    ("Ship to:\n10 Downing Lane\nYork YO1 7HH", "ADDRESS", "10 Downing Lane\nYork YO1 7HH"),
+])
+def test_shapes_that_used_to_be_missed(text, type_, value):
+    assert value in _types(text).get(type_, []), pii.detect(text)
+
+
+@pytest.mark.parametrize("text", [
+    "000-45-6789 and 666-12-3456 are not SSNs, nor is 987-65-4321.",
+    "Changelog: 5.0.2.1 is out; 5.0.2.2 follows next week.",
+    "upgraded the agent from 7.1.0.4 to 7.1.1.0 yesterday",
+    "REDIS_HOST=cache\nWORKER_COUNT=4\nENABLE_SSO=true",
+    "# TODO: drop the legacy path\n# NOTE: keep until March",
+    "Guten Morgen, die Lieferung kam ohne Rechnung. Die Ware ist beschädigt.",
+    "Hola, la Factura del Pedido está mal.",
+    "We validate uploads with Adler-32 and CRC32 before storing them.",
+    "Meeting 10.30 - 11.45 in room B; budget 1.234.567,00 EUR.",
+    "my password is incorrect and the reset link expired",
+    "API_KEY=${API_KEY}\nTOKEN_TTL=3600\nSECRET_NAME=prod/payments\nDB_PASSWORD=changeme",
+    "password_reset_url: https://example.com/reset",
+])
+def test_traps_that_used_to_be_taken_for_pii(text):
+    assert pii.detect(text) == [], pii.detect(text)
+
+
+def test_ip_addresses_stay_found_beside_version_words():
+    found = _types("After the update, logins from 198.51.100.23 are blocked; build 4.2.0.1.")
+    assert found.get("IP_ADDRESS") == ["198.51.100.23"]
+
 
 @pytest.mark.parametrize("text, type_, value", [
     ("Please reply to maria.gonzalez@outlook.com today.", "EMAIL", "maria.gonzalez@outlook.com"),

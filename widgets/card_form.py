@@ -61,6 +61,8 @@ class CardForm(anywidget.AnyWidget):
     metric_catalog = traitlets.List(traitlets.Dict()).tag(sync=True)
     privacy_suggestions = traitlets.List(traitlets.Unicode(),
                                          default_value=list(PRIVACY_SUGGESTIONS)).tag(sync=True)
+    # What the workbench does about each privacy rule (or that it cannot enforce one).
+    privacy_effects = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     errors = traitlets.List(traitlets.Unicode()).tag(sync=True)
     missing = traitlets.List(traitlets.Unicode()).tag(sync=True)  # still to fill; not blocking
@@ -171,6 +173,15 @@ class CardForm(anywidget.AnyWidget):
         tables: dict[str, Any] = {"use_case": use_case, "metrics": metrics,
                                   "constraints": constraints}
         return tables, row_of
+
+    @traitlets.observe("constraints")
+    def _explain_privacy(self, change: dict[str, Any]) -> None:
+        from workbench.privacy import policy
+
+        rules = (change["new"] or {}).get("privacy") or []
+        if isinstance(rules, str):
+            rules = rules.splitlines()
+        self.privacy_effects = policy(rules).effects()
 
     # -- helpers ---------------------------------------------------------------------------------
     def _open(self) -> workbench.Project:

@@ -42,11 +42,12 @@ TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 Direction = Literal[">=", "<="]
 SECTIONS = ("use_case", "metrics", "constraints", "decisions", "model")
 
-# The privacy rule the form suggests, written the way the sample card writes it.
+# The privacy rules the form suggests, written the way the sample card writes them: each is one
+# the workbench enforces (see workbench.privacy). Rules it cannot enforce, such as where a hosted
+# provider keeps data, are not suggested; written by hand they stay on the card as reminders.
 NO_EXTERNAL_PII = "no PII to external APIs"
 PRIVACY_SUGGESTIONS = (
     NO_EXTERNAL_PII,
-    "keep data in the EU",
     "do not log raw inputs",
     "delete traces after 30 days",
 )
@@ -665,23 +666,13 @@ def _validated(model: type[BaseModel], section: str, values: dict[str, Any]) -> 
 
 # -- reading the card in later phases --------------------------------------------------------------
 
-_PII_WORDS = re.compile(r"\b(pii|personal(ly identifiable)? (data|information|details)|"
-                        r"personal info)\b")
-_EXTERNAL_WORDS = re.compile(r"\b(external|third[- ]party|hosted|outside|cloud|vendor|api|apis)\b")
-_NEGATION = re.compile(r"(^no\b|\bnever\b|\bnot\b|\bno\b|n't\b|\bforbid|\bwithout\b)")
-
-
 def privacy_forbids_external_pii(card: ProjectCard) -> bool:
-    """Whether a privacy rule forbids sending personal data to an external (hosted) model.
+    """Whether a privacy rule forbids sending personal data to an external (hosted) model
+    (read by ``workbench.privacy``, the one place rules are read). ``NO_EXTERNAL_PII`` is the
+    canonical wording."""
+    from workbench.privacy import policy
 
-    Rules are free text, so this reads them the way a person would: a rule that mentions PII or
-    personal data, an external/hosted/third-party destination and a prohibition ("no", "never",
-    "must not", "without") forbids it. ``NO_EXTERNAL_PII`` is the canonical wording."""
-    for rule in card.constraints.privacy:
-        text = rule.lower()
-        if _PII_WORDS.search(text) and _EXTERNAL_WORDS.search(text) and _NEGATION.search(text):
-            return True
-    return False
+    return policy(card.constraints.privacy).external_pii_forbidden
 
 
 class MetricNotInCard(WorkbenchError):

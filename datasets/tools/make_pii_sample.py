@@ -8,7 +8,7 @@ number and key below is made up; card numbers and IBANs are generated to pass th
 
 Each line is ``{"text": ..., "entities": [{"type": T, "start": s, "end": e}, ...]}`` with
 character offsets into ``text`` (end exclusive). Types: EMAIL, PHONE, CARD, IBAN, IP_ADDRESS,
-ADDRESS, PERSON, SECRET. Slots in lower case ({order}, {date}, ...) are hard negatives: numbers
+ADDRESS, PERSON, SECRET, SSN. Slots in lower case ({order}, {date}, ...) are hard negatives: numbers
 and codes that look like PII but are not, and are left unlabelled on purpose.
 """
 
@@ -141,6 +141,19 @@ def us_address(rng: random.Random) -> str:
     return f"{rng.randint(3, 9800)} {rng.choice(STREETS_US)}{unit}, {city}, {state} {zipc}"
 
 
+def SSN(rng: random.Random) -> str:  # noqa: N802 (slot names are the types)
+    """A valid-looking US SSN (area not 000, 666 or 9xx; group not 00; serial not 0000)."""
+    area = rng.choice([a for a in range(1, 900) if a != 666])
+    group, serial = rng.randint(1, 99), rng.randint(1, 9999)
+    sep = rng.choice(["-", "-", " ", ""])
+    return f"{area:03d}{sep}{group:02d}{sep}{serial:04d}"
+
+
+def bad_ssn(rng):  # SSN-shaped, but never issued: area 000, 666 or 9xx
+    area = rng.choice(["000", "666", f"9{rng.randint(0, 99):02d}"])
+    return f"{area}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+
+
 def order(rng):
     return rng.choice([f"#{rng.randint(100000, 999999)}", f"ORD-2025-{rng.randint(100000, 999999)}",
                        f"A-{rng.randint(10000, 99999)}-{rng.randint(10, 99)}",
@@ -242,6 +255,10 @@ TEMPLATES = [
     "Welcome email went to {EMAIL} instead of {EMAIL}; please fix my profile.",
     "The Amsterdam warehouse shipped 12 pallets on {date}, reference PO-{order}.",
     "I rang {PHONE} three times and nobody answered. This is unacceptable.",
+    "For the tax form: my social security number is {SSN}.",
+    "SSN {SSN} shows up twice on my account, please merge the two profiles.",
+    "Payroll onboarding for {PERSON}, SSN {SSN}, starting {date}.",
+    "Please correct my record to SSN {SSN}; the form rejected {bad_ssn} as it should.",
 ]
 
 # Hand-written messages in freer forms than the templates, labelled by substring (each label is
@@ -369,6 +386,44 @@ HANDWRITTEN = [
      [('EMAIL', 'j.smith@contoso.com'), ('EMAIL', 'k.lee@contoso.com')]),
     ('Call centre number 1-800-555-0199 never picks up.',
      [('PHONE', '1-800-555-0199')]),
+    # Added when the detector learnt SSNs, call logs, national phone forms, 2-series cards,
+    # continental and lower-case addresses, names in more scripts and in lower case, and the
+    # traps that go with them (the shapes of misses found on text written elsewhere).
+    ("My SSN is 219-09-9999 and the tax form still says it is invalid.",
+     [("SSN", "219-09-9999")]),
+    ("ssn 078 05 1120 - please correct it on the W-2", [("SSN", "078 05 1120")]),
+    ("For the background check: social security number 536224180.",
+     [("SSN", "536224180")]),
+    ("Not SSNs: 000-12-3456, 666-45-6789 and 912-34-5678 are test values from our QA sheet.", []),
+    ("Call log\n+44 20 7946 0011 4m12s answered\n0161 496 0456 00:01:55 missed",
+     [("PHONE", "+44 20 7946 0011"), ("PHONE", "0161 496 0456")]),
+    ("Rückruf bitte unter 030 / 9876 5432, ich bin ab 14 Uhr erreichbar.",
+     [("PHONE", "030 / 9876 5432")]),
+    ("pode me ligar no (21) 98765-4321 depois das 18h", [("PHONE", "(21) 98765-4321")]),
+    ("Australian mobile: 0413 578 902", [("PHONE", "0413 578 902")]),
+    ("The charge on 2720 9900 0000 0007 was declined although the card is new.",
+     [("CARD", "2720 9900 0000 0007")]),
+    ("Mastercard 2221000000000009, exp 11/28", [("CARD", "2221000000000009")]),
+    ("Spedite a Via Garibaldi 21, 10122 Torino per favore",
+     [("ADDRESS", "Via Garibaldi 21, 10122 Torino")]),
+    ("nouvelle adresse : 8 rue des Lilas, 69003 Lyon", [("ADDRESS", "8 rue des Lilas, 69003 Lyon")]),
+    ("office: 221 Brigade Road, Bengaluru, Karnataka 560025",
+     [("ADDRESS", "221 Brigade Road, Bengaluru, Karnataka 560025")]),
+    ("pls ship to 409 maple ave, austin, tx 78704", [("ADDRESS", "409 maple ave, austin, tx 78704")]),
+    ("hi its lucas from the berlin team, the export broke again", [("PERSON", "lucas")]),
+    ("my name is fatima and I still have no refund", [("PERSON", "fatima")]),
+    ("Görüşme Ayşe Güneş ile yapıldı, iade onaylandı.", [("PERSON", "Ayşe Güneş")]),
+    ("Kind regards,\nTrần Văn Hùng", [("PERSON", "Trần Văn Hùng")]),
+    ("Message from Ọlábísí Adéyẹmí: the invoice total is wrong.",
+     [("PERSON", "Ọlábísí Adéyẹmí")]),
+    ("Escalated by Caoimhe Ní Bhriain yesterday.", [("PERSON", "Caoimhe Ní Bhriain")]),
+    ("Version 4.1.0.2 ships tonight; 4.1.0.3 is planned for Friday.", []),
+    ("API_KEY_NAME=billing\nRETRY_LIMIT=3\nFEATURE_FLAGS=beta", []),
+    ("// FIXME: handle empty carts before checkout", []),
+    ("Sehr geehrte Damen und Herren, die Bestellung ist unvollständig und die Rechnung fehlt.", []),
+    ("Buenas tardes, la Factura del Pedido no coincide con el Albarán.", []),
+    ("Checksums are computed with Fletcher-16 and SHA-256 before upload.", []),
+    ("Mob. +353 87 123 4567", [("PHONE", "+353 87 123 4567")]),
 ]
 
 
@@ -387,7 +442,7 @@ def handwritten() -> list[dict]:
 SLOTS = {
     "EMAIL": "EMAIL", "PHONE": "PHONE", "CARD": "CARD", "IBAN": "IBAN",
     "IP_ADDRESS": "IP_ADDRESS", "ADDRESS": "ADDRESS", "PERSON": "PERSON", "FIRST": "PERSON", "LASTONLY": "PERSON",
-    "SECRET": "SECRET",
+    "SECRET": "SECRET", "SSN": "SSN",
 }
 
 

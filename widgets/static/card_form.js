@@ -5,7 +5,7 @@
 
 const FIELDS = ["use_case", "metrics", "constraints"];
 const REDRAW_ON = [...FIELDS, "errors", "missing", "status", "message", "decisions",
-  "chosen_model", "project_path", "saved_count", "save_answers"];
+  "chosen_model", "project_path", "saved_count", "save_answers", "privacy_effects"];
 const USE_CASE = [
   ["description", "Use case", "What the system does, for whom, and why it matters.", true],
   ["users", "Users", "Who reads or acts on the output.", false],
@@ -245,7 +245,11 @@ export default {
           textField("constraints", key, label, hint, false, targets.fields.has(`constraints.${key}`)))),
         h("div", { class: `wb-cf-field${targets.fields.has("constraints.privacy") ? " wb-cf-invalid" : ""}` },
           h("label", { for: privacyId, text: "Privacy rules" }), privacy,
-          suggestions.length ? h("div", { class: "wb-cf-chips" }, suggestions) : null));
+          suggestions.length ? h("div", { class: "wb-cf-chips" }, suggestions) : null,
+          (model.get("privacy_effects") || []).length
+            ? h("ul", { class: "wb-cf-effects", "aria-label": "What the workbench does about these rules" },
+              model.get("privacy_effects").map((text) => h("li", { text })))
+            : null));
 
       const todo = missing.length > 0 && errors.length === 0
         ? h("details", { class: "wb-cf-missing" },
