@@ -237,6 +237,11 @@ def record_feedback(project: Project, *, rating: Any, request_id: str | None = N
                                   (trace_id,)).fetchone() is None:
         raise MonitorError(f"There is no trace {trace_id!r} in this project.",
                            "Use the trace_id of an answer the service gave.")
+    from workbench.privacy import redact_text_for_logs
+
+    # Under "do not log raw inputs" a comment or correction is stored redacted, like traces.
+    comment, correction = (redact_text_for_logs(project, comment),
+                           redact_text_for_logs(project, correction))
     feedback_id = uuid.uuid4().hex[:16]
     with project.store.write() as db:
         db.execute("DELETE FROM feedback WHERE trace_id = ?", (trace_id,))

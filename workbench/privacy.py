@@ -150,8 +150,9 @@ def project_policy(project: Project) -> PrivacyPolicy:
 
 # -- enforcing: text kept in traces, and trace retention --------------------------------------------
 
-_TEXT_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.output.messages", "workbench.input",
-                    "workbench.output", "workbench.variables", "input", "output", "variables")
+_TEXT_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.output.messages", "workbench.request",
+                    "workbench.input", "workbench.output", "workbench.variables", "input",
+                    "output", "variables")
 
 
 def redact_for_logs(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +199,20 @@ def sweep_traces(project: Project, *, now: float | None = None, force: bool = Fa
         if not force and now - _last_sweep.get(key, 0.0) < _SWEEP_EVERY_S:
             return 0
         _last_sweep[key] = now
+    cutoff = now - days * 86400
     project.store.flush()
+    if project.store.db.execute("SELECT 1 FROM spans WHERE start_time < ? LIMIT 1",
+                                (cutoff,)).fetchone() is None:
+        return 0
     with project.store.write() as db:
-        cursor = db.execute("DELETE FROM spans WHERE start_time < ?", (now - days * 86400,))
+        cursor = db.execute("DELETE FROM spans WHERE start_time < ?", (cutoff,))
     return cursor.rowcount
+
+
+def redact_text_for_logs(project: Project, text: str | None) -> str | None:
+    """``text`` as the project may store it in logs: redacted under "do not log raw inputs"."""
+    if text is None or not project_policy(project).raw_logging_forbidden:
+        return text
+    from workbench import pii
+
+    return pii.redact(text).text

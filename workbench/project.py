@@ -213,6 +213,9 @@ def open_project(path: str | os.PathLike | None = None, *, activate: bool = True
                 (resolved / sub).mkdir(exist_ok=True)
             project = Project(resolved, store)
             _open_cache[resolved] = project
+            from workbench.privacy import sweep_traces
+
+            sweep_traces(project, force=True)  # the card's trace retention, if it sets one
     if activate:
         _active = project
     return project

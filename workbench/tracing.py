@@ -57,15 +57,26 @@ def start_span(name: str, attributes: dict[str, Any] | None = None) -> Span:
 
 
 def write_span(project: Project | None, span: Span) -> None:
-    """Queue a finished span; the project's background writer stores it within milliseconds."""
+    """Queue a finished span; the project's background writer stores it within milliseconds.
+
+    The card's privacy rules apply here (``workbench.privacy``): with "do not log raw inputs"
+    the span's text is stored with its PII replaced by placeholders, and with a retention rule
+    spans past it are swept (at most hourly) as new ones arrive."""
     if project is None:
         return
+    from workbench.privacy import project_policy, redact_for_logs, sweep_traces
+
+    policy = project_policy(project)
+    attributes = redact_for_logs(span.attributes) if policy.raw_logging_forbidden \
+        else span.attributes
     project.store.defer(
         "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (span.span_id, span.trace_id, span.parent_id, span.name, span.start_time,
          span.end_time, span.status, span.error,
-         json.dumps(span.attributes, default=str, separators=(",", ":"))),
+         json.dumps(attributes, default=str, separators=(",", ":"))),
     )
+    if policy.trace_retention_days is not None:
+        sweep_traces(project)
 
 
 @contextmanager
