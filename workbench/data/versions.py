@@ -11,7 +11,7 @@ reference answer, may be empty), any metadata columns, and ``split`` once it has
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,20 +53,89 @@ class DatasetVersion(Record):
     splits: dict[str, int] | None = None  # rows per split, once split
 
 
-def _frame_bytes(df: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False, compression="zstd")
-    return buf.getvalue()
+# Rows hashed, and rows written as one Parquet row group, at a time: a million rows never exist
+# twice (as Python strings to hash, or as one Arrow table and its Parquet bytes) at once. Row
+# groups are larger: each repeats its columns' dictionaries, so small ones make a larger file.
+CHUNK_ROWS = 100_000
+ROW_GROUP_ROWS = 250_000
 
 
-def frame_hash(df: pd.DataFrame) -> str:
-    """A content hash of the rows and columns (not of Parquet's bytes, which carry metadata)."""
+def _per_value_text(dtype: Any) -> bool:
+    """Whether a column of ``dtype`` turns into text value by value, so any slice of it reads
+    as the same slice of the whole column as text: text, whole and decimal numbers, booleans,
+    Python objects, and categories (a slice keeps every category). Dates and durations do
+    not (a column of midnights prints as dates alone, a column of whole days without a time),
+    nor may other types; those columns are turned into text whole, once."""
+    import numpy as np
     import pandas as pd
 
+    if isinstance(dtype, (pd.StringDtype, pd.CategoricalDtype)):
+        return True
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "biufO"
+    # pandas' nullable Int64, Float64 and boolean (not pyarrow-backed numbers: kept whole)
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype) and \
+        not isinstance(dtype, pd.ArrowDtype) and dtype.kind in "biuf" and \
+        type(dtype).__module__.startswith("pandas.")
+
+
+def frame_hash(df: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> str:
+    """A content hash of the rows and columns (not of Parquet's bytes, which carry metadata).
+
+    The SHA-256 of the column names joined by U+001F, then of pandas' 64-bit hash of each row
+    with every value as text (``hash_pandas_object(df.astype("string"), index=False)``). Each
+    row's hash depends on that row alone, so the rows are hashed ``chunk_rows`` at a time and
+    the digest is the same as hashing them all at once (what versions made before stored)."""
+    import pandas as pd
+
+    chunk_rows = max(1, int(chunk_rows))
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, df.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(df.astype("string"), index=False).values.tobytes())
+    whole = {i: df.iloc[:, i].astype("string").array for i, dtype in enumerate(df.dtypes)
+             if not _per_value_text(dtype)}
+    for start in range(0, len(df), chunk_rows):
+        stop = min(start + chunk_rows, len(df))
+        part = df.iloc[start:stop]
+        text = pd.DataFrame({i: whole[i][start:stop] if i in whole else
+                             part.iloc[:, i].astype("string").array
+                             for i in range(df.shape[1])}, index=pd.RangeIndex(stop - start))
+        digest.update(pd.util.hash_pandas_object(text, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def write_frame(df: pd.DataFrame, path: os.PathLike | str,
+                chunk_rows: int = ROW_GROUP_ROWS) -> None:
+    """Write ``df`` to ``path`` as zstd Parquet, ``chunk_rows`` rows (one row group) at a time,
+    atomically. The schema, pandas' metadata included, is the one ``df.to_parquet(index=False)``
+    writes, so ``load`` gives back the same frame; only the row groups differ."""
+    import warnings
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench.fsutil import atomic_writer
+
+    with warnings.catch_warnings():  # as pandas' to_parquet: pyarrow reading tz-aware .values
+        warnings.filterwarnings("ignore", r"(Series|DatetimeIndex)\.values returning an ndarray "
+                                "that drops timezone information")
+        # pyarrow's own inference over the whole frame (a text column in Python strings is
+        # converted once, alone, to learn its type), so every row group has one schema.
+        schema = pa.Schema.from_pandas(df, preserve_index=False)
+        if df.attrs:  # as pandas' to_parquet keeps them
+            schema = schema.with_metadata({**schema.metadata,
+                                           b"PANDAS_ATTRS": json.dumps(df.attrs).encode()})
+        names = list(schema.names)
+        distinct = len(set(names)) == len(names)  # not when names are alike as text (1, "1")
+        chunk_rows = max(1, int(chunk_rows)) if distinct else max(1, len(df))
+        with atomic_writer(path) as fh, pq.ParquetWriter(fh, schema, compression="zstd") as out:
+            for start in range(0, len(df), chunk_rows) if len(df) else [0]:
+                part = df.iloc[start:start + chunk_rows]
+                if distinct:  # by the schema's names (text), in case the frame's are numbers
+                    table = pa.Table.from_pandas(part.set_axis(names, axis=1), schema=schema,
+                                                 preserve_index=False)
+                else:
+                    table = pa.Table.from_pandas(part, preserve_index=False)
+                out.write_table(table)
 
 
 def check_frame(df: pd.DataFrame) -> None:
@@ -94,15 +163,13 @@ def save_version(project: Project, name: str, df: pd.DataFrame, *, transform: st
                  params: dict[str, Any] | None = None,
                  parent: int | None = None) -> Stored[DatasetVersion]:
     """Store ``df`` as the next version of dataset ``name`` (no new version if nothing changed)."""
-    from workbench.fsutil import atomic_write_bytes
-
     check_frame(df)
     df = df.reset_index(drop=True)
     digest = frame_hash(df)
     rel = f"data/{digest[:16]}.parquet"
     path = project.path / rel
     if not path.exists():  # same content, same file: written once, never rewritten
-        atomic_write_bytes(path, _frame_bytes(df))
+        write_frame(df, path)
     splits = None
     if "split" in df.columns:
         splits = {str(k): int(v) for k, v in df["split"].value_counts().sort_index().items()}
