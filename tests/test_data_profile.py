@@ -149,6 +149,20 @@ def test_label_issues_finds_a_planted_mislabel():
                                     "confidence", "label_quality"]
 
 
+def test_label_issues_never_forks(monkeypatch):
+    """Forked workers inside a notebook server can hang for good: no process pools here."""
+    import multiprocessing.pool
+    import os
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("label_issues started a process")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(multiprocessing.pool.Pool, "__init__", refuse)
+    issues = label_issues(toy_labelled())
+    assert issues.iloc[0]["id"] == "t5"
+
+
 def test_label_issues_with_given_probabilities():
     df = pd.DataFrame({"id": list("abcdef"), "input": list("uvwxyz"),
                        "expected": ["x", "x", "x", "y", "y", "y"]})

@@ -459,7 +459,10 @@ def label_issues(df: pd.DataFrame, probabilities: pd.DataFrame | np.ndarray | No
                            "Pass one row per labelled row and one column per label.")
     codes = np.array([classes.index(label) for label in given])
     pred = frame.to_numpy(dtype=float)
-    ranked = find_label_issues(codes, pred, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab otherwise forks a process pool, and forked workers inside a notebook
+    # server can hang for good (they inherit its threads and ignore SIGTERM).
+    ranked = find_label_issues(codes, pred, return_indices_ranked_by="self_confidence",
+                               n_jobs=1)
     quality = get_label_quality_scores(codes, pred, method="self_confidence")
     best = pred.argmax(axis=1)
     rows = labelled.iloc[ranked]
