@@ -24,7 +24,7 @@ with app.setup:
         filter_length,
         step_from_dict,
     )
-    from workbench.data.importing import describe_import
+    from workbench.data.importing import describe_import, reimport_losses
 
 
 @app.cell(hide_code=True)
@@ -90,6 +90,7 @@ def _():
     id_column = mo.ui.text(value="ticket_id", label="Id column (optional)")
     metadata_columns = mo.ui.text(value="channel", label="Metadata columns (comma separated)")
     do_import = mo.ui.run_button(label="Import")
+    confirm_import = mo.ui.run_button(label="Import anyway", kind="danger")
     mo.vstack([
         mo.md(r"""
         ## 1 · Import
@@ -104,17 +105,21 @@ def _():
         source, mo.hstack([dataset_name, input_column, expected_column]),
         mo.hstack([id_column, metadata_columns]), do_import,
     ])
-    return (dataset_name, do_import, expected_column, id_column, input_column,
+    return (confirm_import, dataset_name, do_import, expected_column, id_column, input_column,
             metadata_columns, source)
 
 
 @app.cell(hide_code=True)
-def _(card_ready, dataset_name, do_import, expected_column, id_column, input_column,
-      metadata_columns, project, source):
+def _(card_ready, confirm_import, dataset_name, do_import, expected_column, id_column,
+      input_column, metadata_columns, project, source):
     mo.stop(project is None or not card_ready)
     name = dataset_name.value.strip() or sample.SAMPLE_DATASET
     imported, import_problem = None, None
-    if do_import.value or (running_as_script() and name not in data.datasets(project)):
+    # Importing again starts over from the raw file: say what the new version would lack.
+    losses = reimport_losses(project, name)
+    asked = bool(do_import.value and losses and not confirm_import.value)
+    if not asked and (do_import.value or confirm_import.value
+                      or (running_as_script() and name not in data.datasets(project))):
         try:
             imported = data.import_data(
                 project, source.value, name=name, input=input_column.value.strip(),
@@ -123,7 +128,14 @@ def _(card_ready, dataset_name, do_import, expected_column, id_column, input_col
                 metadata=[c.strip() for c in metadata_columns.value.split(",") if c.strip()])
         except wb.WorkbenchError as exc:
             import_problem = exc
-    if import_problem is not None:
+    if asked:
+        import_view = mo.vstack([mo.callout(mo.md(
+            f"Dataset **{name}** has had work done since its file was imported. Importing "
+            f"again makes a new version from the raw file, **without**:\n\n"
+            + "\n".join(f"- {loss}" for loss in losses)
+            + "\n\nEarlier versions stay as they are. Import a changed file under a new "
+              "dataset name instead, or go ahead:"), kind="warn"), confirm_import])
+    elif import_problem is not None:
         import_view = callout(import_problem)
     elif imported is not None:
         import_view = mo.md(describe_import(imported).replace("\n", "  \n"))

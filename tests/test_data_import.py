@@ -447,3 +447,25 @@ def test_progress_reports_bytes_read(project, tmp_path):
     size = path.stat().st_size
     assert seen and seen[-1] == (2 * size, 2 * size)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_reimport_losses_name_the_work_a_fresh_import_would_drop(project, tmp_path):
+    """Importing again in a finished project starts from the raw file: the notebook asks first,
+    naming what the new version lacks."""
+    from workbench import pii
+    from workbench.data.importing import reimport_losses
+    from workbench.data.split import split
+
+    path = tmp_path / "t.csv"
+    rows = "\n".join(f"{i},Refund for jane{i}@example.com please,{['billing', 'other'][i % 2]}"
+                     for i in range(40))
+    path.write_text("id,text,label\n" + rows + "\n", encoding="utf-8")
+    assert reimport_losses(project, "t") == []  # nothing there yet
+    import_data(project, path, name="t", input="text", expected="label", id="id")
+    assert reimport_losses(project, "t") == []  # nothing done since the import
+    pii.redact_dataset(project, "t")
+    split(project, "t")
+    losses = reimport_losses(project, "t")
+    assert len(losses) == 2
+    assert losses[0].startswith("version 3: the train/validation/test split")
+    assert losses[1].startswith("version 2: its personal data redacted")

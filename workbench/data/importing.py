@@ -177,6 +177,40 @@ def describe_import(stored: Stored[DatasetVersion]) -> str:
     return "\n".join(lines)
 
 
+_WORK_SINCE_IMPORT = {
+    "redact_pii": "its personal data redacted (a fresh import brings the raw values back)",
+    "clean": "the cleaning steps",
+    "label": "the labels fixed by hand",
+    "split": "the train/validation/test split",
+    "add_test_cases": "the test cases added from production",
+}
+
+
+def reimport_losses(project: Project, name: str) -> list[str]:
+    """What the newest version of dataset ``name`` holds that a fresh import of the raw file
+    would not: the work done on it since it was last imported (redaction, cleaning, labels,
+    the split, added test cases), newest first. Empty when there is no such dataset or nothing
+    was done since the import, so importing again is safe; otherwise ask before importing.
+    """
+    from workbench.data.versions import datasets, get_version
+
+    if name not in datasets(project):
+        return []
+    losses: list[str] = []
+    stored = get_version(project, name)
+    while stored.value.transform.name != "import":
+        value = stored.value
+        what = _WORK_SINCE_IMPORT.get(value.transform.name, f"the '{value.transform.name}' step")
+        if value.transform.name == "add_test_cases":
+            cases = value.transform.params.get("cases") or []
+            what += f" ({len(cases)} rows)" if cases else ""
+        losses.append(f"version {stored.version}: {what}")
+        if value.parent is None:
+            break
+        stored = get_version(project, name, value.parent)
+    return losses
+
+
 # -- progress --------------------------------------------------------------------------------------
 
 class _Bar:
