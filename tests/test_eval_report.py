@@ -140,3 +140,121 @@ def test_items_a_judge_could_not_read_are_left_out_not_counted_as_zero(project, 
     assert run.totals["scores"]["llm_judge"] == 1.0
     row = eval_tables(project, run.run_id)["scores"].set_index("scorer").loc["llm_judge"]
     assert (row["scored"], row["mean_value"], row["pass_rate"]) == (6, 1.0, 1.0)
+
+
+# -- the report reads like a report: the beginner's findings -------------------------------------
+
+def _visible(text: str) -> str:
+    """The report without its scripts and style (plotly's JSON has every float in full)."""
+    import re
+
+    text = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    return re.sub(r"<style>.*?</style>", "", text, flags=re.S)
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"<h2>{heading}")
+    return text[start:text.index("</section>", start)]
+
+
+def _assert_for_people(text: str) -> None:
+    import re
+
+    shown = _visible(text)
+    for number in re.findall(r"\d+\.(\d+)", shown):
+        assert len(number.lstrip("0")) <= 4, f"a raw float: ...{number}"
+    assert "{'" not in shown and "': " not in shown  # no Python dict repr
+    assert not re.search(r"\bnan\b", shown, flags=re.I)
+    assert not re.search(r">\s*None\s*<", shown)
+    assert "Index0" not in shown and "Unnamed: 0" not in shown
+    assert not re.search(r"\b1 (alerts|items|runs|labels)\b", shown)
+
+
+def test_the_report_of_the_blessed_run_says_it_is_the_baseline(project, tickets):
+    base = _run(project, "m-blessed", {1, 4})
+    bless(project, base)
+    text = eval_report(project, base).read_text(encoding="utf-8")
+    body = _section(text, "Comparison with the blessed baseline")
+    assert "No baseline is blessed" not in body
+    assert "This run is the blessed baseline" in body
+    _assert_for_people(text)
+
+    later = _run(project, "m-later", {2, 3})
+    text = eval_report(project, later).read_text(encoding="utf-8")
+    body = _section(text, "Comparison with the blessed baseline")
+    assert base in body and "2 items regressed" in body
+    _assert_for_people(text)
+
+
+def test_the_confusion_matrix_has_one_column_per_label(project, tickets):
+    import re
+
+    run_id = _run(project, "m-confused", {0, 5})
+    table = eval_tables(project, run_id)["confusion"]
+    assert list(table.columns) == ["expected", *LABELS]
+    text = eval_report(project, run_id).read_text(encoding="utf-8")
+    matrix = _section(text, "Confusion matrix")
+    header = matrix[matrix.index("<thead>"):matrix.index("</thead>")]
+    assert re.findall(r"<th>(.*?)</th>", header) == ["expected", *LABELS]
+    body = matrix[matrix.index("<tbody>"):]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)
+    assert len(rows) == len(LABELS)
+    assert all(len(re.findall(r"<t[dh]>", row)) == len(LABELS) + 1 for row in rows)
+    assert "<th></th>" not in matrix  # no stray index column
+
+
+def test_a_run_without_labels_has_no_labels_row_and_no_python_reprs(project, tickets):
+    from workbench.evaluate.scorers import json_schema
+    from workbench.prompts import PromptVersion, save_prompt
+    from workbench.runs import start_run
+
+    project.update_card(lambda c: c["use_case"].update(task_type="generation"))
+    save_prompt(project, "free", PromptVersion(system="Answer."))
+    model = fake.register_fake("m-free", lambda m: '{"team": "billing"}')
+    run = start_run(project, "free", dataset="tickets", model=model, progress=False,
+                    scorers=[json_schema({"type": "object", "required": ["team"]})],
+                    temperature=0.3, response_format={"mode": "json"})
+    config = eval_tables(project, run.run_id)["config"].set_index("setting")["value"]
+    assert "labels" not in config.index and "name" not in config.index
+    assert config["options"] == "temperature = 0.3; response_format = {mode=json}"
+    assert "{'" not in config["scorers"]
+    text = eval_report(project, run.run_id).read_text(encoding="utf-8")
+    assert "<td>labels</td>" not in text
+    _assert_for_people(text)
+
+
+def test_numbers_are_formatted_for_people():
+    import numpy as np
+
+    from workbench.evaluate.report import format_number, format_value
+
+    assert format_number(0.052369456789) == "0.0524"
+    assert format_number(0.000551923) == "0.000552"
+    assert format_number(1 / 3) == "0.333"
+    assert format_number(1.0) == "1" and format_number(np.int64(1076)) == "1,076"
+    assert format_number(12345.678) == "12,346"
+    assert format_number(float("nan")) == format_number(None) == "—"
+    assert format_number(np.bool_(True)) == "yes"
+    assert format_value({"mode": "json", "n": 2}) == "mode: json, n: 2"
+    assert format_value(["a", 0.12345]) == "a, 0.123"
+
+
+@pytest.mark.parametrize("values", [[0.0] * 12, [1.0] * 12, [0.5, 0.51, 0.52], [0.0, 1.0]])
+def test_the_score_histogram_spans_the_0_to_1_scale(values):
+    from workbench.evaluate.report import _figures
+
+    items = pd.DataFrame({"scores": [{"match": {"value": v, "passed": v > 0.5}}
+                                     for v in values],
+                          "latency_s": [0.1] * len(values)})
+    figure = _figures(items)[0]
+    assert tuple(figure.layout.xaxis.range) == (0, 1)
+    assert max(figure.data[0].x) < 1  # a score of 1 is drawn in the last bin, not past it
+
+
+def test_scores_off_the_0_to_1_scale_get_their_own_axis():
+    from workbench.evaluate.report import score_axis
+
+    start, end, size = score_axis([2.0, 7.5, 10.0])
+    assert start < 2.0 and end > 10.0 and size > 0
+    start, end, size = score_axis([3.0, 3.0])
+    assert start < 3.0 < end

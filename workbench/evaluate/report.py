@@ -43,18 +43,112 @@ def _short(value: Any, n: int = _TEXT) -> Any:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
+# -- numbers and values for people ------------------------------------------------------------
+
+MISSING = "—"  # what a report shows where nothing was measured (never "nan" or "None")
+_SIGNIFICANT = 3  # significant digits of a measured number
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, numpy's and pandas' too
+    except (TypeError, ValueError):  # an array-like: not a missing scalar
+        return False
+
+
+def format_number(value: Any, digits: int = _SIGNIFICANT) -> str:
+    """A number as a person reads it: at most ``digits`` significant digits, never in
+    e-notation nor with 16 digits (``0.000552``, ``0.15``, ``1,234``); integers with thousands
+    separators; a missing value (None, NaN) as "—"."""
+    import numpy as np
+
+    if _is_missing(value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    x = float(value)
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == int(x) and abs(x) < 1e15:
+        return f"{int(x):,}"
+    if abs(x) >= 10 ** digits:
+        return f"{round(x):,}"
+    text = np.format_float_positional(x, precision=digits, unique=False, fractional=False,
+                                      trim="-")
+    return text.rstrip(".") if "." in text else text
+
+
+def format_value(value: Any, limit: int = _TEXT) -> str:
+    """Any stored value as text for a report cell: numbers by ``format_number``, a mapping as
+    ``key: value`` pairs and a list joined by commas (never a Python repr such as
+    ``{'mode': ...}``), text cut at ``limit`` characters."""
+    import numpy as np
+
+    if isinstance(value, str):
+        text = value
+    elif _is_missing(value):
+        return MISSING
+    elif isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return format_number(value)
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}: {format_value(v, limit)}" for k, v in value.items()) or MISSING
+    elif isinstance(value, (list, tuple, set, np.ndarray)):
+        text = ", ".join(format_value(v, limit) for v in value) or MISSING
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def for_people(frame: pd.DataFrame, limit: int = _TEXT) -> pd.DataFrame:
+    """A copy of a table to show: every cell as text (``format_value``), headers with spaces
+    instead of underscores, the index dropped (a report never shows pandas' row numbers)."""
+    import pandas as pd
+
+    shown = pd.DataFrame({str(c).replace("_", " "): [format_value(v, limit) for v in frame[c]]
+                          for c in frame.columns}, columns=[str(c).replace("_", " ")
+                                                            for c in frame.columns])
+    return shown.reset_index(drop=True)
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def _config_table(run: Run) -> pd.DataFrame:
+    """The run's settings; a setting the run does not have (no labels, no options) is left
+    out rather than shown as an empty row."""
     import pandas as pd
 
     c = run.config
+    options = {k: v for k, v in (c.get("options") or {}).items() if not _is_missing(v)}
     rows = [("run_id", run.run_id), ("name", run.name), ("status", run.status),
             ("prompt", f"{run.prompt} v{run.prompt_version}"), ("model", run.model),
             ("dataset", f"{run.dataset} v{run.dataset_version}"), ("split", run.split),
             ("items", c.get("n_items")), ("task_type", c.get("task_type")),
-            ("labels", ", ".join(c.get("labels") or []) or None),
+            ("labels", ", ".join(str(x) for x in c.get("labels") or [])),
             ("scorers", ", ".join(_spec_text(s) for s in c.get("scorers") or [])),
-            ("cache", c.get("cache")), ("options", json.dumps(c.get("options") or {}))]
-    return pd.DataFrame([{"setting": k, "value": "" if v is None else str(v)} for k, v in rows])
+            ("cache", None if c.get("cache") is None else ("on" if c.get("cache") else "off")),
+            ("options", "; ".join(f"{k} = {_arg_text(v)}" for k, v in options.items()))]
+    return pd.DataFrame([{"setting": k, "value": format_value(v)} for k, v in rows
+                         if not _is_missing(v) and v != ""], columns=["setting", "value"])
+
+
+def _arg_text(value: Any, limit: int = 80) -> str:
+    """A scorer argument or run option as people write it: ``mode=json`` for a mapping,
+    ``a, b`` for a list, a number by ``format_number``."""
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{k}={_arg_text(v, limit)}" for k, v in value.items()) + "}"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(_arg_text(v, limit) for v in value) + "]"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = format_value(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -62,7 +156,7 @@ def _spec_text(spec: dict[str, Any]) -> str:
     if spec.get("name") == "llm_judge":  # the rubric is long: name it
         rubric = (args.get("rubric") or {}).get("name", "rubric")
         return f"llm_judge({rubric}@{args.get('judge_model')})"
-    shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    shown = ", ".join(f"{k}={_arg_text(v)}" for k, v in args.items())
     return f"{spec.get('name')}({shown})"
 
 
@@ -139,8 +233,9 @@ def _corpus_table(run: Run, scores: pd.DataFrame) -> pd.DataFrame:
 def _corpus_html(corpus: pd.DataFrame) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(r.scorer)}</td><td>{html.escape(r.metric)}</td>"
-        f"<td>{r.value:.3f}</td><td>{html.escape(r.sentence_metric)}</td>"
-        f"<td>{r.sentence_mean:.3f}</td><td>{r.n}</td><td>{r.no_output}</td>"
+        f"<td>{format_number(r.value)}</td><td>{html.escape(r.sentence_metric)}</td>"
+        f"<td>{format_number(r.sentence_mean)}</td><td>{format_number(r.n)}</td>"
+        f"<td>{format_number(r.no_output)}</td>"
         f"<td><code>{html.escape(r.signature)}</code></td></tr>"
         for r in corpus.itertuples(index=False))
     return ("<p>Corpus scores sum the n-gram statistics of every item before scoring "
@@ -201,25 +296,27 @@ def _judge_table(project: Project, names: list[str]) -> pd.DataFrame:
 
 
 def _baseline(project: Project, run: Run, baseline_id: str | None
-              ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """(summary, changed items, sentence) against the baseline; empty when there is none or
-    the run is its own baseline."""
+              ) -> tuple[pd.DataFrame, pd.DataFrame, str | None, str | None]:
+    """(summary, changed items, sentence, baseline id) against the baseline. The tables are
+    empty and the sentence None when there is no baseline (id None) or the run is the
+    baseline itself (id == the run's)."""
     import pandas as pd
 
     from workbench.evaluate.baseline_runs import NoBaseline, blessed, compare_to_baseline
 
-    empty = pd.DataFrame(columns=["measure", "value"]), pd.DataFrame(), None
     chosen = baseline_id or blessed(project, run.prompt)
+    empty = pd.DataFrame(columns=["measure", "value"]), pd.DataFrame(), None
     if chosen is None or chosen == run.run_id:
-        return empty
+        return (*empty, chosen)
     try:
         diff = compare_to_baseline(project, run.run_id, chosen)
     except NoBaseline:
-        return empty
-    summary = pd.DataFrame([{"measure": k, "value": "" if v is None else str(v)}
-                            for k, v in diff.summary.items() if k != "sentence"])
+        return (*empty, None)
+    summary = pd.DataFrame([{"measure": k, "value": format_value(v)}
+                            for k, v in diff.summary.items() if k != "sentence"],
+                           columns=["measure", "value"])
     changed = diff.items[diff.items["change"].isin(["regressed", "improved"])]
-    return summary, changed.reset_index(drop=True), diff.sentence
+    return summary, changed.reset_index(drop=True), diff.sentence, chosen
 
 
 def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
@@ -252,16 +349,33 @@ def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
     report = run.classification()
     if report is not None:
         tables["per_class"] = report.per_class
-        tables["confusion"] = report.confusion.reset_index()
+        # Rows: the expected label (first column); columns: the predicted one. Naming only
+        # the row axis keeps pandas from drawing the column axis's name as a column of its own.
+        tables["confusion"] = report.confusion.rename_axis(
+            index="expected", columns=None).reset_index()
     tables["failures"] = _failures_table(items, failures)
     judges = ([judge_name] if judge_name else []) + [
         n for n in run.judges if n != judge_name]
     tables["judge"] = _judge_table(project, judges)
-    summary, changes, sentence = _baseline(project, run, baseline_id)
+    summary, changes, sentence, chosen = _baseline(project, run, baseline_id)
     tables["baseline"] = summary
     tables["baseline_changes"] = changes
     tables["baseline"].attrs["sentence"] = sentence
+    tables["baseline"].attrs["baseline_id"] = chosen  # == run_id: the run is the baseline
     return tables
+
+
+def score_axis(values: list[float]) -> tuple[float, float, float]:
+    """(start, end, bin size) of the score histogram's x-axis: the whole 0-1 scale when every
+    score is on it, so that scores that all sit in one bin (all 0, all 1, a tiny spread) are
+    still drawn where they are on the scale, not on an axis zoomed onto that bin; else the
+    values' own range (a scorer on another scale), padded, in about 20 bins."""
+    low, high = min(values), max(values)
+    if 0.0 <= low and high <= 1.0:
+        return 0.0, 1.0, 0.05
+    span = (high - low) or max(abs(high), 1.0)
+    start, end = low - span * 0.05, high + span * 0.05
+    return start, end, (end - start) / 20
 
 
 def _figures(items: pd.DataFrame) -> list[Any]:
@@ -274,15 +388,29 @@ def _figures(items: pd.DataFrame) -> list[Any]:
         for key in scores or {}:
             if key not in keys:
                 keys.append(key)
+    every: list[float] = []
     for key in keys:
-        values = [s[key]["value"] for s in items["scores"]
-                  if s and key in s and s[key].get("value") is not None]
+        values = [float(s[key]["value"]) for s in items["scores"]
+                  if s and key in s and not _is_missing(s[key].get("value"))]
+        every += values
+    if every:
+        start, end, size = score_axis(every)
+    for key in keys:
+        values = [float(s[key]["value"]) for s in items["scores"]
+                  if s and key in s and not _is_missing(s[key].get("value"))]
         if values:
-            score_figure.add_trace(go.Histogram(x=values, name=key, opacity=0.7,
-                                                xbins={"start": 0, "end": 1.0001, "size": 0.05}))
+            # Plotly's bins are closed on the left: a score of exactly ``end`` (1.0) is drawn
+            # in the last bin, [0.95, 1], not in one past the axis.
+            top = end - size * 1e-6
+            score_figure.add_trace(go.Histogram(
+                x=[min(v, top) for v in values], name=key, opacity=0.7,
+                xbins={"start": start, "end": end, "size": size}))
     if score_figure.data:
+        on_scale = (start, end, size) == (0.0, 1.0, 0.05)
         score_figure.update_layout(title="Score distribution per scorer", barmode="overlay",
-                                   xaxis_title="score (0-1)", yaxis_title="items", height=360)
+                                   xaxis_title="score (0 to 1)" if on_scale else "score",
+                                   yaxis_title="items", height=360)
+        score_figure.update_xaxes(range=[start, end], autorange=False)
         figures.append(score_figure)
     latencies = [float(v) for v in items["latency_s"] if v is not None and v == v]
     if latencies:
@@ -297,27 +425,67 @@ def _status_html(targets: pd.DataFrame) -> str:
     if targets.empty:
         return "<p>The card sets no targets yet (phase 1).</p>"
     from workbench.card import UNITS
-    from workbench.evaluate.stats import interval_text
 
     rows = []
     for r in targets.itertuples(index=False):
         css = {"pass": "ok", "fail": "bad"}.get(r.status, "")
         factor = UNITS.get(r.unit, ("", 1.0))[1]  # shown in the unit the target is written in
-        value = "" if r.value is None or r.value != r.value else interval_text(
-            float(r.value) / factor, r.low / factor, r.high / factor, ".3g")
+        unit = "" if r.unit in (None, "", "fraction") else f" {r.unit}"
+        if _is_missing(r.value):
+            value, reading = "not measured", r.text
+        else:
+            shown = float(r.value) / factor
+            value = format_number(shown)
+            if not _is_missing(r.low):
+                value += f" [{format_number(r.low / factor)}, {format_number(r.high / factor)}]"
+            reading = (f"{r.metric} {format_number(shown)}{unit} (target {r.target}{unit}): "
+                       f"{r.status}")
         rows.append(f"<tr><td>{html.escape(r.metric)}</td><td>{html.escape(r.target)} "
                     f"{html.escape(r.unit or '')}</td><td>{html.escape(value)}</td>"
                     f"<td class='{css}'>{html.escape(r.status)}</td>"
-                    f"<td>{html.escape(r.text)}</td></tr>")
+                    f"<td>{html.escape(reading)}</td></tr>")
     return ("<p>Each value is shown in the unit its target is written in, with a 95% interval "
-            "where one is computed (the <code>targets</code> table keeps canonical units).</p><table><tr><th>metric</th><th>target</th>"
+            "where one is computed (the <code>targets</code> table keeps canonical units).</p>"
+            "<table><tr><th>metric</th><th>target</th>"
             "<th>measured [interval]</th><th>status</th><th>reading</th></tr>"
             + "".join(rows) + "</table>")
 
 
 def _pre(frame: pd.DataFrame) -> str:
-    """A DataFrame as HTML with line breaks kept (failure reasons are several sentences)."""
-    return frame.to_html(index=False, border=0, na_rep="").replace("\\n", "<br>")
+    """A table as HTML for people (``for_people``: formatted numbers, "—" where nothing was
+    measured, no index) with line breaks kept (failure reasons are several sentences)."""
+    return for_people(frame).to_html(index=False, border=0, na_rep=MISSING).replace(
+        "\\n", "<br>")
+
+
+_CHANGE_COLUMNS = ["item_id", "change", "input", "expected", "baseline_output", "run_output",
+                   "cost_delta_usd", "latency_delta_s"]
+
+
+def _baseline_html(project: Project, run: Run, tables: dict[str, pd.DataFrame]) -> str:
+    """The comparison with the baseline: the sentence and the items that changed; or that this
+    run is the baseline; or that there is none."""
+    from workbench.evaluate.baseline_runs import blessed
+
+    sentence = tables["baseline"].attrs.get("sentence")
+    chosen = tables["baseline"].attrs.get("baseline_id")
+    if sentence:
+        changes = tables["baseline_changes"]
+        shown = changes[[c for c in _CHANGE_COLUMNS if c in changes.columns]]
+        return (f"<p>Compared with baseline run <code>{html.escape(str(chosen))}</code>: "
+                f"{html.escape(sentence)}</p>"
+                + (_pre(shown) if len(shown) else "<p>No item changed between pass and fail."
+                   "</p>"))
+    if chosen is not None and chosen == run.run_id:
+        if blessed(project, run.prompt) == run.run_id:
+            return (f"<p>This run is the blessed baseline for prompt "
+                    f"<code>{html.escape(run.prompt)}</code>: later runs of the prompt are "
+                    "compared with it item by item, so there is nothing to compare it with "
+                    "here.</p>")
+        return ("<p>This run is the baseline named for the comparison, so there is nothing to "
+                "compare it with.</p>")
+    return (f"<p>No baseline is blessed for prompt <code>{html.escape(run.prompt)}</code> "
+            "(bless a run to compare later runs with it).</p>")
 
 
 def eval_report(project: Project, run_id: str, *, judge_name: str | None = None,
@@ -332,32 +500,29 @@ def eval_report(project: Project, run_id: str, *, judge_name: str | None = None,
     tables = eval_tables(project, run_id, judge_name=judge_name, baseline_id=baseline_id,
                          failures=failures)
     sections: list[tuple[str, Any]] = [
-        ("Run configuration", tables["config"]),
+        ("Run configuration", _pre(tables["config"])),
         ("Scores against the phase-1 targets", _status_html(tables["targets"])),
-        ("Every aggregate with its interval", tables["intervals"]),
-        ("Scorers", tables["scores"]),
+        ("Every aggregate with its interval", _pre(tables["intervals"])),
+        ("Scorers", _pre(tables["scores"])),
     ]
     if "corpus" in tables:
         sections.append(("Corpus BLEU and chrF (beside the mean of sentence scores)",
                          _corpus_html(tables["corpus"])))
     if "per_class" in tables:
-        sections.append(("Per class", tables["per_class"]))
+        sections.append(("Per class", _pre(tables["per_class"])))
         sections.append(("Confusion matrix (rows: expected, columns: predicted)",
-                         tables["confusion"]))
+                         _pre(tables["confusion"])))
     failed = tables["failures"]
-    sections.append((f"Failure examples (worst {len(failed)})",
+    sections.append(((f"Failure examples (the worst {_plural(len(failed), 'item')})"
+                      if len(failed) else "Failure examples"),
                      _pre(failed) if len(failed) else "<p>No item failed a scorer.</p>"))
     judge = tables["judge"]
     if len(judge):
-        sections.append(("Judge trust level", judge))
+        sections.append(("Judge trust level", _pre(judge)))
     else:
         sections.append(("Judge trust level", "<p>No LLM judge scored this run.</p>"))
-    sentence = tables["baseline"].attrs.get("sentence")
-    if sentence:
-        body = f"<p>{html.escape(sentence)}</p>" + _pre(tables["baseline_changes"])
-    else:
-        body = "<p>No baseline is blessed for this prompt (bless a run to compare with it).</p>"
-    sections.append(("Comparison with the blessed baseline", body))
+    sections.append(("Comparison with the blessed baseline",
+                     _baseline_html(project, run, tables)))
     for figure in _figures(run.items):
         sections.append((figure.layout.title.text, figure))
     target = Path(path) if path is not None else project.reports_dir / f"eval_{run_id}.html"
