@@ -17,14 +17,17 @@ from workbench.llm.fake import register_fake, unregister_fake
 from workbench.prompts import (
     FewShot,
     FewShotLeak,
+    PromptError,
     PromptVersion,
     TemplateError,
+    behaviour_digest,
     complete_item,
     delimit,
     diff_prompts,
     json_mode_supported,
     list_prompts,
     load_prompt,
+    move_tag,
     parse_output,
     prompt_versions,
     react,
@@ -33,6 +36,7 @@ from workbench.prompts import (
     schema_from_model,
     select_examples,
     starter_prompts,
+    tag_of,
     tag_prompt,
 )
 from workbench.prompts.react import parse_step
@@ -203,6 +207,165 @@ def test_diff_shows_changed_lines_and_fields(project):
     assert diff._repr_html_() == diff.html
     same = diff_prompts(project, "triage", 2, 2)
     assert (same.changed_fields, same.unified) == ([], "")
+
+
+# -- no version sprawl -----------------------------------------------------------------------------
+
+def _count(project, name="triage"):
+    return len(prompt_versions(project, name))
+
+
+def test_saving_twice_without_a_change_keeps_one_version(project):
+    prompt = PromptVersion(system="You route tickets.", template="Ticket: {{ input }}",
+                           params={"temperature": 0}, labels=LABELS)
+    first = save_prompt(project, "triage", prompt)
+    again = save_prompt(project, "triage", prompt)
+    assert (first.version, first.unchanged, first.message) == (1, False, "saved as version 1")
+    assert (again.version, again.unchanged) == (1, True)
+    assert again.message == "unchanged — still version 1"
+    assert str(again) == "triage: unchanged — still version 1"
+    assert again.content_hash == first.content_hash and again.value == first.value
+    assert _count(project) == 1
+
+    # One character more is a new version.
+    changed = save_prompt(project, "triage", prompt.model_copy(
+        update={"template": "Ticket: {{ input }}!"}))
+    assert (changed.version, changed.unchanged, changed.latest) == (2, False, 2)
+    assert _count(project) == 2
+
+
+def test_what_does_not_change_the_outputs_makes_no_version(project):
+    base = PromptVersion(system="You route tickets.", template="Ticket: {{ input }}",
+                         params={"temperature": 0, "max_tokens": 16}, description="v1")
+    save_prompt(project, "triage", base)
+    same = [
+        base.model_copy(update={"params": {"max_tokens": 16.0, "temperature": 0.0}}),  # slider
+        base.model_copy(update={"template": "Ticket: {{ input }}\n",  # Jinja drops it
+                                "system": "You route tickets.\r\n"}),
+        base.model_copy(update={"few_shot": FewShot(mode="none", k=7, seed=3)}),  # unused
+        base.model_copy(update={"description": "reworded"}),
+    ]
+    for prompt in same:
+        assert render(prompt, {"input": "hi"}) == render(base, {"input": "hi"})
+        saved = save_prompt(project, "triage", prompt)
+        assert (saved.version, saved.unchanged) == (1, True), prompt
+    assert saved.description_ignored and "only the description differs" in saved.message
+    assert _count(project) == 1
+    assert load_prompt(project, "triage").value.description == "v1"
+
+    # What does change the outputs is a version each time.
+    different = [
+        base.model_copy(update={"params": {"temperature": 0.1, "max_tokens": 16}}),
+        base.model_copy(update={"template": "Ticket: {{ input }}\n\n"}),  # a real newline
+        base.model_copy(update={"few_shot": FewShot(mode="random", k=2, seed=1)}),
+        base.model_copy(update={"few_shot": FewShot(mode="random", k=2, seed=2)}),
+        base.model_copy(update={"model": "fake/echo"}),
+    ]
+    for n, prompt in enumerate(different, start=2):
+        saved = save_prompt(project, "triage", prompt)
+        assert (saved.version, saved.unchanged) == (n, False)
+
+
+def test_a_prompt_equal_to_an_older_version_returns_it_unless_asked_to_revert(project):
+    one = PromptVersion(template="A: {{ input }}")
+    two = PromptVersion(template="B: {{ input }}")
+    save_prompt(project, "triage", one)
+    save_prompt(project, "triage", two)
+    back = save_prompt(project, "triage", one)
+    assert (back.version, back.unchanged, back.latest) == (1, True, 2)
+    assert back.message == "unchanged — the same as version 1 (the newest is version 2)"
+    assert _count(project) == 2
+    # A deliberate revert: the newest version behaves like v1 again.
+    revert = save_prompt(project, "triage", one, reuse="latest")
+    assert (revert.version, revert.unchanged) == (3, False)
+    assert save_prompt(project, "triage", one, reuse="latest").version == 3  # now the latest
+    assert prompt_versions(project, "triage")["same_as"].tolist() == [pd.NA, pd.NA, 1]
+    with pytest.raises(PromptError, match="reuse='any'"):
+        save_prompt(project, "triage", one, reuse="never")  # type: ignore[arg-type]
+
+
+def test_versions_stored_before_reuse_still_load_and_match_without_rewriting(project):
+    """Projects saved before: exact copies and a 0-vs-0.0 copy, each with its own stored hash."""
+    a = PromptVersion(template="{{ input }}", params={"temperature": 0})
+    b = PromptVersion(template="{{ input }}", params={"temperature": 0.0})
+    c = PromptVersion(template="Other: {{ input }}")
+    for value in (a, b, c, a):  # what save_prompt used to store (it compared the latest only)
+        project.records.save("triage", value)
+    stored_hashes = project.store.db.execute(
+        "SELECT version, content_hash FROM records WHERE kind='prompt' ORDER BY version"
+    ).fetchall()
+    assert len({h for _, h in stored_hashes}) == 3  # a and b hash differently
+    table = prompt_versions(project, "triage")
+    assert table["same_as"].tolist() == [pd.NA, 1, pd.NA, 1]
+    assert load_prompt(project, "triage", 2).value.params == {"temperature": 0.0}
+
+    again = save_prompt(project, "triage", b)
+    assert (again.version, again.unchanged) == (4, True)  # the newest equal version
+    assert save_prompt(project, "triage", c).version == 3
+    same = diff_prompts(project, "triage", 1, 2)
+    assert (same.changed_fields, same.unified) == ([], "")  # the diff agrees: no change
+    assert "no changes" in same.html
+    assert project.store.db.execute(
+        "SELECT version, content_hash FROM records WHERE kind='prompt' ORDER BY version"
+    ).fetchall() == stored_hashes  # nothing rewritten, nothing added
+    assert behaviour_digest(a) == behaviour_digest(b) != a.content_hash()
+
+
+@pytest.fixture
+def split_project(tmp_path):
+    import workbench
+    from workbench.data import import_data, split
+
+    proj = workbench.init_project(tmp_path / "tech", sample=True, activate=False)
+    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 5]}",
+             "expected": LABELS[i % 5]} for i in range(50)]
+    import_data(proj, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
+                id="id")
+    split(proj, "tiny", near_duplicate_threshold=None)
+    return proj
+
+
+def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_project, fakes):
+    from workbench import compare, sample
+    from workbench.data.versions import find_split
+
+    project = split_project
+    fakes("tech-reader", lambda m: next((lb for lb in LABELS if lb in m[-1]["content"]),
+                                        "other"))
+    sample.save_sample_prompt(project, "triage")  # what phase 5+ fill in: role_system, v1
+    def run_all():
+        """The Jupyter twin's cells, top to bottom: the starters are built again each time."""
+        labels = find_split(project, prefer=sample.SAMPLE_DATASET).value.labels
+        chosen = {k: v for k, v in starter_prompts(labels).items()
+                  if k != "few_shot_similar"}  # (no embedding model needed)
+        techniques = compare.compare_prompt_versions(project, "triage", chosen, dataset="tiny",
+                                                     model="fake/tech-reader", limit=3)
+        latest = int(prompt_versions(project, "triage")["version"].iloc[-1])
+        tag = tag_prompt(project, "triage", latest, "candidate", move=False)
+        return techniques, tag
+
+    first, tag1 = run_all()
+    count = _count(project)
+    assert count == 6  # six variants, and role_system is the sample prompt's v1
+    assert first.versions["role_system"] == 1
+    assert (tag1.moved, tag1.version) == (True, 6)
+    assert tag1.message == "'candidate' now on version 6"
+
+    # A change elsewhere (the playground) makes a new newest version ...
+    save_prompt(project, "triage", PromptVersion(template="New: {{ input }}", labels=LABELS))
+    second, tag2 = run_all()
+    assert second.versions == first.versions
+    assert _count(project) == count + 1  # ... and the rerun adds nothing to it
+    assert (tag2.moved, tag2.version, tag2.previous) == (False, 6, 6)
+    assert "stays on version 6" in tag2.message and "move=True" in tag2.message
+    assert load_prompt(project, "triage", "candidate").version == 6
+
+    # Moving a tag is a deliberate call that names it.
+    moved = move_tag(project, "triage", "candidate", 7)
+    assert (moved.moved, moved.previous, moved.version) == (True, 6, 7)
+    assert tag_prompt(project, "triage", 7, "candidate").moved is False  # already there
+    assert tag_of(project, "triage", "candidate") == 7
+    assert tag_of(project, "triage", "production") is None
 
 
 # -- few-shot ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 - a ``PromptVersion`` holds the system prompt, a Jinja2 user template, few-shot settings, model,
   parameters, an optional output schema, the technique and the allowed labels;
 - ``save_prompt`` / ``load_prompt`` / ``prompt_versions`` / ``tag_prompt`` / ``diff_prompts`` keep
-  them immutable and versioned in the project;
+  them immutable and versioned in the project; saving a prompt that behaves like a saved version
+  returns that version (``.unchanged``), and ``tag_prompt(..., move=False)`` never moves a tag;
 - ``render`` turns a prompt and an item into chat messages in a sandbox; ``select_examples`` picks
   few-shot examples from the train split only; ``parse_output`` reads the reply;
 - ``complete_item`` does all of it for one item (with one repair turn), ``react`` runs a small
@@ -31,21 +32,27 @@ from workbench.prompts.versions import (
     PromptDiff,
     PromptError,
     PromptVersion,
+    SavedPrompt,
+    TagChange,
+    behaviour_digest,
     diff_prompts,
     list_prompts,
     load_prompt,
+    move_tag,
     prompt_text,
     prompt_versions,
     save_prompt,
     schema_from_model,
+    tag_of,
     tag_prompt,
 )
 
 __all__ = [
     "DEFAULT_TOOLS", "FewShot", "FewShotLeak", "ItemResult", "Parsed", "PromptDiff",
-    "PromptError", "PromptVersion", "ReactStep", "ReactTrace", "TemplateError", "calculator",
-    "complete_item", "delimit", "diff_prompts", "extract_answer", "json_mode_supported",
-    "list_prompts", "load_prompt", "lookup_order", "normalize_label", "parse_output",
-    "prompt_text", "prompt_versions", "react", "render", "save_prompt", "schema_from_model",
-    "select_examples", "starter_prompts", "tag_prompt",
+    "PromptError", "PromptVersion", "ReactStep", "ReactTrace", "SavedPrompt", "TagChange",
+    "TemplateError", "behaviour_digest", "calculator", "complete_item", "delimit",
+    "diff_prompts", "extract_answer", "json_mode_supported", "list_prompts", "load_prompt",
+    "lookup_order", "move_tag", "normalize_label", "parse_output", "prompt_text",
+    "prompt_versions", "react", "render", "save_prompt", "schema_from_model", "select_examples",
+    "starter_prompts", "tag_of", "tag_prompt",
 ]

@@ -8,7 +8,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -110,19 +110,137 @@ def model_for_schema(schema: dict) -> type[BaseModel] | None:
     return _models.get(_schema_key(schema))
 
 
+# -- what a version is: its behaviour ----------------------------------------------------------
+
+def _template_text(text: str) -> str:
+    """A system prompt or template as Jinja reads it: any line ending is a newline, and one
+    trailing newline is dropped (``keep_trailing_newline=False``), so both render the same."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _plain_number(value: Any) -> Any:
+    """0.0 -> 0: a model API reads both the same (``float(slider)`` vs a typed ``0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain_number(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_number(v) for v in value]
+    return value
+
+
+def _few_shot_settings(few_shot: dict) -> dict:
+    """Only the few-shot settings the chosen mode uses (``select_examples``): none uses nothing,
+    fixed its examples, random k and seed, similar k."""
+    mode = few_shot["mode"]
+    used = {"none": (), "fixed": ("examples",), "random": ("k", "seed"),
+            "similar": ("k",)}[mode]
+    return {"mode": mode, **{key: few_shot[key] for key in used}}
+
+
+def _behaviour_fields(prompt: PromptVersion) -> dict[str, Any]:
+    """Every field but ``description``, in the form that decides what the model is sent and how
+    the reply is read. Two versions with equal fields here behave the same."""
+    data = prompt.model_dump(mode="json", exclude={"description"})
+    data["system"] = _template_text(data["system"])
+    data["template"] = _template_text(data["template"])
+    data["params"] = _plain_number(data["params"])
+    data["few_shot"] = _few_shot_settings(data["few_shot"])
+    return data
+
+
+def behaviour_digest(prompt: PromptVersion) -> str:
+    """A digest of what a prompt version does: template, system prompt, model, parameters,
+    few-shot settings, output schema, technique, labels, answer pattern — not its description.
+
+    Computed when versions are compared and never stored, so the stored ``content_hash`` of
+    every existing version stays as it was (and stays valid)."""
+    import hashlib
+
+    text = json.dumps(_behaviour_fields(prompt), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 # -- storage ---------------------------------------------------------------------------------------
 
-def save_prompt(project: Project, name: str, prompt: PromptVersion) -> Stored[PromptVersion]:
-    """Save ``prompt`` as the next version of ``name``; an unchanged prompt makes no new version.
-    The templates are compiled first, so a syntax error is reported now, not mid-run."""
+@dataclass(frozen=True)
+class SavedPrompt(Stored[PromptVersion]):
+    """What ``save_prompt`` returns: the stored version (a ``Stored``, so ``.version`` and
+    ``.value`` work as before) and whether it is new.
+
+    ``unchanged`` is True when the prompt behaves exactly like an existing version and that
+    version was returned instead of storing a copy; ``latest`` is the newest version number
+    after the call; ``description_ignored`` says the given description differed from the
+    existing version's (a description alone makes no new version). ``message`` says it in
+    words, e.g. ``"unchanged — still version 3"``."""
+
+    unchanged: bool = False
+    latest: int = 0
+    description_ignored: bool = False
+
+    @property
+    def created_new(self) -> bool:
+        return not self.unchanged
+
+    @property
+    def message(self) -> str:
+        if not self.unchanged:
+            return f"saved as version {self.version}"
+        text = (f"unchanged — still version {self.version}" if self.version == self.latest
+                else f"unchanged — the same as version {self.version} "
+                     f"(the newest is version {self.latest})")
+        if self.description_ignored:
+            text += "; only the description differs, and a description alone makes no version"
+        return text
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self.name}`: {self.message}"
+
+
+def save_prompt(project: Project, name: str, prompt: PromptVersion, *,
+                reuse: Literal["any", "latest"] = "any") -> SavedPrompt:
+    """Save ``prompt`` as the next version of ``name``, unless it behaves exactly like a version
+    already saved: then that version is returned, nothing is stored, and ``.unchanged`` is True
+    (``.message``: "unchanged — still version 3"). Saving twice, or running the same techniques
+    again, makes no new versions.
+
+    "Behaves exactly like" compares everything that decides the outputs (``behaviour_digest``):
+    templates as Jinja reads them, ``temperature=0`` and ``0.0`` alike, only the few-shot
+    settings the mode uses; the description is not compared.
+
+    ``reuse="latest"`` compares with the newest version only: a prompt equal to an older version
+    is stored again as the newest one — a deliberate revert, for code that follows "the latest
+    version". The templates are compiled first, so a syntax error is reported now, not mid-run."""
     from workbench.prompts.templates import compile_template
 
     if not name or not name.strip():
         raise PromptError("A prompt needs a name.", "For example save_prompt(project, 'triage', "
                           "prompt).")
+    if reuse not in ("any", "latest"):
+        raise PromptError(f"reuse={reuse!r} is not an option.",
+                          "Use reuse='any' (the default) or reuse='latest'.")
     compile_template(prompt.system, "system prompt")
     compile_template(prompt.template, "template")
-    return project.records.save(name, prompt)
+    existing = project.records.versions(PromptVersion, name)
+    if existing:
+        latest = existing[-1].version
+        digest = behaviour_digest(prompt)
+        pool = existing if reuse == "any" else existing[-1:]
+        for stored in reversed(pool):  # the newest equal version, when old copies exist
+            if behaviour_digest(stored.value) == digest:
+                return SavedPrompt(stored.kind, stored.name, stored.version, stored.created_at,
+                                   stored.content_hash, stored.value, unchanged=True,
+                                   latest=latest,
+                                   description_ignored=(prompt.description.strip() not in
+                                                        ("", stored.value.description.strip())))
+    new = project.records.save(name, prompt)
+    return SavedPrompt(new.kind, new.name, new.version, new.created_at, new.content_hash,
+                       new.value, unchanged=False, latest=new.version)
 
 
 def load_prompt(project: Project, name: str,
@@ -143,28 +261,90 @@ def list_prompts(project: Project) -> list[str]:
     return project.records.names(PromptVersion)
 
 
-def tag_prompt(project: Project, name: str, version: int, tag: str) -> None:
-    """Point ``tag`` (e.g. ``production``, ``candidate``) at a version; moving a tag is allowed,
-    the versions themselves never change."""
+@dataclass(frozen=True)
+class TagChange:
+    """What ``tag_prompt`` did: ``tag`` of prompt ``name`` now points at ``version``;
+    ``previous`` is where it pointed before (None: it was new); ``moved`` is True when the call
+    changed where it points. ``message`` says it in words."""
+
+    name: str
+    tag: str
+    version: int
+    previous: int | None
+    moved: bool
+    requested: int
+
+    @property
+    def message(self) -> str:
+        if self.moved:
+            return (f"'{self.tag}' moved from version {self.previous} to version {self.version}"
+                    if self.previous is not None
+                    else f"'{self.tag}' now on version {self.version}")
+        if self.requested != self.version:
+            return (f"'{self.tag}' stays on version {self.version} (not moved to version "
+                    f"{self.requested}; move it with move=True)")
+        return f"'{self.tag}' already on version {self.version}"
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+    def _repr_markdown_(self) -> str:
+        return f"`{self.name}`: {self.message}"
+
+
+def tag_of(project: Project, name: str, tag: str) -> int | None:
+    """The version ``tag`` points at, or None when ``name`` has no such tag."""
+    for version, tags in project.records.tags(PromptVersion, name).items():
+        if tag in tags:
+            return version
+    return None
+
+
+def tag_prompt(project: Project, name: str, version: int, tag: str, *,
+               move: bool = True) -> TagChange:
+    """Point ``tag`` (e.g. ``production``, ``candidate``) at a version; the versions themselves
+    never change. With ``move=False`` a tag that already exists is left where it is, so code run
+    again and again (a notebook's Run All) places a tag once and never moves it; the default
+    moves it, for a deliberate choice such as a "Tag it" button. Returns a ``TagChange``."""
     if not tag or tag.strip().isdigit():
         raise PromptError(f"{tag!r} cannot be a tag: a tag is a word such as 'production'.",
                           "Use a name with letters in it.")
     load_prompt(project, name, version)
+    previous = tag_of(project, name, tag)
+    if previous is not None and (previous == version or not move):
+        return TagChange(name, tag, previous, previous, False, version)
     project.records.tag(PromptVersion, name, version, tag)
+    return TagChange(name, tag, version, previous, True, version)
+
+
+def move_tag(project: Project, name: str, tag: str, version: int) -> TagChange:
+    """Move ``tag`` to ``version`` (or place it): the explicit form of
+    ``tag_prompt(..., move=True)``."""
+    return tag_prompt(project, name, version, tag, move=True)
 
 
 def prompt_versions(project: Project, name: str) -> pd.DataFrame:
-    """One row per version, oldest first: version, created, tags, description, model, technique."""
+    """One row per version, oldest first: version, created, tags, description, model, technique,
+    hash (the stored content hash) and ``same_as``: the earlier version this one behaves exactly
+    like (a copy stored before saving reused equal versions, or a deliberate revert), else
+    empty."""
     import pandas as pd
 
     stored = project.records.versions(PromptVersion, name)
     if not stored:
         load_prompt(project, name)  # raises the friendly error
     tags = project.records.tags(PromptVersion, name)
+    first: dict[str, int] = {}  # behaviour digest -> the first version with it
+    same_as = []
+    for s in stored:
+        digest = behaviour_digest(s.value)
+        same_as.append(first.get(digest))
+        first.setdefault(digest, s.version)
     return pd.DataFrame([{"version": s.version, "created": s.created,
                           "tags": tags.get(s.version, []), "description": s.value.description,
                           "model": s.value.model, "technique": s.value.technique,
-                          "hash": s.content_hash[:12]} for s in stored])
+                          "hash": s.content_hash[:12], "same_as": same}
+                         for s, same in zip(stored, same_as)]).astype({"same_as": "Int64"})
 
 
 # -- diffs -----------------------------------------------------------------------------------------
@@ -174,9 +354,11 @@ _FIELDS = ("description", "technique", "model", "params", "system", "template", 
 
 
 def prompt_text(prompt: PromptVersion) -> str:
-    """A readable, line-oriented rendering of a prompt version (what diffs compare)."""
+    """A readable, line-oriented rendering of a prompt version (what diffs compare), in the form
+    ``behaviour_digest`` compares: ``0.0`` shows as ``0``, few-shot settings the mode does not
+    use are left out, so a diff shows a change exactly when the behaviour changed."""
     out: list[str] = []
-    data = prompt.model_dump(mode="json")
+    data = {**_behaviour_fields(prompt), "description": prompt.description}
     for name in _FIELDS:
         value = data[name]
         out.append(f"## {name}")
@@ -234,7 +416,9 @@ def diff_prompts(project: Project, name: str, a: int | str, b: int | str) -> Pro
     label_a, label_b = f"{name} v{old.version}", f"{name} v{new.version}"
     unified = "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(),
                                              fromfile=label_a, tofile=label_b, lineterm=""))
-    changed = [f for f in _FIELDS if getattr(old.value, f) != getattr(new.value, f)]
+    old_fields, new_fields = _behaviour_fields(old.value), _behaviour_fields(new.value)
+    changed = [f for f in _FIELDS if (old_fields.get(f, getattr(old.value, f))
+                                      != new_fields.get(f, getattr(new.value, f)))]
     table = difflib.HtmlDiff(tabsize=4).make_table(before.splitlines(), after.splitlines(),
                                                    label_a, label_b, context=True, numlines=2)
     # difflib keeps spacing with &nbsp; and nowrap; the CSS's pre-wrap keeps it and still wraps.
