@@ -159,6 +159,44 @@ def test_changed_parameters_are_saved(project):
     assert load_prompt(project, "triage").value.params == {"temperature": 0.7, "max_tokens": 32}
 
 
+def test_save_without_an_edit_makes_no_version_even_with_integer_parameters(project):
+    """A version saved with temperature=0 (the starter prompts do that) opens in the slider as
+    0.0; saving it untouched used to store a copy whose diff showed no change."""
+    from workbench.prompts import diff_prompts, prompt_versions, save_prompt, starter_prompts
+
+    save_prompt(project, "triage", starter_prompts(LABELS)["role_system"])
+    w = make(project)
+    assert w.temperature == 0.0
+    assert w.save() == 1
+    assert (w.status, w.saved_version, w.version) == ("unchanged", 1, 1)
+    assert w.message == "No change: the draft is the same as v1, so nothing was saved."
+    w.save_requests += 1  # the button, twice more
+    w.save_requests += 1
+    assert len(prompt_versions(project, "triage")) == 1
+
+    w.template += "!"  # one character is a change
+    assert w.save() == 2
+    assert w.status == "saved"
+    assert diff_prompts(project, "triage", 1, 2).changed_fields == ["template"]
+
+
+def test_save_of_a_draft_equal_to_an_older_version_names_it(project):
+    save_v1(project)
+    w = make(project)
+    w.template = "Team? {{ input }}"
+    assert w.save() == 2
+    w.template = "Label: {{ input }}"  # back to v1's template
+    w.description = "back to the label template"
+    assert w.save() == 1
+    assert (w.status, w.version, w.saved_version, w.previous_label) == ("unchanged", 1, 1, "v1")
+    assert w.message == ("No change: the draft is the same as v1 (v2 is the newest), so nothing "
+                         "was saved. Only the description differs; a description alone makes "
+                         "no version.")
+    from workbench.prompts import prompt_versions
+
+    assert len(prompt_versions(project, "triage")) == 2
+
+
 def test_a_missing_dataset_is_a_message_not_a_traceback(project):
     from widgets import Playground
 

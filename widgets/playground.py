@@ -8,8 +8,8 @@ else happens here, through the same kernel calls a script makes:
   the variable and the line), then ``complete_item`` answers each item on a background thread
   (``progress`` counts them) for the draft and, once per saved version, for that version — so
   the outputs show side by side with the previous version's;
-- Save: ``save_prompt`` stores the draft as the next version; an unchanged draft says so and
-  stores nothing.
+- Save: ``save_prompt`` stores the draft as the next version; a draft that behaves like a saved
+  version (any of them, not only the one it started from) stores nothing and says which.
 """
 
 from __future__ import annotations
@@ -178,6 +178,8 @@ class Playground(anywidget.AnyWidget):
         # untouched draft equals its version and Save can say "no change".
         for key, value, default in (("temperature", float(self.temperature), DEFAULT_TEMPERATURE),
                                     ("max_tokens", int(self.max_tokens), DEFAULT_MAX_TOKENS)):
+            if key in params and params[key] == value:
+                continue  # keep the saved 0 rather than the slider's 0.0
             if key in params or value != default:
                 params[key] = value
         model: str | None = self.model.strip() or None
@@ -324,13 +326,6 @@ class Playground(anywidget.AnyWidget):
 
         try:
             draft = self.draft()
-            if self._stored is not None and draft.content_hash() == self._stored.content_hash:
-                with self.hold_sync():
-                    self.status = "unchanged"
-                    self.error = ""
-                    self.message = (f"No change: the draft is the same as v{self._stored.version},"
-                                    " so nothing was saved.")
-                return self._stored.version
             stored = save_prompt(self._open(), self.prompt_name, draft)
         except TemplateError as exc:
             with self.hold_sync():
@@ -344,6 +339,22 @@ class Playground(anywidget.AnyWidget):
             self._fail(exc)
             return 0
         self._stored = stored
+        if stored.unchanged:  # behaves like a saved version: that version, nothing stored
+            with self.hold_sync():
+                self.version = stored.version
+                self.saved_version = stored.version
+                self.previous_label = f"v{stored.version}"
+                self.description = ""
+                self.template_error = {}
+                self.error = ""
+                self.status = "unchanged"
+                newest = ("" if stored.version == stored.latest
+                          else f" (v{stored.latest} is the newest)")
+                only = (" Only the description differs; a description alone makes no version."
+                        if stored.description_ignored else "")
+                self.message = (f"No change: the draft is the same as v{stored.version}{newest},"
+                                f" so nothing was saved.{only}")
+            return stored.version
         with self.hold_sync():
             if self.outputs and self._ran_hash == _behaviour(stored.value):
                 # What was just run is the new version; its outputs are now "the previous".
