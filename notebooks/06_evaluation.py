@@ -78,6 +78,7 @@ def _(fill, project):
 
 @app.cell(hide_code=True)
 def _(dataset, project):
+    version_pick = nb.prompt_version_dropdown(project, prefer=sample.SAMPLE_PROMPT)
     model_pick = nb.model_dropdown(project, nb.usable_models())
     n_items = nb.test_items_slider(dataset)
     repeats = mo.ui.slider(2, 5, value=2 if running_as_script() else 3, label="repeats",
@@ -86,23 +87,30 @@ def _(dataset, project):
     mo.vstack([mo.md(r"""
     ## 1 · Scores with intervals, and repeats
 
-    The same prompt runs on the test split several times with the cache off. Each aggregate
+    The chosen prompt version runs on the test split several times with the cache off. The
+    picker starts at the version that matters: the deployed one, else the one tagged
+    *production* or *candidate*, else the one behind the blessed baseline. Each aggregate
     gets a 95% interval (Wilson for rates, bootstrap for latency and cost), and items that
     pass in some repeats and fail in others are **flaky**: their score is luck.
-    """), mo.hstack([model_pick, n_items, repeats]), run_eval])
-    return model_pick, n_items, repeats, run_eval
+    """), version_pick, mo.hstack([model_pick, n_items, repeats]), run_eval])
+    return model_pick, n_items, repeats, run_eval, version_pick
 
 
 @app.cell(hide_code=True)
-def _(dataset, model_pick, n_items, project, repeats, run_eval):
+def _(dataset, model_pick, n_items, project, repeats, run_eval, version_pick):
     mo.stop(not (run_eval.value or running_as_script()),
             mo.md("Press **Evaluate on the test split**."))
+    mo.stop(version_pick.value is None, mo.md("Save a prompt in phase 4 first."))
+    eval_prompt, eval_version = version_pick.value
     try:
-        with mo.status.spinner(f"{repeats.value} repeats on {n_items.value} test items ..."):
-            repeat_runs = stats.run_repeats(project, sample.SAMPLE_PROMPT, repeats.value,
+        with mo.status.progress_bar(total=repeats.value * n_items.value,
+                                    title=f"{eval_prompt} v{eval_version}: {repeats.value} "
+                                          f"repeats on {n_items.value} test items") as bar:
+            repeat_runs = stats.run_repeats(project, eval_prompt, repeats.value,
+                                            version=eval_version,
                                             dataset=dataset.name, split="test",
                                             model=model_pick.value, limit=n_items.value,
-                                            progress=False)
+                                            progress=nb.progress_callback(bar))
         eval_problem = None
     except wb.WorkbenchError as exc:
         repeat_runs, eval_problem = None, exc
@@ -120,25 +128,49 @@ def _(dataset, model_pick, n_items, project, repeats, run_eval):
 
 
 @app.cell(hide_code=True)
-def _(project, repeat_runs):
+def _(repeat_runs):
+    bless_now = mo.ui.run_button(label=f"Bless run {repeat_runs[0].run_id} as the baseline")
+    return (bless_now,)
+
+
+@app.cell(hide_code=True)
+def _(bless_now, project, repeat_runs):
     baseline_intro = mo.md(r"""
     ## 2 · Real difference or noise? And the blessed baseline
 
-    The first repeat is **blessed** as the baseline; every later run is compared with it item
-    by item (pass→fail, fail→pass, cost and latency deltas), and a paired test (McNemar's
-    exact test on the items where they disagree) says whether the difference is real.
-    Two repeats of the *same* prompt should come out as noise.
+    Two runs are compared item by item (pass→fail, fail→pass, cost and latency deltas), and a
+    paired test (McNemar's exact test on the items where they disagree) says whether the
+    difference is real. Two repeats of the *same* prompt should come out as noise.
+
+    A **blessed baseline** is the run every later change is measured against (phase 9's gate
+    uses it). Blessing is a decision: bless a run you have looked at, with the button below.
     """)
     from widgets import ComparisonGrid
 
-    baseline_runs.bless(project, repeat_runs[0].run_id)
-    versus = baseline_runs.compare_to_baseline(project, repeat_runs[-1].run_id)
-    versus_grid = mo.ui.anywidget(ComparisonGrid(
-        project, [repeat_runs[0].run_id, repeat_runs[-1].run_id]))
-    mo.vstack([baseline_intro, mo.callout(mo.md(versus.sentence), kind="info"),
-               mo.md("The baseline (left) and the last repeat (right), item by item. An "
-                     "outlined row flipped between them; with the same prompt and model, "
-                     "every flip is noise."),
+    eval_prompt_name = repeat_runs[0].prompt
+    if bless_now.value or (running_as_script()
+                           and baseline_runs.blessed(project, eval_prompt_name) is None):
+        baseline_runs.bless(project, repeat_runs[0].run_id,
+                            note="blessed in notebook 06 after repeats")
+    baseline_id = baseline_runs.blessed(project, eval_prompt_name)
+    if baseline_id is None:
+        baseline_note = mo.callout(mo.md(
+            "No baseline is blessed for this prompt yet. Below, the first and last repeats "
+            "are compared with each other (a noise check)."), kind="warn")
+        left = repeat_runs[0].run_id
+    else:
+        baseline_note = mo.md(f"The blessed baseline is run `{baseline_id}`"
+                              + (" (blessed just now)." if bless_now.value else "."))
+        left = baseline_id
+    versus = baseline_runs.compare_to_baseline(project, repeat_runs[-1].run_id,
+                                               baseline_id=left)
+    versus_grid = mo.ui.anywidget(ComparisonGrid(project, [left, repeat_runs[-1].run_id]))
+    mo.vstack([baseline_intro, baseline_note,
+               bless_now if baseline_id != repeat_runs[0].run_id else mo.md(""),
+               mo.callout(mo.md(versus.sentence), kind="info"),
+               mo.md("Left: the baseline (or the first repeat); right: the last repeat, item "
+                     "by item. An outlined row flipped between them; with the same prompt and "
+                     "model, every flip is noise."),
                versus_grid, mo.ui.table(versus.items, selection=None)])
     return
 
@@ -258,32 +290,43 @@ def _():
 
     A judge model scores each answer on a rubric (correct against the reference, no invented
     policy, polite) and gives a reason. Before a judge may gate anything, compare it with
-    **people**: label some of the {len(calibration_rows)} bundled support replies below
-    (1 = pass, 2 = fail; unlabelled ones use the labels shipped with the sample), then compare.
-    Below the bar the judge is marked **not trusted**, and CI gates refuse it.
+    **people**: label at least {calibration.MIN_ITEMS} of the {len(calibration_rows)} bundled
+    support replies below (1 = pass, 2 = fail), then compare. Only your labels can make a judge
+    **trusted**; with fewer, the comparison uses the labels shipped with the sample to show the
+    workflow, and the judge stays untrusted. Below the bar it is **not trusted** either, and CI
+    gates refuse it.
 
-    Offline, the only judge is `{stand_in}`: a keyword rule standing in for a model, so the
-    whole path runs; its agreement says nothing about an LLM judge. The bundled 135M model
-    cannot follow the judge's reply format. With a key, pick a hosted judge.
+    Offline, the only judge is `{stand_in}`: a keyword rule **standing in** for a model, so the
+    whole path runs. It is never trusted: its agreement says nothing about an LLM judge. The
+    bundled 135M model cannot follow the judge's reply format. With a key, pick a hosted judge.
     """), mo.hstack([judge_pick, trust_bar]), human_labeller, calibrate_now])
-    return calibrate_now, calibration_rows, human_labeller, judge_pick, trust_bar
+    return calibrate_now, calibration_rows, human_labeller, judge_pick, stand_in, trust_bar
 
 
 @app.cell(hide_code=True)
 def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trust_bar):
     mo.stop(not (calibrate_now.value or running_as_script()))
-    people = {r["id"]: r["human_verdict"] == "pass" for r in calibration_rows}
-    people.update({item_id: label == "pass" for item_id, label in
-                   human_labeller.widget.annotations.items() if label in ("pass", "fail")})
+    yours = {item_id: label == "pass" for item_id, label in
+             human_labeller.widget.annotations.items() if label in ("pass", "fail")}
+    if len(yours) >= calibration.MIN_ITEMS:
+        people, labelled_by = yours, "people"
+        whose = f"your {len(yours)} labels"
+    else:
+        people = {r["id"]: r["human_verdict"] == "pass" for r in calibration_rows}
+        labelled_by = "example"
+        whose = (f"the sample's shipped labels (you gave {len(yours)}; "
+                 f"{calibration.MIN_ITEMS} are needed to calibrate on yours)")
     with mo.status.spinner(f"{judge_pick.value} judges {len(calibration_rows)} answers ..."):
         verdicts = judge_sample.judge_sample(project, judge_pick.value, calibration_rows)
     judged = {k: v for k, v in verdicts.items() if v is not None}
     judge_id = judge.judge_name(judge_sample.support_rubric(), judge_pick.value)
     # Unreadable verdicts (None) go in too: a judge silent on many items is not trusted.
-    trust = calibration.calibrate(project, judge_id, verdicts, people, bar=trust_bar.value).value
+    trust = calibration.calibrate(project, judge_id, verdicts, people, bar=trust_bar.value,
+                                  labelled_by=labelled_by).value
     agree = calibration.agreement(verdicts, people, bar=trust_bar.value)
     mo.vstack([
-        mo.callout(mo.md(agree.reason), kind="success" if agree.trusted else "warn"),
+        mo.md(f"Compared with {whose}."),
+        mo.callout(mo.md(trust.reason), kind="success" if trust.trusted else "warn"),
         mo.md(f"{len(verdicts) - len(judged)} replies could not be read as a verdict."),
         mo.hstack([mo.ui.table(agree.confusion.rename(columns=str).reset_index(),
                              selection=None),
@@ -293,20 +336,38 @@ def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trus
 
 
 @app.cell(hide_code=True)
-def _(calibration_rows, judge_pick, model_pick, project):
-    question_rows = [r for r in calibration_rows if r["question"] == calibration_rows[0]["question"]]
-    duel = judge.pairwise(project, question=question_rows[0]["question"],
-                          answer_a=question_rows[0]["answer"], answer_b=question_rows[1]["answer"],
-                          judge_model=judge_pick.value,
-                          criteria=["correct", "helpful", "polite"])
-    warning = judge.self_judging_warning(judge_pick.value, model_pick.value)
-    mo.vstack([mo.md(r"""
+def _():
+    ask_pairwise = mo.ui.run_button(label="Compare two answers with the judge")
+    return (ask_pairwise,)
+
+
+@app.cell(hide_code=True)
+def _(ask_pairwise, calibration_rows, judge_pick, model_pick, project, stand_in):
+    pairwise_intro = mo.md(r"""
     ### Pairwise: A against B, in both orders
 
     Judges prefer the first answer they read. Asking twice with the order swapped cancels that;
     when the verdict flips with the order, the result is *inconsistent*, not a win.
-    """), mo.md(f"Winner: **{duel.winner}** — {duel.reason}"),
-        mo.callout(mo.md(warning), kind="warn") if warning else mo.md("")])
+    """)
+    if judge_pick.value == stand_in:
+        pairwise_view = mo.callout(mo.md(
+            f"`{stand_in}` only says pass or fail about one answer; it cannot compare two. Pick "
+            "a hosted judge (with an API key) to try the pairwise comparison."), kind="info")
+    elif not ask_pairwise.value:
+        pairwise_view = ask_pairwise
+    else:
+        question_rows = [r for r in calibration_rows
+                         if r["question"] == calibration_rows[0]["question"]]
+        with mo.status.spinner(f"{judge_pick.value} compares two answers, in both orders ..."):
+            duel = judge.pairwise(project, question=question_rows[0]["question"],
+                                  answer_a=question_rows[0]["answer"],
+                                  answer_b=question_rows[1]["answer"],
+                                  judge_model=judge_pick.value,
+                                  criteria=["correct", "helpful", "polite"])
+        pairwise_view = mo.md(f"Winner: **{duel.winner}** — {duel.reason}")
+    warning = judge.self_judging_warning(judge_pick.value, model_pick.value)
+    mo.vstack([pairwise_intro, pairwise_view,
+               mo.callout(mo.md(warning), kind="warn") if warning else mo.md("")])
     return
 
 

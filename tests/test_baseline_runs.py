@@ -112,3 +112,22 @@ def test_a_real_improvement_and_an_explicit_baseline(project, tickets):
                              "(+0.83, p = 0.002: a real improvement); cost per request $0 both; "
                              "p95 latency ±0.00 s.")
     assert diff.comparison.verdict == "This run is better than the baseline (p = 0.002)."
+
+
+def test_the_version_people_work_on_by_default(project, tickets):
+    """Deployed, else tagged production, then candidate, else the blessed baseline's version,
+    else the newest: never simply the newest when something says otherwise."""
+    from workbench.prompts import PromptVersion, save_prompt, tag_prompt
+    from workbench.prompts.defaults import default_version
+
+    assert default_version(project, "intent") == (1, "newest")
+    run_v1 = _run(project, "m9", set(), cost=0.001, latency=1.0)
+    save_prompt(project, "intent", PromptVersion(system="Label it, briefly.", labels=LABELS))
+    assert default_version(project, "intent") == (2, "newest")
+    bless(project, run_v1)
+    assert default_version(project, "intent") == (1, "the blessed baseline's")
+    save_prompt(project, "intent", PromptVersion(system="Label it now.", labels=LABELS))
+    tag_prompt(project, "intent", 2, "candidate")
+    assert default_version(project, "intent") == (2, "tagged candidate")
+    tag_prompt(project, "intent", 3, "production")
+    assert default_version(project, "intent") == (3, "tagged production")

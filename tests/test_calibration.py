@@ -93,7 +93,8 @@ def test_calibration_is_recorded_and_gates_refuse_untrusted_judges(project):
         "percent": 0.7, "n": 50, "disagreements": 15, "weights": None,
         "reason": agreement(JUDGE, HUMAN).reason, "coverage": 1.0,
         "kappa_low": agreement(JUDGE, HUMAN).kappa_interval[0],
-        "kappa_high": agreement(JUDGE, HUMAN).kappa_interval[1], "labels": None}
+        "kappa_high": agreement(JUDGE, HUMAN).kappa_interval[1], "labels": None,
+        "labelled_by": "people"}
     assert not is_trusted(project, name)
     with pytest.raises(UntrustedJudge) as refused:
         require_trusted(project, name)
@@ -103,6 +104,22 @@ def test_calibration_is_recorded_and_gates_refuse_untrusted_judges(project):
     assert is_trusted(project, name)
     assert require_trusted(project, name).version == 2
     assert len(project.records.versions(JudgeTrust, name)) == 2
+
+
+def test_only_peoples_labels_and_a_real_judge_can_be_trusted(project):
+    """Labels shipped with an example, or the keyword rule standing in for a judge model offline,
+    record the agreement but never trust: a beginner must not see a stand-in called trusted."""
+    from workbench.evaluate.judge_sample import STAND_IN_JUDGE
+
+    assert agreement(JUDGE, HUMAN, bar=0.35).trusted  # the agreement itself clears the bar
+    example = calibrate(project, "helpful@fake/judge", JUDGE, HUMAN, bar=0.35,
+                        labelled_by="example").value
+    assert not example.trusted and example.labelled_by == "example"
+    assert "came with the example" in example.reason
+    stand_in = calibrate(project, f"helpful@{STAND_IN_JUDGE}", JUDGE, HUMAN, bar=0.35).value
+    assert not stand_in.trusted and "standing in" in stand_in.reason
+    assert not is_trusted(project, f"helpful@{STAND_IN_JUDGE}")
+    assert calibrate(project, "helpful@fake/judge", JUDGE, HUMAN, bar=0.35).value.trusted
 
 
 # Ordered text labels: people (first) against the judge (second). Sorted alphabetically the

@@ -99,3 +99,46 @@ def test_items_slider(dataset: Any, *, script: int = 6, at_most: int = 20) -> An
                         value=min(script, available) if running_as_script()
                         else min(at_most, available),
                         label="test items", show_value=True)
+
+
+def prompt_version_dropdown(project: wb.Project, prefer: str | None = None,
+                            label: str = "Prompt version") -> Any:
+    """One picker over every version of every prompt in the project, each shown with its tags
+    and technique, set to ``workbench.prompts.defaults.default_version`` of ``prefer`` (else
+    the first prompt). Its value is ``(prompt name, version)``."""
+    from workbench.prompts.defaults import default_version
+    from workbench.prompts.versions import list_prompts, prompt_versions
+
+    names = list_prompts(project)
+    if not names:
+        return mo.ui.dropdown({"no prompt saved yet": None}, label=label)
+    options, default = {}, None
+    main = prefer if prefer in names else names[0]
+    main_version, why = default_version(project, main)
+    for name in names:
+        for row in prompt_versions(project, name).itertuples():
+            notes = [", ".join(row.tags)] if row.tags else []
+            if row.technique:
+                notes.append(str(row.technique))
+            if name == main and row.version == main_version and why not in notes[:1]:
+                notes.insert(0, why)
+            text = f"{name} v{row.version}" + (f" ({'; '.join(notes)})" if notes else "")
+            options[text] = (name, int(row.version))
+            if name == main and row.version == main_version:
+                default = text
+    return mo.ui.dropdown(options, value=default, label=label)
+
+
+def progress_callback(bar: Any):
+    """A ``progress=`` callback for runs (``callback(done, total)``) that moves a marimo
+    ``mo.status.progress_bar`` by the items each call reports, so people see items done, the
+    rate and the time left; several runs in a row (repeats) share one bar."""
+    last = {"done": 0}
+
+    def update(done: int, total: int) -> None:
+        step = done - last["done"] if done >= last["done"] else done  # a new run starts at 0
+        last["done"] = done
+        if step > 0:
+            bar.update(increment=step)
+
+    return update

@@ -310,26 +310,44 @@ class JudgeTrust(Record):
     kappa_low: float | None = None
     kappa_high: float | None = None
     labels: list[Any] | None = None  # the order weighted kappa used (None: unweighted)
+    labelled_by: str = "people"  # "people", or "example" for labels shipped with a sample
 
 
 def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_labels: Labels, *,
               bar: float = DEFAULT_BAR,
               weights: Literal["linear", "quadratic"] | None = None,
-              labels: Sequence[Any] | None = None, rubric: Any = None) -> Stored[JudgeTrust]:
+              labels: Sequence[Any] | None = None, rubric: Any = None,
+              labelled_by: Literal["people", "example"] = "people") -> Stored[JudgeTrust]:
     """Compare a judge with people and record whether it is trusted (``JudgeTrust``).
 
     ``judge_name`` is how gates refer to the judge (``judge.judge_name(rubric, model)``);
-    ``labels``/``rubric`` give the order weighted kappa needs (see ``agreement``)."""
+    ``labels``/``rubric`` give the order weighted kappa needs (see ``agreement``).
+
+    Only labels the project's people gave can make a judge trusted: with
+    ``labelled_by="example"`` (labels shipped with a sample, e.g. to show the workflow) the
+    agreement is recorded but the judge stays untrusted, and so does the bundled keyword rule
+    that stands in for a judge model offline."""
+    from workbench.evaluate.judge_sample import STAND_IN_JUDGE
+
     result = agreement(judge_labels, human_labels, bar=bar, weights=weights, labels=labels,
                        rubric=rubric)
 
     def finite(x: float) -> float | None:
         return None if x != x else float(x)
 
-    record = JudgeTrust(judge_name=judge_name, trusted=result.trusted, bar=bar,
+    trusted, reason = result.trusted, result.reason
+    if judge_name.endswith("@" + STAND_IN_JUDGE):
+        trusted, reason = False, (f"{reason} Not trusted all the same: {STAND_IN_JUDGE} is a "
+                                  "keyword rule standing in for a judge model, so its agreement "
+                                  "says nothing about an LLM judge.")
+    elif labelled_by != "people":
+        trusted, reason = False, (f"{reason} Not trusted all the same: the labels came with the "
+                                  "example, not from people on this project; label items "
+                                  "yourself to calibrate.")
+    record = JudgeTrust(judge_name=judge_name, trusted=trusted, bar=bar,
                         kappa=finite(result.kappa), percent=finite(result.percent), n=result.n,
                         disagreements=len(result.disagreements), weights=weights,
-                        reason=result.reason, coverage=result.coverage,
+                        reason=reason, coverage=result.coverage, labelled_by=labelled_by,
                         kappa_low=finite(result.kappa_interval[0]),
                         kappa_high=finite(result.kappa_interval[1]),
                         labels=list(result.labels) if weights is not None else None)
