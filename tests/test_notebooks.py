@@ -48,6 +48,17 @@ def test_start_notebook_without_a_project_offers_the_sample_and_makes_nothing(tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_notebooks_run_when_opened_in_the_editor():
+    """`workbench notebooks` opens marimo's editor, which by default leaves every cell
+    unrun; notebooks/pyproject.toml turns autorun on for these notebooks (marimo's own config
+    reader decides)."""
+    from marimo._config.manager import get_default_config_manager
+
+    for notebook in NOTEBOOKS:
+        config = get_default_config_manager(current_path=str(notebook)).get_config()
+        assert config["runtime"]["auto_instantiate"] is True, notebook.name
+
+
 def test_marimo_check_passes():
     proc = subprocess.run([MARIMO, "check", *map(str, NOTEBOOKS)], capture_output=True,
                           text=True, env=dict(os.environ, MARIMO_SKIP_UPDATE_CHECK="1"))
