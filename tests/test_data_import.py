@@ -469,3 +469,38 @@ def test_reimport_losses_name_the_work_a_fresh_import_would_drop(project, tmp_pa
     assert len(losses) == 2
     assert losses[0].startswith("version 3: the train/validation/test split")
     assert losses[1].startswith("version 2: its personal data redacted")
+
+
+# -- rows with the wrong number of fields ----------------------------------------------------------
+
+def test_a_first_row_with_one_field_too_many_is_refused_not_shifted(project, tmp_path):
+    """pandas takes the first column for the row index when the first data row has one field
+    more than the header: every row would shift and the first field of each would be lost."""
+    path = tmp_path / "shift.csv"
+    path.write_text("text,label\nÀ bientôt, ça va,x\nbonjour,y\n", encoding="utf-8")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="s", expected="label")
+    assert err.value.message == ("shift.csv line 2 (data row 1) has 3 comma-separated fields, "
+                                 "but the header has 2: 'À bientôt, ça va,x'.")
+    assert snapshot(project) == before
+
+
+def test_a_row_with_one_field_too_many_in_a_later_chunk_is_refused(project, tmp_path,
+                                                                    monkeypatch):
+    from workbench.data import importing
+
+    monkeypatch.setattr(importing, "_CHUNK_ROWS", 2)
+    path = tmp_path / "later.csv"
+    good = "".join(f"row {i},x\n" for i in range(5))
+    path.write_text("text,label\n" + good + "Paris, France,y\n" + good)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="l", expected="label")
+    assert err.value.message.startswith("later.csv line 7 (data row 6) has 3 comma-separated")
+    path.write_text("text,label\nParis, France,y\n" + good * 3)  # the index taken in every chunk
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="l", expected="label")
+    assert err.value.message.startswith("later.csv line 2 (data row 1) has 3 comma-separated")
+    path.write_text("text,label\n" + good * 3)
+    import_data(project, path, name="l", expected="label")
+    assert loaded(project, "l")["input"].tolist() == [f"row {i}" for i in range(5)] * 3

@@ -626,7 +626,15 @@ def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _B
         # Chunks keep memory to one chunk of every column plus the mapped columns of all rows.
         reader = pd.read_csv(io.BufferedReader(handle, _BLOCK), chunksize=_CHUNK_ROWS,
                              **options)
+        rows = 0
         for chunk in reader:
+            # A first data row with one field more than the header makes pandas take the first
+            # column for the row labels, in every chunk, without a word: the rows would shift.
+            index = chunk.index
+            if not (isinstance(index, pd.RangeIndex) and index.start == rows
+                    and index.step == 1):
+                raise _parse_error(path, encoding, label, sep, len(columns), None)
+            rows += len(chunk)
             part = chunk.iloc[:, positions]
             part.columns = plan.needed
             chunks.append(part)
@@ -643,9 +651,10 @@ def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _B
 
 
 def _parse_error(path: Path, encoding: str, label: str, sep: str, width: int,
-                 exc: Exception) -> ImportFailed:
+                 exc: Exception | None) -> ImportFailed:
     """pandas counts records, not lines, once a quoted field spans lines: find the physical line
-    of the bad row again with the standard library's reader."""
+    of the bad row again with the standard library's reader. ``exc`` is None when pandas did not
+    raise but took the first column for the row labels (a first row with a field too many)."""
     kind = "tab" if sep == "\t" else "comma"
     fix = (f"Quote fields that contain the separator (\"a, b\"), or pass format='tsv'/'csv' if "
            "the separator is the other one.")
@@ -659,6 +668,9 @@ def _parse_error(path: Path, encoding: str, label: str, sep: str, width: int,
                     f"fields, but the header has {width}: {_clip(sep.join(fields))!r}.", fix)
     except Exception:  # the standard reader failing too: fall back to pandas' words
         last = None
+    if exc is None:
+        return ImportFailed(f"{label} has a row with more {kind}-separated fields than the "
+                            "header (pandas read the first column as row labels).", fix)
     if "EOF inside string" in str(exc) and last is not None:
         row, start, _ = last
         return ImportFailed(f"{label} line {start} (data row {row}) opens a quoted field that is "
