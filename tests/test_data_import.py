@@ -504,3 +504,27 @@ def test_a_row_with_one_field_too_many_in_a_later_chunk_is_refused(project, tmp_
     path.write_text("text,label\n" + good * 3)
     import_data(project, path, name="l", expected="label")
     assert loaded(project, "l")["input"].tolist() == [f"row {i}" for i in range(5)] * 3
+
+
+def test_a_row_with_too_few_fields_is_refused_naming_it(project, tmp_path):
+    """pandas fills a short row's missing fields with "" (as an empty cell): it would import with
+    an empty input or label and no word."""
+    path = tmp_path / "short.csv"
+    path.write_text("id,text\n1,a\n2\n3,z\n")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="s", id="id")
+    assert err.value.message == ("short.csv line 3 (data row 2) has 1 comma-separated field, but "
+                                 "the header has 2: '2'.")
+    assert "one field per column" in err.value.fix
+    assert snapshot(project) == before
+    tsv = tmp_path / "short.tsv"
+    tsv.write_text('text\tlabel\tnote\n"two\nlines"\tx\t\nb\ty\n')
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, tsv, name="s", expected="label")
+    assert err.value.message == ("short.tsv line 4 (data row 2) has 2 tab-separated fields, but "
+                                 "the header has 3: 'b\\ty'.")
+    # empty fields written out are fine, and so is an empty last column
+    path.write_text("id,text,label\n1,a,\n2,,x\n3,z,\n")
+    import_data(project, path, name="s", id="id", expected="label")
+    assert loaded(project, "s")["input"].tolist() == ["a", "", "z"]

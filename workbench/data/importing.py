@@ -604,11 +604,13 @@ def _header(path: Path, encoding: str, sep: str, label: str) -> list[str]:
 
 def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _Bar,
                     sep: str) -> _Parsed:
+    import numpy as np
     import pandas as pd
 
     columns = _header(path, encoding, sep, label)
     # Every cell as written: "NA" or "null" in a support message is text, not a missing value;
-    # an empty cell is "" (the profile reports it).
+    # an empty cell is "" (the profile reports it). A row short of fields reads the same (its
+    # missing cells are "" too), so short rows are looked for below and refused.
     options = dict(sep=sep, dtype=str, keep_default_na=False, na_values=[],
                    skip_blank_lines=True, encoding=encoding)
 
@@ -626,7 +628,7 @@ def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _B
         # Chunks keep memory to one chunk of every column plus the mapped columns of all rows.
         reader = pd.read_csv(io.BufferedReader(handle, _BLOCK), chunksize=_CHUNK_ROWS,
                              **options)
-        rows = 0
+        rows, last_empty = 0, None
         for chunk in reader:
             # A first data row with one field more than the header makes pandas take the first
             # column for the row labels, in every chunk, without a word: the rows would shift.
@@ -634,6 +636,12 @@ def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _B
             if not (isinstance(index, pd.RangeIndex) and index.start == rows
                     and index.step == 1):
                 raise _parse_error(path, encoding, label, sep, len(columns), None)
+            # A short row's last cell is "": only such rows send the file to be read again, up
+            # to the last of them, counting fields.
+            if len(columns) > 1:
+                empty = np.flatnonzero((chunk.iloc[:, -1] == "").to_numpy())
+                if len(empty):
+                    last_empty = rows + int(empty[-1])
             rows += len(chunk)
             part = chunk.iloc[:, positions]
             part.columns = plan.needed
@@ -645,9 +653,28 @@ def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _B
         raise _parse_error(path, encoding, label, sep, len(columns), exc) from None
     finally:
         handle.close()
+    if last_empty is not None:
+        _check_widths(path, encoding, label, sep, len(columns), last_empty + 1)
     frame = pd.concat(chunks, ignore_index=True) if chunks else \
         pd.DataFrame({c: pd.Series([], dtype=object) for c in plan.needed})
     return _Parsed(frame, _CsvLines(path, encoding, sep), plan, notes)
+
+
+def _check_widths(path: Path, encoding: str, label: str, sep: str, width: int,
+                  until: int) -> None:
+    """Refuse the first row (up to data row ``until``) with fewer fields than the header, naming
+    its physical line."""
+    kind, name = ("tab", "tabs") if sep == "\t" else ("comma", "commas")
+    for row, (start, fields) in enumerate(_records(path, encoding, sep)):
+        if row > until:
+            return
+        if row and len(fields) < width:
+            raise ImportFailed(
+                f"{label} line {start} (data row {row}) has {len(fields)} {kind}-separated "
+                f"field{'s' if len(fields) != 1 else ''}, but the header has {width}: "
+                f"{_clip(sep.join(fields))!r}.",
+                f"Give the row one field per column (an empty field is nothing between two "
+                f"{name}), or delete it, then import again.")
 
 
 def _parse_error(path: Path, encoding: str, label: str, sep: str, width: int,
