@@ -189,3 +189,72 @@ def test_the_tables_a_notebook_shows(traffic):
     assert set(rules_frame(project)["metric"]) >= {"error_rate", "p95_latency"}
     tree = request_trace(project)
     assert set(tree["span"]) == {"serve.request", "llm.call"}
+
+
+# -- one count of the last hour: the dashboard and the overview agree ------------------------------
+
+def _span(project, name: str, age_s: float, **attributes) -> None:
+    import time
+
+    from workbench.tracing import start_span, write_span
+
+    span = start_span(name, attributes)
+    span.start_time = time.time() - age_s
+    span.end_time = span.start_time + 0.05
+    write_span(project, span)
+
+
+def _overview_phase8(project) -> str:
+    from widgets.overview import ProjectOverview
+
+    phases = ProjectOverview(project).phases
+    return next(p for p in phases if p["number"] == 8)["summary"]
+
+
+def test_the_dashboard_and_the_overview_count_the_same_last_hour(project):
+    from workbench.monitor import summary_frame, traffic
+
+    # Service requests of every kind in the last hour: answered, refused, feedback posts.
+    for age in (30, 600, 1800, 3500):
+        _span(project, "serve.request", age, **{"http.route": "/v1/predict",
+                                               "http.response.status_code": 200})
+    _span(project, "serve.request", 900, **{"http.route": "/v1/predict",
+                                           "http.response.status_code": 401})
+    _span(project, "serve.request", 1200, **{"http.route": "/v1/feedback",
+                                            "http.response.status_code": 201})
+    # Older service requests, and many more model calls (an evaluation) in the last hour.
+    for age in (3700, 7200, 86400 * 3):
+        _span(project, "serve.request", age, **{"http.route": "/v1/predict",
+                                               "http.response.status_code": 200})
+    for i in range(40):
+        _span(project, "llm.call", 60 + i, **{"gen_ai.request.model": "fake/echo"})
+    _span(project, "rag.retrieve", 100)
+
+    counted = traffic(project)
+    assert (counted.source, counted.recent, counted.total) == ("service", 6, 9)
+    assert counted.label == "6 requests to the service in the last 60 minutes (9 in all)"
+    summary = summary_frame(project)
+    assert int(summary.iloc[0]["requests"]) == 6 and summary.attrs["label"] == counted.label
+    assert window_metrics(project)["requests"] == 6
+    assert counted.label in dashboard(project).layout.title.text
+    assert _overview_phase8(project).startswith(counted.label + ", 0 feedback, 0 alerts fired")
+
+    # An hour without service traffic is 0 requests, not the hour's model calls.
+    quiet = traffic(project, now=counted.until + 3 * 3600)
+    assert (quiet.source, quiet.recent) == ("service", 0)
+    assert window_metrics(project, now=counted.until + 3 * 3600)["requests"] == 0
+
+
+def test_before_anything_is_served_both_count_model_calls(project):
+    from workbench.monitor import summary_frame, traffic
+
+    for age in (10, 20, 5000):
+        _span(project, "llm.call", age, **{"gen_ai.request.model": "fake/echo"})
+    counted = traffic(project)
+    assert counted.label == "2 model calls in the last 60 minutes (3 in all)"
+    assert int(summary_frame(project).iloc[0]["requests"]) == 2
+    assert _overview_phase8(project) == counted.label
+    _span(project, "llm.call", 5)
+    assert traffic(project, window_s=60).label == "3 model calls in the last 1 minute (4 in all)"
+    assert traffic(project, window_s=7).label == "1 model call in the last 7 seconds (4 in all)"
+    assert traffic(project, window_s=7200).label.startswith("4 model calls in the last 2 hours")

@@ -1,9 +1,15 @@
 """Phase 8: monitoring — what the served model did, what users said, and alerts on the card.
 
 Everything here reads the project's traces: each request to the service is a
-``serve.request`` span (status, latency, model, fallback, cache, cost; refused requests too),
-and every model call an ``llm.call`` span. Without service traffic, the model calls themselves
-are monitored (``source="calls"``).
+``serve.request`` span (status, latency, model, fallback, cache, cost; refused requests and
+feedback posts too), and every model call an ``llm.call`` span. A project that has never served
+a request has its model calls monitored instead (``source="calls"``); once it has, monitoring
+counts requests to the service only, in every window (an hour of evaluation calls is not
+traffic).
+
+- ``traffic``: how many requests to the service (or model calls) the last hour held, and in
+  all, with the sentence that says what was counted; the dashboard, ``summary_frame`` and the
+  project overview all take their count from it.
 
 - ``requests_frame`` / ``timeline`` / ``window_metrics``: the numbers, per request, per time
   bucket, and over a window, in the card's metric names (``error_rate``, ``p50_latency``,
@@ -53,33 +59,52 @@ _COLUMNS = ["time", "trace_id", "status", "ok", "latency_s", "model", "fallback_
             "cost_usd", "parse_ok", "client", "error", "route"]
 
 
-def requests_frame(project: Project, *, since: float | None = None, until: float | None = None,
-                   source: str = "auto") -> pd.DataFrame:
-    """One row per request, oldest first: ``source="service"`` reads the service's requests,
-    ``"calls"`` every model call, ``"auto"`` the service's when it has any."""
-    import pandas as pd
+_SPAN_OF = {"service": "serve.request", "calls": "llm.call"}
 
+
+def resolve_source(project: Project, source: str = "auto") -> str:
+    """What monitoring counts: ``"service"`` (requests to the served API) or ``"calls"`` (every
+    model call). ``"auto"`` is the service once the project has served any request, ever, and
+    the model calls before that: decided for the project, never per window, so a window
+    without service traffic shows 0 requests rather than the evaluation's model calls."""
     if source not in ("auto", "service", "calls"):
         raise MonitorError(f"source={source!r} is not one of auto, service, calls.",
                            "Use 'service' for the served API, 'calls' for every model call.")
+    if source != "auto":
+        return source
     project.store.flush()
-    where, params = ["name = ?"], []
+    served = project.store.db.execute(
+        "SELECT 1 FROM spans WHERE name = 'serve.request' LIMIT 1").fetchone()
+    return "service" if served else "calls"
+
+
+def _span_filter(source: str, since: float | None, until: float | None
+                 ) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and its parameters) of the spans a resolved ``source`` counts in
+    [since, until): the one definition ``requests_frame`` and ``traffic`` share."""
+    where, params = ["name = ?"], [_SPAN_OF[source]]
     if since is not None:
         where.append("start_time >= ?")
         params.append(since)
     if until is not None:
         where.append("start_time < ?")
         params.append(until)
-    query = ("SELECT trace_id, start_time, end_time, status, error, attributes FROM spans WHERE "
-             + " AND ".join(where) + " ORDER BY start_time")
-    chosen = source
-    rows = []
-    if source in ("auto", "service"):
-        rows = project.store.query(query, ("serve.request", *params))
-        chosen = "service"
-    if not rows and source in ("auto", "calls"):
-        rows = project.store.query(query, ("llm.call", *params))
-        chosen = "calls"
+    return " AND ".join(where), tuple(params)
+
+
+def requests_frame(project: Project, *, since: float | None = None, until: float | None = None,
+                   source: str = "auto") -> pd.DataFrame:
+    """One row per request, oldest first: ``source="service"`` reads the service's requests,
+    ``"calls"`` every model call, ``"auto"`` the service's once the project has any
+    (``resolve_source``)."""
+    import pandas as pd
+
+    chosen = resolve_source(project, source)
+    project.store.flush()
+    where, params = _span_filter(chosen, since, until)
+    rows = project.store.query(
+        "SELECT trace_id, start_time, end_time, status, error, attributes FROM spans WHERE "
+        + where + " ORDER BY start_time", params)
     out = []
     for r in rows:
         a = json.loads(r["attributes"])
@@ -146,15 +171,75 @@ def _metrics(requests: pd.DataFrame, feedback: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def window_text(window_s: float) -> str:
+    """``3600`` -> "60 minutes", ``86400`` -> "24 hours", ``90`` -> "90 seconds"."""
+    if window_s >= 7200 and window_s % 3600 == 0:
+        return _plural(int(window_s // 3600), "hour")
+    if window_s >= 60 and window_s % 60 == 0:
+        return _plural(int(window_s // 60), "minute")
+    return f"{window_s:g} second{'' if window_s == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """How much traffic the project had: ``recent`` in the last ``window_s`` seconds before
+    ``until``, ``total`` ever, counting ``source`` ("service": requests to the service, refused
+    ones and feedback posts included; "calls": model calls, when nothing was ever served)."""
+
+    source: str
+    recent: int
+    total: int
+    window_s: float
+    until: float
+
+    @property
+    def what(self) -> str:
+        return "request to the service" if self.source == "service" else "model call"
+
+    @property
+    def label(self) -> str:
+        """``12 requests to the service in the last 60 minutes (47 in all)``."""
+        what = ("requests to the service" if self.source == "service" else "model calls")
+        if self.recent == 1:
+            what = self.what
+        return (f"{self.recent:,} {what} in the last {window_text(self.window_s)} "
+                f"({self.total:,} in all)")
+
+
+def traffic(project: Project, *, window_s: float = DEFAULT_WINDOW_S, now: float | None = None,
+            source: str = "auto") -> Traffic:
+    """The one count of recent traffic: the dashboard (``summary_frame``, ``dashboard``,
+    ``window_metrics``) and the project overview (phase 8's card) all say this number. Spans
+    started in [now - window_s, now) of the kind ``resolve_source`` picks."""
+    now = time.time() if now is None else now
+    chosen = resolve_source(project, source)
+    project.store.flush()
+
+    def count(since: float | None, until: float | None) -> int:
+        where, params = _span_filter(chosen, since, until)
+        return int(project.store.db.execute(
+            "SELECT COUNT(*) FROM spans WHERE " + where, params).fetchone()[0])
+
+    return Traffic(chosen, count(now - window_s, now), count(None, None), float(window_s), now)
+
+
 def window_metrics(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
                    now: float | None = None, source: str = "auto") -> dict[str, Any]:
-    """The metrics of the last ``window_s`` seconds (the card's names, canonical units)."""
+    """The metrics of the last ``window_s`` seconds (the card's names, canonical units);
+    ``requests`` is ``traffic(...).recent``, and ``label`` says what it counted."""
     now = time.time() if now is None else now
+    source = resolve_source(project, source)
     requests = requests_frame(project, since=now - window_s, until=now, source=source)
     feedback = feedback_frame(project, since=now - window_s, until=now)
     metrics = _metrics(requests, feedback)
+    counted = traffic(project, window_s=window_s, now=now, source=source)
     metrics.update(window_s=window_s, since=now - window_s, until=now,
-                   source=requests.attrs["source"])
+                   source=requests.attrs["source"], requests=counted.recent,
+                   label=counted.label)
     return metrics
 
 
@@ -374,20 +459,24 @@ def alerts_frame(project: Project) -> pd.DataFrame:
 def dashboard(project: Project, *, bucket_s: float | None = None, since: float | None = None,
               source: str = "auto"):
     """Requests and errors, p50/p95 latency, cost per request and positive feedback per time
-    bucket, with the card's targets drawn as dashed lines."""
+    bucket, with the card's targets drawn as dashed lines; the title says what is counted and
+    the last hour's count (``traffic``, the number the project overview shows)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from workbench.card import load_card
 
+    source = resolve_source(project, source)
     frame = timeline(project, bucket_s=bucket_s, since=since, source=source)
-    shown = frame.attrs["source"]
+    counted = traffic(project, source=source)
     try:
         targets = {m.name: m.target_in_canonical_unit() for m in load_card(project).metrics}
     except WorkbenchError:
         targets = {}
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=("Requests and errors", "Latency (s)",
+                        subplot_titles=("Requests to the service and errors"
+                                        if source == "service" else "Model calls and errors",
+                                        "Latency (s)",
                                         "Cost per request (USD)", "Positive feedback"))
     x = frame["start"]
     fig.add_bar(x=x, y=frame["requests"], name="requests", row=1, col=1)
@@ -405,8 +494,7 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
             fig.add_hline(y=targets[metric], line_dash="dash", line_color="red", row=row, col=1,
                           annotation_text=f"target {metric}")
     fig.update_layout(height=900, barmode="group", template="plotly_white",
-                      title=f"{project.name}: monitoring "
-                            f"({'service requests' if shown == 'service' else 'model calls'})")
+                      title=f"{project.name}: monitoring — {counted.label}")
     return fig
 
 
@@ -438,11 +526,15 @@ SUMMARY = ("requests", "answered", "errors", "refused", "rate_limited", "error_r
 
 
 def summary_frame(project: Project, *, window_s: float = DEFAULT_WINDOW_S) -> pd.DataFrame:
-    """``window_metrics`` as a one-row table, in the card's metric names."""
+    """``window_metrics`` as a one-row table, in the card's metric names; ``attrs["label"]``
+    says what ``requests`` counted (``traffic``), e.g. "12 requests to the service in the last
+    60 minutes (47 in all)"."""
     import pandas as pd
 
     metrics = window_metrics(project, window_s=window_s)
-    return pd.DataFrame([{k: metrics[k] for k in SUMMARY}])
+    frame = pd.DataFrame([{k: metrics[k] for k in SUMMARY}])
+    frame.attrs.update(label=metrics["label"], source=metrics["source"])
+    return frame
 
 
 def rules_frame(project: Project) -> pd.DataFrame:

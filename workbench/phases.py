@@ -96,8 +96,6 @@ def _data_status(project: Project) -> tuple[str, str]:
 def phase_status(project: Project) -> list[dict[str, Any]]:
     card = project.card()
     nb_dir = notebooks_dir()
-    calls = project.store.db.execute(
-        "SELECT COUNT(*) FROM spans WHERE name = 'llm.call'").fetchone()[0]
     out = []
     for phase in PHASES:
         state, summary = "todo", "nothing yet"
@@ -131,17 +129,19 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
             if files:
                 state, summary = "done", f"{len(files)} deployment files"
         elif n == 8:
+            # The same count as the monitoring dashboard's last hour (monitor.traffic).
+            from workbench.monitor import traffic
+
             db = project.store.db
-            served = db.execute("SELECT COUNT(*) FROM spans WHERE name = 'serve.request'"
-                                ).fetchone()[0]
+            counted = traffic(project)
             feedback = db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
             fired = db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
-            if served or feedback:
+            if counted.source == "service" or feedback:
                 state = "done"
-                summary = (f"{served} service requests, {feedback} feedback, {fired} alerts "
-                           "fired")
-            elif calls:
-                state, summary = "started", f"{calls} traced model calls"
+                summary = (f"{counted.label}, {feedback:,} feedback, "
+                           f"{fired:,} alert{'s' * (fired != 1)} fired")
+            elif counted.total:  # nothing served yet: the model calls are monitored
+                state, summary = "started", counted.label
         else:
             counts = [(kind, project.records.count(kind)) for kind in PHASE_RECORD_KINDS.get(n, ())]
             if any(c for _, c in counts):
