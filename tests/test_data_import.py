@@ -528,3 +528,18 @@ def test_a_row_with_too_few_fields_is_refused_naming_it(project, tmp_path):
     path.write_text("id,text,label\n1,a,\n2,,x\n3,z,\n")
     import_data(project, path, name="s", id="id", expected="label")
     assert loaded(project, "s")["input"].tolist() == ["a", "", "z"]
+
+
+@pytest.mark.parametrize("given", ["utf-8", "UTF8", "utf_8"])
+def test_utf8_with_bom_and_encoding_given_as_utf8(project, tmp_path, given):
+    csv = tmp_path / "bom.csv"
+    csv.write_bytes("\ufeffid,text\nA1,naïve résumé\n".encode())
+    stored = import_data(project, csv, name="bom", id="id", encoding=given)
+    params = stored.value.transform.params
+    assert (params["encoding"], params["encoding_detected"]) == ("utf-8-sig", False)
+    assert loaded(project, "bom")[["id", "input"]].to_dict("records") == [
+        {"id": "A1", "input": "naïve résumé"}]
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes("\ufeff".encode() + b'{"text": "caf\xc3\xa9"}\n')
+    import_data(project, jsonl, name="bomj", encoding=given)
+    assert loaded(project, "bomj")["input"].tolist() == ["café"]

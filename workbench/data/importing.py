@@ -292,7 +292,8 @@ class _Scan:
 
 def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
     """Hash the file, note which non-ASCII bytes it holds, and check that it decodes in the given
-    encoding (or in UTF-8 when none is given) — one pass, a block at a time."""
+    encoding (or in UTF-8 when none is given) — one pass, a block at a time. A file that starts
+    with the UTF-8 byte-order mark is read as utf-8-sig when UTF-8 is given or detected."""
     check = encoding
     if encoding is not None:
         try:
@@ -309,6 +310,9 @@ def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
         while block := fh.read(_BLOCK):
             if size == 0:
                 head = block[:4]
+                if check is not None and head.startswith(codecs.BOM_UTF8) and \
+                        codecs.lookup(check).name == "utf-8":
+                    check = "utf-8-sig"  # utf-8 given: the BOM is not part of the first column
                 if check is None:
                     check = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
                     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
@@ -349,7 +353,7 @@ def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
     if encoding is None and check in ("utf-16", "utf-32") and decoder is None:
         raise ImportFailed(f"{label} starts with a {check.upper()} byte-order mark but is not "
                            f"valid {check.upper()}.", "Re-save it as UTF-8 and import again.")
-    used = encoding if encoding is not None else (check if decoder is not None else None)
+    used = check if encoding is not None or decoder is not None else None
     return _Scan(digest.hexdigest(), size, blank, [v for v in range(128, 256) if seen[v]],
                  used, head.startswith(codecs.BOM_UTF8))
 
