@@ -104,3 +104,15 @@ def test_not_measured_targets_are_named_when_the_gate_passes(triage_project):
         {"name": "judge_score", "target": 0.8, "direction": ">=", "unit": "fraction"}))
     gate = check_gate(triage_project, run(triage_project, "fake/gate-good"), record=False)
     assert gate.passed and "not measured by this run: judge_score" in gate.reasons[0]
+
+
+def test_the_blessed_run_is_said_to_be_the_baseline_not_compared_with_itself(triage_project):
+    from workbench.evaluate.baseline_runs import bless
+
+    base = run(triage_project, "fake/gate-good")
+    before = {c["check"]: c for c in check_gate(triage_project, base, record=False).checks}
+    assert before["baseline"]["text"] == "no baseline is blessed"
+    bless(triage_project, base)
+    after = {c["check"]: c for c in check_gate(triage_project, base, record=False).checks}
+    assert after["baseline"] == {"check": "baseline", "status": "pass",
+                                 "text": "this run is the blessed baseline for prompt 'triage'"}

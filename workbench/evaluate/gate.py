@@ -49,7 +49,7 @@ def check_gate(project: Project, run_id: str, *, judges: tuple[str, ...] = (),
     there is one; a significant regression fails the gate. Card targets this run does not
     measure are listed as "not measured" (they cannot pass or fail here)."""
     from workbench.errors import WorkbenchError
-    from workbench.evaluate.baseline_runs import NoBaseline, compare_to_baseline
+    from workbench.evaluate.baseline_runs import NoBaseline, blessed, compare_to_baseline
     from workbench.evaluate.calibration import require_trusted
     from workbench.runs import load_run
 
@@ -78,7 +78,11 @@ def check_gate(project: Project, run_id: str, *, judges: tuple[str, ...] = (),
                            "text": row.get("text", "")})
             if row["status"] == "fail":
                 reasons.append(f"{row['metric']} misses its target: {row.get('text', '')}")
-    if baseline:
+    if baseline and blessed(project, run.prompt) == run_id:
+        # Compared with itself it would "pass" with 0 changes: say what it is instead.
+        checks.append({"check": "baseline", "status": "pass",
+                       "text": f"this run is the blessed baseline for prompt '{run.prompt}'"})
+    elif baseline:
         try:
             diff = compare_to_baseline(project, run_id)
         except NoBaseline:
