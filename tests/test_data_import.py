@@ -336,6 +336,10 @@ def test_utf8_with_one_latin1_line_is_refused_naming_it(project, tmp_path):
         import_data(project, path, name="m")
     assert err.value.message.startswith("mixed.csv is UTF-8 except on line 4, where byte "
                                         "b'\\xe7' is not")
+    # one single-byte encoding for the whole file would garble the UTF-8 lines: fix the one line
+    assert err.value.fix == ("Re-type the accented characters on line 4 (or paste that row again "
+                             "from a UTF-8 copy) and save the file as UTF-8; the other lines are "
+                             "UTF-8, so an encoding= for the whole file would garble them.")
     assert snapshot(project) == before
 
 

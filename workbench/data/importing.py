@@ -458,8 +458,9 @@ def _detect(path: Path, scan: _Scan, label: str) -> str:
                     f"{line[exc.start:exc.start + 1]!r} is not: "
                     f"{_clip(shown[max(0, exc.start - 30):], 70)!r} (the file mixes "
                     "encodings, e.g. rows pasted from another file).",
-                    "Fix that line (re-type the character) and save the file as UTF-8, or "
-                    "pass encoding= to read the whole file in one single-byte encoding.")
+                    f"Re-type the accented characters on line {number} (or paste that row "
+                    "again from a UTF-8 copy) and save the file as UTF-8; the other lines are "
+                    "UTF-8, so an encoding= for the whole file would garble them.")
     readings: dict[str, tuple[tuple[str, ...], _Reading]] = {}
     for name in _WESTERN:
         chars = []
