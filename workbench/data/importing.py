@@ -440,9 +440,7 @@ def _detect(path: Path, scan: _Scan, label: str) -> str:
     clear (see the module docstring)."""
     if scan.encoding is not None:  # valid UTF-8 (plain ASCII included), or UTF-16/32 with a BOM
         return scan.encoding
-    sample = _sample(path)
-    if not sample:  # cannot happen: not UTF-8 means a non-ASCII byte somewhere
-        return "utf-8"
+    sample = _sample(path)  # not empty: a file that is not UTF-8 has a non-ASCII byte
     joined = b"\n".join(line for _, line in sample)
     utf8 = sum(len(m.group()) for m in _UTF8_SEQUENCE.finditer(joined))
     high = sum(1 for b in joined if b >= 0x80) if len(joined) < 65536 else \
