@@ -547,3 +547,20 @@ def test_utf8_with_bom_and_encoding_given_as_utf8(project, tmp_path, given):
     jsonl.write_bytes("\ufeff".encode() + b'{"text": "caf\xc3\xa9"}\n')
     import_data(project, jsonl, name="bomj", encoding=given)
     assert loaded(project, "bomj")["input"].tolist() == ["café"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_says_which_encoding_to_pass(project, tmp_path, codec):
+    path = tmp_path / "wide.csv"
+    path.write_bytes("text,label\nhello,greet\nçà et là,other\n".encode(codec))
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="w", expected="label")
+    assert err.value.message == (f"wide.csv looks like {codec.upper()} without a byte-order mark "
+                                 "(every other byte is zero; its first line reads "
+                                 "'text,label' in it).")
+    assert err.value.fix == f"Pass encoding='{codec}', or save the file as UTF-8."
+    assert "\\x00" not in str(err.value)
+    assert snapshot(project) == before
+    import_data(project, path, name="w", expected="label", encoding=codec)
+    assert loaded(project, "w")["input"].tolist() == ["hello", "çà et là"]

@@ -131,7 +131,8 @@ def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, n
         label = path.name
         bar = _Bar(progress, 2 * path.stat().st_size, label)
         try:
-            scan = _scan(path, None if fmt == "parquet" else encoding, label, bar)
+            scan = _scan(path, None if fmt == "parquet" else encoding, label, bar,
+                         text=fmt != "parquet")
             if scan.blank:
                 raise ImportFailed(f"{label} is empty.", "Choose a file with a header and rows.")
             used_encoding, detected = None, None
@@ -290,7 +291,8 @@ class _Scan:
     bom: bool
 
 
-def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
+def _scan(path: Path, encoding: str | None, label: str, bar: _Bar, *,
+          text: bool = True) -> _Scan:
     """Hash the file, note which non-ASCII bytes it holds, and check that it decodes in the given
     encoding (or in UTF-8 when none is given) — one pass, a block at a time. A file that starts
     with the UTF-8 byte-order mark is read as utf-8-sig when UTF-8 is given or detected."""
@@ -302,12 +304,15 @@ def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
             raise ImportFailed(f"{encoding!r} is not an encoding Python knows.",
                                "Use a name like 'utf-8', 'latin-1' or 'cp1252', or leave "
                                "encoding out to detect it.") from None
+    wide = check is not None and codecs.lookup(check).name.startswith(("utf-16", "utf-32"))
     digest = hashlib.sha256()
     seen = bytearray(256)
     blank, size, newlines, head = True, 0, 0, b""
     decoder = None
     with open(path, "rb") as fh:
         while block := fh.read(_BLOCK):
+            if size == 0 and text and not wide:  # UTF-16 without a BOM: ASCII reads as UTF-8
+                _check_not_utf16(block[:4096], label)
             if size == 0:
                 head = block[:4]
                 if check is not None and head.startswith(codecs.BOM_UTF8) and \
@@ -359,6 +364,24 @@ def _scan(path: Path, encoding: str | None, label: str, bar: _Bar) -> _Scan:
 
 
 _ASCII = bytes(range(128))
+
+
+def _check_not_utf16(start: bytes, label: str) -> None:
+    """Refuse a file whose first bytes are mostly zero at every other place and nowhere else:
+    UTF-16 without a byte-order mark, which would otherwise read as text full of NUL characters.
+    (A file with a byte-order mark never gets here.)"""
+    if b"\x00" not in start or start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return
+    start = start[:len(start) // 2 * 2]
+    pairs = len(start) // 2
+    even, odd = start[0::2].count(0), start[1::2].count(0)
+    for codec, zeros, others in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if pairs and zeros >= pairs * 0.3 and others <= pairs * 0.05:
+            first = start.decode(codec, errors="replace").splitlines()[0] if start else ""
+            raise ImportFailed(f"{label} looks like {codec.upper()} without a byte-order mark "
+                               "(every other byte is zero; its first line reads "
+                               f"{_clip(first.lstrip(chr(0xFEFF)), 60)!r} in it).",
+                               f"Pass encoding='{codec}', or save the file as UTF-8.")
 
 
 def _decode_error(line: int, byte: bytes, label: str, encoding: str) -> ImportFailed:
