@@ -193,13 +193,12 @@ def _(playground, project):
 
 @app.cell(hide_code=True)
 def _(diff_a, diff_b, do_tag, project, tag_name, tag_version):
-    if do_tag.value:
-        tag_prompt(project, sample.SAMPLE_PROMPT, int(tag_version.value), tag_name.value)
+    tag_change = (tag_prompt(project, sample.SAMPLE_PROMPT, int(tag_version.value),
+                             tag_name.value) if do_tag.value else None)
     changes = diff_prompts(project, sample.SAMPLE_PROMPT, int(diff_a.value), int(diff_b.value))
     mo.vstack([
         mo.md(f"Changed: {', '.join(changes.changed_fields) or 'nothing'}"
-              + (f" · tagged v{tag_version.value} **{tag_name.value}**" if do_tag.value
-                 else "")),
+              + (f" · {tag_change.message}" if tag_change is not None else "")),
         mo.Html(changes.html),
     ])
     return

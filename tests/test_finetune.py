@@ -105,7 +105,8 @@ def test_parity_check_catches_a_drifted_template_and_nothing_is_trained(project)
         # The data built from the old version still matches that version.
         check_parity(project, data, version=original.version)
     finally:
-        save_prompt(project, "triage", original.value)  # back to the original rendering
+        # Back to the original rendering as the newest version (not merely found again).
+        save_prompt(project, "triage", original.value, reuse="latest")
 
 
 def test_bad_input_is_refused_before_any_training(project):
