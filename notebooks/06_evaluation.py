@@ -124,7 +124,7 @@ def _(dataset, model_pick, n_items, project, repeats, run_eval, version_pick):
               f"across {repeats.value} repeats."),
         mo.ui.table(consistency, selection=None),
     ])
-    return first_run, repeat_runs
+    return (repeat_runs,)
 
 
 @app.cell(hide_code=True)
@@ -328,7 +328,8 @@ def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trus
         mo.md(f"Compared with {whose}."),
         mo.callout(mo.md(trust.reason), kind="success" if trust.trusted else "warn"),
         mo.md(f"{len(verdicts) - len(judged)} replies could not be read as a verdict."),
-        mo.hstack([mo.ui.table(agree.confusion.rename(columns=str).reset_index(),
+        mo.hstack([mo.ui.table(agree.confusion.rename(columns=str)
+                               .rename_axis(index="people", columns=None).reset_index(),
                              selection=None),
                    mo.ui.table(agree.disagreements, selection=None)]),
     ])
@@ -372,15 +373,20 @@ def _(ask_pairwise, calibration_rows, judge_pick, model_pick, project, stand_in)
 
 
 @app.cell(hide_code=True)
-def _(first_run, judge_id, project):
-    report_path = eval_report(project, first_run.run_id, judge_name=judge_id)
+def _(judge_id, project, repeat_runs):
+    # The last repeat's report: it is compared with the blessed baseline.
+    report_path = eval_report(project, repeat_runs[-1].run_id, judge_name=judge_id)
+    report_html = report_path.read_text(encoding="utf-8")
     mo.vstack([mo.md(f"""
     ## 7 · The evaluation report
 
     One self-contained HTML file per run (opens offline): scores against the card's targets
     with intervals, per-class scores, the worst failures with reasons, the judge's trust level
-    and the comparison with the blessed baseline. Saved as `{report_path}`.
-    """)])
+    and the comparison with the blessed baseline. Saved in the project as
+    `{report_path}`.
+    """), mo.download(data=report_html.encode("utf-8"), filename=report_path.name,
+                      mimetype="text/html", label="Download the report"),
+        mo.accordion({"Show the report here": mo.iframe(report_html, height="600px")})])
     return
 
 

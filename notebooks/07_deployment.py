@@ -179,11 +179,13 @@ def _(deployment):
 
 @app.cell(hide_code=True)
 def _(deployment, project, start):
-    mo.stop(not (start.value or running_as_script()), mo.md("Press **Start the service**."))
-    demo_key = "wb-" + secrets.token_urlsafe(16)
-    service = start_server(project, api_keys=[demo_key])
-    client = httpx.Client(base_url=service.url, timeout=60, trust_env=False,
-                          headers={"Authorization": f"Bearer {demo_key}"})
+    # Until the service runs, the sections below show what they do and wait for it.
+    service = client = None
+    if start.value or running_as_script():
+        demo_key = "wb-" + secrets.token_urlsafe(16)
+        service = start_server(project, api_keys=[demo_key])
+        client = httpx.Client(base_url=service.url, timeout=60, trust_env=False,
+                              headers={"Authorization": f"Bearer {demo_key}"})
     mo.md(f"""
     Serving deployment v{deployment.version} at **{service.url}** (API docs at
     [{service.url}/docs]({service.url}/docs)).
@@ -192,7 +194,7 @@ def _(deployment, project, start):
     curl -s {service.url}/v1/predict -H "Authorization: Bearer {demo_key}" \\
          -H "Content-Type: application/json" -d '{{"input": "Where is my parcel?"}}'
     ```
-    """)
+    """) if service is not None else mo.md("Press **Start the service on this machine**.")
     return client, service
 
 
@@ -201,12 +203,15 @@ def _(client):
     message = mo.ui.text_area(value="I was charged twice for my order this month.",
                               label="Customer message", full_width=True)
     send = mo.ui.run_button(label="Send")
-    mo.vstack([mo.md("## 4 · Call it — and misuse it"), message, send])
+    mo.vstack([mo.md("## 4 · Call it — and misuse it"),
+               *((message, send) if client is not None
+                 else (nb.waiting_for("the service: start it in section 3"),))])
     return message, send
 
 
 @app.cell(hide_code=True)
 def _(client, message, send, service):
+    mo.stop(client is None)
     mo.stop(not (send.value or running_as_script()), mo.md("Press **Send**."))
     answered = client.post("/v1/predict", json={"input": message.value})
     anonymous = httpx.post(f"{service.url}/v1/predict", json={"input": message.value},
@@ -233,13 +238,14 @@ def _(client, deployment):
     **{deployment.spec.rate_limit_per_minute}** a minute (a token bucket). Beyond that the
     service answers **429** with a `Retry-After` header, before any model is called — a
     runaway client costs nothing.
-    """), burst_button])
+    """), burst_button if client is not None
+        else nb.waiting_for("the service: start it in section 3")])
     return (burst_button,)
 
 
 @app.cell(hide_code=True)
 def _(burst_button, client, deployment):
-    mo.stop(not (burst_button.value or running_as_script()))
+    mo.stop(client is None or not (burst_button.value or running_as_script()))
     codes = [client.post("/v1/predict", json={"input": "Where is my parcel?"}).status_code
              for _ in range(deployment.spec.burst + 3)]
     mo.md(f"Status codes in order: `{codes}` — **{codes.count(200)}** answered, "
@@ -248,7 +254,7 @@ def _(burst_button, client, deployment):
 
 
 @app.cell(hide_code=True)
-def _():
+def _(service):
     run_load = mo.ui.run_button(label="Load test the service")
     mo.vstack([mo.md(r"""
     ## 6 · Load test the service
@@ -258,13 +264,14 @@ def _():
     **cache** answers after the first request (what you measure is the service itself), and
     the **rate limit** turns the excess into HTTP 429 errors — to measure capacity, give the
     load test a key with a higher limit.
-    """), run_load])
+    """), run_load if service is not None
+        else nb.waiting_for("the service: start it in section 3")])
     return (run_load,)
 
 
 @app.cell(hide_code=True)
 def _(client, run_load, service):
-    mo.stop(not (run_load.value or running_as_script()))
+    mo.stop(service is None or not (run_load.value or running_as_script()))
     with mo.status.spinner("Load testing ..."):
         load = loadtest.load_test(f"{service.url}/v1/predict", concurrency_levels=(1, 4),
                                   duration_s=1.0 if running_as_script() else 3.0,
@@ -278,13 +285,13 @@ def _(client, run_load, service):
 @app.cell(hide_code=True)
 def _(service):
     stop = mo.ui.run_button(label="Stop the service")
-    stop
+    stop if service is not None else None
     return (stop,)
 
 
 @app.cell(hide_code=True)
 def _(client, service, stop):
-    mo.stop(not (stop.value or running_as_script()))
+    mo.stop(service is None or not (stop.value or running_as_script()))
     client.close()
     service.stop()
     mo.md("The service is stopped.")

@@ -20,6 +20,7 @@ with app.setup:
     from widgets.notebook import running_as_script
 
     from workbench import monitor, sample
+    from workbench.evaluate.report import for_people
     from workbench.serve import latest_deployment, start_server
 
 
@@ -115,7 +116,8 @@ def _(project, sent):
     over the rate limit — counted apart: they never reached a model); p50/p95 latency and cost
     per request with the card's targets as dashed red lines; the share of positive feedback.
     The table is the last hour, in the card's metric names.
-    """), mo.ui.table(monitor.summary_frame(project), selection=None), figure])
+    """), mo.md(f"**{monitor.traffic(project).label}**"),
+        mo.ui.table(for_people(monitor.summary_frame(project)), selection=None), figure])
     return
 
 

@@ -50,21 +50,28 @@ def open_project(folder: Any, create: Any) -> tuple[wb.Project | None, Any]:
 
 
 def prerequisites(project: wb.Project, phase: int) -> tuple[Any, Any]:
-    """The button that fills missing earlier phases from the sample, and what to show."""
-    fill = mo.ui.run_button(label="Fill what is missing from the sample project")
-    missing = sample.missing_prerequisites(project, phase)
-    if not missing:
-        return fill, mo.md("")
-    return fill, mo.vstack([mo.callout(mo.md("This phase needs " + ", ".join(missing)
-                                             + " from earlier phases."), kind="warn"), fill])
+    """The button that fills missing earlier phases from the sample. It is shown, with what is
+    missing, by ``fill_prerequisites`` in the next cell, so the warning goes once they are
+    filled (the second value, kept for the notebooks' layout, is empty)."""
+    return mo.ui.run_button(label="Fill what is missing from the sample project"), mo.md("")
 
 
 def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
-    """Fill from the sample when asked (or headless); True when the phase can run."""
-    if (fill.value or running_as_script()) and sample.missing_prerequisites(project, phase):
+    """Fill from the sample when asked (or headless); True when the phase can run. The cell
+    shows what is missing with the button until then, and what was filled afterwards."""
+    missing = sample.missing_prerequisites(project, phase)
+    if missing and (fill.value or running_as_script()):
         with mo.status.spinner("Filling from the sample project ..."):
             sample.fill_prerequisites(project, phase)
-    return not sample.missing_prerequisites(project, phase)
+        filled, missing = missing, sample.missing_prerequisites(project, phase)
+        if not missing:
+            mo.output.replace(mo.callout(mo.md(
+                "Filled from the sample project: " + ", ".join(filled) + "."), kind="success"))
+    if missing:
+        mo.output.replace(mo.vstack([mo.callout(mo.md(
+            "This phase needs " + ", ".join(missing) + " from earlier phases."), kind="warn"),
+            fill]))
+    return not missing
 
 
 def what_next(project: wb.Project) -> Any:
@@ -142,3 +149,8 @@ def progress_callback(bar: Any):
             bar.update(increment=step)
 
     return update
+
+
+def waiting_for(what: str) -> Any:
+    """What a section shows until the step it needs has run (instead of its buttons)."""
+    return mo.callout(mo.md(f"Waiting for {what}."), kind="neutral")
