@@ -313,9 +313,11 @@ def test_cyrillic_in_cp1251_is_not_read_as_western(project, tmp_path):
 
 
 def test_an_uncertain_encoding_is_refused_naming_the_line(project, tmp_path):
-    # Byte 0xA4 is ¤ in cp1252 and € in ISO-8859-15: both read as plausible text.
+    # Byte 0xA4 is ¤ in cp1252 and € in ISO-8859-15: both read as plausible text. (Line 3 is
+    # French, not 'Café crčme ŕ la française' in cp1250: see the Central European tests.)
     path = tmp_path / "amb.csv"
-    path.write_bytes(b"text\nplain line\nCaf\xe9 cr\xe8me\nTotal 20 \xa4 please\n")
+    path.write_bytes(b"text\nplain line\nCaf\xe9 cr\xe8me \xe0 la fran\xe7aise\n"
+                     b"Total 20 \xa4 please\n")
     before = snapshot(project)
     with pytest.raises(ImportFailed) as err:
         import_data(project, path, name="amb")
@@ -564,3 +566,84 @@ def test_utf16_without_a_bom_says_which_encoding_to_pass(project, tmp_path, code
     assert snapshot(project) == before
     import_data(project, path, name="w", expected="label", encoding=codec)
     assert loaded(project, "w")["input"].tolist() == ["hello", "çà et là"]
+
+
+# -- Central European and Turkish code pages -------------------------------------------------------
+
+FRENCH = ["Très bien, merci. Le café était froid, où est ma commande ?",
+          "Je voudrais être remboursé : la livraison a déjà trois jours de retard.",
+          "Ça ne marche plus après la mise à jour, c'est très gênant."]
+SPANISH = ["¿Dónde está mi pedido? La niña pagó con tarjeta, señor.",
+           "No puedo iniciar sesión; la contraseña no funciona desde ayer.",
+           "Quiero cancelar la suscripción y recibir el reembolso del año."]
+PORTUGUESE = ["Não recebi a encomenda; a situação é crítica, ação já!",
+              "A fatura veio com o preço errado e não consigo alterá-la.",
+              "Obrigado pela atenção, mas o problema continua após a atualização."]
+GERMAN = ["Grüße aus München: die Größe der Straßenschuhe ist falsch.",
+          "Ich möchte mein Abonnement kündigen, bitte bestätigen Sie das.",
+          "Die Rückerstattung für die Bestellung fehlt seit über zwei Wochen."]
+
+
+@pytest.mark.parametrize("codec", ["latin-1", "cp1252"])
+@pytest.mark.parametrize("texts", [FRENCH, SPANISH, PORTUGUESE, GERMAN],
+                         ids=["french", "spanish", "portuguese", "german"])
+def test_one_western_language_is_not_taken_for_central_european(project, tmp_path, codec, texts):
+    """cp1250 reads è as č, à as ŕ, ñ as ń, ã as ă, õ as ő...: each word may still look Czech or
+    Polish, but no one Central European language holds the letters of the whole file."""
+    path = tmp_path / "one.csv"
+    path.write_bytes(csv_bytes(texts, codec))
+    stored = import_data(project, path, name="one")
+    assert stored.value.transform.params["encoding"] == "cp1252"
+    assert load(project, "one")["input"].tolist() == texts
+
+
+@pytest.mark.parametrize("codec,texts", [
+    ("cp1250", ["Árvíztűrő tükörfúrógép Kőszívű", "A szállítás késik, kérem a pénzemet vissza."]),
+    ("cp1250", ["Zażółć gęślą jaźń", "Przesyłka nie dotarła, proszę o zwrot pieniędzy."]),
+    ("cp1250", ["Příliš žluťoučký kůň úpěl ďábelské ódy", "Zásilka nedorazila, prosím o vrácení."]),
+    ("cp1254", ["Şişli'de çok güzel bir gün geçirdik, ağaçlar yeşil.",
+                "Siparişim gelmedi, lütfen paramı iade edin."]),
+], ids=["hungarian", "polish", "czech", "turkish"])
+def test_central_european_and_turkish_code_pages_are_read_right(project, tmp_path, codec, texts):
+    path = tmp_path / "ce.csv"
+    path.write_bytes(csv_bytes(texts, codec))
+    stored = import_data(project, path, name="ce")
+    params = stored.value.transform.params
+    assert (params["encoding"], params["encoding_detected"]) == (codec, True)
+    assert load(project, "ce")["input"].tolist() == texts
+
+
+def test_hungarian_is_not_read_as_western(project, tmp_path):
+    """The reviewer's file: the old detector read it as cp1252 ('Árvíztûrõ'), without a word."""
+    path = tmp_path / "hu.csv"
+    path.write_bytes(csv_bytes(["Árvíztűrő tükörfúrógép Kőszívű"], "cp1250"))
+    import_data(project, path, name="hu")
+    assert load(project, "hu")["input"].tolist() == ["Árvíztűrő tükörfúrógép Kőszívű"]
+
+
+def test_a_word_plausible_in_several_code_pages_is_refused(project, tmp_path):
+    """'Şişli' alone reads as a word in cp1252 (Icelandic þ), cp1250 (Romanian ţ) and cp1254
+    (Turkish ş): nothing in the file tells them apart, so the import asks."""
+    path = tmp_path / "tr.csv"
+    path.write_bytes(csv_bytes(["Şişli"], "cp1254"))
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="tr")
+    assert err.value.message == ("tr.csv is not UTF-8 and its encoding is not certain: line 2 "
+                                 "reads '\"Þiþli\"' in cp1252 but '\"Ţiţli\"' in cp1250 or "
+                                 "'\"Şişli\"' in cp1254.")
+    assert "encoding='cp1254'" in err.value.fix
+    assert snapshot(project) == before
+    import_data(project, path, name="tr", encoding="cp1254")
+    assert load(project, "tr")["input"].tolist() == ["Şişli"]
+    # 'Café crème' alone is as much Czech read as cp1250 ('crčme'); a sentence more tells
+    path.write_bytes(csv_bytes(["Café crème"], "cp1252"))
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="fr")
+    assert err.value.message == ("tr.csv is not UTF-8 and its encoding is not certain: line 2 "
+                                 "reads '\"Café crème\"' in cp1252 but '\"Café crčme\"' in cp1250.")
+    assert err.value.fix == ("Pass the encoding that shows that line right, e.g. "
+                             "encoding='cp1252' or encoding='cp1250' (or save the file as UTF-8).")
+    path.write_bytes(csv_bytes(["Café crème", "Ça va très bien, merci à vous."], "cp1252"))
+    import_data(project, path, name="fr")
+    assert load(project, "fr")["input"].tolist()[1] == "Ça va très bien, merci à vous."

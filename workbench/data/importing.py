@@ -9,11 +9,16 @@ transform records the file, format, encoding (and whether it was detected) and m
 
 Files are read in chunks, never whole: CSV and TSV through pandas' parser 100,000 rows at a time,
 JSONL line by line (a JSON array is the exception: it is one document). The encoding, when it is
-not given, is UTF-8 if the file is valid UTF-8; otherwise the Western European code pages are tried
-first (a single-byte file decodes in all of them, so each reading is judged on whether its accented
-characters look like Western European letters), then what charset-normalizer proposes. When two
-readings are equally plausible but differ on characters the file holds, the import refuses and
-shows the first line that reads differently, rather than guess.
+not given, is UTF-8 if the file is valid UTF-8; otherwise the Western European code pages and the
+Central European (cp1250) and Turkish (cp1254) ones are tried first. A single-byte file decodes in
+all of them, so each reading is judged: it must be clean (no symbols glued to letters: Polish
+'Za¿ó³æ' in cp1252 is not), then the one whose accented words fit the alphabets of the fewest
+languages wins (``_plausibility``: Hungarian 'Kőszívű' read as cp1252 is 'Kõszívû', a word no
+language writes; French 'crème à' read as cp1250 is 'crčme ŕ', Czech and Slovak at once). If
+none is clean, charset-normalizer proposes one. When two readings are equally plausible but
+differ on characters the file holds ('Şişli' alone is Turkish, or Icelandic 'Þiþli' in cp1252,
+or Romanian 'Ţiţli' in cp1250), the import refuses and shows the first line that reads
+differently, rather than guess.
 """
 
 from __future__ import annotations
@@ -391,8 +396,21 @@ def _decode_error(line: int, byte: bytes, label: str, encoding: str) -> ImportFa
                         "(e.g. encoding='cp1252').")
 
 
-# Western European single-byte code pages, in order of preference when they read a file the same.
+# Western European single-byte code pages, in order of preference when they read a file the same,
+# then the Central European and Turkish Windows code pages, which share most of their letters.
 _WESTERN = ("cp1252", "iso-8859-15", "latin-1")
+_LATIN = (*_WESTERN, "cp1250", "cp1254")
+# The accented letters of the languages written in those code pages (lower case; ª º are the
+# ordinal signs of 1º, 2ª). A word is plausible when one language holds all its accented letters.
+_ALPHABETS = {
+    "French": "àâæçéèêëîïôœùûüÿ", "German": "äöüß", "Spanish": "áéíñóúüºª",
+    "Portuguese": "áâãàçéêíóôõúºª", "Italian": "àèéìíîòóùúºª", "Catalan": "àçèéíïòóúüºª",
+    "Dutch": "áéíóúàèëïöü", "Danish": "æøåé", "Norwegian": "æøåéèóòô", "Swedish": "åäöé",
+    "Finnish": "åäöšž", "Icelandic": "áðéíóúýþæö", "Faroese": "áðíóúýæø", "Irish": "áéíóú",
+    "Estonian": "äöõüšž", "Czech": "áčďéěíňóřšťúůýž", "Slovak": "áäčďéíĺľňóôŕšťúýž",
+    "Polish": "ąćęłńóśźż", "Hungarian": "áéíóöőúüű", "Slovenian": "čšžćđ",
+    "Croatian": "čćđšž", "Romanian": "ăâîşţșț", "Albanian": "çë", "Turkish": "çğıİöşüâîû",
+}
 _WORD_INNER = set("´`")  # symbols that may stand between two letters (don´t)
 _NEVER_BY_LETTER = set("¹¤¦¨¸¼½¾¬¯±×÷¶§¢¥£€")  # symbols that do not touch a letter in text
 _WORD = re.compile(r"[^\W\d_]+")
@@ -444,6 +462,51 @@ def _judge(text: str) -> _Reading:
     return _Reading(odd, non_ascii, foreign, accented)
 
 
+def _letter(char: str) -> str:
+    lower = char.lower()
+    return lower if len(lower) == 1 else char  # İ lowers to two characters
+
+
+def _plausibility(text: str) -> tuple[int, int, int]:
+    """(implausible words, languages needed, -fits) for one reading of the sample; lower is
+    more plausible. First how many words have accented letters that no single language writes
+    together ('Kõszívû': õ is Portuguese or Estonian, û French). Then how many languages it
+    takes to hold every other accented word (chosen greedily, the language that holds most words
+    first): text is written in few languages, and the wrong code page scatters a file's letters
+    over many ('crème à la' is French; read as cp1250, 'crčme ŕ la' wants Czech or Slovak for č
+    and Slovak for ŕ, and a third language as soon as ç, ù or ê appears). Last, how many of the
+    words those languages hold (a word held by two of them counts twice): 'Où ... München' is
+    French and German, whose alphabets both hold 'München'; read as cp1250, 'Oů' is Czech, a
+    language that holds no other word of the file."""
+    implausible = 0
+    holders: dict[frozenset[str], int] = {}  # languages that hold a word -> how many words
+    known: dict[frozenset[str], frozenset[str]] = {}
+    for word in _WORD.findall(text):
+        if word.isascii():
+            continue
+        accented = frozenset(_letter(c) for c in word if not c.isascii())
+        languages = known.get(accented)
+        if languages is None:
+            languages = known[accented] = frozenset(
+                name for name, letters in _ALPHABETS.items() if accented <= set(letters))
+        if languages:
+            holders[languages] = holders.get(languages, 0) + 1
+        else:
+            implausible += 1
+    chosen: list[str] = []
+    left = dict(holders)
+    while left:
+        counts: dict[str, int] = {}
+        for languages, words in left.items():
+            for name in languages:
+                counts[name] = counts.get(name, 0) + words
+        best = max(_ALPHABETS, key=lambda name: counts.get(name, 0))
+        left = {languages: words for languages, words in left.items() if best not in languages}
+        chosen.append(best)
+    fits = sum(words * len(languages.intersection(chosen)) for languages, words in holders.items())
+    return implausible, len(chosen), -fits
+
+
 def _sample(path: Path) -> list[tuple[int, bytes]]:
     """The first lines (number, bytes) that hold non-ASCII bytes: they are what tells code pages
     apart."""
@@ -483,7 +546,7 @@ def _detect(path: Path, scan: _Scan, label: str) -> str:
                     "again from a UTF-8 copy) and save the file as UTF-8; the other lines are "
                     "UTF-8, so an encoding= for the whole file would garble them.")
     readings: dict[str, tuple[tuple[str, ...], _Reading]] = {}
-    for name in _WESTERN:
+    for name in _LATIN:
         chars = []
         for value in scan.high:
             try:
@@ -495,12 +558,17 @@ def _detect(path: Path, scan: _Scan, label: str) -> str:
             chars.append(char)
         else:
             readings[name] = (tuple(chars), _judge(joined.decode(name)))
-    western = [name for name, (_, reading) in readings.items() if reading.western]
-    if western:
-        first = western[0]
-        differ = [name for name in western if readings[name][0] != readings[first][0]]
+    latin = [name for name, (_, reading) in readings.items() if reading.western]
+    if latin:
+        # Of the clean Latin-script readings the most plausible wins (_plausibility); those as
+        # plausible that read the file's bytes differently make the choice a guess: refuse.
+        scores = {name: _plausibility(joined.decode(name)) for name in latin}
+        best = min(scores.values())
+        first, *others = [name for name in latin if scores[name] == best]
+        differ = list(dict.fromkeys(
+            name for name in others if readings[name][0] != readings[first][0]))
         if differ:
-            raise _ambiguous(path, sample, label, first, differ[0])
+            raise _ambiguous(path, sample, label, first, *differ)
         return first
     from charset_normalizer import from_bytes
 
@@ -558,8 +626,9 @@ def _first_odd_line(sample: list[tuple[int, bytes]], encoding: str) -> str:
 
 
 def _ambiguous(path: Path, sample: list[tuple[int, bytes]], label: str, a: str,
-               b: str) -> ImportFailed:
-    """The first line that reads differently in encodings ``a`` and ``b``, both readings shown."""
+               *others: str) -> ImportFailed:
+    """The first line that reads differently in encoding ``a`` and the others, every reading
+    shown."""
     def lines():
         yield from sample
         with open(path, "rb") as fh:  # past the sample (rare: it holds the first megabyte)
@@ -567,18 +636,24 @@ def _ambiguous(path: Path, sample: list[tuple[int, bytes]], label: str, a: str,
                 if number > sample[-1][0] and not line.isascii():
                     yield number, line.rstrip(b"\r\n")
 
+    names = [a, *others]
+    passes = " or ".join(f"encoding='{name}'" for name in names)
     for number, line in lines():
-        one, two = line.decode(a, errors="replace"), line.decode(b, errors="replace")
-        if one != two:
-            at = next(i for i, (x, y) in enumerate(zip(one, two)) if x != y)
+        texts = [line.decode(name, errors="replace") for name in names]
+        if len(set(texts)) > 1:
+            at = min(next((i for i, (x, y) in enumerate(zip(texts[0], text)) if x != y),
+                          len(texts[0])) for text in texts[1:] if text != texts[0])
             start = max(0, at - 25)
+            shown = [f"{_clip(text[start:], 50)!r} in {name}" for name, text in zip(names, texts)
+                     if name == a or text != texts[0]]  # the readings this line tells apart
+            rest = " or ".join(shown[1:])
             return ImportFailed(
                 f"{label} is not UTF-8 and its encoding is not certain: line {number} reads "
-                f"{_clip(one[start:], 50)!r} in {a} but {_clip(two[start:], 50)!r} in {b}.",
-                f"Pass the encoding that shows that line right, e.g. encoding='{a}' or "
-                f"encoding='{b}' (or save the file as UTF-8).")
-    return ImportFailed(f"{label} is not UTF-8 and its encoding is not certain ({a} or {b}).",
-                        f"Pass encoding='{a}' or encoding='{b}', or save the file as UTF-8.")
+                f"{shown[0]} but {rest}.",
+                f"Pass the encoding that shows that line right, e.g. {passes} (or save the "
+                "file as UTF-8).")
+    return ImportFailed(f"{label} is not UTF-8 and its encoding is not certain "
+                        f"({' or '.join(names)}).", f"Pass {passes}, or save the file as UTF-8.")
 
 
 # -- parsing ---------------------------------------------------------------------------------------
