@@ -202,8 +202,10 @@ def test_diff_shows_changed_lines_and_fields(project):
     assert changed == ['-  "temperature": 0', '+  "temperature": 0.7', "-Answer briefly.",
                        "+Answer with one word."]
     assert diff.unified.startswith("--- triage v1\n+++ triage v2")
-    assert "<table" in diff.html and "<style>" in diff.html and "http" not in diff.html
-    assert '<span class="diff_add">Answer with one word.</span>' in diff.html
+    assert "<table" in diff.html and "http" not in diff.html
+    # Inline styles only: JupyterLab's sanitiser drops <style> in a notebook opened untrusted.
+    assert "<style" not in diff.html and " id=" not in diff.html
+    assert '>briefly</del>' in diff.html and '>with one word</ins>' in diff.html
     assert diff._repr_html_() == diff.html
     same = diff_prompts(project, "triage", 2, 2)
     assert (same.changed_fields, same.unified) == ([], "")

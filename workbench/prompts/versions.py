@@ -373,21 +373,123 @@ def prompt_text(prompt: PromptVersion) -> str:
     return "\n".join(out)
 
 
-_DIFF_CSS = """
-.wb-prompt-diff{font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
-  overflow-x:auto}
-.wb-prompt-diff .wb-title{font:600 13px system-ui,sans-serif;margin:0 0 6px}
-.wb-prompt-diff .wb-fields{font:12px system-ui,sans-serif;margin:0 0 8px;color:#444}
-.wb-prompt-diff table.diff{border-collapse:collapse;width:100%}
-.wb-prompt-diff td,.wb-prompt-diff th{padding:1px 6px;vertical-align:top;white-space:pre-wrap;
-  word-break:break-word}
-.wb-prompt-diff th{background:#f3f3f3;font-weight:600;text-align:left}
-.wb-prompt-diff td.diff_header{color:#888;text-align:right;user-select:none}
-.wb-prompt-diff td.diff_next{display:none}
-.wb-prompt-diff .diff_add{background:#dcfce7}
-.wb-prompt-diff .diff_chg{background:#fef3c7}
-.wb-prompt-diff .diff_sub{background:#fee2e2}
-"""
+# The diff is HTML that shows the same in marimo, in a live JupyterLab and in a saved notebook
+# that JupyterLab opens untrusted (its sanitiser drops <style> and ids, keeps inline styles and
+# <ins>/<del>): so every style is inline, with explicit text colours where a background is set
+# (readable under dark themes too), and JupyterLab's table CSS (fixed layout, right-aligned
+# cells, centred table) is overridden cell by cell. Inserted and deleted text are <ins>/<del>,
+# underlined and struck through even where no style survives.
+_MONO = "ui-monospace,SFMono-Regular,Menlo,Consolas,monospace"
+_SANS = "system-ui,-apple-system,Segoe UI,Roboto,sans-serif"
+_CELL = "padding:1px 6px;vertical-align:top;border:0;line-height:1.45;"
+_TEXT = _CELL + "text-align:left;white-space:pre-wrap;overflow-wrap:break-word;word-break:normal;"
+_NUM = _CELL + "text-align:right;white-space:nowrap;color:#6e7781;"
+_SIDE = {  # whole changed line, the changed words in it
+    "del": ("background-color:#fff1f0;color:#1f2328;",
+            "background-color:#ffc9c9;color:#82071e;text-decoration:line-through;"),
+    "ins": ("background-color:#edfcf1;color:#1f2328;",
+            "background-color:#aceebb;color:#0a3622;text-decoration:underline;"),
+}
+_MISSING = "background-color:#f3f4f6;"
+_TOKENS = re.compile(r"\w+|\s+|[^\w\s]")
+
+
+def _marked(text: str, spans: list[tuple[int, int]], kind: str) -> str:
+    """``text`` escaped, with the character ``spans`` wrapped in <ins> or <del>."""
+    out, at = [], 0
+    for start, end in spans:
+        out.append(html.escape(text[at:start]))
+        out.append(f'<{kind} class="wb-diff-{kind}" style="{_SIDE[kind][1]}">'
+                   f"{html.escape(text[start:end])}</{kind}>")
+        at = end
+    out.append(html.escape(text[at:]))
+    return "".join(out)
+
+
+def _changed_words(old: str, new: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Character spans of ``old`` deleted and of ``new`` inserted, compared word by word; the
+    whole line when little is shared."""
+    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.ratio() < 0.4:
+        return [(0, len(old))] if old else [], [(0, len(new))] if new else []
+    offsets_a = [0]
+    for token in a:
+        offsets_a.append(offsets_a[-1] + len(token))
+    offsets_b = [0]
+    for token in b:
+        offsets_b.append(offsets_b[-1] + len(token))
+    dels, inss = [], []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "delete") and i2 > i1:
+            dels.append((offsets_a[i1], offsets_a[i2]))
+        if tag in ("replace", "insert") and j2 > j1:
+            inss.append((offsets_b[j1], offsets_b[j2]))
+    return dels, inss
+
+
+def _side(number: int | None, text: str | None, spans: list[tuple[int, int]] | None,
+          kind: str) -> str:
+    """The line-number and text cells of one side of a row (``spans`` None: unchanged)."""
+    if number is None:
+        return f'<td style="{_NUM}{_MISSING}"></td><td style="{_TEXT}{_MISSING}"></td>'
+    if spans is None:
+        return (f'<td style="{_NUM}">{number}</td>'
+                f'<td style="{_TEXT}">{html.escape(text or "")}</td>')
+    line = _SIDE[kind][0]
+    return (f'<td style="{_NUM}{line}">{number}</td>'
+            f'<td class="wb-diff-{kind}-line" style="{_TEXT}{line}">'
+            f"{_marked(text or '', spans, kind)}</td>")
+
+
+def diff_html(before: str, after: str, label_a: str, label_b: str, summary: str,
+              context: int = 2) -> str:
+    """A side-by-side diff of two texts as self-contained HTML: changed lines with ``context``
+    lines around them, changed words marked with <del>/<ins>. Text is escaped, never markup."""
+    old, new = before.splitlines(), after.splitlines()
+    head = (f'<div class="wb-prompt-diff" style="font-family:{_SANS};font-size:13px;'
+            f'line-height:1.45;overflow-x:auto;max-width:100%;margin:0;padding:0">'
+            f'<p class="wb-title" style="font-weight:600;margin:0 0 2px;text-align:left">'
+            f"{html.escape(label_a)} → {html.escape(label_b)}</p>"
+            f'<p class="wb-fields" style="margin:0 0 6px;text-align:left;color:#6e7781">'
+            f"{html.escape(summary)}</p>")
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    if matcher.ratio() == 1.0 and len(old) == len(new):
+        return head + "</div>"
+    rows: list[str] = []
+    row_style = 'style="background-color:transparent"'
+    for group in matcher.get_grouped_opcodes(context):
+        if rows:
+            rows.append(f'<tr {row_style}><td colspan="4" style="{_NUM}text-align:left;'
+                        f'border-top:1px dashed #d0d7de;border-bottom:1px dashed #d0d7de">'
+                        "⋯</td></tr>")
+        for tag, i1, i2, j1, j2 in group:
+            for k in range(max(i2 - i1, j2 - j1)):
+                i, j = i1 + k, j1 + k
+                a = old[i] if i < i2 else None
+                b = new[j] if j < j2 else None
+                if tag == "equal":
+                    cells = _side(i + 1, a, None, "del") + _side(j + 1, b, None, "ins")
+                else:
+                    if a is not None and b is not None:
+                        dels, inss = _changed_words(a, b)
+                    else:
+                        dels = [(0, len(a))] if a else []
+                        inss = [(0, len(b))] if b else []
+                    cells = (_side(i + 1 if a is not None else None, a, dels, "del")
+                             + _side(j + 1 if b is not None else None, b, inss, "ins"))
+                rows.append(f"<tr {row_style}>{cells}</tr>")
+    th = ('style="padding:2px 6px;text-align:left;font-weight:600;border:0;'
+          'border-bottom:1px solid #d0d7de;background-color:transparent"')
+    # Fixed layout with two 44px number columns: the text columns share the rest equally; the
+    # table never gets narrower than 560px (the box scrolls sideways instead of squeezing).
+    return (head + f'<table class="wb-diff" width="100%" cellspacing="0" cellpadding="0" '
+            f'style="table-layout:fixed;border-collapse:collapse;min-width:560px;margin:0;'
+            f'border:1px solid #d0d7de;font-family:{_MONO};font-size:12px">'
+            '<colgroup><col width="44"><col><col width="44"><col></colgroup>'
+            f'<thead><tr {row_style}><th colspan="2" {th}>{html.escape(label_a)}</th>'
+            f'<th colspan="2" {th}>{html.escape(label_b)}</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
 @dataclass(frozen=True)
@@ -419,14 +521,8 @@ def diff_prompts(project: Project, name: str, a: int | str, b: int | str) -> Pro
     old_fields, new_fields = _behaviour_fields(old.value), _behaviour_fields(new.value)
     changed = [f for f in _FIELDS if (old_fields.get(f, getattr(old.value, f))
                                       != new_fields.get(f, getattr(new.value, f)))]
-    table = difflib.HtmlDiff(tabsize=4).make_table(before.splitlines(), after.splitlines(),
-                                                   label_a, label_b, context=True, numlines=2)
-    # difflib keeps spacing with &nbsp; and nowrap; the CSS's pre-wrap keeps it and still wraps.
-    table = table.replace("&nbsp;", " ").replace(' nowrap="nowrap"', "")
     summary = ("changed: " + ", ".join(changed)) if changed else "no changes"
-    body = (f'<div class="wb-prompt-diff"><style>{_DIFF_CSS}</style>'
-            f'<p class="wb-title">{html.escape(label_a)} → {html.escape(label_b)}</p>'
-            f'<p class="wb-fields">{html.escape(summary)}</p>'
-            f'{table if changed else ""}</div>')
+    # No table when nothing that decides the behaviour (or the description) changed.
+    body = diff_html(before, after if changed else before, label_a, label_b, summary)
     return PromptDiff(name, old.version, new.version, unified, body, changed)
 
