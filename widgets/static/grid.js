@@ -53,7 +53,7 @@ function row(item) {
     "data-item": item.item_id, "data-flipped": item.flipped ? "true" : "false" },
   h("td", { class: "wb-grid-input" }, h("div", { class: "wb-grid-id" }, item.item_id, ...flips),
     h("div", { text: item.input ?? "" })),
-  h("td", { class: "wb-grid-expected", text: item.expected ?? "—" }),
+  h("td", { class: "wb-grid-expected" }, h("div", { text: item.expected ?? "—" })),
   (item.cells || []).map(cell));
 }
 
