@@ -130,8 +130,11 @@ def test_duplicate_ids_are_refused(project, tmp_path):
 def test_a_ragged_csv_row_is_named(project, tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("text,label\na,x\nb,c,d\n")
-    with pytest.raises(ImportFailed, match="line 3"):
+    with pytest.raises(ImportFailed, match="line 3") as err:
         import_data(project, path, name="r")
+    assert err.value.fix == ("Quote fields that contain a comma (\"a, b\"), or pass "
+                             "format='tsv' if the file is separated by tabs (sep=';' if by "
+                             "semicolons).")
 
 
 def test_parquet_with_metadata_mapping(project, tmp_path):
@@ -647,3 +650,41 @@ def test_a_word_plausible_in_several_code_pages_is_refused(project, tmp_path):
     path.write_bytes(csv_bytes(["Café crème", "Ça va très bien, merci à vous."], "cp1252"))
     import_data(project, path, name="fr")
     assert load(project, "fr")["input"].tolist()[1] == "Ça va très bien, merci à vous."
+
+
+# -- other separators ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sep,word", [(";", "semicolons"), ("|", "vertical bars")])
+def test_a_file_separated_by_another_character_says_so(project, tmp_path, sep, word):
+    path = tmp_path / "semi.csv"
+    path.write_text(f"text{sep}label\nhello{sep}pos\nbye, then{sep}neg\n")
+    before = snapshot(project)
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="s", expected="label")
+    assert err.value.message == (f"semi.csv looks separated by {word}, not commas: its header "
+                                 f"is one column, 'text{sep}label'.")
+    assert err.value.fix == (f"Pass sep='{sep}' (or save the file as CSV with commas).")
+    assert f"input='text{sep}label'" not in str(err.value)
+    assert snapshot(project) == before
+    stored = import_data(project, path, name="s", expected="label", sep=sep)
+    assert stored.value.transform.params["sep"] == sep
+    assert loaded(project, "s")[["input", "expected"]].to_dict("records") == [
+        {"input": "hello", "expected": "pos"}, {"input": "bye, then", "expected": "neg"}]
+
+
+def test_tabs_in_a_csv_say_format_tsv_and_separators_are_never_proposed(project, tmp_path):
+    path = tmp_path / "tabs.csv"
+    path.write_text("text\tlabel\nhello\tpos\n")
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, path, name="t", expected="label")
+    assert err.value.message == ("tabs.csv looks separated by tabs, not commas: its header is "
+                                 "one column, 'text\\tlabel'.")
+    assert err.value.fix == "Pass format='tsv' (or save the file as CSV with commas)."
+    import_data(project, path, name="t", expected="label", format="tsv")
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("id,message;label\n1,hello;pos\n")
+    with pytest.raises(ImportFailed) as err:
+        import_data(project, mixed, name="m")
+    assert "message;label" not in err.value.fix
+    with pytest.raises(ImportFailed, match="sep="):
+        import_data(project, mixed, name="m", sep="ab")

@@ -94,13 +94,16 @@ def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, n
                 input: str = "text", expected: str | None = None,
                 metadata: Sequence[str] | Mapping[str, str] | str = (), id: str | None = None,
                 format: str | None = None, encoding: str | None = None,
-                progress: Progress = None) -> Stored[DatasetVersion]:
+                sep: str | None = None, progress: Progress = None) -> Stored[DatasetVersion]:
     """Import ``source`` as a new version of dataset ``name``.
 
     ``input``/``expected``/``id`` name source columns; ``metadata`` is a list of source columns to
     keep, a ``{source: new_name}`` mapping, or ``"*"`` for every other column. Without ``id`` each
     row gets a stable id from a hash of its input (plus which repeat of that input it is, so exact
     duplicates stay distinct and re-importing the same rows gives the same ids).
+
+    ``sep`` is the field separator of a CSV file that does not use commas (``sep=';'``, as
+    spreadsheets write in many countries); TSV is ``format='tsv'``.
 
     ``encoding`` is detected when left out; the version's ``transform.params`` record the one used
     (``encoding``) and whether it was detected (``encoding_detected``). ``progress`` is True (a
@@ -134,6 +137,11 @@ def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, n
                                "Pass the path of a CSV, TSV, JSONL, JSON or Parquet file.")
         fmt = _format_of(path, format)
         label = path.name
+        if sep is not None and (fmt not in ("csv", "tsv") or not isinstance(sep, str)
+                                or len(sep) != 1 or sep in "\"\r\n"):
+            raise ImportFailed(f"sep={sep!r} cannot be used: it is one character that separates "
+                               "the fields of a CSV or TSV file.",
+                               "Pass e.g. sep=';', or leave sep out for commas (tabs in TSV).")
         bar = _Bar(progress, 2 * path.stat().st_size, label)
         try:
             scan = _scan(path, None if fmt == "parquet" else encoding, label, bar,
@@ -148,13 +156,19 @@ def import_data(project: Project, source: str | os.PathLike | pd.DataFrame, *, n
                     used_encoding, detected = scan.encoding, False
                 else:
                     used_encoding, detected = _detect(path, scan, label), True
-                parsed = _READERS[fmt](path, used_encoding, label, wanted, bar)
+                if fmt in _SEPARATORS:
+                    parsed = _read_delimited(path, used_encoding, label, wanted, bar,
+                                             sep or _SEPARATORS[fmt])
+                else:
+                    parsed = _READERS[fmt](path, used_encoding, label, wanted, bar)
             bar.finish()
         finally:
             bar.close()
         params = {"source": label, "format": fmt, "encoding": used_encoding}
         if detected is not None:
             params["encoding_detected"] = detected
+        if sep is not None:
+            params["sep"] = sep
 
     frame, plan, notes = _build(parsed, source_label=params["source"])
     params["mapping"] = plan.mapping()
@@ -709,6 +723,17 @@ def _read_delimited(path: Path, encoding: str, label: str, wanted: dict, bar: _B
     import pandas as pd
 
     columns = _header(path, encoding, sep, label)
+    if len(columns) == 1 and wanted["input"] not in columns:
+        found = [c for c in _OTHER_SEPARATORS if c != sep and c in columns[0]]
+        if found:
+            other, name = found[0], _OTHER_SEPARATORS[found[0]]
+            how = "format='tsv'" if other == "\t" and sep == "," else \
+                "format='csv'" if other == "," and sep == "\t" else f"sep='{other}'"
+            kind = _sep_name(sep)[1]
+            save = "CSV with commas" if sep == "," else "TSV with tabs"
+            raise ImportFailed(f"{label} looks separated by {name}, not {kind}: its header is one "
+                               f"column, {columns[0]!r}.", f"Pass {how} (or save the file as "
+                               f"{save}).")
     # Every cell as written: "NA" or "null" in a support message is text, not a missing value;
     # an empty cell is "" (the profile reports it). A row short of fields reads the same (its
     # missing cells are "" too), so short rows are looked for below and refused.
@@ -765,7 +790,7 @@ def _check_widths(path: Path, encoding: str, label: str, sep: str, width: int,
                   until: int) -> None:
     """Refuse the first row (up to data row ``until``) with fewer fields than the header, naming
     its physical line."""
-    kind, name = ("tab", "tabs") if sep == "\t" else ("comma", "commas")
+    kind, name = _sep_name(sep)
     for row, (start, fields) in enumerate(_records(path, encoding, sep)):
         if row > until:
             return
@@ -783,9 +808,16 @@ def _parse_error(path: Path, encoding: str, label: str, sep: str, width: int,
     """pandas counts records, not lines, once a quoted field spans lines: find the physical line
     of the bad row again with the standard library's reader. ``exc`` is None when pandas did not
     raise but took the first column for the row labels (a first row with a field too many)."""
-    kind = "tab" if sep == "\t" else "comma"
-    fix = (f"Quote fields that contain the separator (\"a, b\"), or pass format='tsv'/'csv' if "
-           "the separator is the other one.")
+    kind = _sep_name(sep)[0]
+    if sep == ",":
+        fix = ("Quote fields that contain a comma (\"a, b\"), or pass format='tsv' if the file "
+               "is separated by tabs (sep=';' if by semicolons).")
+    elif sep == "\t":
+        fix = "Quote fields that contain a tab, or pass format='csv' if the file is separated by " \
+              "commas."
+    else:
+        fix = (f"Quote fields that contain a {kind} (\"a{sep} b\"), or pass the file's own "
+               "separator as sep=.")
     last = None
     try:
         for row, (start, fields) in enumerate(_records(path, encoding, sep)):
@@ -807,14 +839,6 @@ def _parse_error(path: Path, encoding: str, label: str, sep: str, width: int,
                             "\"\"), then import again.")
     return ImportFailed(f"{label} could not be parsed: {str(exc).strip()} (pandas counts rows; "
                         "the physical line may be later if a quoted field spans lines).", fix)
-
-
-def _read_csv(path, encoding, label, wanted, bar) -> _Parsed:
-    return _read_delimited(path, encoding, label, wanted, bar, ",")
-
-
-def _read_tsv(path, encoding, label, wanted, bar) -> _Parsed:
-    return _read_delimited(path, encoding, label, wanted, bar, "\t")
 
 
 def _read_jsonl(path: Path, encoding: str, label: str, wanted: dict, bar: _Bar) -> _Parsed:
@@ -907,7 +931,18 @@ def _subset(frame: pd.DataFrame, locate, label: str, wanted: dict, rename_hint: 
     return _Parsed(part, locate, plan, notes)
 
 
-_READERS = {"csv": _read_csv, "tsv": _read_tsv, "jsonl": _read_jsonl, "json": _read_json}
+_READERS = {"jsonl": _read_jsonl, "json": _read_json}
+_SEPARATORS = {"csv": ",", "tsv": "\t"}
+# Separators a header of one column may hold: the file is not separated by commas.
+_OTHER_SEPARATORS = {";": "semicolons", "|": "vertical bars", "\t": "tabs", ",": "commas"}
+_NOT_IN_NAMES = ";|\t"  # a column name holding one is a header in another separator
+
+
+def _sep_name(sep: str) -> tuple[str, str]:
+    """('comma', 'commas') for ',': how messages call a separator."""
+    plural = _OTHER_SEPARATORS.get(sep, f"{sep!r} characters")
+    return {"vertical bars": "vertical-bar", "semicolons": "semicolon", "tabs": "tab",
+            "commas": "comma"}.get(plural, repr(sep)), plural
 
 
 def _locator(index, prefix: str):
@@ -1164,6 +1199,8 @@ def _check_storable(frame: pd.DataFrame, source_label: str) -> None:
 def _closest(name: str, available: list[str]) -> str | None:
     import difflib
 
+    # 'text;label' is a header in another separator, never a column to map
+    available = [c for c in available if not any(s in c for s in _NOT_IN_NAMES)]
     folded = {c.casefold().strip(): c for c in available}
     if name.casefold().strip() in folded:
         return folded[name.casefold().strip()]
@@ -1179,6 +1216,7 @@ def _guess_input(name: str, free: list[str], preview: Callable[[], pd.DataFrame]
     close = _closest(name, free)
     if close:
         return close
+    free = [c for c in free if not any(s in c for s in _NOT_IN_NAMES)]
     folded = {c: c.casefold().strip().replace(" ", "_") for c in free}
     named = [c for c in free if folded[c] in _INPUT_NAMES]
     if len(named) == 1:
