@@ -235,3 +235,59 @@ def test_import_a_file_and_its_errors(tmp_path):
     given = run("import", str(amb), "--dataset", "amb", "--encoding", "iso-8859-15",
                 project=target)
     assert given.returncode == 0 and "encoding iso-8859-15, as given" in given.stdout
+
+
+@pytest.mark.parametrize("hint,flags", [
+    ("Import it as a JSON array with format='json', or rename the file to .json.",
+     "Import it as a JSON array with --format json, or rename the file to .json."),
+    ("Map the right ones, e.g. import_data(..., input='ticket text', expected=<one of the "
+     "columns>).",
+     "Map the right ones, e.g. workbench import FILE --input 'ticket text' --expected <one of "
+     "the columns>."),
+    ("Map the right ones, e.g. import_data(..., input='message', metadata=[...]).",
+     "Map the right ones, e.g. workbench import FILE --input message --metadata COL,COL."),
+    ("Pass sep=';' (or save the file as CSV with commas).",
+     "Pass --sep ';' (or save the file as CSV with commas)."),
+    ("Pass the encoding that shows that line right, e.g. encoding='cp1252' or "
+     "encoding='cp1250' (or save the file as UTF-8).",
+     "Pass the encoding that shows that line right, e.g. --encoding cp1252 or --encoding cp1250 "
+     "(or save the file as UTF-8)."),
+    ("Pass encoding= if you know it, or format='parquet' for Parquet.",
+     "Pass --encoding if you know it, or --format parquet for Parquet."),
+    ("Leave encoding out to detect it, or pass the file's real encoding (e.g. "
+     "encoding='cp1252').",
+     "Leave --encoding out to detect it, or pass the file's real encoding (e.g. "
+     "--encoding cp1252)."),
+    ("Make the ids unique in the source, or leave id= out to make ids.",
+     "Make the ids unique in the source, or leave --id out to make ids."),
+    ("Rename them with a mapping, e.g. metadata={'id': 'source_id'}.",
+     "Leave them out of --metadata, or rename the column in the file (the command line cannot "
+     "give metadata new names)."),
+    ("Rename it with metadata={'split': 'source_split'}.",
+     "Leave it out of --metadata, or rename the column in the file (the command line cannot "
+     "give metadata new names)."),
+])
+def test_import_hints_in_command_line_words(hint, flags):
+    from workbench.cli import _as_flags
+
+    assert _as_flags(hint) == flags
+
+
+def test_import_format_aliases_and_separators(tmp_path):
+    target = tmp_path / "p"
+    run("init", str(target))
+    rows = tmp_path / "rows.txt"
+    rows.write_text('{"text": "a"}\n{"text": "b"}\n')
+    done = run("import", str(rows), "--dataset", "rows", "--format", "ndjson", project=target)
+    assert done.returncode == 0 and "Imported 2 rows from rows.txt (jsonl" in done.stdout
+    wrong = run("import", str(rows), "--dataset", "rows", "--format", "xlsx", project=target)
+    assert_one_line_error(wrong)
+    assert "Unknown format 'xlsx'" in wrong.stderr
+    semi = tmp_path / "semi.csv"
+    semi.write_text("text;label\nhello;pos\n")
+    hint = run("import", str(semi), "--dataset", "semi", "--expected", "label", project=target)
+    assert_one_line_error(hint)
+    assert "Pass --sep ';' (or save" in hint.stderr
+    done = run("import", str(semi), "--dataset", "semi", "--expected", "label", "--sep", ";",
+               project=target)
+    assert done.returncode == 0, done.stderr

@@ -126,15 +126,38 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _as_flags(text: str) -> str:
-    """An importer's hint in command-line words: encoding='cp1252' -> --encoding cp1252."""
-    import re
+_IMPORT_FLAGS = ("input", "expected", "id", "format", "encoding", "metadata", "sep")
 
-    text = re.sub(r"import_data\(\.\.\., ([^)]*)\)", r"workbench import FILE \1", text)
-    text = re.sub(r"\b(input|expected|id|format|encoding|metadata)=('([^']*)'|<[^>]*>)",
-                  lambda m: f"--{m.group(1)} {m.group(3) if m.group(3) is not None else m.group(2)}",
-                  text)
-    return re.sub(r"\bmetadata=(\[\.\.\.\]|\{[^}]*\})", "--metadata COL,COL", text)
+
+def _as_flags(text: str) -> str:
+    """An importer's hint in command-line words: encoding='cp1252' -> --encoding cp1252 (values
+    quoted for the shell where they need it), import_data(..., a='x', b='y') -> workbench import
+    FILE --a x --b y; hints the command line cannot follow (metadata renamed by a mapping) are
+    told what it can do instead."""
+    import re
+    import shlex
+
+    names = "|".join(_IMPORT_FLAGS)
+    value = r"'(?:[^'\\]|\\.)*'|<[^>]*>|\[\.\.\.\]|\{[^}]*\}"
+
+    def flag(name: str, raw: str) -> str:
+        if raw.startswith("'"):
+            return f"--{name} {shlex.quote(raw[1:-1])}"
+        if name == "metadata" and raw.startswith(("[", "{")):
+            return "--metadata COL,COL"
+        return f"--{name} {raw}"
+
+    def call(match: re.Match) -> str:
+        args = re.findall(rf"\b({names})=({value})", match.group(1))
+        return "workbench import FILE " + " ".join(flag(n, v) for n, v in args)
+
+    text = re.sub(r"import_data\(\.\.\., ([^)]*)\)", call, text)
+    text = re.sub(r"Rename (them|it) with (?:a mapping, e\.g\. )?metadata=\{[^}]*\}",
+                  r"Leave \1 out of --metadata, or rename the column in the file (the command "
+                  "line cannot give metadata new names)", text)
+    text = re.sub(rf"\b({names})=({value})", lambda m: flag(m.group(1), m.group(2)), text)
+    text = re.sub(rf"\b([Ll]eave) ({names})=? out\b", r"\1 --\2 out", text)
+    return re.sub(rf"(?<![-\w])({names})=(?=[\s.,;)]|$)", r"--\1", text)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -147,7 +170,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         stored = import_data(project, args.file, name=args.dataset, input=args.input,
                              expected=args.expected, id=args.id, metadata=metadata or (),
-                             format=args.format, encoding=args.encoding,
+                             format=args.format, encoding=args.encoding, sep=args.sep,
                              progress=None if sys.stderr.isatty() else False)
     except ImportFailed as exc:
         raise ImportFailed(_as_flags(exc.message), _as_flags(exc.fix or "") or None) from None
@@ -501,8 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expected", help="column with the label or reference answer")
     p.add_argument("--id", help="column with unique row ids (default: made from the input)")
     p.add_argument("--metadata", help="columns to keep, comma-separated, or '*' for all others")
-    p.add_argument("--format", choices=("csv", "tsv", "jsonl", "json", "parquet"),
-                   help="default: from the file's suffix")
+    p.add_argument("--format", help="csv, tsv, jsonl, json or parquet (default: from the file's "
+                                    "suffix)")
+    p.add_argument("--sep", help="field separator of a CSV that does not use commas, e.g. ';'")
     p.add_argument("--encoding", help="e.g. utf-8, cp1252 (default: detected)")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_import)
