@@ -406,13 +406,19 @@ def _marked(text: str, spans: list[tuple[int, int]], kind: str) -> str:
     return "".join(out)
 
 
+def _whole(line: str) -> list[tuple[int, int]]:
+    """The span of a wholly changed line, its indentation left unmarked."""
+    text = line.lstrip()
+    return [(len(line) - len(text), len(line))] if text else []
+
+
 def _changed_words(old: str, new: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Character spans of ``old`` deleted and of ``new`` inserted, compared word by word; the
     whole line when little is shared."""
     a, b = _TOKENS.findall(old), _TOKENS.findall(new)
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     if matcher.ratio() < 0.4:
-        return [(0, len(old))] if old else [], [(0, len(new))] if new else []
+        return _whole(old), _whole(new)
     offsets_a = [0]
     for token in a:
         offsets_a.append(offsets_a[-1] + len(token))
@@ -474,8 +480,7 @@ def diff_html(before: str, after: str, label_a: str, label_b: str, summary: str,
                     if a is not None and b is not None:
                         dels, inss = _changed_words(a, b)
                     else:
-                        dels = [(0, len(a))] if a else []
-                        inss = [(0, len(b))] if b else []
+                        dels, inss = _whole(a or ""), _whole(b or "")
                     cells = (_side(i + 1 if a is not None else None, a, dels, "del")
                              + _side(j + 1 if b is not None else None, b, inss, "ins"))
                 rows.append(f"<tr {row_style}>{cells}</tr>")
