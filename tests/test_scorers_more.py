@@ -316,3 +316,26 @@ def test_a_run_shows_corpus_bleu_and_chrf_beside_the_mean_sentence_scores(projec
     # A run finished before corpus scores were kept gets them from its items.
     del run.totals["corpus"]
     assert run.corpus == corpus
+
+
+def test_a_corpus_score_that_fails_is_recorded_and_logged_not_dropped(monkeypatch, caplog):
+    """A broken corpus scorer must not lose the run's totals, nor vanish without a word."""
+    import logging
+
+    from workbench import runs
+    from workbench.evaluate import scorers
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("sacrebleu exploded")
+
+    monkeypatch.setattr(scorers, "corpus_scores", broken)
+    rows = [{"position": 0, "output": "a cat", "parsed": json.dumps({"item": {"expected": "a"}})}]
+    config = {"scorers": [bleu().spec(), "chrf", "exact_match"]}
+    with caplog.at_level(logging.WARNING, logger="workbench.runs"):
+        found = runs._corpus_totals(config, rows)
+    assert set(found) == {"bleu", "chrf"}
+    assert found["bleu"]["value"] is None and found["bleu"]["metric"] == "corpus BLEU"
+    assert found["chrf"]["sentence_metric"] == "mean sentence chrF"
+    assert found["bleu"]["error"] == "RuntimeError: sacrebleu exploded"
+    assert "corpus scores could not be computed" in caplog.text
+    assert "sacrebleu exploded" in caplog.text

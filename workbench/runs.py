@@ -917,8 +917,12 @@ def _corpus_totals(config: dict[str, Any], rows: Sequence[Any]) -> dict[str, dic
     """Corpus-level BLEU/chrF of the run's ``bleu``/``chrf`` scorers over every stored item,
     keyed like ``totals["scores"]`` (whose value for the same key is the mean of sentence
     scores). Items with no expected value are left out; a failed call (no output) counts as an
-    empty output, as the mean counts it as 0."""
-    from workbench.evaluate.scorers import corpus_scores
+    empty output, as the mean counts it as 0. If the corpus scores cannot be computed, each
+    bleu/chrf scorer gets an entry with value None and the ``error``, and a warning is logged:
+    the run keeps its other totals, and the missing figure says why it is missing."""
+    import logging
+
+    from workbench.evaluate import scorers
 
     specs = config.get("scorers") or []
     if not any((s if isinstance(s, str) else s.get("name")) in ("bleu", "chrf") for s in specs):
@@ -928,9 +932,20 @@ def _corpus_totals(config: dict[str, Any], rows: Sequence[Any]) -> dict[str, dic
     expected = [(json.loads(r["parsed"]) if r["parsed"] else {}).get("item", {}).get("expected")
                 for r in ordered]
     try:
-        found = corpus_scores(specs, outputs, expected)
-    except Exception:  # noqa: BLE001 (a broken scorer must not lose the run's totals)
-        return {}
+        found = scorers.corpus_scores(specs, outputs, expected)
+    except Exception as exc:  # noqa: BLE001 (a broken scorer must not lose the run's totals)
+        error = f"{type(exc).__name__}: {exc}"
+        logging.getLogger(__name__).warning("corpus scores could not be computed (%s); the run "
+                                            "keeps its other totals", error, exc_info=True)
+        names = [s if isinstance(s, str) else str(s.get("name")) for s in specs]
+        labels = {"bleu": "BLEU", "chrf": "chrF"}
+        n = sum(1 for e in expected if e is not None)
+        return {key: {"metric": f"corpus {labels[name]}", "value": None, "n": n,
+                      "no_output": sum(1 for o, e in zip(outputs, expected) if e is not None
+                                       and o is None),
+                      "signature": "", "sentence_metric": f"mean sentence {labels[name]}",
+                      "error": error}
+                for key, name in zip(scorers.scorer_keys(names), names) if name in labels}
     return {key: {**asdict(c), "sentence_metric": c.sentence_metric}
             for key, c in found.items()}
 
