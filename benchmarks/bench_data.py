@@ -152,9 +152,12 @@ def import_alone(rows: int) -> None:
         csv = Path(tmp) / "support.csv"
         support_rows(rows, seed=2).to_csv(csv, index=False)
         size = csv.stat().st_size
-        out = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(csv),
-                              str(Path(tmp) / "project")], capture_output=True, text=True,
-                             check=True).stdout.split()
+        child = subprocess.run([sys.executable, "-c", IMPORT_PROBE, str(csv),
+                                str(Path(tmp) / "project")], capture_output=True, text=True)
+        if child.returncode != 0:  # say why: captured output is not shown by CalledProcessError
+            sys.stderr.write(child.stderr)
+            raise SystemExit(f"the import probe failed with exit status {child.returncode}")
+        out = child.stdout.split()
     seconds, before, peak = float(out[0]), int(out[1]) / 1024, int(out[2]) / 1024
     print(f"\nimporter alone on {rows:,} rows ({size / 1e6:.0f} MB CSV, fresh process)")
     print(f"  import_data                                              {rate(rows, seconds)}")
