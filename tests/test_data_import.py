@@ -360,8 +360,16 @@ def test_duplicate_column_names_are_refused_when_mapped(project, tmp_path):
                                  "it is not clear which one is the input.")
     assert "rename one in the file's header" in err.value.fix
     assert snapshot(project) == before
-    with pytest.raises(ImportFailed, match="columns 2 and 4"):
-        import_data(project, path, name="d", input="label", metadata="*")
+    # metadata='*' names no column: the duplicated ones are left out with a note, as unmapped
+    star = tmp_path / "star.csv"
+    star.write_text("text,notes,label,notes,channel\nhello,n1,a,n2,web\n")
+    stored = import_data(project, star, name="star", expected="label", metadata="*")
+    assert stored.value.transform.params["notes"] == [
+        "columns 2 and 4 of star.csv are all named 'notes'; none of them was imported (they "
+        "were not mapped)"]
+    assert stored.value.transform.params["mapping"]["metadata"] == {"channel": "channel"}
+    assert loaded(project, "star")[["input", "expected", "channel"]].to_dict("records") == [
+        {"input": "hello", "expected": "a", "channel": "web"}]
 
 
 def test_duplicate_column_names_not_mapped_are_named_in_a_note(project, tmp_path):

@@ -976,8 +976,12 @@ def _plan(columns: list[str], *, input: str, expected: str | None,
         if metadata != "*":
             metadata = [metadata]
         else:
+            # every other column, but not one whose name is shared: '*' did not name it, so it
+            # is left out with a note below, as an unmapped column is
             used = {c for c in wanted.values() if c}
-            metadata = [c for c in dict.fromkeys(columns) if c not in used]
+            shared = {c for i, c in enumerate(columns) if c in columns[:i]} if \
+                len(set(columns)) < len(columns) else set()
+            metadata = [c for c in dict.fromkeys(columns) if c not in used and c not in shared]
     meta_map = dict(metadata) if isinstance(metadata, Mapping) else {c: c for c in metadata}
     needed = [c for c in [input, expected, id_column, *meta_map] if c]
     notes = []
