@@ -132,9 +132,23 @@ def fill_prerequisites(project, phase: int) -> list[str]:
             done.append(f"a demo deployment of '{SAMPLE_PROMPT}' on {deployment.spec.model}")
         elif need == "feedback":
             sent = play_users(project)
-            done.append(f"traffic from simulated users ({sent['requests']} requests, feedback "
-                        f"{sent['feedback']})")
+            done.append(f"traffic from simulated users ({describe_traffic(sent)})")
     return done
+
+
+def describe_traffic(sent: dict[str, Any]) -> str:
+    """What ``simulate_users`` sent, in words: ``14 requests (HTTP 200 ×12, 401 ×1, 422 ×1);
+    feedback: 2 thumbs up, 3 down``."""
+    n = sent["requests"]
+    text = f"{n:,} request{'' if n == 1 else 's'}"
+    statuses = sent.get("statuses") or {}
+    if statuses:
+        codes = ", ".join(f"{code} ×{count:,}" for code, count in statuses.items())
+        text += f" (HTTP {codes})"
+    rated = sent.get("feedback") or {}
+    if rated:
+        text += f"; feedback: {rated.get('up', 0):,} thumbs up, {rated.get('down', 0):,} down"
+    return text
 
 
 def play_users(project, *, requests: int = 12) -> dict[str, Any]:

@@ -15,6 +15,7 @@ pandas and plotly are imported when a function is called.
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import math
@@ -82,6 +83,16 @@ def format_number(value: Any, digits: int = _SIGNIFICANT) -> str:
     return text.rstrip(".") if "." in text else text
 
 
+def _format_time(value: Any) -> str:
+    """A moment to the second, in the time zone it was stored in (``2026-05-04 21:30:54
+    UTC``), never with pandas' nanoseconds."""
+    import pandas as pd
+
+    moment = pd.Timestamp(value)
+    zone = moment.tzname()
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + (f" {zone}" if zone else "")
+
+
 def format_value(value: Any, limit: int = _TEXT) -> str:
     """Any stored value as text for a report cell: numbers by ``format_number``, a mapping as
     ``key: value`` pairs and a list joined by commas (never a Python repr such as
@@ -94,6 +105,8 @@ def format_value(value: Any, limit: int = _TEXT) -> str:
         return MISSING
     elif isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
         return format_number(value)
+    elif isinstance(value, (datetime.datetime, np.datetime64)):
+        return _format_time(value)
     elif isinstance(value, dict):
         text = ", ".join(f"{k}: {format_value(v, limit)}" for k, v in value.items()) or MISSING
     elif isinstance(value, (list, tuple, set, np.ndarray)):
