@@ -239,7 +239,7 @@ def test_numbers_are_formatted_for_people():
     assert format_value(["a", 0.12345]) == "a, 0.123"
     assert format_value(pd.Timestamp("2026-12-04 21:30:54.716090202+00:00")) == \
         "2026-12-04 21:30:54 UTC"  # to the second, never pandas' nanoseconds
-    assert format_value(pd.NaT) == "—"
+    assert format_value(pd.NaT) == format_value(pd.NA) == "—"
 
 
 @pytest.mark.parametrize("values", [[0.0] * 12, [1.0] * 12, [0.5, 0.51, 0.52], [0.0, 1.0]])

@@ -704,9 +704,10 @@ def metric_status(card: ProjectCard, name: str,
 
 
 def _fmt_measured(value: float) -> str:
-    if value == 0 or abs(value) >= 0.01:
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return f"{value:.2e}"
+    """Three significant digits, never e-notation (``0.00906``, not ``9.06e-03``)."""
+    from workbench.evaluate.report import format_number
+
+    return format_number(value)
 
 
 def compare_to_targets(card: ProjectCard, measured: Mapping[str, float]) -> list[dict[str, Any]]:

@@ -53,6 +53,10 @@ _SIGNIFICANT = 3  # significant digits of a measured number
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
+    import pandas as pd
+
+    if value is pd.NA:  # a nullable column's gap: pd.NA != pd.NA is NA, not True
+        return True
     try:
         return bool(value != value)  # NaN, numpy's and pandas' too
     except (TypeError, ValueError):  # an array-like: not a missing scalar
