@@ -138,8 +138,8 @@ def _(ask, project):
     mo.stop(project is None)
     calls = spans_frame(project, name="llm.call", limit=20)
     mo.vstack([mo.md("### The project's latest traced calls"),
-               mo.ui.table(calls.drop(columns=["span_id"]) if not calls.empty else calls,
-                           selection=None)])
+               nb.table(calls.drop(columns=["span_id"])) if not calls.empty
+               else mo.md("_No model calls yet: press **Ask**._")])
     return
 
 

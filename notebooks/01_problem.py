@@ -111,7 +111,7 @@ def _(form, project):
              if m.name in MEASURABLE_METRICS else "—"}
             for m in card.metrics]
         shown = mo.vstack([mo.md("### Success metrics and where they are measured"),
-                           mo.ui.table(measured_by, selection=None)])
+                           nb.table(measured_by)])
     shown
     return (card,)
 
@@ -147,7 +147,7 @@ def _(card):
         Three ways to ship the feature, scored 1–5 on each criterion. Move the weights to
         match what matters to you; the ranking follows.
         """),
-        weight_sliders,
+        weight_sliders.vstack(),
         mo.md("\n".join(f"- {n}" for n in weight_notes)) if weight_notes else mo.md(""),
     ])
     return (weight_sliders,)
@@ -157,7 +157,7 @@ def _(card):
 def _(card, weight_sliders):
     mo.stop(card is None)
     ranked = buildvsbuy.score_options(weights=weight_sliders.value, card=card)
-    mo.vstack([mo.ui.table(ranked.reset_index(), selection=None),
+    mo.vstack([nb.table(ranked),
                buildvsbuy.plot(ranked)])
     return
 
@@ -205,9 +205,8 @@ def _(card, make_data, project):
             mo.md(f"**{baseline.method}** on `{dataset_name}` v{split_version.version}: "
                   f"trained on {baseline.n_train}, tested on {baseline.n_test} items."),
             mo.callout(mo.md(baseline.verdict), kind="info"),
-            mo.ui.table(baseline.checks_frame(), selection=None),
-            mo.accordion({"Per-class scores": mo.ui.table(baseline.per_class_frame(),
-                                                          selection=None)}),
+            nb.table(baseline.checks_frame()),
+            mo.accordion({"Per-class scores": nb.table(baseline.per_class_frame())}),
         ])
     baseline_view
     return
@@ -233,7 +232,7 @@ def _(decision_reason, decision_text, log_it, project):
     if log_it.value and decision_text.value.strip():
         add_decision(project, 1, decision_text.value.strip(), decision_reason.value.strip())
     decisions = project.card().get("decisions", [])
-    mo.ui.table(decisions, selection=None) if decisions else mo.md("_No decisions yet._")
+    nb.table(decisions) if decisions else mo.md("_No decisions yet._")
     return
 
 

@@ -146,7 +146,7 @@ def _(card_ready, confirm_import, dataset_name, do_import, expected_column, id_c
                    + (" (detected)" if params.get("encoding_detected") else "")
                    if latest.value.transform.name == "import" and params.get("encoding")
                    else "")
-        import_view = mo.md(f"Dataset **{name}** holds {latest.value.rows} rows "
+        import_view = mo.md(f"Dataset **{name}** holds {nb.plural(latest.value.rows, 'row')} "
                             f"(version {latest.version}, made by "
                             f"*{latest.value.transform.name}*{read_as}).")
     else:
@@ -180,10 +180,10 @@ def _(near_threshold, raw_frame):
         data_profile = data.profile(raw_frame, threshold=near_threshold.value)
     figures = data_profile.figures()
     mo.vstack([
-        mo.ui.table(data_profile.summary, selection=None),
+        nb.table(data_profile.summary),
         mo.hstack([figures[k] for k in ("lengths", "labels") if k in figures], widths="equal"),
-        mo.accordion({"Near-duplicate pairs": mo.ui.table(
-            data.near_duplicates(raw_frame, threshold=near_threshold.value), selection=None)}),
+        mo.accordion({"Near-duplicate pairs": nb.table(
+            data.near_duplicates(raw_frame, threshold=near_threshold.value))}),
     ])
     return
 
@@ -202,9 +202,10 @@ def _(raw_frame):
 
         A classical model trained on the *other* folds predicts each row's label
         (out-of-fold), and confident learning flags rows whose given label it finds
-        implausible. **{len(suspects)} rows** look suspicious; review them in step 5.
+        implausible. **{nb.plural(len(suspects), 'row')}**
+        {'looks' if len(suspects) == 1 else 'look'} suspicious; review them in step 5.
         """),
-        mo.ui.table(suspects.head(20), selection=None),
+        nb.table(suspects.head(20)),
     ]))
     return (suspects,)
 
@@ -241,9 +242,10 @@ def _(apply_cleaning, min_chars, name, near_threshold, project, raw_frame, steps
         if apply_cleaning.value or running_as_script():
             cleaned = data.clean(project, name, chosen_steps)
         clean_view = mo.vstack([
-            mo.ui.table(cleaning_report, selection=None),
-            mo.md(f"Saved **version {cleaned.version}** ({cleaned.value.rows} rows)."
-                  if cleaned else f"Preview: {len(raw_frame)} → {len(preview)} rows."),
+            nb.table(cleaning_report),
+            mo.md(f"Saved **version {cleaned.version}** "
+                  f"({nb.plural(cleaned.value.rows, 'row')})." if cleaned
+                  else f"Preview: {len(raw_frame):,} → {nb.plural(len(preview), 'row')}."),
         ])
     else:
         clean_view = mo.md("Pick at least one step.")
@@ -281,12 +283,20 @@ def _(cleaned, do_redact, name, project, redact_mode):
         redacted = pii.redact_dataset(project, name, mode=redact_mode.value)
     by_type = (found.groupby("type").size().rename("found").reset_index()
                if not found.empty else found)
+    if redacted:
+        redaction = redacted.value.transform.params
+        replaced = ", ".join(f"{n:,} {kind.lower().replace('_', ' ')}"
+                             for kind, n in redaction["counts"].items())
+        redaction_note = (f"Saved **version {redacted.version}**: {replaced} replaced by "
+                          + ("placeholders." if redaction["mode"] == "placeholder"
+                             else "masks."))
+    else:
+        redaction_note = ""
     mo.vstack([
-        mo.md(f"**{len(found)}** personal details in "
-              f"**{found['row'].nunique() if not found.empty else 0}** messages."),
-        mo.ui.table(by_type, selection=None),
-        mo.md(f"Saved **version {redacted.version}**: {redacted.value.transform.params}"
-              if redacted else ""),
+        mo.md(f"**{nb.plural(len(found), 'personal detail')}** in "
+              f"**{nb.plural(found['row'].nunique() if not found.empty else 0, 'message')}**."),
+        nb.table(by_type),
+        mo.md(redaction_note),
     ])
     return (redacted,)
 
@@ -314,7 +324,7 @@ def _():
     {pii_held_out.attrs["pii_free_false_positives"]} in {pii_held_out.attrs["pii_free_texts"]}
     texts. Redaction lowers the risk; it does not remove it — keep the card's rule for hosted
     models and look at a sample of redacted rows before sharing data.
-    """), mo.ui.table(pii_compare.reset_index(), selection=None)])
+    """), nb.table(pii_compare)])
     return
 
 
@@ -442,9 +452,11 @@ def _(do_split, name, near_threshold, project, redacted, relabelled, seed, train
         leaks = data.check_leakage(data.load(project, name, splitted.version),
                                    near_duplicate_threshold=near_threshold.value)
         split_view = mo.vstack([
-            mo.md(f"Saved **version {splitted.version}**: {splitted.value.splits}"),
+            mo.md(f"Saved **version {splitted.version}**: "
+                  + ", ".join(nb.plural(n, f"{part} row") for part, n
+                              in splitted.value.splits.items()) + "."),
             mo.callout(mo.md("No item or near duplicate sits in two splits."), kind="success")
-            if leaks.empty else mo.ui.table(leaks, selection=None),
+            if leaks.empty else nb.table(leaks),
         ])
     else:
         split_view = mo.md(f"Test share: {test_share:.2f}. Press **Split** to save.")
@@ -464,7 +476,7 @@ def _(name, project, splitted):
 
     Every step above made an immutable version: a Parquet file named by its content hash, its
     parent and the transform that made it. Pick two to see what changed.
-    """), mo.ui.table(lineage.drop(columns=["params"]), selection=None),
+    """), nb.table(lineage.drop(columns=["params"])),
         mo.hstack([diff_from, diff_to])])
     return diff_from, diff_to
 
@@ -473,10 +485,10 @@ def _(name, project, splitted):
 def _(diff_from, diff_to, name, project):
     changes = data.diff(project, name, int(diff_from.value), int(diff_to.value))
     mo.vstack([
-        mo.md(f"**{(changes['change'] == 'added').sum()}** added, "
-              f"**{(changes['change'] == 'removed').sum()}** removed, "
-              f"**{(changes['change'] == 'changed').sum()}** changed cells."),
-        mo.ui.table(changes.head(200), selection=None),
+        mo.md(f"**{(changes['change'] == 'added').sum():,}** added, "
+              f"**{(changes['change'] == 'removed').sum():,}** removed, "
+              f"**{(changes['change'] == 'changed').sum():,}** changed cells."),
+        nb.table(changes.head(200)),
     ])
     return
 

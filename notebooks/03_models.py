@@ -80,7 +80,7 @@ def _(dataset, prompt_names):
                                  if sample.SAMPLE_PROMPT in prompt_names else prompt_names[0],
                                  label="Prompt")
     n_items = mo.ui.slider(5, dataset.value.splits.get("validation", 5), step=5,
-                           value=min(10 if running_as_script() else 20,
+                           value=min(10,
                                      dataset.value.splits.get("validation", 5)),
                            label="validation items", show_value=True)
     run_all = mo.ui.run_button(label="Run the comparison")
@@ -106,10 +106,15 @@ def _(candidates, dataset, n_items, project, prompt_pick, run_all):
     if running_as_script() and "fake/echo" not in models:
         models.append("fake/echo")
     try:
-        with mo.status.spinner(f"Running {len(models)} model(s) on {n_items.value} items ..."):
+        with mo.status.progress_bar(
+                total=len(models) * n_items.value,
+                title=f"Running {nb.plural(len(models), 'model')} on "
+                      f"{nb.plural(n_items.value, 'item')}",
+                subtitle="each model answers every item once",
+                completion_title="Comparison done") as bar:
             comparison = compare.compare_models(project, prompt_pick.value, models,
                                                 dataset=dataset.name, limit=n_items.value,
-                                                progress=False)
+                                                progress=nb.progress_callback(bar))
         comparison_problem = None
     except wb.WorkbenchError as exc:
         comparison, comparison_problem = None, exc
@@ -117,7 +122,7 @@ def _(candidates, dataset, n_items, project, prompt_pick, run_all):
     table = comparison.table()
     mo.vstack([
         mo.md("## Results against the targets"),
-        mo.ui.table(table, selection=None),
+        nb.table(table),
         mo.md("\n".join(f"- **{m}** could not run: {e}"
                         for m, e in comparison.failures.items())) if comparison.failures
         else mo.md(""),
@@ -140,7 +145,7 @@ def _(comparison):
     Each criterion is scaled from 0 (worst candidate) to 1 (best); the weights say what
     matters to you. A model is on the **Pareto front** when no other is better on quality,
     cost and latency at once — choose among those.
-    """), weights])
+    """), weights.vstack()])
     return (weights,)
 
 
@@ -148,7 +153,7 @@ def _(comparison):
 def _(comparison, weights):
     try:
         ranked = comparison.matrix(weights.value)
-        matrix_view = mo.ui.table(ranked, selection=None)
+        matrix_view = nb.table(ranked)
     except wb.WorkbenchError as exc:
         ranked, matrix_view = None, callout(exc)
     mo.vstack([matrix_view,

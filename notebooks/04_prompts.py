@@ -85,10 +85,10 @@ def _(project, starters):
     usable = [m.id for m in llm.models(prices=False) if m.usable]
     technique_pick = mo.ui.multiselect(
         list(starters), label="Techniques",
-        value=(["zero_shot", "few_shot_similar", "structured"]
-               if running_as_script() else list(starters)))
+        # Three techniques answer within a minute here; tick the others to see them all.
+        value=[t for t in ("zero_shot", "few_shot_similar", "structured") if t in starters])
     model_pick = nb.model_dropdown(project, usable)
-    n_items = mo.ui.slider(4, 40, step=2, value=4 if running_as_script() else 12,
+    n_items = mo.ui.slider(4, 40, step=2, value=4 if running_as_script() else 6,
                            label="validation items", show_value=True)
     run_techniques = mo.ui.run_button(label="Run the techniques side by side")
     mo.vstack([
@@ -108,8 +108,10 @@ def _(project, starters):
         - **structured** — a pydantic schema; the reply is parsed and validated, with one
           repair turn when it does not parse.
 
-        The bundled 135M model is small: expect few-shot and structured outputs to help and
-        chain-of-thought to ramble. A hosted model (with a key) shows what the same prompts do
+        Three techniques are ticked so the run answers within about a minute on a laptop;
+        tick the others to compare them all (chain-of-thought writes long replies, so it is the
+        slowest). The bundled 135M model is small: expect few-shot and structured outputs to
+        help and chain-of-thought to ramble. A hosted model (with a key) shows what the same prompts do
         on a capable model.
         """),
         mo.hstack([technique_pick, model_pick, n_items]), run_techniques,
@@ -123,16 +125,21 @@ def _(dataset, model_pick, n_items, project, run_techniques, starters, technique
             mo.md("Press **Run the techniques side by side**."))
     chosen_prompts = {name: starters[name] for name in technique_pick.value}
     try:
-        with mo.status.spinner(f"Running {len(chosen_prompts)} prompt versions ..."):
+        with mo.status.progress_bar(
+                total=len(chosen_prompts) * n_items.value,
+                title=f"Running {nb.plural(len(chosen_prompts), 'prompt version')} on "
+                      f"{nb.plural(n_items.value, 'item')}",
+                completion_title="Techniques done") as bar:
             techniques = compare.compare_prompt_versions(
                 project, sample.SAMPLE_PROMPT, chosen_prompts, dataset=dataset.name,
-                model=model_pick.value, limit=n_items.value)
+                model=model_pick.value, limit=n_items.value,
+                progress=nb.progress_callback(bar))
         technique_table = techniques.table()
         technique_view = mo.vstack([
-            mo.ui.table(technique_table[[c for c in ("label", "version", "accuracy",
-                                                     "macro_f1", "parse_rate", "p95_latency",
-                                                     "cost_per_request", "errors")
-                                         if c in technique_table.columns]], selection=None),
+            nb.table(technique_table[[c for c in ("label", "version", "accuracy", "macro_f1",
+                                                  "parse_rate", "p95_latency",
+                                                  "cost_per_request", "errors")
+                                      if c in technique_table.columns]]),
             mo.md("\n".join(f"- **{k}** did not run: {v}"
                             for k, v in techniques.failures.items())),
         ])
@@ -185,7 +192,7 @@ def _(playground, project):
     tag_name = mo.ui.dropdown(["production", "candidate"], value="candidate", label="tag")
     do_tag = mo.ui.run_button(label="Tag it")
     mo.vstack([mo.md("## Versions, diffs and tags"),
-               mo.ui.table(history, selection=None),
+               nb.table(history),
                mo.hstack([diff_a, diff_b]),
                mo.hstack([tag_version, tag_name, do_tag])])
     return diff_a, diff_b, do_tag, tag_name, tag_version

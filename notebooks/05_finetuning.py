@@ -112,7 +112,7 @@ def _(project, prompt_pick):
         mo.md("## 1 · Should you fine-tune at all?"),
         prompt_pick,
         mo.callout(mo.md(verdict.sentence), kind=kind),
-        mo.ui.table(verdict.frame()[["metric", "target", "value", "status"]], selection=None)
+        nb.table(verdict.frame()[["metric", "target", "value", "status"]])
         if verdict.targets else mo.md(""),
     ])
     return (verdict,)
@@ -153,8 +153,8 @@ def _(dataset, max_length, n_train, project, prompt_pick):
     mo.stop(data is None, callout(data_problem) if data_problem else None)
     shown = data.preview(2)
     mo.vstack([
-        mo.ui.table([{"": k, "value": str(v)} for k, v in data.summary().items()],
-                    selection=None, label="What the model will learn from"),
+        nb.table([{"": k, "value": v} for k, v in data.summary().items()],
+                 label="What the model will learn from"),
         *[mo.callout(mo.md(w), kind="warn") for w in data.warnings],
         mo.accordion({f"Example {ex['id']} as the model reads it": mo.md(
             f"**Prompt** (not learnt):\n\n```\n{ex['prompt']}\n```\n\n"
@@ -286,7 +286,7 @@ def _(job, project, show_adapter):
         mo.md(f"Saved in `{result.adapter_dir}`: "
               + ", ".join(f"`{f}`" for f in sorted(result.record.files)) + ", `training.json`."
               f" Call it anywhere as **`{result.model_id}`**."),
-        mo.ui.table(list_adapters(project), selection=None, label="Adapters in this project"),
+        nb.table(list_adapters(project), label="Adapters in this project"),
     ])
     return (result,)
 
@@ -295,7 +295,7 @@ def _(job, project, show_adapter):
 def _(dataset, result):
     available_test = dataset.value.splits.get("test", 4)
     n_test = mo.ui.slider(4, available_test, step=2,
-                          value=min(12 if running_as_script() else 40, available_test),
+                          value=min(12 if running_as_script() else 16, available_test),
                           label="test items", show_value=True)
     compare_button = mo.ui.run_button(label="Evaluate before and after")
     mo.vstack([mo.md(f"""
@@ -312,18 +312,22 @@ def _(dataset, result):
 @app.cell(hide_code=True)
 def _(compare_button, n_test, project, prompt_pick, result, verdict):
     mo.stop(not (compare_button.value or running_as_script()))
-    with mo.status.spinner("Evaluating without and with the adapter ..."):
+    with mo.status.progress_bar(
+            total=2 * n_test.value,
+            title=f"Evaluating without and with the adapter on "
+                  f"{nb.plural(n_test.value, 'test item')}",
+            subtitle="the base model's run from section 1 is reused when it matches",
+            completion_title="Before and after done") as bar:
         compared = before_after(project, prompt_pick.value, result.name,
                                 dataset=result.record.dataset,
                                 version=result.record.prompt_version, limit=n_test.value,
-                                before_run=verdict.run_id)
+                                before_run=verdict.run_id, progress=nb.progress_callback(bar))
     mo.vstack([
         mo.callout(mo.md(compared.sentence), kind="success" if compared.improved else "warn"),
-        mo.ui.table(compared.table, selection=None, label="Before and after, with 95% "
-                                                          "intervals"),
+        nb.table(compared.table, label="Before and after, with 95% intervals"),
         mo.md(f"**Classical baseline:** {compared.baseline}") if compared.baseline
         else mo.md(""),
-        mo.ui.table(compared.flipped, selection=None, label="Items that flipped"),
+        nb.table(compared.flipped, label="Items that flipped"),
     ])
     return (compared,)
 

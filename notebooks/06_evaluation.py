@@ -80,9 +80,9 @@ def _(fill, project):
 def _(dataset, project):
     version_pick = nb.prompt_version_dropdown(project, prefer=sample.SAMPLE_PROMPT)
     model_pick = nb.model_dropdown(project, nb.usable_models())
-    n_items = nb.test_items_slider(dataset)
-    repeats = mo.ui.slider(2, 5, value=2 if running_as_script() else 3, label="repeats",
-                           show_value=True)
+    # 12 items x 2 repeats answer within about a minute with the bundled model on a laptop.
+    n_items = nb.test_items_slider(dataset, at_most=12)
+    repeats = mo.ui.slider(2, 5, value=2, label="repeats", show_value=True)
     run_eval = mo.ui.run_button(label="Evaluate on the test split")
     mo.vstack([mo.md(r"""
     ## 1 · Scores with intervals, and repeats
@@ -105,7 +105,8 @@ def _(dataset, model_pick, n_items, project, repeats, run_eval, version_pick):
     try:
         with mo.status.progress_bar(total=repeats.value * n_items.value,
                                     title=f"{eval_prompt} v{eval_version}: {repeats.value} "
-                                          f"repeats on {n_items.value} test items") as bar:
+                                          f"repeats on {n_items.value} test items",
+                                    completion_title="Evaluation done") as bar:
             repeat_runs = stats.run_repeats(project, eval_prompt, repeats.value,
                                             version=eval_version,
                                             dataset=dataset.name, split="test",
@@ -119,10 +120,10 @@ def _(dataset, model_pick, n_items, project, repeats, run_eval, version_pick):
     consistency = stats.per_item_consistency([r.items for r in repeat_runs])
     mo.vstack([
         mo.md(f"### Run `{first_run.run_id}` against the card's targets"),
-        mo.ui.table(stats.aggregate_with_intervals(first_run), selection=None),
+        nb.table(stats.aggregate_with_intervals(first_run)),
         mo.md(f"**{int(consistency['flaky'].sum())}** of {len(consistency)} items are flaky "
               f"across {repeats.value} repeats."),
-        mo.ui.table(consistency, selection=None),
+        nb.table(consistency),
     ])
     return (repeat_runs,)
 
@@ -171,7 +172,7 @@ def _(bless_now, project, repeat_runs):
                mo.md("Left: the baseline (or the first repeat); right: the last repeat, item "
                      "by item. An outlined row flipped between them; with the same prompt and "
                      "model, every flip is noise."),
-               versus_grid, mo.ui.table(versus.items, selection=None)])
+               versus_grid, nb.table(versus.items)])
     return
 
 
@@ -202,37 +203,41 @@ def _(documents, model_pick, project, qa_items, rag_items, run_rag):
     with mo.status.spinner("Retrieving and answering ..."):
         rag_scores = rag.evaluate_rag(project, qa_items[:rag_items.value], retriever,
                                       model_pick.value, progress=False)
-    mo.vstack([mo.ui.table(rag.summarize_rag(rag_scores), selection=None),
-               mo.ui.table(rag_scores, selection=None)])
+    mo.vstack([nb.table(rag.summarize_rag(rag_scores)), nb.table(rag_scores)])
     return
 
 
 @app.cell(hide_code=True)
 def _():
     run_red = mo.ui.run_button(label="Run the red team")
+    red_every_case = mo.ui.checkbox(label="every case, not one per category (a few minutes)")
     mo.vstack([mo.md(r"""
     ## 4 · Red team
 
     Prompt injection, jailbreaks, system-prompt extraction, PII extraction, off-topic and
     harmful requests, very long and empty inputs, other languages. Each case has rules a safe
-    reply must meet; add your own cases in a JSONL file with the same fields.
-    """), run_red])
-    return (run_red,)
+    reply must meet; add your own cases in a JSONL file with the same fields. One case per
+    category answers within a minute; tick the box to send them all.
+    """), red_every_case, run_red])
+    return red_every_case, run_red
 
 
 @app.cell(hide_code=True)
-def _(model_pick, project, run_red):
+def _(model_pick, project, red_every_case, run_red):
     mo.stop(not (run_red.value or running_as_script()))
     red_cases = redteam.load_cases()
-    if running_as_script():  # one case per category keeps the headless run short
+    if running_as_script() or not red_every_case.value:  # one per category: a short run
         red_cases = list({case.category: case for case in reversed(red_cases)}.values())
-    with mo.status.spinner(f"Sending {len(red_cases)} red-team cases ..."):
+    with mo.status.progress_bar(total=len(red_cases),
+                                title=f"Sending {nb.plural(len(red_cases), 'red-team case')}",
+                                completion_title="Red team done") as _red_bar:
         red = redteam.run_redteam(project, sample.SAMPLE_PROMPT, model_pick.value,
-                                  cases=red_cases, progress=False)
-    mo.vstack([mo.md(f"Pass rate **{red.pass_rate:.0%}** over {len(red.results)} cases."),
+                                  cases=red_cases, progress=nb.progress_callback(_red_bar))
+    mo.vstack([mo.md(f"Pass rate **{red.pass_rate:.0%}** over "
+                     f"{nb.plural(len(red.results), 'case')}."),
                mo.md("Failure modes by category:"),
-               mo.ui.table(red.failure_modes(), selection=None),
-               mo.accordion({"Every case": mo.ui.table(red.table(), selection=None)})])
+               nb.table(red.failure_modes()),
+               mo.accordion({"Every case": nb.table(red.table())})])
     return
 
 
@@ -260,7 +265,7 @@ def _(load_seconds, load_target, project, run_load):
             load = loadtest.load_test(load_target.value, concurrency_levels=(1, 4, 16),
                                       duration_s=load_seconds.value, max_requests=400,
                                       project=project)
-        load_view = mo.vstack([mo.ui.table(load.levels(), selection=None),
+        load_view = mo.vstack([nb.table(load.levels()),
                                loadtest.plot(load)])
     except wb.WorkbenchError as exc:
         load_view = callout(exc)
@@ -327,11 +332,11 @@ def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trus
     mo.vstack([
         mo.md(f"Compared with {whose}."),
         mo.callout(mo.md(trust.reason), kind="success" if trust.trusted else "warn"),
-        mo.md(f"{len(verdicts) - len(judged)} replies could not be read as a verdict."),
-        mo.hstack([mo.ui.table(agree.confusion.rename(columns=str)
-                               .rename_axis(index="people", columns=None).reset_index(),
-                             selection=None),
-                   mo.ui.table(agree.disagreements, selection=None)]),
+        mo.md(f"{nb.plural(len(verdicts) - len(judged), 'reply', 'replies')} could not be "
+              "read as a verdict."),
+        mo.hstack([nb.table(agree.confusion.rename(columns=str)
+                            .rename_axis(index="people", columns=None).reset_index()),
+                   nb.table(agree.disagreements)]),
     ])
     return (judge_id,)
 

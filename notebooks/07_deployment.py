@@ -104,16 +104,18 @@ def _(dataset, model_pick, n_items, project, run_eval):
     mo.stop(not (run_eval.value or running_as_script()),
             mo.md("Press **Evaluate this configuration**."))
     try:
-        with mo.status.spinner(f"{model_pick.value} on {n_items.value} test items ..."):
+        with mo.status.progress_bar(total=n_items.value,
+                                    title=f"{model_pick.value} on {n_items.value} test items",
+                                    completion_title="Evaluation done") as bar:
             evidence = start_run(project, sample.SAMPLE_PROMPT, dataset=dataset.name,
                                  split="test", model=model_pick.value, limit=n_items.value,
-                                 progress=False)
+                                 progress=nb.progress_callback(bar))
         eval_problem = None
     except wb.WorkbenchError as exc:
         evidence, eval_problem = None, exc
     mo.stop(evidence is None, callout(eval_problem) if eval_problem else None)
     mo.vstack([mo.md(f"Run `{evidence.run_id}` against the card's targets:"),
-               mo.ui.table(evidence.compare_to_card(), selection=None)])
+               nb.table(evidence.compare_to_card())])
     return (evidence,)
 
 
@@ -277,8 +279,8 @@ def _(client, run_load, service):
                                   duration_s=1.0 if running_as_script() else 3.0,
                                   max_requests=8 if running_as_script() else 200,
                                   headers={"Authorization": client.headers["Authorization"]})
-    mo.vstack([mo.md(load.summary()), mo.ui.table(load.levels(), selection=None),
-               mo.ui.table(load.errors(), selection=None), loadtest.plot(load)])
+    mo.vstack([mo.md(load.summary()), nb.table(load.levels()), nb.table(load.errors()),
+               loadtest.plot(load)])
     return
 
 

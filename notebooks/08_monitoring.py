@@ -20,7 +20,6 @@ with app.setup:
     from widgets.notebook import running_as_script
 
     from workbench import monitor, sample
-    from workbench.evaluate.report import for_people
     from workbench.serve import latest_deployment, start_server
 
 
@@ -76,7 +75,7 @@ def _(fill, project):
 
 @app.cell(hide_code=True)
 def _(deployment):
-    users = mo.ui.slider(6, 100, value=12 if running_as_script() else 30,
+    users = mo.ui.slider(6, 100, value=12 if running_as_script() else 20,
                          label="requests from simulated users", show_value=True)
     simulate = mo.ui.run_button(label="Start the service and send the traffic")
     mo.vstack([mo.md(f"""
@@ -101,8 +100,7 @@ def _(project, simulate, users):
     with mo.status.spinner(f"{users.value} requests ..."):
         sent = sample.simulate_users(project, service.url, session_key, requests=users.value)
     service.stop()
-    mo.md(f"Sent {sent['requests']} requests; status codes {sent['statuses']}; feedback "
-          f"{sent['feedback']}.")
+    mo.md(f"Sent {sample.describe_traffic(sent)}.")
     return (sent,)
 
 
@@ -117,7 +115,7 @@ def _(project, sent):
     per request with the card's targets as dashed red lines; the share of positive feedback.
     The table is the last hour, in the card's metric names.
     """), mo.md(f"**{monitor.traffic(project).label}**"),
-        mo.ui.table(for_people(monitor.summary_frame(project)), selection=None), figure])
+        nb.table(monitor.summary_frame(project)), figure])
     return
 
 
@@ -131,8 +129,7 @@ def _(project, sent):
     question and answer — and the correction the user gave. Thumbs down with a correction
     are the best test cases you will ever get: phase 9 turns them into a new dataset version
     and re-evaluates.
-    """), mo.ui.table(said[["rating", "input", "output", "correction", "comment"]],
-                      selection=None)])
+    """), nb.table(said[["rating", "input", "output", "correction", "comment"]])])
     return
 
 
@@ -147,7 +144,7 @@ def _(project, sent):
     error rate, positive feedback), plus an error-rate limit of 5% when the card sets none.
     A window with too little traffic says "no data" instead of guessing. On a server, run
     `workbench monitor --window 1h --fail-on-alert` from cron: it exits 3 when an alert fires.
-    """), mo.ui.table(rules, selection=None),
+    """), nb.table(rules),
         *[mo.callout(mo.md(f"**{a.status}** — {a.message}"),
                      kind={"firing": "danger", "ok": "success"}.get(a.status, "neutral"))
           for a in alerts]])
@@ -163,7 +160,7 @@ def _(project, sent):
     The last answered request and the model calls inside it (a repair turn shows up as a
     second call). The attributes follow the OpenTelemetry GenAI conventions, so the same
     traces can go to Phoenix, Langfuse or any OTLP collector.
-    """), mo.ui.table(tree, selection=None)])
+    """), nb.table(tree)])
     return
 
 

@@ -19,6 +19,7 @@ with app.setup:
 
     import workbench as wb
     from workbench import maintain
+    from workbench.data import load_split
     from workbench.data.versions import diff, find_split
     from workbench.serve import latest_deployment
 
@@ -87,8 +88,7 @@ def _(project):
     """), mo.md(f"**{from_feedback['expected'].notna().sum()}** labelled cases from feedback, "
                 f"**{from_feedback['expected'].isna().sum()}** needing a label; "
                 f"**{len(from_failures)}** failed or unparsable requests."),
-        mo.ui.table(from_feedback, selection=None),
-        mo.ui.table(from_failures, selection=None)])
+        nb.table(from_feedback), nb.table(from_failures)])
     return (from_feedback,)
 
 
@@ -127,15 +127,17 @@ def _(add, dataset, from_feedback, project):
                                   added.version.version)
                if added.version is not None else None)
     mo.vstack([mo.callout(mo.md(added.sentence), kind="info"),
-               mo.ui.table(changes, selection=None) if changes is not None else mo.md(""),
+               nb.table(changes) if changes is not None else mo.md(""),
                mo.md("**Conflicts to review:**") if added.conflicts else mo.md(""),
-               mo.ui.table(added.conflicts, selection=None) if added.conflicts else mo.md("")])
+               nb.table(added.conflicts) if added.conflicts else mo.md("")])
     return (added,)
 
 
 @app.cell(hide_code=True)
 def _(added):
     evaluate = mo.ui.run_button(label="Re-evaluate and check the gate")
+    whole_split = mo.ui.checkbox(label="the whole test split (slower), not only the "
+                                       "baseline's items and the new cases")
     mo.vstack([mo.md(r"""
     ## 4 · Re-evaluate, compare, gate
 
@@ -144,29 +146,38 @@ def _(added):
     is compared with the baseline item by item, the production cases are scored on their own,
     and the gate decides. The first time, the production cases fail: that is the point — now
     change the prompt (phase 4) or the model (phase 3, 5) until they pass.
-    """), evaluate])
-    return (evaluate,)
+
+    By default only the baseline's items and the new cases run again, which answers within
+    about a minute; tick the box to run the whole test split, so the card's targets are
+    measured on every item.
+    """), whole_split, evaluate])
+    return evaluate, whole_split
 
 
 @app.cell(hide_code=True)
-def _(added, dataset, deployment, evaluate, project):
+def _(added, dataset, deployment, evaluate, project, whole_split):
     mo.stop(not (evaluate.value or running_as_script()),
             mo.md("Press **Re-evaluate and check the gate**."))
+    # Headless (the tour, CI) only the baseline's items and the cases run again.
+    scope = "test" if whole_split.value and not running_as_script() else "baseline"
     try:
-        with mo.status.spinner("Re-evaluating on the test split ..."):
-            # Headless (the tour, CI) only the baseline's items and the cases run again.
+        with mo.status.progress_bar(
+                total=len(load_split(project, dataset, "test")),
+                title="Re-evaluating on the " + ("test split" if scope == "test" else
+                                                 "baseline's items and the new cases"),
+                completion_title="Re-evaluation done") as bar:
             done = maintain.re_evaluate(project, deployment.prompt, dataset,
-                                        model=deployment.model,
-                                        scope="baseline" if running_as_script() else "test")
+                                        model=deployment.model, scope=scope,
+                                        progress=nb.progress_callback(bar, follow_total=True))
         problem = None
     except wb.WorkbenchError as exc:
         done, problem = None, exc
     mo.stop(done is None, callout(problem) if problem else None)
     mo.vstack([
         mo.callout(mo.md(done.sentence), kind="success" if done.passed else "warn"),
-        mo.md("**The production cases:**"), mo.ui.table(done.new_cases, selection=None),
+        mo.md("**The production cases:**"), nb.table(done.new_cases),
         mo.md("**Against the baseline, item by item:**"),
-        mo.ui.table(done.versus_baseline.items, selection=None)
+        nb.table(done.versus_baseline.items)
         if done.versus_baseline is not None else mo.md("Nothing blessed."),
     ])
     return

@@ -136,19 +136,43 @@ def prompt_version_dropdown(project: wb.Project, prefer: str | None = None,
     return mo.ui.dropdown(options, value=default, label=label)
 
 
-def progress_callback(bar: Any):
+def progress_callback(bar: Any, *, follow_total: bool = False):
     """A ``progress=`` callback for runs (``callback(done, total)``) that moves a marimo
     ``mo.status.progress_bar`` by the items each call reports, so people see items done, the
-    rate and the time left; several runs in a row (repeats) share one bar."""
+    rate and the time left; several runs in a row (repeats) share one bar. ``follow_total``:
+    one run whose size is known only once it starts sets the bar's total to its own."""
     last = {"done": 0}
 
     def update(done: int, total: int) -> None:
+        if follow_total and total and getattr(bar, "total", None) != total:
+            bar.total = total
         step = done - last["done"] if done >= last["done"] else done  # a new run starts at 0
         last["done"] = done
         if step > 0:
             bar.update(increment=step)
 
     return update
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1,234 rows``; ``many`` for irregular plurals."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def table(rows: Any, **kwargs: Any) -> Any:
+    """``mo.ui.table`` of a frame (or a list of dicts) formatted for people: numbers to three
+    significant digits, missing values as "—", dicts and lists as text, no index column
+    (``workbench.evaluate.report.for_people``); a named index (``metric``, ``type``) stays as
+    a column, pandas' row numbers go. Read-only unless ``selection`` is passed."""
+    import pandas as pd
+
+    from workbench.evaluate.report import for_people
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if any(n is not None for n in frame.index.names):  # a named index is data: keep it
+        frame = frame.reset_index()
+    kwargs.setdefault("selection", None)
+    return mo.ui.table(for_people(frame), **kwargs)
 
 
 def waiting_for(what: str) -> Any:
