@@ -114,6 +114,7 @@ def test_local_http_endpoint_and_plot(local_server):
                        prompt="break")
     assert broken.levels()["error_rate"].iloc[0] == 1.0
     assert broken.errors()["error"].iloc[0] == "HTTP 500"
+    assert "no answer to time" in broken.summary() and "nan" not in broken.summary()
 
 
 def test_runs_inside_a_running_event_loop(run_async):

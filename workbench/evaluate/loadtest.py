@@ -100,8 +100,10 @@ class LoadTestReport:
         if table.empty:
             return f"No requests were sent to {self.target}."
         best = table.loc[table["throughput_rps"].idxmax()]
+        p95 = best["p95_ms"]  # NaN when no request got an answer
+        p95_text = "no answer to time" if p95 != p95 else f"p95 {p95:.0f} ms"
         return (f"{self.target}: up to {best['throughput_rps']:.1f} requests/s at concurrency "
-                f"{int(best['concurrency'])} (p95 {best['p95_ms']:.0f} ms, error rate "
+                f"{int(best['concurrency'])} ({p95_text}, error rate "
                 f"{best['error_rate']:.1%}).")
 
     def _repr_html_(self) -> str:
