@@ -62,15 +62,18 @@ def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
     missing = sample.missing_prerequisites(project, phase)
     if missing and (fill.value or running_as_script()):
         with mo.status.spinner("Filling from the sample project ..."):
-            sample.fill_prerequisites(project, phase)
-        filled, missing = missing, sample.missing_prerequisites(project, phase)
+            filled = sample.fill_prerequisites(project, phase)
+        missing = sample.missing_prerequisites(project, phase)
         if not missing:
             mo.output.replace(mo.callout(mo.md(
-                "Filled from the sample project: " + ", ".join(filled) + "."), kind="success"))
+                "Filled from the sample project: " + "; ".join(filled) + "."), kind="success"))
     if missing:
+        needs = {"card": "the project card (phase 1)", "data": "a split dataset (phase 2)",
+                 "prompt": "a saved prompt (phase 4)", "deployment": "a deployment (phase 7)",
+                 "feedback": "feedback from traffic (phase 8)"}
         mo.output.replace(mo.vstack([mo.callout(mo.md(
-            "This phase needs " + ", ".join(missing) + " from earlier phases."), kind="warn"),
-            fill]))
+            "This phase needs " + ", ".join(needs.get(m, m) for m in missing)
+            + " from earlier phases."), kind="warn"), fill]))
     return not missing
 
 
