@@ -42,6 +42,35 @@ def test_notebook_runs_as_a_script_on_a_fresh_sample_project(notebook, tmp_path)
         assert project.status()["model_calls"] >= 1
 
 
+def test_evaluation_notebook_keeps_a_blessed_baseline_and_evaluates_the_tagged_version(
+        tmp_path):
+    """Blessing is a decision: notebook 06 run again must not re-bless, and it evaluates the
+    version tagged for release, not whatever was saved last."""
+    from workbench import sample
+    from workbench.evaluate.baseline_runs import bless, blessed
+    from workbench.prompts import PromptVersion, load_prompt, save_prompt, tag_prompt
+    from workbench.runs import list_runs, start_run
+
+    project = workbench.init_project(tmp_path / "p", sample=True)
+    sample.fill_prerequisites(project, 6)
+    tagged = load_prompt(project, sample.SAMPLE_PROMPT)
+    tag_prompt(project, sample.SAMPLE_PROMPT, tagged.version, "candidate")
+    kept = start_run(project, sample.SAMPLE_PROMPT, dataset=sample.SAMPLE_DATASET,
+                     split="test", model="fake/echo", limit=4, progress=False).run_id
+    bless(project, kept)
+    newer = save_prompt(project, sample.SAMPLE_PROMPT,
+                        tagged.value.model_copy(update={"system": tagged.value.system + " "
+                                                        "Answer with the label only."}))
+    assert newer.version > tagged.version
+    before = {r["run_id"] for r in list_runs(project).to_dict("records")}
+    proc = run_script(notebooks_dir() / "06_evaluation.py", project.path, tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert blessed(project, sample.SAMPLE_PROMPT) == kept
+    repeats = [r for r in list_runs(project).to_dict("records")
+               if r["run_id"] not in before and "repeat" in str(r["name"])]
+    assert repeats and {r["prompt_version"] for r in repeats} == {tagged.version}
+
+
 def test_start_notebook_without_a_project_offers_the_sample_and_makes_nothing(tmp_path):
     proc = run_script(notebooks_dir() / "00_start.py", None, tmp_path)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
