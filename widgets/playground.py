@@ -340,34 +340,30 @@ class Playground(anywidget.AnyWidget):
             return 0
         self._stored = stored
         if stored.unchanged:  # behaves like a saved version: that version, nothing stored
-            with self.hold_sync():
-                self.version = stored.version
-                self.saved_version = stored.version
-                self.previous_label = f"v{stored.version}"
-                self.description = ""
-                self.template_error = {}
-                self.error = ""
-                self.status = "unchanged"
-                newest = ("" if stored.version == stored.latest
-                          else f" (v{stored.latest} is the newest)")
-                only = (" Only the description differs; a description alone makes no version."
-                        if stored.description_ignored else "")
-                self.message = (f"No change: the draft is the same as v{stored.version}{newest},"
-                                f" so nothing was saved.{only}")
+            newest = ("" if stored.version == stored.latest
+                      else f" (v{stored.latest} is the newest)")
+            only = (" Only the description differs; a description alone makes no version."
+                    if stored.description_ignored else "")
+            self._show_saved(stored.version, "unchanged",
+                             f"No change: the draft is the same as v{stored.version}{newest}, "
+                             f"so nothing was saved.{only}")
             return stored.version
+        if self.outputs and self._ran_hash == _behaviour(stored.value):
+            # What was just run is the new version; its outputs are now "the previous".
+            self._previous_cache[self._ran_hash] = list(self.outputs)
+        self._show_saved(stored.version, "saved", f"Saved {self.prompt_name} v{stored.version}.")
+        return stored.version
+
+    def _show_saved(self, version: int, status: str, message: str) -> None:
         with self.hold_sync():
-            if self.outputs and self._ran_hash == _behaviour(stored.value):
-                # What was just run is the new version; its outputs are now "the previous".
-                self._previous_cache[self._ran_hash] = list(self.outputs)
-            self.version = stored.version
-            self.saved_version = stored.version
-            self.previous_label = f"v{stored.version}"
+            self.version = version
+            self.saved_version = version
+            self.previous_label = f"v{version}"
             self.description = ""
             self.template_error = {}
             self.error = ""
-            self.status = "saved"
-            self.message = f"Saved {self.prompt_name} v{stored.version}."
-        return stored.version
+            self.status = status
+            self.message = message
 
     # -- problems ------------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
