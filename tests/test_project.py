@@ -50,6 +50,7 @@ def test_blank_database_migrates_to_the_expected_schema(project):
         "meta": ["key", "value"],
         "records": ["kind", "name", "version", "schema_version", "content_hash", "created_at",
                     "body"],
+        "refusal_counts": ["minute", "client", "route", "status", "untraced"],
         "run_items": ["run_id", "item_id", "position", "messages", "output", "parsed",
                       "parse_ok", "prompt_tokens", "completion_tokens", "latency_s", "cost_usd",
                       "cached", "error", "scores", "created_at"],

@@ -2,10 +2,13 @@
 
 Everything here reads the project's traces: each request to the service is a
 ``serve.request`` span (status, latency, model, fallback, cache, cost; refused requests and
-feedback posts too), and every model call an ``llm.call`` span. A project that has never served
-a request has its model calls monitored instead (``source="calls"``); once it has, monitoring
-counts requests to the service only, in every window (an hour of evaluation calls is not
-traffic).
+feedback posts too), and every model call an ``llm.call`` span. Refusals a caller can repeat at
+will (a key over its rate limit, unknown paths, key guesses past their limit) are traced once
+per key, route and status a minute and counted in ``refusal_counts`` otherwise: ``traffic``,
+``window_metrics`` and ``timeline`` add those counts (to the minute they fell in). A project
+that has never served a request has its model calls monitored instead (``source="calls"``);
+once it has, monitoring counts requests to the service only, in every window (an hour of
+evaluation calls is not traffic).
 
 - ``traffic``: how many requests to the service (or model calls) the last hour held, and in
   all, with the sentence that says what was counted; the dashboard, ``summary_frame`` and the
@@ -74,8 +77,31 @@ def resolve_source(project: Project, source: str = "auto") -> str:
         return source
     project.store.flush()
     served = project.store.db.execute(
-        "SELECT 1 FROM spans WHERE name = 'serve.request' LIMIT 1").fetchone()
+        "SELECT 1 FROM spans WHERE name = 'serve.request' UNION ALL "
+        "SELECT 1 FROM refusal_counts LIMIT 1").fetchone()
     return "service" if served else "calls"
+
+
+def refusal_counts(project: Project, *, since: float | None = None,
+                   until: float | None = None) -> list[tuple[float, str, str, int, int]]:
+    """The service's refusals counted and not traced, as ``(minute, client, route, status,
+    count)``: per minute (its start), those of the minutes that overlap [since, until)."""
+    where, params = [], []
+    if since is not None:
+        where.append("minute > ?")
+        params.append(since - 60)
+    if until is not None:
+        where.append("minute < ?")
+        params.append(until)
+    project.store.flush()
+    rows = project.store.db.execute(
+        "SELECT minute, client, route, status, untraced FROM refusal_counts"
+        + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY minute",
+        tuple(params)).fetchall()
+    return [(float(m), c, r, int(s), int(n)) for m, c, r, s, n in rows]
+
+
+REFUSED = (400, 401, 403, 404, 405, 413, 422, 429)  # statuses of requests the service refused
 
 
 def _span_filter(source: str, since: float | None, until: float | None
@@ -153,7 +179,7 @@ def _metrics(requests: pd.DataFrame, feedback: pd.DataFrame) -> dict[str, Any]:
         "requests": int(len(requests)),
         "answered": int(len(answered)),
         "errors": int(len(served) - len(answered)),
-        "refused": int((requests["status"].isin([401, 403, 422, 429])).sum()),
+        "refused": int((requests["status"].isin(REFUSED)).sum()),
         "rate_limited": int((requests["status"] == 429).sum()),
         "error_rate": (len(served) - len(answered)) / len(served) if len(served) else math.nan,
         "p50_latency": _percentile(latencies, 50),
@@ -221,8 +247,12 @@ def traffic(project: Project, *, window_s: float = DEFAULT_WINDOW_S, now: float 
 
     def count(since: float | None, until: float | None) -> int:
         where, params = _span_filter(chosen, since, until)
-        return int(project.store.db.execute(
+        traced = int(project.store.db.execute(
             "SELECT COUNT(*) FROM spans WHERE " + where, params).fetchone()[0])
+        if chosen != "service":
+            return traced
+        return traced + sum(row[-1] for row in refusal_counts(project, since=since,
+                                                              until=until))
 
     return Traffic(chosen, count(now - window_s, now), count(None, None), float(window_s), now)
 
@@ -236,6 +266,10 @@ def window_metrics(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
     requests = requests_frame(project, since=now - window_s, until=now, source=source)
     feedback = feedback_frame(project, since=now - window_s, until=now)
     metrics = _metrics(requests, feedback)
+    if requests.attrs["source"] == "service":
+        for _, _, _, status, n in refusal_counts(project, since=now - window_s, until=now):
+            metrics["refused"] += n if status in REFUSED else 0
+            metrics["rate_limited"] += n if status == 429 else 0
     counted = traffic(project, window_s=window_s, now=now, source=source)
     metrics.update(window_s=window_s, since=now - window_s, until=now,
                    source=requests.attrs["source"], requests=counted.recent,
@@ -249,6 +283,8 @@ def timeline(project: Project, *, bucket_s: float | None = None, since: float | 
     import pandas as pd
 
     requests = requests_frame(project, since=since, until=until, source=source)
+    counted = (refusal_counts(project, since=since, until=until)
+               if requests.attrs["source"] == "service" and not requests.empty else [])
     columns = ["start", "requests", "errors", "rate_limited", "error_rate", "p50_latency",
                "p95_latency", "cost_per_request", "feedback", "positive_feedback_rate"]
     if requests.empty:
@@ -270,6 +306,11 @@ def timeline(project: Project, *, bucket_s: float | None = None, since: float | 
         said = feedback[(feedback["time"] >= start) & (feedback["time"] < end)] \
             if len(feedback) else feedback
         m = _metrics(inside, said)
+        for minute, _, _, status, n in counted:  # each count in the bucket of its minute
+            at = min(max(minute, first), last)
+            if start <= at < end:
+                m["requests"] += n
+                m["rate_limited"] += n if status == 429 else 0
         rows.append({"start": pd.Timestamp(start, unit="s", tz="UTC"),
                      **{k: m[k] for k in columns if k in m}})
         start = end

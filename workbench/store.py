@@ -154,6 +154,24 @@ def m005_monitoring(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX alerts_by_fired ON alerts (fired_at)")
 
 
+@migration
+def m006_refusal_counts(db: sqlite3.Connection) -> None:
+    """Refusals the service counts instead of tracing each one (a key over its rate limit,
+    unknown paths): per minute, client, route and status, how many were NOT written as
+    ``serve.request`` spans (the first of each per minute is). Monitoring adds them to the
+    spans it counts (``workbench.monitor.traffic``)."""
+    db.execute(
+        """CREATE TABLE refusal_counts (
+            minute REAL NOT NULL,
+            client TEXT NOT NULL,
+            route TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            untraced INTEGER NOT NULL,
+            PRIMARY KEY (minute, client, route, status)
+        )"""
+    )
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 
