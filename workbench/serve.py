@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -445,6 +446,22 @@ class RateLimiter:
 
 
 MIN_KEY_CHARS = 16
+BYTES_PER_CHAR = 12  # the longest JSON escape of one character: "\ud83d\ude00" (a surrogate pair)
+BODY_SLACK = 16_384  # bytes for the JSON syntax, the field names and whitespace
+FEEDBACK_CHARS = 2000  # a comment or correction sent to POST /v1/feedback
+MAX_DEPTH = 32  # JSON nesting in a request body (a valid one nests 1 level)
+MAX_LISTED = 10  # problems a 422 names; the rest are counted
+UNKNOWN_ROUTE = "(unknown path)"  # what traces and counts record for a path the service lacks
+# Characters refused in text fields: C0 controls but tab, newline and carriage return; DEL and
+# the C1 controls; bidirectional embeddings, overrides and isolates (they reorder what a reader
+# sees, "Trojan Source"); lone surrogates (not text: UTF-8 cannot encode them).
+_REFUSED_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+                            "\ud800-\udfff]")
+# The same rule in the OpenAPI document (an ECMA-262 pattern; surrogates cannot be written there).
+TEXT_PATTERN = ("^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u202a-\\u202e"
+                "\\u2066-\\u2069]*$")
+_COUNT_REFUSAL = ("INSERT INTO refusal_counts VALUES (?, ?, ?, ?, 1) ON CONFLICT "
+                  "(minute, client, route, status) DO UPDATE SET untraced = untraced + 1")
 
 
 def api_keys_from_env() -> list[str]:
@@ -453,12 +470,16 @@ def api_keys_from_env() -> list[str]:
 
 def _checked_keys(keys: list[str]) -> list[str]:
     keys = [str(k).strip() for k in keys if str(k).strip()]
+    fix = "Make keys with: python -c \"import secrets; print(secrets.token_urlsafe(24))\""
     short = [k for k in keys if len(k) < MIN_KEY_CHARS]
     if short:
         raise NotDeployed(f"{len(short)} API key(s) are shorter than {MIN_KEY_CHARS} characters: "
-                          "short keys can be guessed.",
-                          "Make keys with: python -c \"import secrets; "
-                          "print(secrets.token_urlsafe(24))\"")
+                          "short keys can be guessed.", fix)
+    odd = [k for k in keys if not all("!" <= c <= "~" for c in k)]
+    if odd:
+        raise NotDeployed(f"{len(odd)} API key(s) have characters other than printable ASCII "
+                          "(spaces included): an HTTP header does not carry them as they are.",
+                          fix)
     return keys
 
 
@@ -467,16 +488,142 @@ def _key_id(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _match_key(offered: str, keys: dict[bytes, str]) -> str | None:
-    """The client id of ``offered`` when it is one of the keys (compared in constant time)."""
+def _match_key(offered: bytes, keys: dict[bytes, str]) -> str | None:
+    """The client id of ``offered`` (the exact bytes sent) when it is one of the keys (compared
+    in constant time)."""
     import hmac
 
-    digest = hashlib.sha256(offered.encode()).digest()
+    digest = hashlib.sha256(offered).digest()
     found = None
     for known, client in keys.items():
         if hmac.compare_digest(digest, known):
             found = client
     return found
+
+
+_BEARER = re.compile(rb"bearer[ \t]+(.*)", re.I | re.S)
+
+
+def _offered_key(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, str | None]:
+    """The key a request carries, from its raw headers: ``(key, None)``; ``(None, None)`` when
+    it carries none; ``(None, why)`` when what it carries cannot be a key. Only the spaces and
+    tabs around a header value are header syntax; anything else (a no-break space, any byte
+    outside printable ASCII) is part of what was sent, so it is refused, never stripped."""
+    auth = [v for k, v in headers if k.lower() == b"authorization"]
+    other = [v for k, v in headers if k.lower() == b"x-api-key"]
+    if len(auth) > 1 or len(other) > 1:
+        return None, "the request has more than one Authorization or X-API-Key header"
+    offered = []
+    if auth:
+        bearer = _BEARER.fullmatch(auth[0].strip(b" \t"))
+        if bearer:
+            offered.append(bearer.group(1).strip(b" \t"))
+        elif not other:
+            return None, "the Authorization header is not 'Bearer KEY'"
+    if other:
+        offered.append(other[0].strip(b" \t"))
+    if not offered:
+        return None, None
+    if len(set(offered)) > 1:
+        return None, "Authorization and X-API-Key carry different keys"
+    key = offered[0]
+    if not key or not all(0x21 <= b <= 0x7E for b in key):
+        return None, "the key has characters no key has (keys are printable ASCII, no spaces)"
+    return key, None
+
+
+def _clean_text(value: str) -> str:
+    """A text field without the characters ``_REFUSED_CHARS`` names."""
+    found = _REFUSED_CHARS.search(value)
+    if found:
+        char = found.group()
+        kind = ("a lone surrogate" if "\ud800" <= char <= "\udfff" else
+                "a bidirectional control character" if char >= "\u202a" else
+                "a control character")
+        raise ValueError(f"contains {kind} (U+{ord(char):04X} at character "
+                         f"{found.start() + 1}); send plain text (tabs and newlines are fine)")
+    return value
+
+
+def _depth(body: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects (strings left out)."""
+    depth = deepest = 0
+    for bracket in re.sub(rb'"(?:[^"\\]|\\.)*"', b"", body, flags=re.S):
+        if bracket in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _swagger_assets() -> Path | None:
+    """The folder of Swagger UI's files on this machine, if an installed package ships them
+    (litellm's proxy does, and the workbench installs litellm); None otherwise. Nothing is
+    fetched: /docs must work offline."""
+    import importlib.util
+    from pathlib import Path
+
+    found = importlib.util.find_spec("litellm")
+    if found is None or not found.origin:
+        return None
+    folder = Path(found.origin).parent / "proxy" / "swagger"
+    names = ("swagger-ui-bundle.js", "swagger-ui.css")
+    return folder if all((folder / n).is_file() for n in names) else None
+
+
+def _endpoint_page(doc: dict[str, Any]) -> str:
+    """A self-contained HTML page listing the endpoints of an OpenAPI document (the /docs page
+    when Swagger UI's files are not on this machine)."""
+    from html import escape
+
+    rows = []
+    for path, operations in doc.get("paths", {}).items():
+        for method, op in operations.items():
+            keyed = "key" if op.get("security") else "no key"
+            body = (op.get("requestBody") or {}).get("content", {}).get("application/json", {})
+            schema = body.get("schema", {})
+            if "$ref" in schema:
+                schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+            fields = ", ".join(
+                f"<code>{escape(name)}</code>" + (" (required)" if name in schema.get(
+                    "required", []) else "") for name in schema.get("properties", {}))
+            statuses = ", ".join(escape(s) for s in op.get("responses", {}))
+            rows.append(f"<tr><td><code>{escape(method.upper())} {escape(path)}</code></td>"
+                        f"<td>{escape(op.get('summary', ''))}</td><td>{fields or '-'}</td>"
+                        f"<td>{keyed}</td><td>{statuses}</td></tr>")
+    info = doc.get("info", {})
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+            f"{escape(info.get('title', 'API'))}</title><style>body{{font-family:sans-serif;"
+            "margin:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left}"
+            "</style></head><body>"
+            f"<h1>{escape(info.get('title', 'API'))}</h1><p>{escape(info.get('description', ''))}"
+            "</p><table><tr><th>Endpoint</th><th>What</th><th>JSON fields</th><th>Auth</th>"
+            f"<th>Statuses</th></tr>{''.join(rows)}</table><p>Errors answer "
+            "<code>{\"error\", \"fix\", \"request_id\"}</code>. The whole description: "
+            "<a href='openapi.json'>openapi.json</a>.</p></body></html>")
+
+
+_ERROR_TEXT = {
+    400: "The body is not UTF-8 JSON, or nests too deeply.",
+    401: "No key, an unknown key, or one sent with characters no key has.",
+    404: "No answer with this request_id for this key.",
+    413: "The body passed the service's byte bound (the connection is closed).",
+    422: "A field is missing, unknown, too long or empty, or has control or bidirectional "
+         "control characters.",
+    429: "The key's rate limit is reached (or too many requests without a valid key).",
+    500: "The service failed on this request.",
+    502: "No model could answer.",
+    503: "Too many requests are in progress.",
+    504: "No model answered within the service's timeout.",
+}
+_KEYED_ERRORS = {401, 413, 429, 500}
+_ERRORS_OF = {
+    ("get", "/healthz"): {500},
+    ("get", "/v1/info"): _KEYED_ERRORS,
+    ("post", "/v1/predict"): _KEYED_ERRORS | {400, 422, 502, 503, 504},
+    ("post", "/v1/feedback"): _KEYED_ERRORS | {400, 404, 422},
+}
 
 
 def create_app(project: Project | str | os.PathLike | None = None, *,
@@ -485,13 +632,39 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
 
     Endpoints: ``GET /healthz`` (no key), ``GET /v1/info``, ``POST /v1/predict`` with the
     template's variables as a JSON object (e.g. ``{"input": "..."}``), ``POST /v1/feedback``
-    (``{"request_id": ..., "rating": "up"|"down", "comment": ..., "correction": ...}``). Keys are sent as
-    ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``. Without keys the app refuses to start
-    unless ``allow_anonymous`` (then each client address gets its own rate limit)."""
+    (``{"request_id": ..., "rating": "up"|"down", "comment": ..., "correction": ...}``). Keys are
+    sent as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, exactly: only the spaces and
+    tabs of the header syntax are stripped, anything else that is not printable ASCII is
+    refused. Without keys the app refuses to start unless ``allow_anonymous`` (then each client
+    address gets its own rate limit).
+
+    The documentation needs no key, like ``/healthz``: ``GET /openapi.json``, ``GET /docs``
+    (Swagger UI from files on this machine, never a CDN: they come with litellm, which the
+    workbench installs; without them, a self-contained page listing the endpoints) and
+    ``GET /redoc`` (sends to /docs: ReDoc's script exists only on a CDN). They say what to send,
+    the limits, every error and how to authenticate, never which prompt or model answers
+    (``GET /v1/info`` does, with a key); a client needs them before its first call, SDK
+    generators fetch the document without credentials, and keying one and not the other (as
+    /redoc was) only hid the same text.
+
+    Every error answers one JSON shape, ``{"error", "fix", "request_id"}``, documented in the
+    OpenAPI document for every status. A body is limited twice: each field to
+    ``max_input_chars`` characters once decoded (422), and the whole body to a byte bound well
+    above what such fields take even fully JSON-escaped (413), read as it arrives, chunked or
+    not, and refused as soon as it passes the bound. Only requests with a valid key to the
+    service's own routes take rate tokens (an unknown path is 404 and costs nothing). A refusal
+    a key can repeat at will (over its rate limit, an unknown path or method) is traced only
+    the first time per key, route and status in a minute; the others are counted in the
+    project's ``refusal_counts`` table, which monitoring adds to the traces it counts."""
+    from typing import Annotated
+
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, create_model
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     import workbench
     from workbench.prompts import load_prompt
@@ -521,113 +694,298 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     # Requests refused before a key is known are limited per address, so guessing keys or
     # flooding the service cannot fill the traces.
     unknown_callers = RateLimiter(per_minute=30, burst=10)
-    max_body = 4096 + len(spec.variables) * spec.max_input_chars * 4  # UTF-8, JSON escapes
+    # Characters are limited per field once decoded (the request models); bytes at this
+    # separate, higher bound: every field at its limit, each character in its longest escape.
+    max_body = BODY_SLACK + BYTES_PER_CHAR * max(len(spec.variables) * spec.max_input_chars,
+                                                 2 * FEEDBACK_CHARS + 64)
+    Text = Annotated[str, AfterValidator(_clean_text)]  # noqa: N806 (a type)
+    plain = {"pattern": TEXT_PATTERN}
     fields: dict[str, Any] = {
-        name: (str, Field(min_length=1, max_length=spec.max_input_chars)) for name in spec.variables}
+        name: (Text, Field(min_length=1, max_length=spec.max_input_chars,
+                           json_schema_extra=plain)) for name in spec.variables}
     PredictRequest = create_model("PredictRequest",  # noqa: N806 (a class)
                                   __config__=ConfigDict(extra="forbid"), **fields)
+    assets = _swagger_assets()
 
     # The public docs say what to send, not which prompt or model answers (GET /v1/info does,
     # with a key).
     app = FastAPI(title="LLMOps Workbench service",
                   description="POST /v1/predict with the fields below; POST /v1/feedback to "
-                              "rate an answer. Send 'Authorization: Bearer KEY'.",
-                  version=str(deployed_version))
+                              "rate an answer. Send 'Authorization: Bearer KEY' (or "
+                              "'X-API-Key: KEY'). Errors answer {\"error\", \"fix\", "
+                              "\"request_id\"}; unknown paths answer 404 without using up the "
+                              "key's rate limit.",
+                  version=str(deployed_version), docs_url=None, redoc_url=None)
+    public = {"/healthz", "/openapi.json", "/docs", "/redoc", "/docs/swagger-ui-bundle.js",
+              "/docs/swagger-ui.css", "/docs/favicon.png"}
+    routes: dict[str, set[str]] = {}  # path -> methods of the keyed routes (filled below)
 
-    def problem(status: int, message: str, fix: str, **headers: str) -> JSONResponse:
-        return JSONResponse({"error": message, "fix": fix}, status_code=status,
-                            headers=headers or None)
+    def redact(text: str) -> str:
+        for key in keys:
+            if key in text:
+                text = text.replace(key, "[an API key]")
+        return text
 
-    def note(request: Request, status: int, message: str | None, client: str) -> None:
+    def problem(status: int, message: str, fix: str, request_id: str | None = None, *,
+                close: bool = False, **headers: str) -> JSONResponse:
+        body = {"error": redact(message), "fix": redact(fix)}
+        if request_id:
+            body["request_id"] = request_id
+        if close:  # the rest of the body is never read: the connection cannot be reused
+            headers["Connection"] = "close"
+        return JSONResponse(body, status_code=status, headers=headers or None)
+
+    def note(route: str, status: int, message: str | None, client: str,
+             request_id: str | None = None) -> None:
         """Requests that call no model (refusals, feedback) are traced too: monitoring counts
         every request (phase 8)."""
-        span = start_span("serve.request", {
-            "http.route": request.url.path, "http.response.status_code": status,
-            "workbench.client": client, "workbench.deployment": deployed_version})
+        attributes = {"http.route": route, "http.response.status_code": status,
+                      "workbench.client": client, "workbench.deployment": deployed_version}
+        if request_id:  # not workbench.request_id: that one names answers feedback can rate
+            attributes["workbench.refused_request_id"] = request_id
+        span = start_span("serve.request", attributes)
         if message is not None:
-            span.status, span.error = "error", message
+            span.status, span.error = "error", redact(message)
         span.end_time = span.start_time
         write_span(project, span)
 
+    sampled: dict[str, Any] = {"minute": 0.0, "seen": set()}
+
+    def count_refusal(route: str, status: int, message: str, client: str, request_id: str,
+                      *, trace_first: bool = True) -> None:
+        """A refusal the caller can repeat at will: traced the first time per client, route and
+        status in a minute (with ``trace_first``), counted in ``refusal_counts`` otherwise."""
+        minute = float(int(time.time() // 60) * 60)
+        if minute != sampled["minute"]:
+            sampled["minute"], sampled["seen"] = minute, set()
+        bucket = (client, route, status)
+        if trace_first and bucket not in sampled["seen"]:
+            sampled["seen"].add(bucket)
+            note(route, status, message, client, request_id)
+        else:
+            project.store.defer(_COUNT_REFUSAL, (minute, client, route, status))
+
+    def request_state(request: Request) -> tuple[str, str | None]:
+        state = request.scope.get("state", {})
+        return state.get("client", "unknown"), state.get("request_id")
+
+    def shown(part: Any) -> str:
+        """A field name as an error may show it: no key, escaped, at most 40 characters."""
+        text = redact(str(part))
+        if not text.isprintable():
+            text = text.encode("unicode_escape").decode("ascii")
+        return text if len(text) <= 40 else text[:39] + "…"
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        parts = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-            parts.append(f"{where}: {error.get('msg')}")
-        message = "The request is not valid: " + "; ".join(parts) + "."
-        note(request, 422, message, getattr(request.state, "client", "unknown"))
+        errors = list(exc.errors())
+        if errors and errors[0].get("type") == "json_invalid":
+            where = errors[0].get("loc", ("body", "?"))[-1]
+            reason = (errors[0].get("ctx") or {}).get("error", "JSON decode error")
+            message = f"The body is not valid JSON: {reason} (at character {where})."
+        else:
+            parts = []
+            for error in errors[:MAX_LISTED]:
+                where = ".".join(shown(p) for p in error.get("loc", ()) if p != "body")
+                parts.append(f"{where or 'body'}: {error.get('msg')}")
+            more = len(errors) - MAX_LISTED
+            message = ("The request is not valid: " + "; ".join(parts)
+                       + (f"; and {more} more problem{'s' if more > 1 else ''}" if more > 0
+                          else "") + ".")
+        client, request_id = request_state(request)
+        note(request.url.path, 422, message, client, request_id)
         if request.url.path == "/v1/feedback":
             return problem(422, message, "Send {\"request_id\": the id of an answer, "
                                          "\"rating\": \"up\" or \"down\"}, with an optional "
-                                         "\"comment\" and \"correction\".")
+                                         "\"comment\" and \"correction\".", request_id)
         return problem(422, message,
                        "Send a JSON object with the fields " +
                        ", ".join(f"'{v}'" for v in spec.variables) +
-                       f" (text, 1 to {spec.max_input_chars} characters) and nothing else.")
+                       f" (text, 1 to {spec.max_input_chars} characters each) and nothing "
+                       "else, as Content-Type: application/json.", request_id)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.url.path in ("/healthz", "/docs", "/openapi.json"):
-            return await call_next(request)
-        address = request.client.host if request.client else "unknown"
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > max_body:
-            return problem(413, f"The request body has {size} bytes; at most {max_body} are "
-                                "accepted.", f"Keep each field under {spec.max_input_chars} "
-                                             "characters.")
-        auth = request.headers.get("authorization", "")
-        key = auth[7:].strip() if auth.lower().startswith("bearer ") else \
-            request.headers.get("x-api-key", "").strip()
-        if keys:
-            client = _match_key(key, by_key) if key else None
-            if client is None:
-                wait = unknown_callers.take(address)
-                if wait:
-                    return problem(429, "Too many requests without a valid key.",
-                                   f"Retry after {wait:.1f} s with a valid key.",
-                                   **{"Retry-After": str(max(1, round(wait)))})
-                note(request, 401, "missing or unknown API key", "unknown")
-                return problem(401, "Missing or unknown API key.",
-                               "Send 'Authorization: Bearer KEY' with a key from "
-                               f"{ENV_API_KEYS}.", **{"WWW-Authenticate": "Bearer"})
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        client, request_id = request_state(request)
+        status = exc.status_code
+        if status == 400:  # FastAPI could not parse the body
+            message, fix = ("The body could not be read as JSON.",
+                            "Send one JSON object, UTF-8 encoded.")
+        elif status == 404:
+            message, fix = ("There is no such path on this service.", "See /docs.")
+        elif status == 405:
+            message, fix = (f"{request.url.path} does not answer {request.method}.",
+                            "See /docs for the methods each path answers.")
         else:
-            client = "anonymous-" + address
-        wait = limiter.take(client)
-        if wait:
-            note(request, 429, "rate limited", client)
-            return problem(429, f"Rate limit of {spec.rate_limit_per_minute} requests a minute "
-                                f"(burst {spec.burst}) reached for this key.",
-                           f"Retry after {wait:.1f} s, or ask for a higher limit.",
-                           **{"Retry-After": str(max(1, round(wait)))})
-        request.state.client = client
-        if request.url.path != "/v1/predict":
-            return await call_next(request)
-        # A bounded queue: past max_waiting requests in progress, answer 503 at once rather
-        # than let requests wait past their timeout behind the ones already running.
-        if load["in_progress"] >= spec.max_waiting:
-            wait = max(1, math.ceil(load["latency_s"]))
-            note(request, 503, "busy", client)
-            return problem(503, f"The service is busy: {load['in_progress']} requests are in "
-                                f"progress, its limit is {spec.max_waiting}.",
-                           f"Retry after {wait} s.", **{"Retry-After": str(wait)})
-        load["in_progress"] += 1
-        # the timeout counts from here: time spent waiting for a worker thread is part of it
-        request.state.deadline = time.monotonic() + spec.timeout_s
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            load["in_progress"] -= 1
-        if response.status_code == 200:  # how long an answer takes now, for Retry-After
-            load["latency_s"] += 0.2 * (time.perf_counter() - started - load["latency_s"])
-        return response
+            message, fix = str(exc.detail), "See /docs."
+        if request.url.path not in public:
+            note(request.url.path, status, message, client, request_id)
+        return problem(status, message, fix, request_id, **(exc.headers or {}))
 
-    @app.get("/healthz")
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        """A bug: the caller gets the one error shape and a request_id, never a traceback."""
+        client, request_id = request_state(request)
+        note(request.url.path if request.url.path in routes else UNKNOWN_ROUTE, 500,
+             f"{type(exc).__name__}: {exc}", client, request_id)
+        return problem(500, "The service failed on this request.",
+                       "Try again; if it persists, give the service's operator this "
+                       "request_id.", request_id)
+
+    class Guard:
+        """Keys, rate limits, the byte bound and the queue bound, before FastAPI sees a request
+        (plain ASGI: the body is read here, as it arrives, up to the bound)."""
+
+        def __init__(self, app: Any):
+            self.app = app
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            state = scope.setdefault("state", {})
+            request_id = state["request_id"] = uuid.uuid4().hex[:16]
+            path, method = scope["path"], scope["method"]
+
+            async def answer(response: JSONResponse) -> None:
+                await response(scope, receive, send)
+
+            if path in public:
+                await self.app(scope, receive, send)
+                return
+            route = path if path in routes else UNKNOWN_ROUTE
+            address = scope["client"][0] if scope.get("client") else "unknown"
+            if keys:
+                offered, why = _offered_key(scope.get("headers") or [])
+                client = _match_key(offered, by_key) if offered is not None else None
+                if client is None:
+                    wait = unknown_callers.take(address)
+                    if wait:  # counted, never traced: key guesses cannot fill the traces
+                        count_refusal(route, 429, "too many requests without a valid key",
+                                      "unknown", request_id, trace_first=False)
+                        return await answer(problem(
+                            429, "Too many requests without a valid key.",
+                            f"Retry after {wait:.1f} s with a valid key.", request_id,
+                            **{"Retry-After": str(max(1, round(wait)))}))
+                    note(route, 401, why or "missing or unknown API key", "unknown",
+                         request_id)
+                    return await answer(problem(
+                        401, f"The API key is not valid: {why}." if why else
+                        "Missing or unknown API key.",
+                        "Send 'Authorization: Bearer KEY' (or 'X-API-Key: KEY') with a key from "
+                        f"{ENV_API_KEYS}, exactly as it is.", request_id,
+                        **{"WWW-Authenticate": "Bearer"}))
+            else:
+                client = "anonymous-" + address
+            state["client"] = client
+            allowed = routes.get(path)
+            if allowed is None:  # no rate token: probing unknown paths costs the key nothing
+                count_refusal(UNKNOWN_ROUTE, 404, "unknown path", client, request_id)
+                return await answer(problem(
+                    404, "There is no such path on this service.",
+                    "The service answers " + ", ".join(
+                        f"{'/'.join(sorted(m - {'HEAD'}))} {p}" for p, m in routes.items())
+                    + "; see /docs.", request_id))
+            if method not in allowed:
+                count_refusal(path, 405, "method not allowed", client, request_id)
+                return await answer(problem(
+                    405, f"{path} does not answer {method}.",
+                    f"Use {' or '.join(sorted(allowed - {'HEAD'}))} {path}.", request_id,
+                    Allow=", ".join(sorted(allowed))))
+            wait = limiter.take(client)
+            if wait:
+                count_refusal(path, 429, "rate limited", client, request_id)
+                return await answer(problem(
+                    429, f"Rate limit of {spec.rate_limit_per_minute} requests a minute "
+                         f"(burst {spec.burst}) reached for this key.",
+                    f"Retry after {wait:.1f} s, or ask for a higher limit.", request_id,
+                    **{"Retry-After": str(max(1, round(wait)))}))
+            too_big = problem(
+                413, f"The request body has more than {max_body:,} bytes.",
+                f"Keep each field to at most {spec.max_input_chars} characters (comments and "
+                f"corrections to {FEEDBACK_CHARS}); a body of such fields stays under "
+                f"{max_body:,} bytes even fully JSON-escaped.", request_id, close=True)
+            sizes = [v for k, v in scope.get("headers") or [] if k.lower() == b"content-length"]
+            if any(not s.strip().isdigit() or int(s) > max_body for s in sizes):
+                note(path, 413, "body over the byte bound (Content-Length)", client, request_id)
+                return await answer(too_big)
+            body = bytearray()
+            while True:  # read as it arrives (chunked bodies have no Content-Length)
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > max_body:
+                    note(path, 413, "body over the byte bound", client, request_id)
+                    return await answer(too_big)
+                if not message.get("more_body", False):
+                    break
+            if method == "POST" and body:
+                try:
+                    bytes(body).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    note(path, 400, "the body is not UTF-8", client, request_id)
+                    return await answer(problem(
+                        400, f"The body is not valid UTF-8 (at byte {exc.start}).",
+                        "Send JSON encoded as UTF-8 (as json.dumps and HTTP clients do).",
+                        request_id))
+                depth = _depth(bytes(body))
+                if depth > MAX_DEPTH:
+                    note(path, 400, f"JSON nested {depth} deep", client, request_id)
+                    return await answer(problem(
+                        400, f"The body nests JSON {depth} levels deep; at most {MAX_DEPTH} "
+                             "are read.", "Send one flat JSON object of text fields.",
+                        request_id))
+            delivered = False
+
+            async def replay() -> dict:
+                nonlocal delivered
+                if not delivered:
+                    delivered = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            if path != "/v1/predict":
+                await self.app(scope, replay, send)
+                return
+            # A bounded queue: past max_waiting requests in progress, answer 503 at once rather
+            # than let requests wait past their timeout behind the ones already running.
+            if load["in_progress"] >= spec.max_waiting:
+                wait = max(1, math.ceil(load["latency_s"]))
+                note(path, 503, "busy", client, request_id)
+                return await answer(problem(
+                    503, f"The service is busy: {load['in_progress']} requests are in "
+                         f"progress, its limit is {spec.max_waiting}.",
+                    f"Retry after {wait} s.", request_id, **{"Retry-After": str(wait)}))
+            load["in_progress"] += 1
+            # the timeout counts from here: time spent waiting for a worker thread is part of it
+            state["deadline"] = time.monotonic() + spec.timeout_s
+            started = time.perf_counter()
+            status = {"code": 0}
+
+            async def sending(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                await send(message)
+
+            try:
+                await self.app(scope, replay, sending)
+            finally:
+                load["in_progress"] -= 1
+            if status["code"] == 200:  # how long an answer takes now, for Retry-After
+                load["latency_s"] += 0.2 * (time.perf_counter() - started - load["latency_s"])
+
+    app.add_middleware(Guard)
+
+    class Health(BaseModel):
+        status: str
+        deployment: int
+
+    @app.get("/healthz", response_model=Health, summary="Is the service up (no key)")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "deployment": deployed_version}
 
-    @app.get("/v1/info")
+    @app.get("/v1/info", summary="What is served: prompt, model, limits")
     def info() -> dict[str, Any]:
         return {"project": project.name, "deployment": deployed_version,
                 "prompt": spec.prompt, "prompt_version": spec.prompt_version,
@@ -638,13 +996,27 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
                 "limits_basis": spec.limits_basis}
 
+    class Answer(BaseModel):
+        output: str | None
+        parsed: Any = None
+        parse_ok: bool
+        model: str
+        fallback_used: bool
+        cached: bool
+        latency_ms: float
+        cost_usd: float | None = None
+        request_id: str
+        trace_id: str
+        deployment: int
+
     def predict(body, request):
         item = body.model_dump()
-        request_id = uuid.uuid4().hex[:16]
+        request_id = request.state.request_id
         started = time.perf_counter()
         with trace("serve.request", project, **{
                 "http.route": "/v1/predict", "workbench.request_id": request_id,
-                "workbench.client": request.state.client, "workbench.request": item,
+                "workbench.client": request.state.client,
+                "workbench.request": item,
                 "workbench.deployment": deployed_version}) as span:
             errors: list[str] = []
             result = None
@@ -670,7 +1042,7 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                            "No model could answer this request.")
             if status != 200:
                 # The details (model names, provider errors) stay in the trace, not the reply.
-                span.status, span.error = "error", " | ".join(errors)
+                span.status, span.error = "error", redact(" | ".join(errors))
                 span.attributes["http.response.status_code"] = status
                 fix = ("Try again shortly, or with a shorter input. If it keeps happening, the "
                        "service's operator can raise the deployment's timeout (workbench deploy "
@@ -685,7 +1057,8 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
                 "workbench.cache_hit": completion.cached, "workbench.cost_usd": result.cost_usd,
-                "workbench.parse_ok": result.parsed.ok, "workbench.output": completion.text})
+                "workbench.parse_ok": result.parsed.ok,
+                "workbench.output": completion.text})
             return {
                 "output": completion.text,
                 "parsed": result.parsed.value,
@@ -702,31 +1075,120 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
 
     class FeedbackRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        request_id: str = Field(min_length=1, max_length=64)
+        request_id: Text = Field(min_length=1, max_length=64, json_schema_extra=plain)
         rating: Literal["up", "down"]
-        comment: str | None = Field(None, max_length=2000)
-        correction: str | None = Field(None, max_length=2000)
+        comment: Text | None = Field(None, max_length=FEEDBACK_CHARS, json_schema_extra=plain)
+        correction: Text | None = Field(None, max_length=FEEDBACK_CHARS,
+                                        json_schema_extra=plain)
+
+    class FeedbackAnswer(BaseModel):
+        feedback_id: str
 
     def feedback(body, request):
         from workbench.monitor import MonitorError, record_feedback
 
+        client, request_id = request.state.client, request.state.request_id
         try:
             feedback_id = record_feedback(project, rating=body.rating,
                                           request_id=body.request_id, comment=body.comment,
                                           correction=body.correction, source="api",
-                                          client=request.state.client)
+                                          client=client)
         except MonitorError as exc:
-            note(request, 404, exc.message, request.state.client)
-            return problem(404, exc.message, exc.fix)
-        note(request, 201, None, request.state.client)
+            note("/v1/feedback", 404, exc.message, client, request_id)
+            return problem(404, exc.message, exc.fix, request_id)
+        note("/v1/feedback", 201, None, client, request_id)
         return JSONResponse({"feedback_id": feedback_id}, status_code=201)
 
     # This module's annotations are strings, and FastAPI reads the parameters' types from them:
     # give it the real classes (the request models exist only inside this function).
     predict.__annotations__ = {"body": PredictRequest, "request": Request}
-    app.post("/v1/predict")(predict)
+    app.post("/v1/predict", responses={200: {"model": Answer}},
+             summary="Answer one request with the deployed prompt and model")(predict)
     feedback.__annotations__ = {"body": FeedbackRequest, "request": Request}
-    app.post("/v1/feedback", status_code=201)(feedback)
+    app.post("/v1/feedback", status_code=201, responses={201: {"model": FeedbackAnswer}},
+             summary="Rate an answer (one verdict per answer, from the key that asked)")(
+        feedback)
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if methods and route.path not in public:
+            routes[route.path] = set(methods)
+
+    # -- documentation: readable without a key, served from this machine -------------------
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        schemas["Error"] = {
+            "title": "Error", "type": "object", "required": ["error", "fix"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {"type": "string", "description": "What went wrong."},
+                "fix": {"type": "string", "description": "What to do about it."},
+                "request_id": {"type": "string",
+                               "description": "Give it to the service's operator."}}}
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": f"Authorization: Bearer KEY (a key from {ENV_API_KEYS})"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "X-API-Key: KEY, the same keys"}}
+        retry = {"Retry-After": {"description": "Seconds to wait before trying again.",
+                                 "schema": {"type": "integer", "minimum": 1}}}
+        for path, operations in doc.get("paths", {}).items():
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for status in sorted(_ERRORS_OF.get((method, path), {500})):
+                    response: dict[str, Any] = {
+                        "description": _ERROR_TEXT[status],
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Error"}}}}
+                    if status in (429, 503):
+                        response["headers"] = retry
+                    elif status == 401:
+                        response["headers"] = {"WWW-Authenticate": {
+                            "description": "Bearer", "schema": {"type": "string"}}}
+                    responses[str(status)] = response
+                if path not in public:
+                    operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi
+
+    def docs(request):
+        root = request.scope.get("root_path", "")
+        if assets is None:
+            return HTMLResponse(_endpoint_page(app.openapi()))
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title=app.title + " - docs",
+            swagger_js_url=f"{root}/docs/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})
+
+    def redoc(request):
+        return RedirectResponse(request.scope.get("root_path", "") + "/docs")
+
+    docs.__annotations__ = redoc.__annotations__ = {"request": Request}
+    app.get("/docs", include_in_schema=False, response_class=HTMLResponse)(docs)
+    app.get("/redoc", include_in_schema=False)(redoc)
+
+    def asset(name: str, media_type: str):
+        def serve_asset():
+            if assets is None or not (assets / name).is_file():
+                raise StarletteHTTPException(404)
+            return FileResponse(assets / name, media_type=media_type,
+                                headers={"Cache-Control": "public, max-age=86400"})
+        return serve_asset
+
+    for name, media_type in (("swagger-ui-bundle.js", "text/javascript"),
+                             ("swagger-ui.css", "text/css"), ("favicon.png", "image/png")):
+        app.get(f"/docs/{name}", include_in_schema=False)(asset(name, media_type))
+
     app.state.project = project
     app.state.spec = spec
     return app
