@@ -300,6 +300,8 @@ HOSTILE = [
     ("NaN", "/v1/predict", b'{"input": NaN}', JSON, 422),
     ("a number", "/v1/predict", b'{"input": 1e999999}', JSON, 422),
     ("truncated", "/v1/predict", b'{"input": "x', JSON, 422),
+    ("30,000 escaped quotes, unterminated", "/v1/predict", b'{"input": "' + b'\\"' * 30_000,
+     JSON, 422),
     ("text/plain", "/v1/predict", b'{"input": "x"}', {"Content-Type": "text/plain"}, 422),
     ("form", "/v1/predict", b"input=x", {"Content-Type": "application/x-www-form-urlencoded"},
      422),

@@ -545,14 +545,18 @@ def _clean_text(value: str) -> str:
     return value
 
 
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.S)
+
+
 def _depth(body: bytes) -> int:
     """How deeply a JSON text nests arrays and objects (strings left out)."""
     depth = deepest = 0
-    for bracket in re.sub(rb'"(?:[^"\\]|\\.)*"', b"", body, flags=re.S):
-        if bracket in b"[{":
+    # one pass: a string (an unterminated one runs to the end) or a bracket
+    for token in _JSON_TOKENS.finditer(body):
+        if token.group() in (b"[", b"{"):
             depth += 1
             deepest = max(deepest, depth)
-        elif bracket in b"]}":
+        elif token.group() in (b"]", b"}"):
             depth -= 1
     return deepest
 
