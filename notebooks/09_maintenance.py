@@ -166,7 +166,9 @@ def _(added, dataset, deployment, evaluate, project, whole_split):
                 title="Re-evaluating on the " + ("test split" if scope == "test" else
                                                  "baseline's items and the new cases"),
                 completion_title="Re-evaluation done") as bar:
+            # What is deployed runs again: its prompt version and model (as the CLI does).
             done = maintain.re_evaluate(project, deployment.prompt, dataset,
+                                        version=deployment.prompt_version,
                                         model=deployment.model, scope=scope,
                                         progress=nb.progress_callback(bar, follow_total=True))
         problem = None
