@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
@@ -40,7 +41,9 @@ def test_data_notebook_imports_the_sample_file_on_click(page, marimo_app, tmp_pa
     page.get_by_text("Press Import to bring the file into the project.").wait_for(
         timeout=60_000)
     page.get_by_role("button", name="Import").click()
-    page.get_by_text("Dataset support holds 414 rows").wait_for(timeout=180_000)
+    # The import says what it made and which encoding read the file.
+    page.get_by_text("Imported 414 rows from support_messages.csv (csv; encoding utf-8").wait_for(
+        timeout=180_000)
     assert data.datasets(project) == ["support"]
     assert data.get_version(project, "support").value.transform.name == "import"
     assert not [p for p in page.problems if "page error" in p], page.problems
@@ -88,7 +91,7 @@ def test_monitoring_and_maintenance_notebooks_close_the_loop(page, marimo_app, t
     sample.fill_prerequisites(project, 8)
     page.goto(marimo_app(notebooks_dir() / "08_monitoring.py", project=project.path))
     page.get_by_role("button", name="Start the service and send the traffic").click()
-    page.get_by_text("status codes").wait_for(timeout=120_000)
+    page.get_by_text(re.compile(r"Sent \d+ requests \(HTTP 200")).wait_for(timeout=120_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     assert len(feedback_frame(project)) > 0
     before = get_version(project, "support").version
