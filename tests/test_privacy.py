@@ -32,6 +32,8 @@ WORDINGS = [
     ("Keep logs for 2 weeks", False, False, 14),
     ("retain traces 6 months", False, False, 180),
     ("keep data in the EU", False, False, None),
+    ("do not log raw inputs and delete traces after 7 days", False, True, 7),
+    ("never send PII to hosted APIs, never log raw prompts", True, True, None),
 ]
 
 

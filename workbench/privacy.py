@@ -67,8 +67,7 @@ def forbids_external_pii(rule: str) -> bool:
 def forbids_raw_logging(rule: str) -> bool:
     """Whether one rule says raw (unredacted) inputs must not be logged or stored."""
     text = " ".join(rule.lower().split())
-    return bool(_LOGGING.search(text) and _RAW.search(text) and _PROHIBITION.search(text)
-                and not _RETENTION.search(text))
+    return bool(_LOGGING.search(text) and _RAW.search(text) and _PROHIBITION.search(text))
 
 
 def retention_days(rule: str) -> int | None:
