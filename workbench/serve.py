@@ -691,6 +691,12 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
 
         train = load_split(project, spec.few_shot_dataset, "train",
                            version=spec.few_shot_version)
+    from workbench.privacy import project_policy
+
+    if project_policy(project).raw_logging_forbidden:
+        from workbench import pii
+
+        pii.analyzer()  # traces are stored redacted: load the scanner now, not on a request
     limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
     # requests in /v1/predict now, and a moving average of how long one takes (event loop only)
     load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
