@@ -23,7 +23,6 @@ with app.setup:
     from workbench.evaluate import baseline_runs, calibration, judge, loadtest, rag, redteam, stats
     from workbench.evaluate import judge_sample
     from workbench.evaluate.report import eval_report
-    from workbench.runs import start_run
 
 
 @app.cell(hide_code=True)

@@ -48,7 +48,7 @@ def test_evaluation_notebook_keeps_a_blessed_baseline_and_evaluates_the_tagged_v
     version tagged for release, not whatever was saved last."""
     from workbench import sample
     from workbench.evaluate.baseline_runs import bless, blessed
-    from workbench.prompts import PromptVersion, load_prompt, save_prompt, tag_prompt
+    from workbench.prompts import load_prompt, save_prompt, tag_prompt
     from workbench.runs import list_runs, start_run
 
     project = workbench.init_project(tmp_path / "p", sample=True)
