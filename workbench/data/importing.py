@@ -1248,30 +1248,16 @@ def _is_text(series: pd.Series) -> bool:
 
 def _copy_raw(path: Path, target: Path, sha256: str, label: str) -> None:
     """Copy ``path`` to ``target`` atomically, checking it is still the file that was read."""
-    import tempfile
+    from workbench.fsutil import atomic_writer
 
-    from workbench.fsutil import default_mode
-
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, default_mode())
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as fh:
-            while block := fh.read(_BLOCK):
-                digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != sha256:
+    digest = hashlib.sha256()
+    with atomic_writer(target) as out, open(path, "rb") as fh:
+        while block := fh.read(_BLOCK):
+            digest.update(block)
+            out.write(block)
+        if digest.hexdigest() != sha256:  # raised inside: the copy never takes the name
             raise ImportFailed(f"{label} changed while it was being imported.",
                                "Import it again once whatever writes it has finished.")
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _store(project: Project, name: str, frame: pd.DataFrame, path: Path | None,
