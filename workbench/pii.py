@@ -7,9 +7,10 @@ first-name lexicon), Presidio's IBAN recognizer (mod-97), python-phonenumbers fo
 national and international forms, and recognizers written here for what Presidio lacks or gets
 wrong: payment cards (Luhn plus the issuer ranges, Mastercard's 2-series included), SSNs (with
 the rules that make a number an invalid SSN), street addresses in English and continental forms,
-version numbers that look like IP addresses, and API keys / secrets. Everything runs offline: the spaCy model is loaded by package name (Presidio is
-never asked to download one) and the email recognizer's domain check uses tldextract's bundled
-public-suffix snapshot instead of fetching the list.
+version numbers that look like IP addresses, and API keys / secrets. Everything runs offline:
+the spaCy model is loaded by package name (Presidio is never asked to download one) and the
+email recognizer's domain check uses tldextract's bundled public-suffix snapshot instead of
+fetching the list.
 
 Placeholders are consistent: in one dataset or one conversation the same value always becomes the
 same ``<EMAIL_1>``, so a redacted text still says "the same person wrote twice".
@@ -180,7 +181,8 @@ _POSTCODE_TAIL = (r",?\s(?:"
 _LOWER_FORM = (rf"\d{{1,5}}\s(?:[a-z]+\s){{1,3}}(?:{_SUFFIXES.lower()})\b\.?,?\s"
                r"[a-z]+(?:\s[a-z]+)?,\s[a-z]{2,3}\s(?:\d{5}(?:-\d{4})?|\d{6})\b")
 ADDRESS_RE = re.compile(
-    rf"(?:{_UNIT}(?:,?\s|(?<=/)))?(?:{_NUMBER_FIRST}|{_ROMANCE}|{_GERMANIC}|{_TURKISH}|{_BLOCK_FIRST}"
+    rf"(?:{_UNIT}(?:,?\s|(?<=/)))?"
+    rf"(?:{_NUMBER_FIRST}|{_ROMANCE}|{_GERMANIC}|{_TURKISH}|{_BLOCK_FIRST}"
     r"|(?:P\.?\s?O\.?\s?Box|Post Office Box|Postfach|Apartado(?: de correos)?|Caixa Postal|"
     r"Casella Postale|Postbus)\s\d[\d ]{0,8}\d?\b)"
     rf"(?:,?\s{_UNIT})?(?:{_POSTCODE_TAIL}){{0,3}}|{_LOWER_FORM}")
@@ -313,8 +315,8 @@ _NAME_CUES = re.compile(
     r"|\b(" + _NAME + r")(?=\s(?:and|&)\s" + _NAME + r"\s(?:about|from|at)\b)"
     r"|(?:(?<=\sand\s)|(?<=\s&\s))(" + _NAME + r")(?=\s(?:about|from|at)\b)"
     # A form field in capitals: "NAME: JOHN OKAFOR".
-    rf"|^[ \t]*(?:[-*•][ \t]*)?(?i:{_FIELDS})[ \t]*:[ \t]*([A-Z][A-Z'’-]+(?:[ ][A-Z][A-Z'’-]+){{1,3}})"
-    r"[ \t]*$", re.MULTILINE)
+    rf"|^[ \t]*(?:[-*•][ \t]*)?(?i:{_FIELDS})[ \t]*:[ \t]*"
+    r"([A-Z][A-Z'’-]+(?:[ ][A-Z][A-Z'’-]+){1,3})[ \t]*$", re.MULTILINE)
 # A name typed in lower case ("hey this is maria from the lisbon office", "thanks anna!") is
 # taken only after such a cue and only when the word is a known first name.
 _LOWER_NAME_CUES = re.compile(
@@ -346,6 +348,17 @@ _CAMEL = re.compile(r"[a-z][A-Z]")
 _NAME_PREFIX = re.compile(r"(?:Mc|Mac|O['’]|D['’]|De|Di|La|Le|Van|Von|Fitz)[A-Z]")
 _TOKEN = re.compile(rf"[\w{_LOW}'’-]+")
 _OTHER_LANGUAGES = ("de", "fr", "es", "it", "pt", "nl", "tr")
+_SENTENCE_START = re.compile(r"(?:\A|[.!?\n])\s*\Z")
+_CLAUSE_START = re.compile(r"(?:\A|[.!?:\n])\s*\Z")  # also after "Customer:"
+
+
+def _opens(text: str, pos: int, clause: bool = False) -> bool:
+    """Whether ``pos`` starts a sentence (or, with ``clause``, what follows a colon): its word
+    is capitalised by position, so capitals say nothing about it being a name."""
+    pattern = _CLAUSE_START if clause else _SENTENCE_START
+    return pattern.search(text, max(0, pos - 200), pos) is not None
+
+
 _NAME_BEFORE = re.compile(rf"(?<![\w{_LOW}'’-])({_NAME_WORD}) \Z")
 _lexicon: dict[str, frozenset[str]] = {}
 
@@ -428,7 +441,7 @@ def _ner_people(text: str, doc, language: str) -> list[tuple[int, int]]:
             continue
         # A sentence's first word run into a name ("Görüşme Ayşe Güneş ile ..."): kept only
         # when it is a known first name or the next word is not one.
-        if (len(words) > 1 and re.search(r"(?:\A|[.!?:\n])\s*\Z", text[:words[0][0]])
+        if (len(words) > 1 and _opens(text, words[0][0], clause=True)
                 and words[0][2].lower() not in lex["first"]
                 and words[1][2].lower() in lex["first"]):
             words.pop(0)
@@ -442,7 +455,7 @@ def _ner_people(text: str, doc, language: str) -> list[tuple[int, int]]:
             continue
         # A lone capitalised word opening a sentence is a name only if it is a known one
         # ("Started after the upgrade" is not).
-        if len(words) == 1 and re.search(r"(?:\A|[.!?\n])\s*\Z", text[:start]) and \
+        if len(words) == 1 and _opens(text, start) and \
                 words[0].lower() not in lex["first"]:
             continue
         if language != "en":
@@ -453,11 +466,12 @@ def _ner_people(text: str, doc, language: str) -> list[tuple[int, int]]:
         # "Agnieszka" before a found "Wiśniewska": one name.
         for _ in range(2):
             before = _NAME_BEFORE.search(text, max(0, start - 40), start)
-            if before is None or before.group(1) in _NOT_NAMES or \
-                    before.group(1).lower() in lex[language] or before.group(1).lower() in lex["en"]:
+            word = before.group(1) if before else None
+            if word is None or word in _NOT_NAMES or word.lower() in lex[language] \
+                    or word.lower() in lex["en"]:
                 break
             # A sentence's first word joins only when it is a known first name.
-            if re.search(r"(?:\A|[.!?:\n])\s*\Z", text[:before.start(1)]) and \
+            if _opens(text, before.start(1), clause=True) and \
                     before.group(1).lower() not in lex["first"]:
                 break
             start = before.start(1)
@@ -759,7 +773,7 @@ def _build_analyzer():
                     words.pop()
                 first = _lexicons()["first"]
                 # Only where no cue comes before the name can a sentence's opener run into it.
-                if (group in (2, 3) and len(words) > 1 and re.search(r"(?:\A|[.!?\n])\s*\Z", text[:start])
+                if (group in (2, 3) and len(words) > 1 and _opens(text, start)
                         and words[0].lower() not in first and words[1].lower() in first):
                     start = text.index(words[1], start + len(words[0]))  # "Later Maria called"
                     words.pop(0)
