@@ -310,16 +310,8 @@ def _():
 @app.cell(hide_code=True)
 def _(calibrate_now, calibration_rows, human_labeller, judge_pick, project, trust_bar):
     mo.stop(not (calibrate_now.value or running_as_script()))
-    yours = {item_id: label == "pass" for item_id, label in
-             human_labeller.widget.annotations.items() if label in ("pass", "fail")}
-    if len(yours) >= calibration.MIN_ITEMS:
-        people, labelled_by = yours, "people"
-        whose = f"your {len(yours)} labels"
-    else:
-        people = {r["id"]: r["human_verdict"] == "pass" for r in calibration_rows}
-        labelled_by = "example"
-        whose = (f"the sample's shipped labels (you gave {len(yours)}; "
-                 f"{calibration.MIN_ITEMS} are needed to calibrate on yours)")
+    people, labelled_by, whose = judge_sample.people_labels(
+        calibration_rows, human_labeller.widget.annotations)
     with mo.status.spinner(f"{judge_pick.value} judges {len(calibration_rows)} answers ..."):
         verdicts = judge_sample.judge_sample(project, judge_pick.value, calibration_rows)
     judged = {k: v for k, v in verdicts.items() if v is not None}

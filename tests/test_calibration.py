@@ -122,6 +122,20 @@ def test_only_peoples_labels_and_a_real_judge_can_be_trusted(project):
     assert calibrate(project, "helpful@fake/judge", JUDGE, HUMAN, bar=0.35).value.trusted
 
 
+def test_calibration_uses_your_labels_once_there_are_enough():
+    from workbench.evaluate.calibration import MIN_ITEMS
+    from workbench.evaluate.judge_sample import load_sample, people_labels
+
+    rows = load_sample()
+    few = {r["id"]: "fail" for r in rows[:3]}
+    labels, source, whose = people_labels(rows, few)
+    assert source == "example" and len(labels) == len(rows) and "you gave 3" in whose
+    enough = {r["id"]: "fail" for r in rows[:MIN_ITEMS]} | {rows[MIN_ITEMS]["id"]: "skip"}
+    labels, source, whose = people_labels(rows, enough)
+    assert source == "people" and labels == {r["id"]: False for r in rows[:MIN_ITEMS]}
+    assert whose == f"your {MIN_ITEMS} labels"
+
+
 # Ordered text labels: people (first) against the judge (second). Sorted alphabetically the
 # order would be correct < incorrect < partially_correct, which makes "incorrect" the middle
 # label and gives different weighted kappas.

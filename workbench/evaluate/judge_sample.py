@@ -83,3 +83,22 @@ def judge_sample(project, judge_model: str, rows: list[dict[str, Any]] | None = 
                       reference=row["reference"], judge_model=judge_model)
         verdicts[row["id"]] = bool(score.passed) if score.parsed_ok else None
     return verdicts
+
+
+def people_labels(rows: list[dict[str, Any]], annotations: dict[str, Any]
+                  ) -> tuple[dict[str, bool], str, str]:
+    """The pass/fail labels to calibrate a judge on, where they come from (``"people"`` or
+    ``"example"``, for ``calibration.calibrate(labelled_by=...)``) and a phrase saying so.
+
+    ``annotations`` are what the person labelled (item id -> "pass"/"fail"). With at least
+    ``calibration.MIN_ITEMS`` of them they are used alone; with fewer, the sample's shipped
+    labels show the workflow and the judge cannot become trusted."""
+    from workbench.evaluate.calibration import MIN_ITEMS
+
+    yours = {item_id: label == "pass" for item_id, label in annotations.items()
+             if label in ("pass", "fail")}
+    if len(yours) >= MIN_ITEMS:
+        return yours, "people", f"your {len(yours)} labels"
+    shipped = {r["id"]: r["human_verdict"] == "pass" for r in rows}
+    return shipped, "example", (f"the sample's shipped labels (you gave {len(yours)}; "
+                                f"{MIN_ITEMS} are needed to calibrate on yours)")
