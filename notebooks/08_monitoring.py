@@ -60,8 +60,7 @@ def _(create, folder):
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
-    fill, prerequisite_view = nb.prerequisites(project, 8)
-    prerequisite_view
+    fill = nb.fill_button()  # shown by fill_prerequisites while something is missing
     return (fill,)
 
 

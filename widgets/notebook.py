@@ -49,11 +49,10 @@ def open_project(folder: Any, create: Any) -> tuple[wb.Project | None, Any]:
                                kind="success")
 
 
-def prerequisites(project: wb.Project, phase: int) -> tuple[Any, Any]:
-    """The button that fills missing earlier phases from the sample. It is shown, with what is
-    missing, by ``fill_prerequisites`` in the next cell, so the warning goes once they are
-    filled (the second value, kept for the notebooks' layout, is empty)."""
-    return mo.ui.run_button(label="Fill what is missing from the sample project"), mo.md("")
+def fill_button() -> Any:
+    """The button that fills missing earlier phases from the sample. ``fill_prerequisites``
+    shows it, with what is missing, in the next cell, so the warning goes once filled."""
+    return mo.ui.run_button(label="Fill what is missing from the sample project")
 
 
 def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
