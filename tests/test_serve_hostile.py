@@ -177,7 +177,7 @@ def test_the_openapi_document_declares_the_keys_and_every_error(service):
 def test_docs_are_served_from_this_machine_and_need_no_key(service, monkeypatch):
     import re
 
-    import workbench.serve as serve
+    import workbench.serve.docs as serve_docs
 
     project, client, _ = service
     page = client.get("/docs")
@@ -192,7 +192,7 @@ def test_docs_are_served_from_this_machine_and_need_no_key(service, monkeypatch)
     assert client.get("/v1/info").status_code == 401  # what is served still needs a key
 
     # without Swagger UI's files on this machine: a page that lists the endpoints itself
-    monkeypatch.setattr(serve, "_swagger_assets", lambda: None)
+    monkeypatch.setattr(serve_docs, "_swagger_assets", lambda: None)
     bare = start_server(project, api_keys=[KEY])
     try:
         listed = httpx.get(f"{bare.url}/docs", timeout=30)

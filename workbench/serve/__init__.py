@@ -1,0 +1,50 @@
+"""Phase 7: deployment — a served API for the chosen prompt and model (and LoRA adapter).
+
+Two steps, both recorded in the project:
+
+1. ``plan_deployment`` picks the configuration (a prompt version, a model, fallbacks, limits),
+   checks it against the evaluation gate of phase 6 (targets from the card, the blessed baseline,
+   trusted judges) and **refuses** a configuration that fails it unless ``force=True`` — forcing
+   is written to the card's decision log with the reasons. It saves a ``deployment`` record and
+   writes ``deploy/service.json`` and ``deploy/Dockerfile``.
+2. ``create_app`` builds the FastAPI service from the latest deployment: API keys, a token-bucket
+   rate limit per key, input validation from the template's variables, the gateway's cache,
+   retries and fallbacks to other models; every request is traced (``serve.request`` with the
+   model calls inside). ``workbench serve`` runs it with uvicorn; ``start_server`` runs it on a
+   background thread (notebooks, tests).
+
+API keys come from ``WORKBENCH_API_KEYS`` (comma-separated) or the ``api_keys`` argument: they
+are never written to the project, its traces or the deployment files.
+
+The package's modules, one concept each: ``deployment`` (planning, the gate, the deployment
+record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
+running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
+the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
+``running`` (uvicorn, in the foreground or on a thread).
+"""
+
+from workbench.serve.app import create_app
+from workbench.serve.deployment import (
+    DEPLOYMENT,
+    ENV_API_KEYS,
+    SERVICE_FILE,
+    Deployment,
+    DeploymentRefused,
+    DeploymentSpec,
+    Limits,
+    NotDeployed,
+    default_limits,
+    dockerfile,
+    latest_deployment,
+    plan_deployment,
+    write_deploy_files,
+)
+from workbench.serve.protection import RateLimiter, api_keys_from_env
+from workbench.serve.running import RunningServer, serve, start_server
+
+__all__ = [
+    "DEPLOYMENT", "ENV_API_KEYS", "SERVICE_FILE", "Deployment", "DeploymentRefused",
+    "DeploymentSpec", "Limits", "NotDeployed", "RateLimiter", "RunningServer",
+    "api_keys_from_env", "create_app", "default_limits", "dockerfile", "latest_deployment",
+    "plan_deployment", "serve", "start_server", "write_deploy_files",
+]
