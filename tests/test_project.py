@@ -44,7 +44,7 @@ def test_blank_database_migrates_to_the_expected_schema(project):
     assert schema == {
         "_migrations": ["name", "applied_at"],
         "alerts": ["alert_id", "rule", "fired_at", "value", "threshold", "window_s", "message"],
-        "api_keys": ["name", "key_hash", "hint", "created_at", "changed_at",
+        "api_keys": ["name", "key_hash", "hint", "created_at", "version",
                      "rate_limit_per_minute", "tokens_per_minute", "monthly_budget_usd",
                      "last_used_at", "revoked_at"],
         "feedback": ["feedback_id", "trace_id", "request_id", "created_at", "rating", "comment",

@@ -177,6 +177,8 @@ def m007_api_keys(db: sqlite3.Connection) -> None:
     """API keys made with ``workbench keys create`` (``workbench.serve.keys``): the SHA-256 of
     each key, never the key, with its limits, budget and when it was created, last used and
     revoked; names stay unique, revoked ones too, so traces and spend stay attributable.
+    ``version`` numbers the table's changes in commit order (a row takes the next one when it is
+    created or revoked), so a running service reads only the rows that changed.
     ``spend`` is what the service's answers cost per calendar month (UTC) and client (a key's
     ``key-...`` id, or an anonymous caller), so budgets survive a restart."""
     db.execute(
@@ -185,7 +187,7 @@ def m007_api_keys(db: sqlite3.Connection) -> None:
             key_hash TEXT NOT NULL UNIQUE,
             hint TEXT NOT NULL,
             created_at REAL NOT NULL,
-            changed_at REAL NOT NULL,
+            version INTEGER NOT NULL,
             rate_limit_per_minute INTEGER,
             tokens_per_minute INTEGER,
             monthly_budget_usd REAL,
@@ -193,6 +195,7 @@ def m007_api_keys(db: sqlite3.Connection) -> None:
             revoked_at REAL
         )"""
     )
+    db.execute("CREATE INDEX api_keys_by_version ON api_keys (version)")
     db.execute(
         """CREATE TABLE spend (
             month TEXT NOT NULL,

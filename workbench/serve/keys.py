@@ -13,8 +13,8 @@ Names are unique for good, revoked keys' too, so what traces and the ``spend`` t
 a key (its ``key-...`` id) always means one key.
 
 A running service (``KeyRing``) sees a key created or revoked by any process without a restart:
-it looks at the table's count and last change at most every ``REFRESH_S`` seconds on the
-request path (one small query) and reads it again when they moved. Keys in
+at most every ``REFRESH_S`` seconds, on the request path, it asks for the table's latest change
+number (one indexed look-up, microseconds) and reads the rows changed since the last it saw. Keys in
 ``WORKBENCH_API_KEYS`` (or passed as ``api_keys``) keep working beside them, with the
 deployment's limits.
 """
@@ -143,9 +143,15 @@ def create_key(project: Project, name: str, *, rate_limit_per_minute: int | None
                              "unique, revoked keys' too, so traces and spend name one key.",
                              "Choose another name (e.g. " + f"'{name}-2').")
         db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                   (name, key_hash(key), key[:HINT_CHARS] + "…", now, now, rate, tokens,
-                    budget))
+                   (name, key_hash(key), key[:HINT_CHARS] + "…", now, _next_version(db), rate,
+                    tokens, budget))
     return key
+
+
+def _next_version(db: sqlite3.Connection) -> int:
+    """The number of the change being written (inside the write transaction: writers take
+    turns, so numbers follow the order changes are committed in)."""
+    return db.execute("SELECT coalesce(max(version), 0) + 1 FROM api_keys").fetchone()[0]
 
 
 def _utc(when: float) -> str:
@@ -190,8 +196,8 @@ def revoke_key(project: Project, name: str) -> ApiKey:
         if row[0] is not None:
             raise KeyProblem(f"The key '{name}' was already revoked on {_utc(row[0])}.",
                              "Nothing to do; `workbench keys list` shows every key.")
-        db.execute("UPDATE api_keys SET revoked_at = ?, changed_at = ? WHERE name = ?",
-                   (now, now, name))
+        db.execute("UPDATE api_keys SET revoked_at = ?, version = ? WHERE name = ?",
+                   (now, _next_version(db), name))
     return next(k for k in list_keys(project) if k.name == name)
 
 
@@ -222,7 +228,7 @@ class KeyRing:
             self._environment[digest] = _Entry(digest, Caller(client=key_id(digest.hex()),
                                                               kind="environment"))
         self._entries: dict[bytes, _Entry] = {}
-        self._stamp: tuple | None = None
+        self._version = 0  # the latest change read
         self._checked = -math.inf
         self._failed = False
         self.refresh(force=True)
@@ -231,22 +237,22 @@ class KeyRing:
     def active_project_keys(self) -> int:
         return sum(1 for e in self._entries.values() if not e.revoked)
 
-    def _read_stamp(self) -> tuple:
-        return tuple(self.project.store.db.execute(
-            "SELECT count(*), max(changed_at) FROM api_keys").fetchone())
+    def latest_version(self) -> int:
+        return self.project.store.db.execute(
+            "SELECT coalesce(max(version), 0) FROM api_keys").fetchone()[0]
 
     def refresh(self, *, force: bool = False) -> None:
-        """Read the project's keys again if the table changed (looked at at most every
+        """Read the keys created or revoked since the last look (looked at at most every
         ``REFRESH_S`` seconds unless ``force``)."""
         now = time.monotonic()
         if not force and now - self._checked < REFRESH_S:
             return
         self._checked = now
         try:
-            stamp = self._read_stamp()
-            if stamp == self._stamp:
+            if self.latest_version() == self._version:
                 return
-            rows = self.project.store.query("SELECT * FROM api_keys")
+            rows = self.project.store.query("SELECT * FROM api_keys WHERE version > ?",
+                                            (self._version,))
         except sqlite3.Error as exc:
             if force:
                 raise
@@ -256,17 +262,16 @@ class KeyRing:
                 self._failed = True
             return
         self._failed = False
-        entries = {}
         for row in rows:
             digest = bytes.fromhex(row["key_hash"])
             old = self._entries.get(digest)
-            entries[digest] = _Entry(
+            self._entries[digest] = _Entry(
                 digest, Caller(client=key_id(row["key_hash"]), kind="project", name=row["name"],
                                rate_limit_per_minute=row["rate_limit_per_minute"],
                                tokens_per_minute=row["tokens_per_minute"],
                                monthly_budget_usd=row["monthly_budget_usd"]),
                 revoked=row["revoked_at"] is not None, touched=old.touched if old else 0.0)
-        self._entries, self._stamp = entries, stamp
+            self._version = max(self._version, row["version"])
 
     def match(self, offered: bytes) -> tuple[Caller | None, str | None]:
         """``(caller, None)`` for a key the service accepts; ``(None, why)`` otherwise (``why``

@@ -141,12 +141,33 @@ def month_end(when: float) -> float:
     return float(calendar.timegm((year, month, 1, 0, 0, 0)))
 
 
+class _Months:
+    """``month_of`` and ``month_end`` for a time, computed once a month (they are asked on
+    every request)."""
+
+    def __init__(self) -> None:
+        self._current = ("", 0.0, 0.0)  # (month, start, end): one tuple, replaced whole
+
+    def __call__(self, now: float) -> tuple[str, float]:
+        month, start, end = self._current
+        if not start <= now < end:
+            t = time.gmtime(now)
+            start = float(calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)))
+            month, end = month_of(now), month_end(now)
+            self._current = (month, start, end)
+        return month, end
+
+
 def _utc(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
 
 
 def _usd(value: float) -> str:
-    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.6f}"
+    """Dollars and cents, with more digits only when cents would misstate it ($0.025)."""
+    cents = f"{value:,.2f}"
+    if abs(float(cents.replace(",", "")) - value) < 1e-9:
+        return "$" + cents
+    return "$" + f"{value:,.6f}".rstrip("0")
 
 
 _RECORD_SPEND = ("INSERT INTO spend VALUES (?, ?, ?, ?, 1) ON CONFLICT (month, client) DO UPDATE "
@@ -215,6 +236,7 @@ class ServiceLimits:
 
         self.requests = RateLimiter(spec.rate_limit_per_minute, spec.burst, counters=counters)
         self.card_budget = _CardBudget(project)
+        self._months = _Months()
         self._seed_spend(time.time())
 
     # -- spend: persisted per month and client, counted in ``counters`` -------------------------
@@ -242,7 +264,7 @@ class ServiceLimits:
 
     def spent(self, client: str | None = None, *, now: float | None = None) -> float:
         """This month's spend of ``client``, or of the whole service."""
-        return self.counters.get(self._spend_name(month_of(now or time.time()), client))
+        return self.counters.get(self._spend_name(self._months(now or time.time())[0], client))
 
     def debit(self, client: str, *, tokens: int, usd: float) -> None:
         """Count what an answer used: its model tokens in the key's minute, its cost in the
@@ -252,9 +274,9 @@ class ServiceLimits:
         if tokens:
             self.counters.add(f"tpm:{client}:{int(now // TOKEN_WINDOW_S)}", float(tokens),
                               ttl_s=3 * TOKEN_WINDOW_S)
-        month = month_of(now)
+        month, end = self._months(now)
         if usd > 0:
-            ttl = month_end(now) - now + 86_400
+            ttl = end - now + 86_400
             self.counters.add(self._spend_name(month, client), usd, ttl_s=ttl)
             self.counters.add(self._spend_name(month), usd, ttl_s=ttl)
         self.project.store.defer(_RECORD_SPEND, (month, client, float(usd), int(tokens)))
@@ -314,11 +336,11 @@ class ServiceLimits:
         return None
 
     def _over_budget(self, caller: Caller, now: float) -> Refusal | None:
-        resets = _utc(month_end(now))
         budget = caller.monthly_budget_usd
         if budget is not None:
             spent = self.spent(caller.client, now=now)
             if spent >= budget:
+                resets = _utc(self._months(now)[1])
                 return Refusal(
                     402, f"The monthly budget of key '{caller.name}' ({_usd(budget)}) is "
                          f"spent: {_usd(spent)} this month. It resets on {resets}.",
@@ -328,6 +350,7 @@ class ServiceLimits:
         if budget is not None:
             spent = self.spent(now=now)
             if spent > 0 and spent >= budget:
+                resets = _utc(self._months(now)[1])
                 return Refusal(
                     402, f"The service's monthly budget is spent. It resets on {resets}.",
                     f"Wait until {resets}; the service's operator can raise the budget "
