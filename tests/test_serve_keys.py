@@ -18,7 +18,13 @@ import pytest
 import workbench
 from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import plan_deployment, start_server
-from workbench.serve.keys import KeyNotFound, KeyProblem, create_key, list_keys, revoke_key
+from workbench.serve.keys import (
+    KeyNotFound,
+    KeyProblem,
+    create_key,
+    list_keys,
+    revoke_key,
+)
 from workbench.serve.limits import MemoryCounters, month_end
 from workbench.tracing import spans
 
@@ -36,7 +42,7 @@ def _cli(project, *args: str) -> subprocess.CompletedProcess:
     tree = str(Path(workbench.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": tree, "WORKBENCH_PROJECT": str(project.path)}
     return subprocess.run([sys.executable, "-m", "workbench.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def _db_bytes(project) -> bytes:

@@ -685,7 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("serve", help="serve the project's deployment over HTTP (FastAPI)",
-                       epilog="API keys come from WORKBENCH_API_KEYS (comma-separated).")
+                       epilog="API keys: the project's (workbench keys create NAME) and "
+                              "those in WORKBENCH_API_KEYS (comma-separated).")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

@@ -36,7 +36,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
+    import os
+
     from workbench.project import Project
+
+    ProjectLike = Project | str | os.PathLike | None
 
 KEY_PREFIX = "wb_"
 KEY_BYTES = 32  # 256 random bits
@@ -98,6 +102,13 @@ def key_id(digest_hex: str) -> str:
     return "key-" + digest_hex[:16]
 
 
+def _opened(project: ProjectLike) -> Project:
+    """A project, or a path to one (None: ``WORKBENCH_PROJECT``)."""
+    import workbench
+
+    return project if isinstance(project, workbench.Project) else workbench.open_project(project)
+
+
 def _whole(name: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -119,11 +130,12 @@ def _budget(value: Any) -> float | None:
     return float(value)
 
 
-def create_key(project: Project, name: str, *, rate_limit_per_minute: int | None = None,
+def create_key(project: ProjectLike, name: str, *, rate_limit_per_minute: int | None = None,
                tokens_per_minute: int | None = None,
                monthly_budget_usd: float | None = None) -> str:
     """Make a key named ``name`` and return it: this is the only time it is shown (the project
     keeps its hash). Limits left out are the deployment's (requests a minute) or none."""
+    project = _opened(project)
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise KeyProblem(f"{name!r} cannot name a key.",
                          "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
@@ -158,11 +170,12 @@ def _utc(when: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
 
 
-def list_keys(project: Project) -> list[ApiKey]:
+def list_keys(project: ProjectLike) -> list[ApiKey]:
     """Every key of the project, oldest first, revoked ones included, with this month's spend
     and requests (never a key itself)."""
     from workbench.serve.limits import month_of
 
+    project = _opened(project)
     project.store.flush()
     spend = {row["client"]: row for row in project.store.query(
         "SELECT client, usd, requests FROM spend WHERE month = ?", (month_of(time.time()),))}
@@ -181,9 +194,10 @@ def list_keys(project: Project) -> list[ApiKey]:
     return keys
 
 
-def revoke_key(project: Project, name: str) -> ApiKey:
+def revoke_key(project: ProjectLike, name: str) -> ApiKey:
     """Revoke the key named ``name``: a running service refuses it within ``REFRESH_S``
     seconds, without a restart. Returns the key as it is now."""
+    project = _opened(project)
     now = time.time()
     with project.store.write() as db:
         row = db.execute("SELECT revoked_at FROM api_keys WHERE name = ?", (name,)).fetchone()
