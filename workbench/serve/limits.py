@@ -229,11 +229,11 @@ class ServiceLimits:
     request, ``debit`` after an answer, ``describe`` for ``GET /v1/info``."""
 
     def __init__(self, project: Project, spec: DeploymentSpec, counters: Counters):
+        from workbench.serve.protection import RateLimiter  # it imports this module
+
         self.project = project
         self.spec = spec
         self.counters = counters
-        from workbench.serve.protection import RateLimiter
-
         self.requests = RateLimiter(spec.rate_limit_per_minute, spec.burst, counters=counters)
         self.card_budget = _CardBudget(project)
         self._months = _Months()
