@@ -44,6 +44,9 @@ def test_blank_database_migrates_to_the_expected_schema(project):
     assert schema == {
         "_migrations": ["name", "applied_at"],
         "alerts": ["alert_id", "rule", "fired_at", "value", "threshold", "window_s", "message"],
+        "api_keys": ["name", "key_hash", "hint", "created_at", "version",
+                     "rate_limit_per_minute", "tokens_per_minute", "monthly_budget_usd",
+                     "last_used_at", "revoked_at"],
         "feedback": ["feedback_id", "trace_id", "request_id", "created_at", "rating", "comment",
                      "correction", "source"],
         "llm_cache": ["key", "model", "response", "created_at"],
@@ -56,6 +59,7 @@ def test_blank_database_migrates_to_the_expected_schema(project):
                       "cached", "error", "scores", "created_at"],
         "runs": ["run_id", "created_at", "name", "prompt", "prompt_version", "model", "dataset",
                  "dataset_version", "split", "status", "config", "totals"],
+        "spend": ["month", "client", "usd", "tokens", "requests"],
         "spans": ["span_id", "trace_id", "parent_id", "name", "start_time", "end_time", "status",
                   "error", "attributes"],
         "tags": ["kind", "name", "tag", "version"],

@@ -152,8 +152,8 @@ def test_the_openapi_document_declares_the_keys_and_every_error(service):
     assert schemes["apiKey"]["name"] == "X-API-Key"
     text = json.dumps(doc)
     assert "HTTPValidationError" not in text and '"detail"' not in text
-    expected = {("post", "/v1/predict"): {"400", "401", "413", "422", "429", "500", "502",
-                                          "503", "504"},
+    expected = {("post", "/v1/predict"): {"400", "401", "402", "413", "422", "429", "500",
+                                          "502", "503", "504"},
                 ("post", "/v1/feedback"): {"400", "401", "404", "413", "422", "429", "500"},
                 ("get", "/v1/info"): {"401", "413", "429", "500"}}
     for (method, path), statuses in expected.items():

@@ -381,6 +381,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    import time
+    from dataclasses import asdict
+
+    from workbench.serve import keys
+
+    project = _project_for(args.project)
+    if args.action == "create":
+        key = keys.create_key(project, args.name, rate_limit_per_minute=args.rate_limit,
+                              tokens_per_minute=args.tokens_per_minute,
+                              monthly_budget_usd=args.monthly_budget)
+        # the key alone on stdout (KEY=$(workbench keys create NAME)); the rest on stderr
+        print(f"Created key '{args.name}'. It is shown only now: store it in a secret store; "
+              "the project keeps only its hash.", file=sys.stderr)
+        print(key)
+        return 0
+    if args.action == "revoke":
+        revoked = keys.revoke_key(project, args.name)
+        print(f"Revoked key '{revoked.name}' ({revoked.hint}); a running service refuses it "
+              f"within {keys.REFRESH_S:g} s.")
+        return 0
+    listed = keys.list_keys(project)
+    if args.json:
+        print(json.dumps([{**asdict(k), "revoked": k.revoked} for k in listed], indent=2))
+        return 0
+    if not listed:
+        print("No keys yet. Make one with: workbench keys create NAME")
+        return 0
+    from workbench.serve.limits import month_of
+
+    def when(t: float | None) -> str:
+        return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+    rows = [("NAME", "KEY", "CREATED (UTC)", "REQ/MIN", "TOKENS/MIN", "BUDGET/MONTH",
+             f"SPENT {month_of(time.time())}", "REQUESTS", "LAST USED",
+             "REVOKED")]
+    for k in listed:
+        rows.append((k.name, k.hint, when(k.created_at),
+                     str(k.rate_limit_per_minute or "deployment's"),
+                     str(k.tokens_per_minute or "-"),
+                     "-" if k.monthly_budget_usd is None else f"${k.monthly_budget_usd:,.2f}",
+                     f"${k.spent_this_month_usd:,.4f}", str(k.requests_this_month),
+                     when(k.last_used_at), when(k.revoked_at)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
 def _duration(text: str) -> float:
     """Seconds from '90', '90s', '15m', '2h' or '1d'."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -636,13 +685,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("serve", help="serve the project's deployment over HTTP (FastAPI)",
-                       epilog="API keys come from WORKBENCH_API_KEYS (comma-separated).")
+                       epilog="API keys: the project's (workbench keys create NAME) and "
+                              "those in WORKBENCH_API_KEYS (comma-separated).")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-auth", action="store_true",
                    help="no API keys (only on a loopback host, for trying it out)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "keys", help="API keys of the served API: create (shown once), list, revoke",
+        epilog="Keys are stored hashed in the project; WORKBENCH_API_KEYS keeps working "
+               "beside them (with the deployment's limits).")
+    keys_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = keys_sub.add_parser("create", help="make a key and print it (the only time it is shown)")
+    k.add_argument("name", help="a unique name: letters, digits, '.', '_', '-'")
+    k.add_argument("--rate-limit", type=int, metavar="N",
+                   help="requests a minute (default: the deployment's)")
+    k.add_argument("--tokens-per-minute", type=int, metavar="N",
+                   help="model tokens a minute (prompt + completion; default: no limit)")
+    k.add_argument("--monthly-budget", type=float, metavar="USD",
+                   help="what the key may spend a calendar month (UTC), in US dollars; then "
+                        "402 until the month ends (default: no budget of its own)")
+    k.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    k = keys_sub.add_parser("list", help="the keys, their limits and this month's spend (no "
+                                         "secrets)")
+    k.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    k.add_argument("--json", action="store_true")
+    k = keys_sub.add_parser("revoke", help="revoke a key; a running service refuses it at once")
+    k.add_argument("name")
+    k.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser(
         "monitor", help="the service's traffic over a window, and alerts on the card's targets",

@@ -101,7 +101,7 @@ def refusal_counts(project: Project, *, since: float | None = None,
     return [(float(m), c, r, int(s), int(n)) for m, c, r, s, n in rows]
 
 
-REFUSED = (400, 401, 403, 404, 405, 413, 422, 429)  # statuses of requests the service refused
+REFUSED = (400, 401, 402, 403, 404, 405, 413, 422, 429)  # requests the service refused
 
 
 def _span_filter(source: str, since: float | None, until: float | None

@@ -172,6 +172,42 @@ def m006_refusal_counts(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m007_api_keys(db: sqlite3.Connection) -> None:
+    """API keys made with ``workbench keys create`` (``workbench.serve.keys``): the SHA-256 of
+    each key, never the key, with its limits, budget and when it was created, last used and
+    revoked; names stay unique, revoked ones too, so traces and spend stay attributable.
+    ``version`` numbers the table's changes in commit order (a row takes the next one when it is
+    created or revoked), so a running service reads only the rows that changed.
+    ``spend`` is what the service's answers cost per calendar month (UTC) and client (a key's
+    ``key-...`` id, or an anonymous caller), so budgets survive a restart."""
+    db.execute(
+        """CREATE TABLE api_keys (
+            name TEXT PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            hint TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            version INTEGER NOT NULL,
+            rate_limit_per_minute INTEGER,
+            tokens_per_minute INTEGER,
+            monthly_budget_usd REAL,
+            last_used_at REAL,
+            revoked_at REAL
+        )"""
+    )
+    db.execute("CREATE INDEX api_keys_by_version ON api_keys (version)")
+    db.execute(
+        """CREATE TABLE spend (
+            month TEXT NOT NULL,
+            client TEXT NOT NULL,
+            usd REAL NOT NULL,
+            tokens INTEGER NOT NULL,
+            requests INTEGER NOT NULL,
+            PRIMARY KEY (month, client)
+        )"""
+    )
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 

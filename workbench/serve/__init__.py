@@ -13,14 +13,17 @@ Two steps, both recorded in the project:
    model calls inside). ``workbench serve`` runs it with uvicorn; ``start_server`` runs it on a
    background thread (notebooks, tests).
 
-API keys come from ``WORKBENCH_API_KEYS`` (comma-separated) or the ``api_keys`` argument: they
-are never written to the project, its traces or the deployment files.
+API keys are the project's (``workbench keys``, ``workbench.serve.keys``: stored hashed, with
+per-key requests and tokens a minute and a monthly budget; see ``workbench.serve.limits``) and
+those in ``WORKBENCH_API_KEYS`` (comma-separated) or the ``api_keys`` argument, which are never
+written to the project, its traces or the deployment files.
 
 The package's modules, one concept each: ``deployment`` (planning, the gate, the deployment
 record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
 the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
-``running`` (uvicorn, in the foreground or on a thread).
+``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the project's API keys),
+``limits`` (the ``Counters`` every limit is kept in; budgets).
 """
 
 from workbench.serve.app import create_app

@@ -178,8 +178,7 @@ def _add_routes(app: Any, service: Service) -> None:
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "deployment": service.deployed_version}
 
-    @app.get("/v1/info", summary="What is served: prompt, model, limits")
-    def info() -> dict[str, Any]:
+    def info(request):
         return {"project": project.name, "deployment": service.deployed_version,
                 "prompt": spec.prompt, "prompt_version": spec.prompt_version,
                 "model": spec.model, "fallbacks": spec.fallbacks, "variables": spec.variables,
@@ -187,7 +186,9 @@ def _add_routes(app: Any, service: Service) -> None:
                 "rate_limit_per_minute": spec.rate_limit_per_minute, "burst": spec.burst,
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
-                "limits_basis": spec.limits_basis}
+                "limits_basis": spec.limits_basis,
+                # the calling key's own name, limits and what is left (never another key's)
+                "key": service.limits.describe(request.state.caller)}
 
     class Answer(BaseModel):
         output: str | None
@@ -252,6 +253,9 @@ def _add_routes(app: Any, service: Service) -> None:
 
     # This module's annotations are strings, and FastAPI reads the parameters' types from them:
     # give it the real classes (the request models exist only inside this function).
+    info.__annotations__ = {"request": Request}
+    app.get("/v1/info", summary="What is served: prompt, model, limits, and the calling key's "
+                                "limits and budget")(info)
     predict.__annotations__ = {"body": PredictRequest, "request": Request}
     app.post("/v1/predict", responses={200: {"model": Answer}},
              summary="Answer one request with the deployed prompt and model")(predict)
@@ -266,6 +270,6 @@ def _add_routes(app: Any, service: Service) -> None:
     service.documented_errors.update({
         ("get", "/healthz"): {500},
         ("get", "/v1/info"): KEYED_ERRORS,
-        ("post", "/v1/predict"): KEYED_ERRORS | {400, 422, 502, 503, 504},
+        ("post", "/v1/predict"): KEYED_ERRORS | {400, 402, 422, 502, 503, 504},
         ("post", "/v1/feedback"): KEYED_ERRORS | {400, 404, 422},
     })

@@ -62,12 +62,15 @@ def _endpoint_page(doc: dict[str, Any]) -> str:
 
 _ERROR_TEXT = {
     400: "The body is not UTF-8 JSON, or nests too deeply.",
-    401: "No key, an unknown key, or one sent with characters no key has.",
+    401: "No key, an unknown or revoked key, or one sent with characters no key has.",
+    402: "A monthly budget is spent (the key's, or the whole service's); the body says which "
+         "and when it resets.",
     404: "No answer with this request_id for this key.",
     413: "The body passed the service's byte bound (the connection is closed).",
     422: "A field is missing, unknown, too long or empty, or has control or bidirectional "
          "control characters.",
-    429: "The key's rate limit is reached (or too many requests without a valid key).",
+    429: "The key's limit of requests or model tokens a minute is reached (or too many "
+         "requests without a valid key).",
     500: "The service failed on this request.",
     502: "No model could answer.",
     503: "Too many requests are in progress.",
@@ -107,7 +110,8 @@ def add_docs(app: Any, service: Service) -> None:
                                "description": "Give it to the service's operator."}}}
         components["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer",
-                       "description": f"Authorization: Bearer KEY (a key from {ENV_API_KEYS})"},
+                       "description": "Authorization: Bearer KEY (a key from `workbench keys "
+                                      f"create`, or from {ENV_API_KEYS})"},
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                        "description": "X-API-Key: KEY, the same keys"}}
         retry = {"Retry-After": {"description": "Seconds to wait before trying again.",
@@ -115,7 +119,10 @@ def add_docs(app: Any, service: Service) -> None:
         for path, operations in doc.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
-                for status in sorted(service.documented_errors.get((method, path), {500})):
+                statuses = set(service.documented_errors.get((method, path), {500}))
+                if path in service.answering_routes:  # budgets apply where a model is called
+                    statuses.add(402)
+                for status in sorted(statuses):
                     response: dict[str, Any] = {
                         "description": _ERROR_TEXT[status],
                         "content": {"application/json": {

@@ -10,12 +10,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from workbench.serve.deployment import ENV_API_KEYS
+from workbench.serve.keys import Caller
 from workbench.serve.protection import (
     FEEDBACK_CHARS,
     MAX_DEPTH,
     UNKNOWN_ROUTE,
     _depth,
-    _match_key,
     _offered_key,
 )
 
@@ -49,10 +49,12 @@ class Guard:
             return
         route = path if path in routes else UNKNOWN_ROUTE
         address = scope["client"][0] if scope.get("client") else "unknown"
-        if service.keys:
+        if service.auth_required:
             offered, why = _offered_key(scope.get("headers") or [])
-            client = _match_key(offered, service.by_key) if offered is not None else None
-            if client is None:
+            caller = None
+            if offered is not None:
+                caller, why = service.keyring.match(offered)
+            if caller is None:
                 wait = service.unknown_callers.take(address)
                 if wait:  # counted, never traced: key guesses cannot fill the traces
                     count_refusal(route, 429, "too many requests without a valid key",
@@ -65,12 +67,14 @@ class Guard:
                 return await answer(problem(
                     401, f"The API key is not valid: {why}." if why else
                     "Missing or unknown API key.",
-                    "Send 'Authorization: Bearer KEY' (or 'X-API-Key: KEY') with a key from "
-                    f"{ENV_API_KEYS}, exactly as it is.", request_id,
+                    "Send 'Authorization: Bearer KEY' (or 'X-API-Key: KEY') with a valid key "
+                    f"(from `workbench keys create` or {ENV_API_KEYS}), exactly as it is.",
+                    request_id,
                     **{"WWW-Authenticate": "Bearer"}))
         else:
-            client = "anonymous-" + address
-        state["client"] = client
+            caller = Caller(client="anonymous-" + address, kind="anonymous")
+        state["caller"], state["client"] = caller, caller.client
+        client = caller.client
         allowed = routes.get(path)
         if allowed is None:  # no rate token: probing unknown paths costs the key nothing
             count_refusal(UNKNOWN_ROUTE, 404, "unknown path", client, request_id)
@@ -85,14 +89,12 @@ class Guard:
                 405, f"{path} does not answer {method}.",
                 f"Use {' or '.join(sorted(allowed - {'HEAD'}))} {path}.", request_id,
                 Allow=", ".join(sorted(allowed))))
-        wait = service.limiter.take(client)
-        if wait:
-            count_refusal(path, 429, "rate limited", client, request_id)
-            return await answer(problem(
-                429, f"Rate limit of {spec.rate_limit_per_minute} requests a minute "
-                     f"(burst {spec.burst}) reached for this key.",
-                f"Retry after {wait:.1f} s, or ask for a higher limit.", request_id,
-                **{"Retry-After": str(max(1, round(wait)))}))
+        # requests a minute; on routes that call a model, tokens a minute and budgets too
+        refused = service.limits.admit(caller, answering=path in service.answering_routes)
+        if refused is not None:
+            count_refusal(path, refused.status, refused.reason, client, request_id)
+            return await answer(problem(refused.status, refused.message, refused.fix,
+                                        request_id, **refused.headers))
         max_body = service.max_body
         too_big = problem(
             413, f"The request body has more than {max_body:,} bytes.",

@@ -7,42 +7,26 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
-import time
 
 from workbench.serve.deployment import ENV_API_KEYS, NotDeployed
+from workbench.serve.limits import Counters, MemoryCounters
 
 
 class RateLimiter:
-    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``."""
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``; the
+    buckets live in ``counters`` (``workbench.serve.limits``: this process's memory unless
+    given, Redis when the service runs several workers)."""
 
-    MAX_CLIENTS = 10_000  # beyond this, the longest-idle buckets are forgotten
-
-    def __init__(self, per_minute: int, burst: int):
+    def __init__(self, per_minute: int, burst: int, *, counters: Counters | None = None,
+                 prefix: str = "rate:"):
         self.rate = per_minute / 60.0
         self.burst = float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def _forget_idle(self) -> None:
-        if len(self._buckets) > self.MAX_CLIENTS:
-            by_age = sorted(self._buckets, key=lambda c: self._buckets[c][1])
-            for client in by_age[:len(by_age) // 2]:
-                del self._buckets[client]
+        self.counters = counters if counters is not None else MemoryCounters()
+        self.prefix = prefix
 
     def take(self, client: str) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
-                self._forget_idle()
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            self._forget_idle()
-            return (1 - tokens) / self.rate
+        return self.counters.take(self.prefix + client, rate_per_s=self.rate, burst=self.burst)
 
 
 MIN_KEY_CHARS = 16

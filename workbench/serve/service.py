@@ -6,7 +6,6 @@ item with the deployed prompt and models (``Service.answer``, which every answer
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,12 +18,12 @@ from workbench.serve.protection import (
     FEEDBACK_CHARS,
     RateLimiter,
     _checked_keys,
-    _key_id,
     api_keys_from_env,
 )
 
 if TYPE_CHECKING:
     from workbench.project import Project
+    from workbench.serve.limits import Counters
 
 
 # Paths anyone may read (no key, no rate token): health and the documentation.
@@ -57,8 +56,10 @@ class Service:
     """The state of one running service (one per ``create_app``)."""
 
     def __init__(self, project: Project, *, api_keys: list[str] | None = None,
-                 allow_anonymous: bool = False):
+                 allow_anonymous: bool = False, counters: Counters | None = None):
         from workbench.prompts import load_prompt
+        from workbench.serve.keys import KeyRing
+        from workbench.serve.limits import MemoryCounters, ServiceLimits
 
         self.project = project
         stored = latest_deployment(project)
@@ -67,10 +68,17 @@ class Service:
         self.prompt = load_prompt(project, spec.prompt, spec.prompt_version).value
         self.keys = _checked_keys(list(api_keys) if api_keys is not None
                                   else api_keys_from_env())
-        if not self.keys and not allow_anonymous:
+        # the project's keys (workbench keys create) beside those: created and revoked live
+        self.keyring = KeyRing(project, self.keys)
+        if not self.keys and not self.keyring.active_project_keys and not allow_anonymous:
             raise NotDeployed("The service has no API keys, so anyone could call it.",
-                              f"Set {ENV_API_KEYS}=key1,key2 (or pass api_keys=[...]); for a "
+                              "Make one with `workbench keys create NAME`, or set "
+                              f"{ENV_API_KEYS}=key1,key2 (or pass api_keys=[...]); for a "
                               "local try-out only, start it with --no-auth.")
+        # Without keys at start (--no-auth), callers are anonymous; with keys, a key is needed
+        # for as long as the service runs, even once every key is revoked.
+        self.auth_required = not allow_anonymous or bool(
+            self.keys or self.keyring.active_project_keys)
         self.train = None
         if spec.few_shot_dataset:
             from workbench.data.split import load_split
@@ -83,14 +91,16 @@ class Service:
             from workbench import pii
 
             pii.analyzer()  # traces are stored redacted: load the scanner now, not on a request
-        self.limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
+        # Every limit is kept in ``counters``: this process's memory, or shared by workers.
+        self.counters = counters if counters is not None else MemoryCounters()
+        self.limits = ServiceLimits(project, spec, self.counters)
+        self.limiter = self.limits.requests  # the deployment's requests a minute per key
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
-        self.by_key = {hashlib.sha256(key.encode()).digest(): _key_id(key)
-                       for key in self.keys}
         # Requests refused before a key is known are limited per address, so guessing keys or
         # flooding the service cannot fill the traces.
-        self.unknown_callers = RateLimiter(per_minute=30, burst=10)
+        self.unknown_callers = RateLimiter(per_minute=30, burst=10, counters=self.counters,
+                                           prefix="unknown:")
         # Characters are limited per field once decoded (the request models); bytes at this
         # separate, higher bound: every field at its limit, each character in its longest escape.
         self.max_body = BODY_SLACK + BYTES_PER_CHAR * max(
@@ -215,6 +225,7 @@ class Service:
                                round((time.perf_counter() - started) * 1000, 2),
                                message=message, fix=fix, primary=spec.model)
             completion = result.completion
+            self.limits.debit_result(client, result)  # tokens a minute, spend this month
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
