@@ -20,7 +20,8 @@ The package's modules, one concept each: ``deployment`` (planning, the gate, the
 record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
 the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
-``running`` (uvicorn, in the foreground or on a thread).
+``running`` (uvicorn, in the foreground or on a thread), ``rollout`` (a canary or shadow
+candidate beside the live deployment, promote and rollback, per-arm figures).
 """
 
 from workbench.serve.app import create_app
