@@ -14,6 +14,7 @@ with app.setup:
 
     import json
     import secrets
+    import time
 
     import httpx
     import marimo as mo
@@ -26,7 +27,7 @@ with app.setup:
     from workbench.data.versions import find_split
     from workbench.evaluate import loadtest
     from workbench.runs import start_run
-    from workbench.serve import DeploymentRefused, plan_deployment, start_server
+    from workbench.serve import DeploymentRefused, plan_deployment, rollout, start_server
 
 
 @app.cell(hide_code=True)
@@ -280,6 +281,96 @@ def _(client, run_load, service):
                                   headers={"Authorization": client.headers["Authorization"]})
     mo.vstack([mo.md(load.summary()), nb.table(load.levels()), nb.table(load.errors()),
                loadtest.plot(load)])
+    return
+
+
+@app.cell(hide_code=True)
+def _(deployment, service):
+    _others = [m for m in nb.usable_models() if m != deployment.spec.model]
+    _others = _others or [deployment.spec.model]
+    canary_model = mo.ui.dropdown(_others, value=_others[0], label="Candidate model")
+    canary_share = mo.ui.slider(5, 50, step=5, value=25, label="share of end users (%)",
+                                show_value=True)
+    canary_force = mo.ui.checkbox(value=running_as_script(),
+                                  label="Stage it even if the gate fails (decision log)")
+    canary_go = mo.ui.run_button(label="Evaluate, stage the canary, serve 12 end users")
+    mo.vstack([mo.md(r"""
+    ## 7 · A canary beside it
+
+    A new model or prompt version meets real traffic a little at a time. **Stage** it as a
+    **canary** for a share of the end users (`workbench deploy PROMPT --canary 10%`): it
+    passes the same gate, the running service picks it up within a second without a restart,
+    and each end user (named in an `X-End-User` header, else the key) stays on one arm.
+    Compare the arms, then **promote** it or **roll back**. `--shadow` instead calls the
+    candidate on every request and shows its answers to nobody.
+    """), *((mo.hstack([canary_model, canary_share]), canary_force, canary_go)
+            if service is not None else (nb.waiting_for("the service: start it in section 3"),))])
+    return canary_force, canary_go, canary_model, canary_share
+
+
+@app.cell(hide_code=True)
+def _(canary_force, canary_go, canary_model, canary_share, client, dataset, n_items,
+      project):
+    mo.stop(client is None or not (canary_go.value or running_as_script()))
+    with mo.status.spinner(f"Evaluating {canary_model.value} ..."):
+        _run = start_run(project, sample.SAMPLE_PROMPT, dataset=dataset.name, split="test",
+                         model=canary_model.value, limit=n_items.value, progress=False)
+    try:
+        staged = plan_deployment(project, sample.SAMPLE_PROMPT, model=canary_model.value,
+                                 run_id=_run.run_id, canary=canary_share.value / 100,
+                                 force=canary_force.value)
+        _refused = None
+    except DeploymentRefused as _exc:
+        staged, _refused = None, callout(_exc)
+    mo.stop(staged is None, _refused)
+    _until = time.monotonic() + 5  # /healthz costs no rate token and shows what is served
+    while client.get("/healthz").json()["deployment"] != staged.version and \
+            time.monotonic() < _until:
+        time.sleep(0.2)
+    _asked = ["Where is my parcel?", "I was charged twice.", "I cannot log in.",
+              "The app crashes when I open it."]
+    _seen = []
+    with mo.status.spinner("One request for each of 12 end users ..."):
+        for _i in range(12):
+            while True:  # a polite client waits out the key's rate limit
+                _reply = client.post("/v1/predict", json={"input": _asked[_i % 4]},
+                                     headers={"X-End-User": f"person-{_i}"})
+                if _reply.status_code != 429:
+                    break
+                time.sleep(float(_reply.headers.get("Retry-After", 1)))
+            _seen.append({"end user": f"person-{_i}", "HTTP": _reply.status_code,
+                          "arm": _reply.json().get("arm", "—")})
+    _arms = rollout.arm_metrics(project)
+    mo.vstack([
+        mo.callout(mo.md(str(staged)), kind="warn" if staged.spec.candidate.forced
+                   else "success"),
+        mo.hstack([nb.table(_seen), nb.table(_arms[["arm", "configuration", "requests",
+                                                    "error_rate", "p95_latency_ms",
+                                                    "thumbs_up_rate"]])]),
+        rollout.arm_figure(_arms)])
+    return (staged,)
+
+
+@app.cell(hide_code=True)
+def _(staged):
+    canary_decision = mo.ui.radio({"Promote it to live": "promote",
+                                   "Roll it back": "rollback"}, value="Roll it back")
+    canary_decide = mo.ui.run_button(label="Decide")
+    mo.vstack([mo.md(f"""
+    Promote the {staged.spec.canary_share:.0%} canary, or roll it back? Either is a new
+    deployment version (`deploy/` rewritten) and an entry in the card's decision log with the
+    arms' figures; the running service follows it. From a shell: `workbench promote` or
+    `workbench rollback`.
+    """), canary_decision, canary_decide])
+    return canary_decide, canary_decision
+
+
+@app.cell(hide_code=True)
+def _(canary_decide, canary_decision, project):
+    mo.stop(not (canary_decide.value or running_as_script()))
+    _done = getattr(rollout, canary_decision.value)(project, reason="Decided in notebook 07.")
+    mo.vstack([mo.callout(mo.md(str(_done)), kind="success"),
+               mo.md(f"Decision log: *{project.card()['decisions'][-1]['decision']}*")])
     return
 
 

@@ -286,14 +286,45 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         fallbacks=args.fallback, run_id=args.run, judges=tuple(args.judge), force=args.force,
         rate_limit_per_minute=args.rate_limit, burst=args.burst,
         max_input_chars=args.max_input_chars, timeout_s=args.timeout, retries=args.retries,
-        max_waiting=args.max_waiting)
+        max_waiting=args.max_waiting, canary=args.canary, shadow=args.shadow)
     print(deployment)
-    for reason in deployment.spec.gate_reasons:
+    staged = deployment.spec.candidate if args.canary or args.shadow else None
+    for reason in (staged or deployment.spec).gate_reasons:
         print(f"  - {reason}")
     for path in deployment.files:
         print(f"wrote {path}")
-    print("Serve it: workbench serve" + (f" --project {project.path}" if args.project else ""))
+    where = f" --project {project.path}" if args.project else ""
+    if staged is not None:
+        print(f"A running service picks it up within a second. Watch the arms in notebook 07; "
+              f"then `workbench promote{where}` or `workbench rollback{where}`.")
+    else:
+        print(f"Serve it: workbench serve{where}")
     return 0
+
+
+def _rollout_verb(args: argparse.Namespace, verb: str) -> int:
+    from workbench.serve import rollout
+
+    project = _project_for(args.project)
+    evidence = rollout.arm_metrics(project)
+    deployment = getattr(rollout, verb)(project, reason=args.reason or "")
+    if len(evidence):
+        print(_table(evidence, ["arm", "configuration", "requests", "error_rate",
+                                "p95_latency_ms", "thumbs_up_rate", "agreement_rate"]))
+    print(deployment)
+    print(f"Logged in the card: {project.card()['decisions'][-1]['decision']}")
+    for path in deployment.files:
+        print(f"wrote {path}")
+    print("A running service picks it up within a second.")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    return _rollout_verb(args, "promote")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return _rollout_verb(args, "rollback")
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -641,9 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
     _judge_option(p)
     p.add_argument("--force", action="store_true",
                    help="deploy although the gate fails (written to the decision log)")
-    p.add_argument("--rate-limit", type=int, default=60, help="requests a minute per key")
-    p.add_argument("--burst", type=int, default=10, help="requests allowed at once per key")
-    p.add_argument("--max-input-chars", type=int, default=4000)
+    p.add_argument("--rate-limit", type=int, help="requests a minute per key (default 60; "
+                                                   "with --canary/--shadow, the live one's)")
+    p.add_argument("--burst", type=int, help="requests allowed at once per key (default 10; "
+                                              "with --canary/--shadow, the live one's)")
+    p.add_argument("--max-input-chars", type=int,
+                   help="characters per field (default 4000; with --canary/--shadow, the live "
+                        "one's)")
     p.add_argument("--timeout", type=float,
                    help="seconds per model call (default: from the model; for the bundled "
                         "model, its speed measured here)")
@@ -652,8 +687,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-waiting", type=int,
                    help="requests in progress at once; more get 503 with Retry-After "
                         "(default: what the model answers within its timeout)")
+    staged = p.add_mutually_exclusive_group()
+    staged.add_argument("--canary", metavar="SHARE",
+                        help="stage it beside the live deployment for this share of the end "
+                             "users (10%%, or 10; sticky per end user or key)")
+    staged.add_argument("--shadow", action="store_true",
+                        help="stage it beside the live deployment: called on every request, "
+                             "traced, shown to nobody")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser(
+        "promote", help="make the staged candidate (--canary/--shadow) the live deployment; "
+                        "logged in the card")
+    p.add_argument("--reason", help="why, for the decision log (the arms' figures are added)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser(
+        "rollback", help="drop the staged candidate; with none, return to the previous live "
+                         "deployment; logged in the card")
+    p.add_argument("--reason", help="why, for the decision log (the arms' figures are added)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser(
         "finetune", help="LoRA fine-tune of the bundled model on a prompt's training data "

@@ -109,6 +109,9 @@ def _span_filter(source: str, since: float | None, until: float | None
     """The WHERE clause (and its parameters) of the spans a resolved ``source`` counts in
     [since, until): the one definition ``requests_frame`` and ``traffic`` share."""
     where, params = ["name = ?"], [_SPAN_OF[source]]
+    if source == "service":  # a shadow call answered nobody: not traffic (rollout.arm_metrics)
+        where.append("coalesce(json_extract(attributes, '$.\"workbench.arm\"'), '') "
+                     "!= 'shadow'")
     if since is not None:
         where.append("start_time >= ?")
         params.append(since)

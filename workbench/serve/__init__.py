@@ -23,7 +23,8 @@ record and files), ``protection`` (keys, rate limits, text and body rules), ``se
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
 the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
 ``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the project's API keys),
-``limits`` (the ``Counters`` every limit is kept in; budgets).
+``limits`` (the ``Counters`` every limit is kept in; budgets), ``rollout`` (a canary or shadow
+candidate beside the live deployment, promote and rollback, per-arm figures).
 """
 
 from workbench.serve.app import create_app

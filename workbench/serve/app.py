@@ -83,6 +83,16 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     return app
 
 
+END_USER_HEADER = "X-End-User"  # an end user of the key: a canary split keeps each on one arm
+
+
+def _end_user(request: Any) -> str | None:
+    """The end-user id a caller may send (a key serving many people), at most 128
+    printable characters; anything else is ignored (the key alone is then the unit)."""
+    user = (request.headers.get(END_USER_HEADER) or "").strip()
+    return user if user and len(user) <= 128 and user.isprintable() else None
+
+
 def _request_state(request: Any) -> tuple[str, str | None]:
     state = request.scope.get("state", {})
     return state.get("client", "unknown"), state.get("request_id")
@@ -179,6 +189,9 @@ def _add_routes(app: Any, service: Service) -> None:
         return {"status": "ok", "deployment": service.deployed_version}
 
     def info(request):
+        from workbench.serve.rollout import arms_info
+
+        spec = service.spec  # the deployment served now (it follows promotions, rollbacks)
         return {"project": project.name, "deployment": service.deployed_version,
                 "prompt": spec.prompt, "prompt_version": spec.prompt_version,
                 "model": spec.model, "fallbacks": spec.fallbacks, "variables": spec.variables,
@@ -186,7 +199,7 @@ def _add_routes(app: Any, service: Service) -> None:
                 "rate_limit_per_minute": spec.rate_limit_per_minute, "burst": spec.burst,
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
-                "limits_basis": spec.limits_basis,
+                "limits_basis": spec.limits_basis, **arms_info(service),
                 # the calling key's own name, limits and what is left (never another key's)
                 "key": service.limits.describe(request.state.caller)}
 
@@ -202,11 +215,13 @@ def _add_routes(app: Any, service: Service) -> None:
         request_id: str
         trace_id: str
         deployment: int
+        arm: str  # "live", or "canary" when a staged candidate answered
 
     def predict(body, request):
         state = request.state
         outcome = service.answer(body.model_dump(), request_id=state.request_id,
-                                 client=state.client, deadline=state.deadline)
+                                 client=state.client, deadline=state.deadline,
+                                 user=_end_user(request))
         if outcome.status != 200:
             return JSONResponse({"error": outcome.message, "request_id": outcome.request_id,
                                  "fix": outcome.fix}, status_code=outcome.status)
@@ -223,6 +238,7 @@ def _add_routes(app: Any, service: Service) -> None:
             "request_id": outcome.request_id,
             "trace_id": outcome.trace_id,
             "deployment": service.deployed_version,
+            "arm": outcome.arm,
         }
 
     class FeedbackRequest(BaseModel):
@@ -258,7 +274,11 @@ def _add_routes(app: Any, service: Service) -> None:
                                 "limits and budget")(info)
     predict.__annotations__ = {"body": PredictRequest, "request": Request}
     app.post("/v1/predict", responses={200: {"model": Answer}},
-             summary="Answer one request with the deployed prompt and model")(predict)
+             summary="Answer one request with the deployed prompt and model",
+             description=f"A key serving many people may name the person in an "
+                         f"`{END_USER_HEADER}` header (up to 128 characters): while a canary "
+                         "is staged, each end user then stays on one arm (else the key "
+                         "does).")(predict)
     feedback.__annotations__ = {"body": FeedbackRequest, "request": Request}
     app.post("/v1/feedback", status_code=201, responses={201: {"model": FeedbackAnswer}},
              summary="Rate an answer (one verdict per answer, from the key that asked)")(

@@ -9,7 +9,7 @@ import math
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.records import Record
@@ -58,6 +58,14 @@ class DeploymentSpec(Record):
     cache: bool = True
     max_waiting: int = 64  # requests in progress at once; more get 503 with Retry-After
     limits_basis: str = ""  # how timeout_s, retries and max_waiting were chosen
+    # A staged rollout (workbench.serve.rollout): another configuration served beside this one,
+    # to a share of the end users ("canary") or called on every request and shown to nobody
+    # ("shadow"). The candidate's own candidate fields stay empty.
+    candidate: DeploymentSpec | None = None
+    candidate_mode: Literal["canary", "shadow"] | None = None
+    canary_share: float | None = None
+    # The deployment version whose live configuration `workbench rollback` returns to.
+    previous_live: int | None = None
 
 
 @dataclass
@@ -67,6 +75,8 @@ class Deployment:
     files: list[Path] = field(default_factory=list)
 
     def __str__(self) -> str:
+        from workbench.serve.rollout import candidate_text
+
         state = ("passed the gate" if self.spec.gate_passed else
                  "FORCED past a failing gate" if self.spec.forced else "not gated")
         fallbacks = f", falls back to {', '.join(self.spec.fallbacks)}" if self.spec.fallbacks \
@@ -75,7 +85,8 @@ class Deployment:
                 f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
                 f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
                 f"{self.spec.burst}; timeout {self.spec.timeout_s:g} s, {self.spec.retries} "
-                f"retries, at most {self.spec.max_waiting} requests in progress.")
+                f"retries, at most {self.spec.max_waiting} requests in progress."
+                + candidate_text(self.spec))
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -182,10 +193,11 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                     model: str | None = None, adapter: str | None = None,
                     fallbacks: list[str] | tuple[str, ...] = (), run_id: str | None = None,
                     judges: tuple[str, ...] = (), force: bool = False,
-                    rate_limit_per_minute: int = 60, burst: int = 10,
-                    max_input_chars: int = 4000, timeout_s: float | None = None,
+                    rate_limit_per_minute: int | None = None, burst: int | None = None,
+                    max_input_chars: int | None = None, timeout_s: float | None = None,
                     retries: int | None = None, max_waiting: int | None = None,
-                    repair_retries: int = 1, cache: bool = True) -> Deployment:
+                    repair_retries: int = 1, cache: bool = True,
+                    canary: float | str | None = None, shadow: bool = False) -> Deployment:
     """Check a configuration against the evaluation gate and record it as the deployment.
 
     ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
@@ -194,8 +206,56 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     unless ``force=True``, which logs the decision and its reasons in the card.
 
     ``timeout_s``, ``retries`` and ``max_waiting`` (requests in progress at once) default from
-    the model (``default_limits``: for the bundled model, its speed measured here)."""
+    the model (``default_limits``: for the bundled model, its speed measured here);
+    ``rate_limit_per_minute``, ``burst`` and ``max_input_chars`` default to 60, 10 and 4000.
+
+    With ``canary`` (a share of the end users: ``0.1`` or ``"10%"``) or ``shadow=True`` the
+    configuration is not deployed but staged as the **candidate** beside the live deployment
+    (``workbench.serve.rollout``): the same gate, the same ``force`` rule; the rate limit, burst
+    and input bound default to the live deployment's. ``promote`` makes it live, ``rollback``
+    drops it."""
     from workbench.card import add_decision
+    from workbench.serve import rollout
+
+    staging = rollout.staging(project, canary=canary, shadow=shadow)
+    if staging is not None:  # the service's shared settings stay the live deployment's
+        live = staging.live.value
+        rate_limit_per_minute = (live.rate_limit_per_minute if rate_limit_per_minute is None
+                                 else rate_limit_per_minute)
+        burst = live.burst if burst is None else burst
+        max_input_chars = live.max_input_chars if max_input_chars is None else max_input_chars
+    spec = _checked_spec(
+        project, prompt, version=version, model=model, adapter=adapter, fallbacks=fallbacks,
+        run_id=run_id, judges=judges, force=force,
+        rate_limit_per_minute=60 if rate_limit_per_minute is None else rate_limit_per_minute,
+        burst=10 if burst is None else burst,
+        max_input_chars=4000 if max_input_chars is None else max_input_chars,
+        timeout_s=timeout_s, retries=retries, max_waiting=max_waiting,
+        repair_retries=repair_retries, cache=cache,
+        role="The candidate" if staging is not None else "")
+    if staging is not None:
+        return rollout.stage(project, staging, spec)
+    spec, dropped = rollout.as_new_live(project, spec)
+    deployment = record_deployment(project, spec)
+    if spec.forced:
+        add_decision(project, 7, f"Deployed '{prompt}' v{spec.prompt_version} on {spec.model} "
+                                 "although it fails the evaluation gate.",
+                     " ".join(spec.gate_reasons))
+    if dropped is not None:
+        add_decision(project, 7, f"Deployed '{prompt}' v{spec.prompt_version} on {spec.model} "
+                                 f"directly: the staged {dropped} was dropped.")
+    return deployment
+
+
+def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
+                  model: str | None, adapter: str | None, fallbacks: list[str] | tuple[str, ...],
+                  run_id: str | None, judges: tuple[str, ...], force: bool,
+                  rate_limit_per_minute: int, burst: int, max_input_chars: int,
+                  timeout_s: float | None, retries: int | None, max_waiting: int | None,
+                  repair_retries: int, cache: bool, role: str = "") -> DeploymentSpec:
+    """The deployment spec of a configuration that passed the gate (or was forced past it),
+    with its limits; ``DeploymentRefused`` otherwise. Nothing is recorded. ``role`` names the
+    configuration in a refusal (a staged candidate)."""
     from workbench.evaluate.gate import check_gate
     from workbench.llm.gateway import default_model, prepare, provider_of
     from workbench.prompts import load_prompt
@@ -245,7 +305,11 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                f"{prompt} --dataset NAME --model {model}`)." if run_id is None else
                "Improve the prompt or model and evaluate again; or deploy anyway with "
                "force=True (`workbench deploy --force`), which is written to the decision log.")
-        raise DeploymentRefused(" ".join(reasons), fix)
+        refused = " ".join(reasons)
+        if role:
+            refused = (f"{role} '{prompt}' v{stored.version} on {model} fails the evaluation "
+                       f"gate: {refused}")
+        raise DeploymentRefused(refused, fix)
     for fallback in fallbacks:
         if _evidence_run(project, prompt, stored.version, fallback, None) is None:
             reasons.append(f"Fallback {fallback} has never been evaluated with this prompt "
@@ -277,7 +341,7 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     reserved = {"labels", "examples", "schema", *HIDDEN_VARIABLES}
     variables = sorted((variables_used(value.system or "") | variables_used(value.template))
                        - reserved)
-    spec = DeploymentSpec(
+    return DeploymentSpec(
         prompt=prompt, prompt_version=stored.version, model=model, adapter=adapter,
         fallbacks=list(fallbacks), variables=variables or ["input"],
         labels=list(value.labels or []), few_shot_dataset=dataset,
@@ -287,13 +351,20 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
         repair_retries=int(repair_retries), cache=bool(cache), max_waiting=int(max_waiting),
         limits_basis=basis)
-    # All or nothing: the files are written beside their place first (that is where a full or
-    # read-only disk fails), then the record is saved, then the files are moved into place.
+
+
+def record_deployment(project: Project, spec: DeploymentSpec) -> Deployment:
+    """Save ``spec`` as the next deployment version and write its files, all or nothing: the
+    files are written beside their place first (that is where a full or read-only disk fails),
+    then the record is saved, then the files are moved into place."""
     try:
-        latest = project.records.get(DeploymentSpec, DEPLOYMENT).version
+        current = project.records.get(DeploymentSpec, DEPLOYMENT)
     except Exception:
-        latest = 0
-    staged = write_deploy_files(project, spec, latest + 1, staged=True)
+        current = None
+    # A spec equal to the latest one is no new version (records are saved once per content).
+    version = 1 if current is None else current.version + (
+        current.content_hash != spec.content_hash())
+    staged = write_deploy_files(project, spec, version, staged=True)
     try:
         for _, final in staged:
             if final.exists() and not final.is_file():
@@ -308,9 +379,6 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     for temp, final in staged:
         os.replace(temp, final)
         files.append(final)
-    if spec.forced:
-        add_decision(project, 7, f"Deployed '{prompt}' v{stored.version} on {model} although "
-                                 "it fails the evaluation gate.", " ".join(reasons))
     return Deployment(spec, saved.version, files)
 
 
@@ -328,8 +396,8 @@ def latest_deployment(project: Project) -> Stored[DeploymentSpec]:
 
 def dockerfile(spec: DeploymentSpec) -> str:
     """A Dockerfile serving the project: the workbench wheel, the project folder, non-root."""
-    local = spec.model.startswith("local/") or any(m.startswith("local/")
-                                                   for m in spec.fallbacks)
+    served = [spec, *([spec.candidate] if spec.candidate else [])]  # a staged candidate too
+    local = any(m.startswith("local/") for s in served for m in (s.model, *s.fallbacks))
     lines = [
         "# The workbench service for this project (written by workbench.serve; edit freely).",
         "# Build from the project folder, with the workbench wheel in deploy/wheels/:",

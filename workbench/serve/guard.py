@@ -35,6 +35,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         service = self.service
+        service.refresh()  # a new deployment version (promoted, rolled back) is served now
         spec, routes = service.spec, service.routes
         problem, note, count_refusal = service.problem, service.note, service.count_refusal
         state = scope.setdefault("state", {})

@@ -326,8 +326,8 @@ class ServiceLimits:
                                       burst=burst)
             rate = own
         else:
-            wait, rate, burst = self.requests.take(caller.client), self.spec.rate_limit_per_minute, \
-                self.spec.burst
+            wait = self.requests.take(caller.client)
+            rate, burst = self.spec.rate_limit_per_minute, self.spec.burst
         if wait:
             return Refusal(429, f"Rate limit of {rate} requests a minute (burst {burst}) "
                                 "reached for this key.",

@@ -46,6 +46,7 @@ class Outcome:
     message: str | None = None
     fix: str | None = None
     primary: str = ""  # the deployment's first model: another one answering is a fallback
+    arm: str = "live"  # which arm answered (workbench.serve.rollout)
 
     @property
     def fallback_used(self) -> bool:
@@ -57,15 +58,18 @@ class Service:
 
     def __init__(self, project: Project, *, api_keys: list[str] | None = None,
                  allow_anonymous: bool = False, counters: Counters | None = None):
-        from workbench.prompts import load_prompt
+        from workbench.serve import rollout
         from workbench.serve.keys import KeyRing
         from workbench.serve.limits import MemoryCounters, ServiceLimits
 
         self.project = project
-        stored = latest_deployment(project)
-        self.spec, self.deployed_version = stored.value, stored.version
+        # What is served: the live arm and a staged candidate, swapped as a whole when the
+        # project's deployment changes (``refresh``); ``spec``, ``prompt`` and ``train`` are
+        # the live arm's.
+        self.arms = rollout.load_arms(project, latest_deployment(project))
         spec = self.spec
-        self.prompt = load_prompt(project, spec.prompt, spec.prompt_version).value
+        self.following = rollout.Following(rollout.request_shape(spec))
+        self.shadows = rollout.ShadowRunner()
         self.keys = _checked_keys(list(api_keys) if api_keys is not None
                                   else api_keys_from_env())
         # the project's keys (workbench keys create) beside those: created and revoked live
@@ -79,12 +83,6 @@ class Service:
         # for as long as the service runs, even once every key is revoked.
         self.auth_required = not allow_anonymous or bool(
             self.keys or self.keyring.active_project_keys)
-        self.train = None
-        if spec.few_shot_dataset:
-            from workbench.data.split import load_split
-
-            self.train = load_split(project, spec.few_shot_dataset, "train",
-                                    version=spec.few_shot_version)
         from workbench.privacy import project_policy
 
         if project_policy(project).raw_logging_forbidden:
@@ -114,6 +112,29 @@ class Service:
         # path -> what a 422 there tells the caller to send (else the template's fields)
         self.invalid_fix: dict[str, str] = {}
         self._sampled: dict[str, Any] = {"minute": 0.0, "seen": set()}
+
+    @property
+    def spec(self):
+        return self.arms.live.spec
+
+    @property
+    def prompt(self):
+        return self.arms.live.prompt
+
+    @property
+    def train(self):
+        return self.arms.live.train
+
+    @property
+    def deployed_version(self) -> int:
+        return self.arms.version
+
+    def refresh(self) -> None:
+        """Follow the project's latest deployment (a promotion, a rollback, a staged
+        candidate) without a restart; looks at most once a second."""
+        from workbench.serve.rollout import follow
+
+        follow(self)
 
     # -- answers every route gives ---------------------------------------------------------------
     def redact(self, text: str) -> str:
@@ -175,27 +196,62 @@ class Service:
 
     # -- answering ---------------------------------------------------------------------------------
     def answer(self, item: dict[str, Any], *, request_id: str, client: str, deadline: float,
-               route: str = "/v1/predict") -> Outcome:
+               route: str = "/v1/predict", user: str | None = None) -> Outcome:
         """Answer one item (the template's variables) with the deployed prompt: the primary
         model (with its adapter), then each fallback, within the request's deadline. Traced as
-        one ``serve.request`` span with the model calls inside."""
+        one ``serve.request`` span with the model calls inside.
+
+        With a staged candidate (``workbench.serve.rollout``) the arm is picked here: a canary
+        answers its share of the callers (by key, or ``user``, an end-user id, sticky); a
+        shadow is called on the same item in the background once the live answer is made."""
+        from functools import partial
+
+        from workbench.serve.rollout import unit_of
+
+        arms = self.arms
+        arm = arms.pick(unit_of(client, user))
+        if arm is not arms.live:  # the guard's deadline counts the live arm's timeout
+            deadline += arm.spec.timeout_s - arms.live.spec.timeout_s
+        outcome = self._answer_with(arm, arms.version, item, request_id=request_id,
+                                    client=client, deadline=deadline, route=route)
+        shadow = arms.shadow
+        if shadow is not None:
+            self.shadows.submit(partial(self._answer_with, shadow, arms.version, dict(item),
+                                        request_id=request_id, client=client, deadline=None,
+                                        route=route, live=outcome),
+                                bound=arms.live.spec.max_waiting)
+        return outcome
+
+    def _answer_with(self, arm: Any, version: int, item: dict[str, Any], *, request_id: str,
+                     client: str, deadline: float | None, route: str,
+                     live: Outcome | None = None) -> Outcome:
+        """Answer with one arm. A shadow call (``live``: the live arm's outcome) starts its
+        own trace, linked to the live request, and records whether the answers agree."""
         from workbench.prompts.run import complete_item
+        from workbench.serve.rollout import agrees
         from workbench.tracing import trace
 
-        spec = self.spec
+        spec = arm.spec
         started = time.perf_counter()
+        if deadline is None:
+            deadline = time.monotonic() + spec.timeout_s
+        # a shadow carries no request_id: feedback and lookups find the live answer only
+        ids = ({"workbench.shadow_of": request_id, "workbench.live_trace_id": live.trace_id}
+               if live is not None else {"workbench.request_id": request_id})
         with trace("serve.request", self.project, **{
-                "http.route": route, "workbench.request_id": request_id,
+                "http.route": route, **ids,
                 "workbench.client": client,
                 "workbench.request": item,
-                "workbench.deployment": self.deployed_version}) as span:
+                "workbench.deployment": version, "workbench.arm": arm.name,
+                "workbench.prompt": spec.prompt, "workbench.prompt_version": spec.prompt_version,
+                "workbench.primary_model": spec.model}) as span:
             errors: list[str] = []
             result = None
             model = spec.model
             try:
                 for i, model in enumerate([spec.model, *spec.fallbacks]):
                     result = complete_item(
-                        self.project, self.prompt, item, model=model, train=self.train,
+                        self.project, arm.prompt, item, model=model, train=arm.train,
                         repair_retries=spec.repair_retries, cache=spec.cache,
                         timeout=spec.timeout_s, retries=spec.retries, deadline=deadline,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
@@ -223,15 +279,18 @@ class Service:
                                              "service's operator this request_id.")
                 return Outcome(status, request_id, span.trace_id,
                                round((time.perf_counter() - started) * 1000, 2),
-                               message=message, fix=fix, primary=spec.model)
+                               message=message, fix=fix, primary=spec.model, arm=arm.name)
             completion = result.completion
-            self.limits.debit_result(client, result)  # tokens a minute, spend this month
+            if live is None:  # a shadow call is the operator's experiment, not the key's spend
+                self.limits.debit_result(client, result)  # tokens a minute, spend this month
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
                 "workbench.cache_hit": completion.cached, "workbench.cost_usd": result.cost_usd,
                 "workbench.parse_ok": result.parsed.ok,
                 "workbench.output": completion.text})
+            if live is not None and live.status == 200:
+                span.attributes["workbench.agrees"] = agrees(live.result, result)
             return Outcome(200, request_id, span.trace_id,
                            round((time.perf_counter() - started) * 1000, 2), model=model,
-                           result=result, primary=spec.model)
+                           result=result, primary=spec.model, arm=arm.name)
