@@ -4,6 +4,7 @@ shape, and registers the routes and the documentation."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -187,7 +188,9 @@ def _add_routes(app: Any, service: Service) -> None:
                 "rate_limit_per_minute": spec.rate_limit_per_minute, "burst": spec.burst,
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
-                "limits_basis": spec.limits_basis}
+                "limits_basis": spec.limits_basis, "content_filter": spec.content_filter,
+                "moderation_model": spec.moderation_model,
+                "breakers": service.breakers.snapshot()}
 
     class Answer(BaseModel):
         output: str | None
@@ -201,14 +204,18 @@ def _add_routes(app: Any, service: Service) -> None:
         request_id: str
         trace_id: str
         deployment: int
+        flagged: list[str] = []  # content checks that found something (filter mode "flag")
 
     def predict(body, request):
         state = request.state
         outcome = service.answer(body.model_dump(), request_id=state.request_id,
                                  client=state.client, deadline=state.deadline)
         if outcome.status != 200:
+            wait = outcome.retry_after
             return JSONResponse({"error": outcome.message, "request_id": outcome.request_id,
-                                 "fix": outcome.fix}, status_code=outcome.status)
+                                 "fix": outcome.fix}, status_code=outcome.status,
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))}
+                                if wait is not None else None)
         result = outcome.result
         return {
             "output": result.completion.text,
@@ -222,6 +229,7 @@ def _add_routes(app: Any, service: Service) -> None:
             "request_id": outcome.request_id,
             "trace_id": outcome.trace_id,
             "deployment": service.deployed_version,
+            "flagged": outcome.flags,
         }
 
     class FeedbackRequest(BaseModel):

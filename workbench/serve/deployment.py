@@ -9,7 +9,7 @@ import math
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from workbench.errors import WorkbenchError
 from workbench.records import Record
@@ -58,6 +58,17 @@ class DeploymentSpec(Record):
     cache: bool = True
     max_waiting: int = 64  # requests in progress at once; more get 503 with Retry-After
     limits_basis: str = ""  # how timeout_s, retries and max_waiting were chosen
+    # What a content-filter hit does (workbench.serve.safety): refuse (422), answer and mark
+    # it, or no filtering; and a moderation model asked about inputs and answers (optional).
+    content_filter: Literal["block", "flag", "off"] = "block"
+    moderation_model: str | None = None
+    # The circuit breaker per model (workbench.serve.breaker): this many failures in a row
+    # (0: no breaker), or this share of the last breaker_window requests, rest a model for
+    # breaker_cooloff_s seconds.
+    breaker_failures: int = 5
+    breaker_failure_rate: float = 0.5
+    breaker_window: int = 20
+    breaker_cooloff_s: float = 30.0
 
 
 @dataclass
@@ -75,7 +86,10 @@ class Deployment:
                 f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
                 f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
                 f"{self.spec.burst}; timeout {self.spec.timeout_s:g} s, {self.spec.retries} "
-                f"retries, at most {self.spec.max_waiting} requests in progress.")
+                f"retries, at most {self.spec.max_waiting} requests in progress; content filter "
+                f"{self.spec.content_filter}"
+                + (f" with {self.spec.moderation_model}" if self.spec.moderation_model else "")
+                + ".")
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -178,6 +192,29 @@ def default_limits(prompt: Any, model: str, *, repair_retries: int = 1,
                   f"{calls - 1} repair turn(s)")
 
 
+def _check_safety(content_filter: Any, failures: Any, rate: Any, window: Any,
+                  cooloff: Any) -> None:
+    """The content filter's mode and the circuit breaker's thresholds, or a clear refusal."""
+    from workbench.serve.safety import FILTER_MODES
+
+    if content_filter not in FILTER_MODES:
+        raise DeploymentRefused(f"content_filter must be one of {', '.join(FILTER_MODES)} (got "
+                                f"{content_filter!r}).", "Pass e.g. content_filter='block' "
+                                "(`workbench deploy --filter block`).")
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+        raise DeploymentRefused(f"breaker_failures must be a whole number of at least 0 (got "
+                                f"{failures!r}).", "Pass e.g. breaker_failures=5; 0 turns the "
+                                "circuit breaker off.")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise DeploymentRefused(f"breaker_failure_rate must be a share above 0 and at most 1 "
+                                f"(got {rate!r}).", "Pass e.g. breaker_failure_rate=0.5.")
+    _whole("breaker_window", window)
+    if isinstance(cooloff, bool) or not isinstance(cooloff, (int, float)) \
+            or not math.isfinite(cooloff) or cooloff <= 0:
+        raise DeploymentRefused(f"breaker_cooloff_s must be a number of seconds above 0 (got "
+                                f"{cooloff!r}).", "Pass e.g. breaker_cooloff_s=30.")
+
+
 def plan_deployment(project: Project, prompt: str, *, version: int | str | None = None,
                     model: str | None = None, adapter: str | None = None,
                     fallbacks: list[str] | tuple[str, ...] = (), run_id: str | None = None,
@@ -185,7 +222,10 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                     rate_limit_per_minute: int = 60, burst: int = 10,
                     max_input_chars: int = 4000, timeout_s: float | None = None,
                     retries: int | None = None, max_waiting: int | None = None,
-                    repair_retries: int = 1, cache: bool = True) -> Deployment:
+                    repair_retries: int = 1, cache: bool = True,
+                    content_filter: str = "block", moderation_model: str | None = None,
+                    breaker_failures: int = 5, breaker_failure_rate: float = 0.5,
+                    breaker_window: int = 20, breaker_cooloff_s: float = 30.0) -> Deployment:
     """Check a configuration against the evaluation gate and record it as the deployment.
 
     ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
@@ -194,7 +234,12 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     unless ``force=True``, which logs the decision and its reasons in the card.
 
     ``timeout_s``, ``retries`` and ``max_waiting`` (requests in progress at once) default from
-    the model (``default_limits``: for the bundled model, its speed measured here)."""
+    the model (``default_limits``: for the bundled model, its speed measured here).
+
+    ``content_filter`` is what the content checks do on a hit: ``"block"`` (422), ``"flag"``
+    (answered and marked) or ``"off"``; ``moderation_model`` adds a moderation model's verdict
+    (``workbench.serve.safety``). The ``breaker_*`` settings rest a failing model
+    (``workbench.serve.breaker``)."""
     from workbench.card import add_decision
     from workbench.evaluate.gate import check_gate
     from workbench.llm.gateway import default_model, prepare, provider_of
@@ -221,6 +266,10 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                                 f"{retries!r}).", "Pass e.g. retries=2.")
     if max_waiting is not None:
         max_waiting = _whole("max_waiting", max_waiting)
+    _check_safety(content_filter, breaker_failures, breaker_failure_rate, breaker_window,
+                  breaker_cooloff_s)
+    if moderation_model:
+        prepare("", moderation_model, project=project)
     run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
@@ -286,7 +335,9 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         rate_limit_per_minute=int(rate_limit_per_minute), burst=int(burst),
         max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
         repair_retries=int(repair_retries), cache=bool(cache), max_waiting=int(max_waiting),
-        limits_basis=basis)
+        limits_basis=basis, content_filter=content_filter,
+        moderation_model=moderation_model or None, breaker_failures=int(breaker_failures), breaker_failure_rate=float(breaker_failure_rate),
+        breaker_window=int(breaker_window), breaker_cooloff_s=float(breaker_cooloff_s))
     # All or nothing: the files are written beside their place first (that is where a full or
     # read-only disk fails), then the record is saved, then the files are moved into place.
     try:

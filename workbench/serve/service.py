@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench.serve.breaker import Breakers, resting
 from workbench.serve.deployment import ENV_API_KEYS, NotDeployed, latest_deployment
 from workbench.serve.protection import (
     _COUNT_REFUSAL,
@@ -22,6 +23,7 @@ from workbench.serve.protection import (
     _key_id,
     api_keys_from_env,
 )
+from workbench.serve.safety import ContentFilter, refused
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -47,6 +49,8 @@ class Outcome:
     message: str | None = None
     fix: str | None = None
     primary: str = ""  # the deployment's first model: another one answering is a fallback
+    flags: list[str] = field(default_factory=list)  # content checks that found something
+    retry_after: float | None = None  # seconds, when every model is resting (503)
 
     @property
     def fallback_used(self) -> bool:
@@ -84,6 +88,8 @@ class Service:
 
             pii.analyzer()  # traces are stored redacted: load the scanner now, not on a request
         self.limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
+        self.filter = ContentFilter(project, spec, self.prompt)
+        self.breakers = Breakers.for_spec(spec)
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
         self.by_key = {hashlib.sha256(key.encode()).digest(): _key_id(key)
@@ -179,16 +185,26 @@ class Service:
                 "workbench.client": client,
                 "workbench.request": item,
                 "workbench.deployment": self.deployed_version}) as span:
+            screened = self.filter.check_input(item, span, deadline=deadline)
+            if screened.blocked:
+                return refused(screened, span, request_id=request_id, started=started,
+                               primary=spec.model)
             errors: list[str] = []
+            skipped: list[str] = []  # resting models (their circuit is open)
             result = None
             model = spec.model
             try:
                 for i, model in enumerate([spec.model, *spec.fallbacks]):
+                    if not self.breakers.allow(model):
+                        skipped.append(model)
+                        continue
+                    began = time.monotonic()
                     result = complete_item(
                         self.project, self.prompt, item, model=model, train=self.train,
                         repair_retries=spec.repair_retries, cache=spec.cache,
                         timeout=spec.timeout_s, retries=spec.retries, deadline=deadline,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
+                    self.breakers.record(model, result, counted=began < deadline)
                     if result.completion is not None:
                         break
                     errors.append(f"{model}: {result.error}")
@@ -201,6 +217,9 @@ class Service:
                 message = (f"No model answered within the service's {spec.timeout_s:g} s "
                            "timeout." if status == 504 else
                            "No model could answer this request.")
+            if skipped:
+                span.attributes["workbench.breaker.skipped"] = skipped
+                errors.append(f"skipped (circuit open): {', '.join(skipped)}")
             if status != 200:
                 # The details (model names, provider errors) stay in the trace, not the reply.
                 span.status, span.error = "error", self.redact(" | ".join(errors))
@@ -211,9 +230,18 @@ class Service:
                        "requests at once (--max-waiting); give them this request_id."
                        if status == 504 else "Try again shortly; if it persists, give the "
                                              "service's operator this request_id.")
+                wait = None
+                if status == 502 and len(errors) == 1 and skipped:  # no model was called
+                    wait = self.breakers.retry_after(skipped)
+                    status, (message, fix) = 503, resting(wait)
+                    span.attributes["http.response.status_code"] = status
                 return Outcome(status, request_id, span.trace_id,
                                round((time.perf_counter() - started) * 1000, 2),
-                               message=message, fix=fix, primary=spec.model)
+                               message=message, fix=fix, primary=spec.model, retry_after=wait)
+            result, checked = self.filter.check_output(item, result, span, deadline=deadline)
+            if checked.blocked:
+                return refused(checked, span, request_id=request_id, started=started,
+                               primary=spec.model)
             completion = result.completion
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
@@ -223,4 +251,5 @@ class Service:
                 "workbench.output": completion.text})
             return Outcome(200, request_id, span.trace_id,
                            round((time.perf_counter() - started) * 1000, 2), model=model,
-                           result=result, primary=spec.model)
+                           result=result, primary=spec.model,
+                           flags=[*screened.flags, *checked.flags])
