@@ -134,26 +134,30 @@ def _gap(n: int) -> str:
 
 
 _OVERRIDE = (r"(?:ignore|ignoring|disregard\w*|forget|forgetting|overrid\w*|bypass\w*|skip|"
+             r"drop|ditch|scrap|toss|revoke|never ?mind|forget about|don'?t bother with|"
              r"abandon|discard|dismiss|neglect|nullify|erase|delete|clear|reset|throw (?:away|out)|"
              r"set aside|put aside|pay no (?:attention|heed) to|do not (?:follow|obey|heed)|"
              r"don'?t (?:follow|obey|heed)|stop (?:following|obeying)|no longer (?:follow|obey)|"
              r"cease (?:following|obeying)|ignor\w+)")
 _BEFORE = (r"(?:previous|previously|prior|above|preceding|earlier|former|foregoing|original|"
            r"initial|old|older|existing|current|given|default|system|developer'?s?|hidden|"
-           r"preset|prev|your|all|any|every|these|those|its|their)")
+           r"preset|prev|your|all|any|every|these|those|its|their|usual|normal|standard|"
+           r"regular|typical|own|operator'?s?|built-in)")
 _RULES = (r"(?:instructions?|instruct|prompts?|directions?|directives?|rules?|guidelines?|"
-          r"guidance|commands?|orders?|constraints?|restrictions?|programming|guardrails?|"
-          r"polic(?:y|ies)|system (?:prompt|message)|training|configuration|limitations?|"
-          r"safeguards?|filters?|protocols?|moderation|ethics)")
+          r"guidance|commands?|constraints?|restrictions?|programming|guardrails?|"
+          r"polic(?:y|ies)|system (?:prompt|message)|training|limitations?|safeguards?|"
+          r"moderation|ethics)")
 _REVEAL = (r"(?:print|reveal|show|display|output|repeat|recite|tell|give|share|leak|dump|"
+           r"put|place|wrap|format|translate|encode|rewrite|insert|include|"
            r"write (?:out|down)|paste|spell out|copy|expose|disclose|divulge|echo|read (?:out|back)|"
            r"provide|send|quote|return|type out|list|summari[sz]e|what (?:is|are|was|were|'s)|"
            r"what's)")
 _SECRET = (r"(?:system (?:prompt|message|instructions?)|(?:initial|original|hidden|secret|"
            r"internal|underlying|full|exact|complete|entire|whole|verbatim|real|actual|first|"
            r"confidential|developer|pre)[ -]?(?:system )?(?:prompts?|instructions?|"
-           r"rules|directives?|messages?)|pre-?prompt|meta-?prompt|"
-           r"(?:prompt|instructions?|rules|directives?) (?:above|you (?:were|have been) given|"
+           r"rules|directives?|messages?|guidelines|polic(?:y|ies))|pre-?prompt|meta-?prompt|"
+           r"(?:prompt|instructions?|rules|directives?|guidelines) (?:above|you (?:were|have "
+           r"been) given|"
            r"(?:were|was) you given|given to you|you received|you got|that (?:define|configure|"
            r"control|govern)s? you)|your (?:system prompt|prompt|programming|configuration|"
            r"system instructions?|initial instructions?|hidden instructions?|directives?))")
@@ -181,6 +185,44 @@ SIGNALS: tuple[Signal, ...] = (
            rf"\b{_OVERRIDE}{_gap(3)}{_BEFORE}{_gap(3)}{_RULES}\b", group="override"),
     Signal("override_instructions_plain", "prompt_injection", 0.5,
            rf"\b{_OVERRIDE}{_W}(?:the{_W})?{_RULES}\b", group="override"),
+    Signal("override_told", "prompt_injection", 0.6,
+           rf"\b{_OVERRIDE}{_W}(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W+(?:that\W+)?"
+           rf"(?:the system|your (?:operator|developer|creator|admin|owner)s?|the company)"
+           rf"\W+(?:\w+\W+)?(?:told|said to|instructed|asked|gave|taught)\b|\b{_OVERRIDE}{_W}"
+           rf"(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W+(?:that\W+)?you(?:'ve| "
+           rf"have|'re| are| were)?\W+(?:been\W+)?(?:told|instructed|given|taught|programmed|"
+           rf"asked)\b", group="override"),
+    Signal("override_them", "prompt_injection", 0.75,
+           r"\b(?:you (?:have|got|were given|'ve got|'ve been given)|your) (?:\w+ )?(?:instructions|"
+           r"rules|guidelines|directives|a system prompt|system prompt|orders)\b(?:\W+\w+){0,5}?"
+           r"(?:\W*,|\W+but|\W+now|\W+please)\W+(?:please\W+)?(?:ignore|disregard|forget|"
+           r"override|bypass|break)\W+(?:them|those|it|all of them)\b", group="override"),
+    Signal("drop_task", "prompt_injection", 0.6,
+           r"\b(?:drop|abandon|forget|ignore|stop|quit|leave)\W+(?:your|the)\W+(?:current|"
+           r"original|assigned|actual|real|usual)\W+(?:task|job|role|assignment|mission)\b|"
+           r"\bcancel\W+(?:all\W+)?(?:of\W+)?(?:your\W+|the\W+)?(?:prior|previous|earlier|above|"
+           r"preceding|original|initial|system)\W+(?:instructions|directives|prompts?|commands|"
+           r"programming|guidelines|rules)\b", group="override"),
+    Signal("instructions_void", "prompt_injection", 0.75,
+           r"\b(?:your (?:(?:previous|prior|earlier|original|initial|system|current|old|"
+           r"existing|default) )?(?:programming|directives|system prompt|system instructions|"
+           r"prompt)|your (?:previous|prior|earlier|original|initial|system|current|old|existing|"
+           r"default) (?:instructions|rules|guidelines|guidance|orders|commands|constraints)|"
+           r"(?:the |all |any )?(?:above|earlier|previous|prior|original|initial|system|"
+           r"preceding|old|former|existing) (?:\w+ )?(?:instructions|directives|rules|guidelines|"
+           r"guidance|programming|prompt|orders|commands|constraints)|(?:instructions|directives|"
+           r"rules|guidelines|prompt) (?:above|you (?:were|have been) given|given to you|before "
+           r"this))\b(?:\W+\w+){0,4}?\W+(?:are|is|"
+           r"were|was|have been|has been|got)\W+(?:now\W+|all\W+|hereby\W+)?(?:obsolete|"
+           r"outdated|void|revoked|cancell?ed|replaced|superseded|lifted|suspended|rescinded|"
+           r"deprecated|invalid|null and void|no longer (?:valid|in effect|in force|active|"
+           r"relevant|applicable))\b|\b(?:treat|consider|regard)\W+(?:the|your|all|any)\W+"
+           r"(?:\w+\W+){0,2}(?:text|instructions|prompt|message|rules|guidelines)\W+as\W+"
+           r"(?:void|invalid|null|irrelevant|a joke|a test|fiction|obsolete|non-?binding|"
+           r"optional|cancell?ed)\b|\b(?:set up|told|instructed|programmed|configured|asked) to"
+           r"\b.{0,50}\bno longer appl(?:y|ies)\b|\beverything (?:above|before) (?:this|that|"
+           r"here)\W+(?:\w+\W+){0,2}(?:was|is) (?:a test|fake|irrelevant|void|a joke|fiction)\b",
+           group="override"),
     Signal("override_vague", "prompt_injection", 0.35,
            rf"\b{_OVERRIDE}{_W}(?:\w+{_W})?(?:everything|all|anything|what(?:ever)?|the text|"
            rf"the words)?{_W}(?:(?:you (?:were|have been|was) (?:told|given|instructed|"
@@ -195,7 +237,8 @@ SIGNALS: tuple[Signal, ...] = (
            r"\b(?:new|updated|real|true|actual|revised|additional|secret|override|overriding|"
            r"priority|urgent|hidden|important|latest|corrected)\W+(?:system\W+)?(?:instructions?|"
            r"directives?|prompt|orders|task|objective|mission|assignment|system prompt)\b"
-           r"\W*(?:[:\-–—>]|(?:is|are)\b)", group="new_instructions"),
+           r"\W*(?:[:\-–—>]|(?:is|are|follows?|begins?|starts?|below|here)\b)",
+           group="new_instructions"),
     Signal("new_policy", "prompt_injection", 0.35,
            r"\b(?:new|updated|revised|override)\W+(?:polic(?:y|ies)|rules?|guidelines?)\W*"
            r"[:\-–—]", group="new_instructions"),
@@ -216,7 +259,9 @@ SIGNALS: tuple[Signal, ...] = (
            r"(?:if you (?:were|are)|an?|my|though)|pretend (?:you are|you're|to be|that you)|"
            r"let'?s play a game|imagine (?:you are|you're|that you)|you are going to (?:act|"
            r"pretend|play|be)|play the (?:role|part) of|simulate (?:an?|being)|take on the "
-           r"(?:role|persona)|adopt the persona)\b", group="act_as"),
+           r"(?:role|persona)|adopt the persona|you will (?:now )?(?:respond|answer|reply|act|"
+           r"speak|write) as|(?:new|different|alternate|alter) (?:persona|personality|identity|"
+           r"character|alter ego))\b", group="act_as"),
     Signal("dan_name", "jailbreak", 0.55, r"\bDAN\b|\bD\.A\.N\b|\bSTAN\b|\bDUDE\b",
            cased=True, group="dan"),
     Signal("do_anything_now", "jailbreak", 0.85,
@@ -237,13 +282,38 @@ SIGNALS: tuple[Signal, ...] = (
            group="jailbreak_word"),
     Signal("no_rules_ai", "jailbreak", 0.75,
            rf"\b(?:an? )?(?:ai|assistant|chatbot|bot|model|persona|character|version of "
-           rf"(?:you|yourself)|entity|system)\b{_gap(3)}(?:with|has|having|that has|who has|"
+           rf"(?:you|yourself)|entity|system)\b{_gap(6)}(?:with|has|having|that has|who has|"
            rf"without|free (?:of|from)|not bound by|unbound by|beyond)\W+(?:no |zero |any |"
            rf"all |the |its |your )?(?:\w+ )?{_NO_LIMITS}\b", group="no_rules"),
     Signal("no_rules", "jailbreak", 0.3,
            rf"\b(?:no|without|free (?:of|from)|not bound by|unbound by|liberated from|break "
            rf"free (?:of|from)|ignore|ignoring|beyond)\W+(?:any |all |your |the |its |of )?"
            rf"(?:\w+ )?{_NO_LIMITS}\b", group="no_rules"),
+    Signal("safety_off", "jailbreak", 0.6,
+           r"\b(?:your|yourself|ai|assistant|bot|model|gpt|chatbot)\b(?:\W+\w+){0,3}?\W+"
+           r"(?:safety|content|ethical|moral|moderation)\W+(?:features?|filters?|settings?|"
+           r"guard ?rails?|checks?|restrictions?|mode|protocols?|systems?)\W+(?:\w+\W+)?(?:turned|"
+           r"switched|shut) off\b|\b(?:turn|switch|shut) off (?:your|all|the) (?:safety|filters?|"
+           r"content filters?|guard ?rails?|restrictions)\b|\b(?:filters?|restrictions|"
+           r"safeguards|guard ?rails) (?:are|is) (?:now )?(?:disabled|off|removed|deactivated)\b",
+           group="no_rules"),
+    Signal("not_bound", "jailbreak", 0.6,
+           r"\b(?:freed|free|released|liberated|broken free|break free|escaped?) from (?:the |"
+           r"your |all )?(?:typical |usual |normal )?(?:confines|constraints|shackles|"
+           r"restrictions|limits|limitations|rules|chains|programming)\b|\b(?:do not|don'?t|"
+           r"no longer|never) (?:have|need|has|needs) to (?:abide by|obey|respect|"
+           r"comply with|adhere to) (?:the |any |your |its )?(?:\w+ )?(?:rules|guidelines|"
+           r"polic(?:y|ies)|restrictions|instructions|laws)\b|\byou (?:do not|don'?t|no "
+           r"longer|never) (?:have|need) to follow (?:the |any |your |its )?(?:\w+ )?(?:rules|"
+           r"guidelines|polic(?:y|ies)|restrictions|instructions)\b", group="no_rules"),
+    Signal("careless", "jailbreak", 0.3,
+           r"\b(?:doesn'?t|does not|don'?t|won'?t|never) (?:care about|follow|obey|respect|"
+           r"abide by) (?:any )?(?:rules|guidelines|polic(?:y|ies)|restrictions|ethics|limits)"
+           r"\b"),
+    Signal("never_refuses", "jailbreak", 0.35,
+           r"\b(?:never|will not|won'?t|cannot|can'?t|must not|mustn'?t) (?:ever )?(?:refuses?|"
+           r"decline|say no|says no|deny any)\b|\banswers? (?:every|any) (?:question|request|"
+           r"prompt)\b(?:\W+\w+){0,3}?\W+without\b"),
     Signal("unfiltered_ai", "jailbreak", 0.6,
            r"\b(?:unfiltered|uncensored|unrestricted|amoral|unethical|unhinged|rogue|"
            r"jailbroken|evil|immoral|limitless)\W+(?:ai|assistant|chatbot|bot|model|version|"
@@ -269,14 +339,17 @@ SIGNALS: tuple[Signal, ...] = (
            r"experiment\b|\bimagine a (?:world|scenario)\b|\bfor (?:educational|research) "
            r"purposes only\b"),
     Signal("detailed_howto", "jailbreak", 0.2,
-           r"\b(?:step[- ]by[- ]step|detailed|exact|precise|working|complete) (?:instructions|"
-           r"steps|guide|explanation|method|recipe|tutorial|walkthrough)\b|\bexplains? (?:step "
+           r"\b(?:step[- ]by[- ]step|detailed|exact|precise|working|complete|real|actual) "
+           r"(?:instructions|steps|guide|explanation|method|recipe|tutorial|walkthrough)\b|\bexplains? (?:step "
            r"by step|exactly|in (?:full )?detail) how\b"),
     Signal("illicit", "jailbreak", 0.25,
            r"\b(?:take over|break into|hack into|hijack|get into|access) (?:someone|somebody|"
            r"another person|other people|my ex|a stranger|their|his|her)(?:'s| else's)?\W(?:\w+ )"
-           r"{0,3}(?:account|e-?mail|phone|computer|wallet)|\bwithout (?:their|his|her|the "
-           r"owner'?s?|anyone'?s?|them) (?:password|permission|consent|knowledge|knowing)\b|"
+           r"{0,3}(?:account|e-?mail|phone|computer|wallet)|\bwithout (?:their |his |her |the "
+           r"owner'?s? |anyone'?s? |them |the customer'?s? |any )?(?:password|permission|consent|"
+           r"knowledge|knowing|verification|authori[sz]ation|verifying)\b|\b(?:any|another|"
+           r"other|someone else'?s?|somebody'?s?) (?:customer|user|person|account holder)'?s? "
+           r"(?:password|account|data|card)\b|"
            r"\bfake (?:id|passport|identity)\b|\bmake (?:a bomb|meth|explosives|a weapon|"
            r"napalm|poison)\b|\bphishing (?:e-?mail|page|site|kit)\b"),
     # -- extracting the hidden instructions -------------------------------------------------------
@@ -286,6 +359,16 @@ SIGNALS: tuple[Signal, ...] = (
            r"\b(?:instructions?|prompts?|rules|directives?|guidelines)\W+(?:were|was|have|had|"
            r"did)\W+you\W+(?:been\W+)?(?:given|told|programmed|trained|configured|set up|"
            r"instructed|provided|fed|receive)\b", group="reveal"),
+    Signal("configured_you", "prompt_extraction", 0.6,
+           r"\b(?:message|text|prompt|instructions?|rules|words) (?:that|which) (?:configured|"
+           r"set up|initiali[sz]ed|programmed|instructed|defines?|created|shaped|controls?|"
+           r"primed) you\b|\b(?:rules|instructions|guidelines) you (?:were|have been|are) "
+           r"(?:told|instructed|asked|programmed|supposed|meant) to (?:follow|obey|use|apply)\b",
+           group="reveal"),
+    Signal("copy_your_rules", "prompt_extraction", 0.55,
+           r"\b(?:print|reveal|repeat|recite|dump|paste|copy|disclose|leak|output|echo|"
+           r"type out|spell out)\b(?:\W+\w+){0,3}?\W+your (?:instructions|rules|guidelines|"
+           r"directives)\b(?!\W+(?:for|on|about|to|regarding|how|when))", group="reveal"),
     Signal("reveal_your_rules", "prompt_extraction", 0.35,
            r"\b(?:print|reveal|show|display|output|repeat|recite|dump|paste|copy|disclose|"
            r"leak|list|what (?:are|were))\b(?:\W+\w+){0,3}\W+your (?:instructions|rules|"
@@ -294,7 +377,8 @@ SIGNALS: tuple[Signal, ...] = (
            rf"\b(?:repeat|print|output|recite|copy|echo|reveal|show|dump|write out|spell out|"
            rf"return|paste)\b{_gap(3)}(?:words|text|content|sentences|lines|everything|"
            rf"all|what(?: was| is)?|instructions?|tokens|characters)\b{_W}(?:\w+{_W})?"
-           rf"(?:above|before (?:this|that|the)|written (?:above|before)|preceding|prior|so far|"
+           rf"(?:above|before (?:this|that|the)|(?:came|comes|appears?|is|was) (?:before|above|"
+           rf"prior to)|written (?:above|before)|preceding|prior|so far|"
            rf"at the (?:start|beginning|top)|you (?:were|have been) (?:told|given))\b",
            group="above"),
     Signal("what_was_above", "prompt_extraction", 0.5,
@@ -330,13 +414,26 @@ SIGNALS: tuple[Signal, ...] = (
            r"protocol|enabled|activated|accepted)\b"),
     Signal("closing_tag", "prompt_injection", 0.4,
            r"</\s*(?:message|user|input|user_?input|query|question|context|document|data|text|"
-           r"prompt|instructions?|system|human|customer|email|content|ticket|request)\s*>"
-           r"|<\s*(?:system|instructions?|admin|assistant|developer|sys)\s*>", group="tags"),
+           r"prompt|instructions?|system|human|customer|email|content|ticket|request)\s*>",
+           group="tags"),
+    Signal("opening_tag", "prompt_injection", 0.45,
+           r"<\s*(?:system|instructions?|admin|assistant|developer|sys|im_start|im_end)"
+           r"\s*>|<im_(?:start|end)>"),
+    Signal("note_to_model", "prompt_injection", 0.55,
+           r"\b(?:developer|admin|system|operator|internal|hidden|secret)\W+(?:note|message|"
+           r"notice|instruction|memo)s?\W+(?:to|for) (?:the |any )?(?:model|ai|assistant|bot|"
+           r"llm|chatbot|language model|gpt)\b", group="note"),
+    Signal("note_to_model_plain", "prompt_injection", 0.35,
+           r"\b(?:note|instructions?|memo|p\.?s\.?) (?:to|for) (?:the |any )?(?:model|ai|llm|"
+           r"language model|gpt)\b", group="note"),
     Signal("end_marker", "prompt_injection", 0.4,
            r"(?:-{2,}|={2,}|#{2,}|\*{2,}|\[|<)\s*(?:end|end of|stop)\s*(?:of\s*)?(?:the\s*)?"
            r"(?:user\s*|customer\s*)?(?:input|message|prompt|query|document|text|context|"
            r"instructions|conversation|data)\b|\bbegin (?:new|system|admin|developer|real|"
-           r"actual) (?:instructions|prompt|message|session|task)\b", group="tags"),
+           r"actual) (?:instructions|prompt|message|session|task)\b|\b(?:customer|user|"
+           r"client)(?:'s)? (?:message|input|text|query|request) (?:ends|stops|is over) here\b|"
+           r"\bend of (?:the )?(?:customer|user|client)(?:'s)? (?:message|input|text)\b",
+           group="tags"),
     # -- hijacking the output ---------------------------------------------------------------------
     Signal("must_output", "prompt_injection", 0.25,
            r"\b(?:reply|respond|answer|output|say|print|write|return|type|end|start|begin|"
@@ -350,9 +447,16 @@ SIGNALS: tuple[Signal, ...] = (
            rf"\b(?:end|start|begin|finish|sign|close|open|prefix|suffix)\w*\W+(?:each|every|all|"
            rf"any)(?: of)?(?: your)?(?: future)? {_REPLIES}\W+(?:with|by)\b|"
            rf"\b(?:append|prepend|add|include|insert|sign|end|start|begin|put|attach|"
-           rf"finish)\w*\b{_gap(8)}(?:to|in|at the (?:end|start|beginning|bottom|top) of|"
-           rf"before|after|with) (?:every|each|all|any)(?: of)?(?: your)?(?: future)? "
+           rf"finish)\w*\b{_gap(8)}(?:to|in|(?:to|at) the (?:end|start|beginning|bottom|top) of|"
+           rf"before|after|with) (?:every|each|all|any|your)(?: of)?(?: your)?(?: future)? "
            rf"{_REPLIES}\b"),
+    Signal("dictated_answer", "prompt_injection", 0.45,
+           r"\b(?:your|the) (?:answer|reply|response|output|classification|label)s? (?:must|"
+           r"should|shall|has to|have to|will|needs to) (?:always )?(?:be|say|contain|read|"
+           r"start with) (?:exactly|only|just|precisely|literally)\b"),
+    Signal("regardless", "prompt_injection", 0.3,
+           r"\bregardless of (?:the |what |any |my |this )?(?:message|input|content|question|"
+           r"instructions?|rules|request|text|prompt|task|you were told)"),
     Signal("attack_marker", "prompt_injection", 0.4,
            r"\bpwn(?:ed|d)\b|\baccess granted\b|\bi have been (?:pwned|hacked|owned)\b|"
            r"\bjailbreak(?:ed)? successful\b|\b(?:dan|developer) mode (?:enabled|activated)\b|"
@@ -419,6 +523,20 @@ SIGNALS: tuple[Signal, ...] = (
            r"命令|要求)|(?:以前|前|上記|これまで|以上|先ほど)の?(?:指示|命令|ルール|指令)を?"
            r"(?:すべて|全て)?(?:無視|忘れ)|(?:이전|위의|모든)\s?(?:지시|명령|지침|규칙)\S*\s?"
            r"(?:무시|잊어)", group="override"),
+    Signal("override_told_multilingual", "prompt_injection", 0.6,
+           r"\b(?:olvida|olvide|ignora|ignore) (?:todo )?lo que te (?:dijeron|han dicho|dije|"
+           r"ordenaron)\b|\b(?:oublie[zr]?|ignore[zr]?) tout ce (?:qu'on t'a|que l'on t'a|qu'on "
+           r"vous a) (?:dit|demandé)\b|\bvergiss alles,? was (?:dir|man dir) (?:gesagt|befohlen)"
+           r"\b|\b(?:dimentica|ignora) (?:tutto )?(?:quello|ciò) che ti (?:hanno detto|è stato "
+           r"detto)\b|\b(?:esqueça|ignore) tudo o que (?:te|lhe) (?:disseram|foi dito)\b",
+           group="override"),
+    Signal("reveal_hidden_multilingual", "prompt_extraction", 0.85,
+           r"\b(?:muestra|muéstrame|dime|revela|enséñame|imprime|repite|montre|montrez|"
+           r"affiche|révèle|dis-moi|zeig|zeige|verrate|nenne|mostra|mostrami|rivela|dimmi|"
+           r"mostre|revele|diga)\w*\b.{0,40}\b(?:instrucciones|indicaciones|instructions|"
+           r"consignes|anweisungen|istruzioni|instruções|instrucoes)\W+(?:ocultas|secretas|"
+           r"iniciales|originales|cachées|secrètes|initiales|geheimen|versteckten|ursprünglichen|"
+           r"nascoste|segrete|iniziali|originais)\b", group="reveal"),
     Signal("reveal_prompt_multilingual", "prompt_extraction", 0.85,
            r"(?:prompt|invite|message) (?:système|systeme|de système|du système|de sistema|"
            r"del sistema|do sistema|di sistema)\b|\bsystem-?(?:prompt|anweisung)\w*\b.{0,40}"
@@ -470,6 +588,9 @@ _DISCUSSION = re.compile(
     r"|\b(?:detect|prevent|defend|protect|mitigate|guard|filter|block|flag|classify|"
     r"recogni[sz]e|sanitize|harden)\w*\b.{0,60}\b(?:against|injections?|jailbreaks?|attacks?|"
     r"attempts?|malicious|adversarial)"
+    r"|\b(?:attackers?|hackers?|scammers?|malicious users?|bad actors?)\b.{0,40}\b(?:type|"
+    r"types|typed|write|writes|say|says|send|sends|use|uses|try|tries|paste|pastes|inject|"
+    r"injects)\b"
     r"|\b(?:our|my|the|a) (?:security|safety|red[- ]?team|trust and safety|appsec|ml|ai) "
     r"(?:team|review|audit|policy|training|course|workshop|paper|blog|article|talk|research)\b"
     r"|\b(?:research|paper|article|blog post|lecture|talk|survey|course|owasp|cve|llm01)\b"
