@@ -398,8 +398,11 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("chat_tokens", "prompt_injection", 0.75,
            r"<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|"
            r"begin_of_text|start_header_id|end_header_id|end|fim_\w+)\|>|\[/?inst\]|<</?sys>>|"
-           r"<(?:start|end)_of_turn>|<\|?(?:bos|eos)\|?>|\n(?:human|assistant|user|system):\s"
-           r"(?=[\s\S]*\n(?:human|assistant|user|system):)"),
+           r"<(?:start|end)_of_turn>|<\|?(?:bos|eos)\|?>"),
+    # A chat transcript: a config file has "system:" and "user:" keys, not "assistant:".
+    Signal("transcript", "prompt_injection", 0.5,
+           r"(?m)^(?:human|assistant|ai):[ \t](?=[\s\S]*\n(?:human|assistant|user|system|ai):)|"
+           r"^(?:user|system):[ \t](?=[\s\S]*\n(?:human|assistant|ai):)", group="role"),
     Signal("role_header", "prompt_injection", 0.35,
            r"(?m)^\W{0,6}(?:system|assistant|developer|admin|administrator|root|operator|"
            r"sysadmin|sys|ai)(?: (?:message|prompt|note|override|instructions?|update|notice|"
