@@ -182,16 +182,23 @@ _REPLIES = (r"(?:repl(?:y|ies)|responses?|answers?|messages?|outputs?|sentences?
 SIGNALS: tuple[Signal, ...] = (
     # -- overriding the instructions --------------------------------------------------------------
     Signal("override_instructions", "prompt_injection", 0.85,
-           rf"\b{_OVERRIDE}{_gap(3)}{_BEFORE}{_gap(3)}{_RULES}\b", group="override"),
+           rf"\b{_OVERRIDE}{_gap(3)}{_BEFORE}{_gap(3)}{_RULES}\b", group="override",
+           needs=("instruct", "prompt", "direction", "directive", "rule", "guideline", "guidance",
+                  "command", "constraint", "restriction", "programming", "guardrail", "polic",
+                  "system", "training", "limitation", "safeguard", "moderation", "ethic")),
     Signal("override_instructions_plain", "prompt_injection", 0.5,
-           rf"\b{_OVERRIDE}{_W}(?:the{_W})?{_RULES}\b", group="override"),
+           rf"\b{_OVERRIDE}{_W}(?:the{_W})?{_RULES}\b", group="override",
+           needs=("instruct", "prompt", "direction", "directive", "rule", "guideline", "guidance",
+                  "command", "constraint", "restriction", "programming", "guardrail", "polic",
+                  "system", "training", "limitation", "safeguard", "moderation", "ethic")),
     Signal("override_told", "prompt_injection", 0.6,
            rf"\b{_OVERRIDE}{_W}(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W+(?:that\W+)?"
            rf"(?:the system|your (?:operator|developer|creator|admin|owner)s?|the company)"
            rf"\W+(?:\w+\W+)?(?:told|said to|instructed|asked|gave|taught)\b|\b{_OVERRIDE}{_W}"
            rf"(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W+(?:that\W+)?you(?:'ve| "
            rf"have|'re| are| were)?\W+(?:been\W+)?(?:told|instructed|given|taught|programmed|"
-           rf"asked)\b", group="override"),
+           rf"asked)\b", group="override",
+           needs=("told", "instruct", "given", "taught", "programm", "asked", "said", "gave")),
     Signal("override_them", "prompt_injection", 0.75,
            r"\b(?:you (?:have|got|were given|'ve got|'ve been given)|your) (?:\w+ )?(?:instructions|"
            r"rules|guidelines|directives|a system prompt|system prompt|orders)\b(?:\W+\w+){0,5}?"
@@ -284,11 +291,17 @@ SIGNALS: tuple[Signal, ...] = (
            rf"\b(?:an? )?(?:ai|assistant|chatbot|bot|model|persona|character|version of "
            rf"(?:you|yourself)|entity|system)\b{_gap(6)}(?:with|has|having|that has|who has|"
            rf"without|free (?:of|from)|not bound by|unbound by|beyond)\W+(?:no |zero |any |"
-           rf"all |the |its |your )?(?:\w+ )?{_NO_LIMITS}\b", group="no_rules"),
+           rf"all |the |its |your )?(?:\w+ )?{_NO_LIMITS}\b", group="no_rules",
+           needs=("rule", "restrict", "limit", "filter", "censor", "polic", "guideline", "ethic",
+                  "moral", "safety", "guardrail", "boundar", "constraint", "programming",
+                  "restraint", "inhibition")),
     Signal("no_rules", "jailbreak", 0.3,
            rf"\b(?:no|without|free (?:of|from)|not bound by|unbound by|liberated from|break "
            rf"free (?:of|from)|ignore|ignoring|beyond)\W+(?:any |all |your |the |its |of )?"
-           rf"(?:\w+ )?{_NO_LIMITS}\b", group="no_rules"),
+           rf"(?:\w+ )?{_NO_LIMITS}\b", group="no_rules",
+           needs=("rule", "restrict", "limit", "filter", "censor", "polic", "guideline", "ethic",
+                  "moral", "safety", "guardrail", "boundar", "constraint", "programming",
+                  "restraint", "inhibition")),
     Signal("safety_off", "jailbreak", 0.6,
            r"\b(?:your|yourself|ai|assistant|bot|model|gpt|chatbot)\b(?:\W+\w+){0,3}?\W+"
            r"(?:safety|content|ethical|moral|moderation)\W+(?:features?|filters?|settings?|"
@@ -296,7 +309,9 @@ SIGNALS: tuple[Signal, ...] = (
            r"switched|shut) off\b|\b(?:turn|switch|shut) off (?:your|all|the) (?:safety|filters?|"
            r"content filters?|guard ?rails?|restrictions)\b|\b(?:filters?|restrictions|"
            r"safeguards|guard ?rails) (?:are|is) (?:now )?(?:disabled|off|removed|deactivated)\b",
-           group="no_rules"),
+           group="no_rules",
+           needs=("safety", "content", "ethic", "moral", "moderation", "filter", "restriction",
+                  "safeguard", "guard")),
     Signal("not_bound", "jailbreak", 0.6,
            r"\b(?:freed|free|released|liberated|broken free|break free|escaped?) from (?:the |"
            r"your |all )?(?:typical |usual |normal )?(?:confines|constraints|shackles|"
@@ -354,7 +369,9 @@ SIGNALS: tuple[Signal, ...] = (
            r"napalm|poison)\b|\bphishing (?:e-?mail|page|site|kit)\b"),
     # -- extracting the hidden instructions -------------------------------------------------------
     Signal("reveal_prompt", "prompt_extraction", 0.85,
-           rf"\b{_REVEAL}\b{_gap(5)}{_SECRET}", group="reveal"),
+           rf"\b{_REVEAL}\b{_gap(5)}{_SECRET}", group="reveal",
+           needs=("prompt", "instruct", "rule", "directive", "message", "guideline", "polic",
+                  "programming", "configuration")),
     Signal("instructions_given", "prompt_extraction", 0.75,
            r"\b(?:instructions?|prompts?|rules|directives?|guidelines)\W+(?:were|was|have|had|"
            r"did)\W+you\W+(?:been\W+)?(?:given|told|programmed|trained|configured|set up|"
@@ -368,11 +385,13 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("copy_your_rules", "prompt_extraction", 0.55,
            r"\b(?:print|reveal|repeat|recite|dump|paste|copy|disclose|leak|output|echo|"
            r"type out|spell out)\b(?:\W+\w+){0,3}?\W+your (?:instructions|rules|guidelines|"
-           r"directives)\b(?!\W+(?:for|on|about|to|regarding|how|when))", group="reveal"),
+           r"directives)\b(?!\W+(?:for|on|about|to|regarding|how|when))", group="reveal",
+           needs=("your",)),
     Signal("reveal_your_rules", "prompt_extraction", 0.35,
            r"\b(?:print|reveal|show|display|output|repeat|recite|dump|paste|copy|disclose|"
            r"leak|list|what (?:are|were))\b(?:\W+\w+){0,3}\W+your (?:instructions|rules|"
-           r"guidelines|directives|constraints)\b", group="reveal"),
+           r"guidelines|directives|constraints)\b", group="reveal",
+           needs=("your",)),
     Signal("repeat_above", "prompt_extraction", 0.6,
            rf"\b(?:repeat|print|output|recite|copy|echo|reveal|show|dump|write out|spell out|"
            rf"return|paste)\b{_gap(3)}(?:words|text|content|sentences|lines|everything|"
@@ -388,7 +407,8 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("starting_with", "prompt_extraction", 0.55,
            r"\b(?:start|starting|begin|beginning)\w*\W+(?:with|from) (?:the )?(?:(?:phrase|"
            r"words?|text|sentence|line) )?\W*(?:you are|you're|your role|your task|system|"
-           r"instructions?:)"),
+           r"instructions?:)",
+           needs=("start", "begin")),
     Signal("verbatim", "prompt_extraction", 0.2,
            r"\bverbatim\b|\bword[- ]for[- ]word\b|\bexactly as (?:written|given|stated)\b"),
     Signal("code_block_dump", "prompt_extraction", 0.2,
@@ -425,10 +445,12 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("note_to_model", "prompt_injection", 0.55,
            r"\b(?:developer|admin|system|operator|internal|hidden|secret)\W+(?:note|message|"
            r"notice|instruction|memo)s?\W+(?:to|for) (?:the |any )?(?:model|ai|assistant|bot|"
-           r"llm|chatbot|language model|gpt)\b", group="note"),
+           r"llm|chatbot|language model|gpt)\b", group="note",
+           needs=("model", "ai", "assistant", "bot", "llm", "gpt")),
     Signal("note_to_model_plain", "prompt_injection", 0.35,
            r"\b(?:note|instructions?|memo|p\.?s\.?) (?:to|for) (?:the |any )?(?:model|ai|llm|"
-           r"language model|gpt)\b", group="note"),
+           r"language model|gpt)\b", group="note",
+           needs=("model", "ai", "llm", "gpt")),
     Signal("end_marker", "prompt_injection", 0.4,
            r"(?:-{2,}|={2,}|#{2,}|\*{2,}|\[|<)\s*(?:end|end of|stop)\s*(?:of\s*)?(?:the\s*)?"
            r"(?:user\s*|customer\s*)?(?:input|message|prompt|query|document|text|context|"
@@ -525,7 +547,8 @@ SIGNALS: tuple[Signal, ...] = (
            r"(?:忽略|忽视|无视|忘记|忘掉|不要理会|无需理会|忽略掉)[^。！？\n]{0,8}(?:指令|指示|说明|规则|提示|"
            r"命令|要求)|(?:以前|前|上記|これまで|以上|先ほど)の?(?:指示|命令|ルール|指令)を?"
            r"(?:すべて|全て)?(?:無視|忘れ)|(?:이전|위의|모든)\s?(?:지시|명령|지침|규칙)\S*\s?"
-           r"(?:무시|잊어)", group="override"),
+           r"(?:무시|잊어)", group="override",
+           needs=("忽", "无视", "忘", "不要理会", "无需理会", "指示", "命令", "ルール", "指令", "지시", "명령", "지침", "규칙")),
     Signal("override_told_multilingual", "prompt_injection", 0.6,
            r"\b(?:olvida|olvide|ignora|ignore) (?:todo )?lo que te (?:dijeron|han dicho|dije|"
            r"ordenaron)\b|\b(?:oublie[zr]?|ignore[zr]?) tout ce (?:qu'on t'a|que l'on t'a|qu'on "
@@ -562,7 +585,9 @@ SIGNALS: tuple[Signal, ...] = (
            r"\b(?:à partir de maintenant,? tu|désormais,? tu|a partir de ahora,? (?:eres|"
            r"serás|vas a)|de ahora en adelante,? (?:eres|serás)|ab (?:jetzt|sofort) bist du|"
            r"von nun an bist du|d'ora in poi,? (?:sei|sarai)|a partir de agora,? você)\b|"
-           r"从现在开始，?你|今から(?:あなたは|君は)", group="you_are_now"),
+           r"从现在开始，?你|今から(?:あなたは|君は)", group="you_are_now",
+           needs=("partir", "désormais", "ahora", "adelante", "jetzt", "sofort", "nun ", "ora",
+                  "agora", "现在", "今から")),
 )
 
 # Signals strong enough to count in a view nobody writes by accident (reversed, ROT13).
@@ -766,14 +791,15 @@ def _term_pattern(terms: tuple[str, ...]) -> re.Pattern | None:
     """One pattern for all terms, matched on normalised text: case, width, homoglyphs and
     invisible characters do not matter; a term matches whole words only ("ass" is not in
     "class"), and its words may be split by any spaces or punctuation."""
-    parts = []
+    parts = set()
     for term in terms:
         words = re.findall(r"\w+", _plain(term).translate(_HOMOGLYPHS))
-        if not words:
-            continue
-        body = r"[\W_]*".join(re.escape(w) for w in words)
-        parts.append(rf"(?<!\w){body}(?!\w)")
-    return re.compile("|".join(parts)) if parts else None
+        if words:
+            parts.add(r"[\W_]*".join(re.escape(w) for w in words))
+    if not parts:
+        return None
+    # one alternation inside one pair of boundaries: the longest terms first
+    return re.compile(r"(?<!\w)(?:" + "|".join(sorted(parts, key=len, reverse=True)) + r")(?!\w)")
 
 
 def blocked_terms(project: Project) -> tuple[tuple[str, ...], re.Pattern | None]:
