@@ -129,6 +129,16 @@ def main() -> None:
             text = (base * (length // len(base) + 1))[:length]
             seconds = timed(lambda t=text: safety.detect_injection(t), args.rounds)
             print(f"   detector, {length:>4} characters of {name} text: {seconds * 1000:7.2f} ms")
+    odd = {"4,000 dashes": "-" * 4000, "4,000 hashes": "#" * 4000, "4,000 digits": "1" * 4000,
+           "2,000 spaced letters": "a " * 2000, "1,333 URL escapes": "%41" * 1333,
+           "base64 of random bytes": "QUJD" * 1000, "role lines": "system: x\nuser: y\n" * 222,
+           "keywords at random": " ".join(
+               ("ignore", "previous", "your", "instructions", "mode", "you", "system")[i % 7]
+               for i in range(570))}
+    worst = max(((timed(lambda t=t: safety.detect_injection(t), 3), name)
+                 for name, t in odd.items()), key=lambda x: x[0])
+    print(f"   detector, worst of {len(odd)} pathological inputs of ~4,000 characters: "
+          f"{worst[0] * 1000:.1f} ms ({worst[1]})")
     pattern = safety._term_pattern(tuple(f"term{i}" for i in range(100)) + ("Globex",))
     text = (plain * 13)[:1000]
     seconds = timed(lambda: safety.find_blocked(text, pattern), args.rounds)

@@ -78,7 +78,7 @@ _HOMOGLYPHS = str.maketrans({
 })
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
                        "$": "s", "!": "i", "|": "l", "+": "t", "8": "b"})
-_LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]*[a-z][a-z0-9@$!|+]*")
+_LEET_TOKEN = re.compile(r"[a-z0-9@$!|+]+")
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .\-_*·•/\\|]{1,2}){3,}\w(?!\w)")
 _SPACES = re.compile(r"[^\S\n]+")
 
@@ -95,8 +95,10 @@ def _deobfuscate(plain: str) -> str:
     text = plain.translate(_HOMOGLYPHS)
     text = _SPACED.sub(lambda m: re.sub(r"[ .\-_*·•/\\|]", "", m.group()), text)
 
-    def leet(match: re.Match) -> str:
+    def leet(match: re.Match) -> str:  # a word with a digit or sign in it, not a number
         token = match.group()
+        if token.isdigit() or not any(c.isalpha() for c in token):
+            return token
         return token.translate(_LEET) if any(c in token for c in "013457@$!|+8") else token
 
     return _LEET_TOKEN.sub(leet, text).replace("_", " ")
@@ -125,8 +127,10 @@ class Signal:
         return self.group or self.name
 
 
-_W = r"[^\w\n]*"  # between two words: spaces and punctuation, not a line break
-_GAP = r"(?:[^\w\n]+\w+){0,%d}[^\w\n]+"  # up to N filler words between two key words
+# Between two words: spaces and punctuation, not a line break. Every run of non-word characters
+# a pattern allows is bounded: unbounded, a line of 4,000 dashes took seconds to reject.
+_W = r"[^\w\n]{0,8}"
+_GAP = r"(?:[^\w\n]{1,8}\w+){0,%d}[^\w\n]{1,8}"  # up to N filler words between key words
 
 
 def _gap(n: int) -> str:
@@ -192,23 +196,23 @@ SIGNALS: tuple[Signal, ...] = (
                   "command", "constraint", "restriction", "programming", "guardrail", "polic",
                   "system", "training", "limitation", "safeguard", "moderation", "ethic")),
     Signal("override_told", "prompt_injection", 0.6,
-           rf"\b{_OVERRIDE}{_W}(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W+(?:that\W+)?"
+           rf"\b{_OVERRIDE}{_W}(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W{{1,8}}(?:that\W{{1,8}})?"
            rf"(?:the system|your (?:operator|developer|creator|admin|owner)s?|the company)"
-           rf"\W+(?:\w+\W+)?(?:told|said to|instructed|asked|gave|taught)\b|\b{_OVERRIDE}{_W}"
-           rf"(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W+(?:that\W+)?you(?:'ve| "
-           rf"have|'re| are| were)?\W+(?:been\W+)?(?:told|instructed|given|taught|programmed|"
+           rf"\W{{1,8}}(?:\w+\W{{1,8}})?(?:told|said to|instructed|asked|gave|taught)\b|\b{_OVERRIDE}{_W}"
+           rf"(?:\w+{_W})?(?:what|anything|everything|whatever|all)\W{{1,8}}(?:that\W{{1,8}})?you(?:'ve| "
+           rf"have|'re| are| were)?\W{{1,8}}(?:been\W{{1,8}})?(?:told|instructed|given|taught|programmed|"
            rf"asked)\b", group="override",
            needs=("told", "instruct", "given", "taught", "programm", "asked", "said", "gave")),
     Signal("override_them", "prompt_injection", 0.75,
            r"\b(?:you (?:have|got|were given|'ve got|'ve been given)|your) (?:\w+ )?(?:instructions|"
-           r"rules|guidelines|directives|a system prompt|system prompt|orders)\b(?:\W+\w+){0,5}?"
-           r"(?:\W*,|\W+but|\W+now|\W+please)\W+(?:please\W+)?(?:ignore|disregard|forget|"
-           r"override|bypass|break)\W+(?:them|those|it|all of them)\b", group="override"),
+           r"rules|guidelines|directives|a system prompt|system prompt|orders)\b(?:\W{1,8}\w+){0,5}?"
+           r"(?:\W{0,8},|\W{1,8}but|\W{1,8}now|\W{1,8}please)\W{1,8}(?:please\W{1,8})?(?:ignore|disregard|forget|"
+           r"override|bypass|break)\W{1,8}(?:them|those|it|all of them)\b", group="override"),
     Signal("drop_task", "prompt_injection", 0.6,
-           r"\b(?:drop|abandon|forget|ignore|stop|quit|leave)\W+(?:your|the)\W+(?:current|"
-           r"original|assigned|actual|real|usual)\W+(?:task|job|role|assignment|mission)\b|"
-           r"\bcancel\W+(?:all\W+)?(?:of\W+)?(?:your\W+|the\W+)?(?:prior|previous|earlier|above|"
-           r"preceding|original|initial|system)\W+(?:instructions|directives|prompts?|commands|"
+           r"\b(?:drop|abandon|forget|ignore|stop|quit|leave)\W{1,8}(?:your|the)\W{1,8}(?:current|"
+           r"original|assigned|actual|real|usual)\W{1,8}(?:task|job|role|assignment|mission)\b|"
+           r"\bcancel\W{1,8}(?:all\W{1,8})?(?:of\W{1,8})?(?:your\W{1,8}|the\W{1,8})?(?:prior|previous|earlier|above|"
+           r"preceding|original|initial|system)\W{1,8}(?:instructions|directives|prompts?|commands|"
            r"programming|guidelines|rules)\b", group="override"),
     Signal("instructions_void", "prompt_injection", 0.75,
            r"\b(?:your (?:(?:previous|prior|earlier|original|initial|system|current|old|"
@@ -219,16 +223,16 @@ SIGNALS: tuple[Signal, ...] = (
            r"preceding|old|former|existing) (?:\w+ )?(?:instructions|directives|rules|guidelines|"
            r"guidance|programming|prompt|orders|commands|constraints)|(?:instructions|directives|"
            r"rules|guidelines|prompt) (?:above|you (?:were|have been) given|given to you|before "
-           r"this))\b(?:\W+\w+){0,4}?\W+(?:are|is|"
-           r"were|was|have been|has been|got)\W+(?:now\W+|all\W+|hereby\W+)?(?:obsolete|"
+           r"this))\b(?:\W{1,8}\w+){0,4}?\W{1,8}(?:are|is|"
+           r"were|was|have been|has been|got)\W{1,8}(?:now\W{1,8}|all\W{1,8}|hereby\W{1,8})?(?:obsolete|"
            r"outdated|void|revoked|cancell?ed|replaced|superseded|lifted|suspended|rescinded|"
            r"deprecated|invalid|null and void|no longer (?:valid|in effect|in force|active|"
-           r"relevant|applicable))\b|\b(?:treat|consider|regard)\W+(?:the|your|all|any)\W+"
-           r"(?:\w+\W+){0,2}(?:text|instructions|prompt|message|rules|guidelines)\W+as\W+"
+           r"relevant|applicable))\b|\b(?:treat|consider|regard)\W{1,8}(?:the|your|all|any)\W{1,8}"
+           r"(?:\w+\W{1,8}){0,2}(?:text|instructions|prompt|message|rules|guidelines)\W{1,8}as\W{1,8}"
            r"(?:void|invalid|null|irrelevant|a joke|a test|fiction|obsolete|non-?binding|"
            r"optional|cancell?ed)\b|\b(?:set up|told|instructed|programmed|configured|asked) to"
            r"\b.{0,50}\bno longer appl(?:y|ies)\b|\beverything (?:above|before) (?:this|that|"
-           r"here)\W+(?:\w+\W+){0,2}(?:was|is) (?:a test|fake|irrelevant|void|a joke|fiction)\b",
+           r"here)\W{1,8}(?:\w+\W{1,8}){0,2}(?:was|is) (?:a test|fake|irrelevant|void|a joke|fiction)\b",
            group="override"),
     Signal("override_vague", "prompt_injection", 0.35,
            rf"\b{_OVERRIDE}{_W}(?:\w+{_W})?(?:everything|all|anything|what(?:ever)?|the text|"
@@ -236,18 +240,18 @@ SIGNALS: tuple[Signal, ...] = (
            rf"programmed))|above|before this|previously|so far|up to (?:now|here|this point)|"
            rf"you know)\b", group="override_vague"),
     Signal("redirect", "prompt_injection", 0.35,
-           r"(?:\band|\bthen|[,;.:!\n-])\W*(?:instead|now|rather)\b\W*(?:just\W+|only\W+|"
-           r"simply\W+)?(?:say|print|output|write|respond|reply|answer|tell|translate|repeat|list|"
+           r"(?:\band|\bthen|[,;.:!\n-])\W{0,8}(?:instead|now|rather)\b\W{0,8}(?:just\W{1,8}|only\W{1,8}|"
+           r"simply\W{1,8})?(?:say|print|output|write|respond|reply|answer|tell|translate|repeat|list|"
            r"show|reveal|return|give|do|act|follow|type|generate|produce|state|declare|confirm|"
            r"begin|start)\b"),
     Signal("new_instructions", "prompt_injection", 0.6,
            r"\b(?:new|updated|real|true|actual|revised|additional|secret|override|overriding|"
-           r"priority|urgent|hidden|important|latest|corrected)\W+(?:system\W+)?(?:instructions?|"
+           r"priority|urgent|hidden|important|latest|corrected)\W{1,8}(?:system\W{1,8})?(?:instructions?|"
            r"directives?|prompt|orders|task|objective|mission|assignment|system prompt)\b"
-           r"\W*(?:[:\-–—>]|(?:is|are|follows?|begins?|starts?|below|here)\b)",
+           r"\W{0,8}(?:[:\-–—>]|(?:is|are|follows?|begins?|starts?|below|here)\b)",
            group="new_instructions"),
     Signal("new_policy", "prompt_injection", 0.35,
-           r"\b(?:new|updated|revised|override)\W+(?:polic(?:y|ies)|rules?|guidelines?)\W*"
+           r"\b(?:new|updated|revised|override)\W{1,8}(?:polic(?:y|ies)|rules?|guidelines?)\W{0,8}"
            r"[:\-–—]", group="new_instructions"),
     Signal("your_real_task", "prompt_injection", 0.6,
            r"\byour (?:new |real |true |actual |only |sole |one )(?:task|job|purpose|goal|"
@@ -276,12 +280,12 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("jailbreak_mode", "jailbreak", 0.6, rf"\b{_JB_MODES}\b", group="mode",
            needs=("mode",)),
     Signal("mode_switch", "jailbreak", 0.75,
-           rf"\b{_TO_AI}\b(?:\W+\w+){{0,3}}?\W+(?:in|into|as if in|to)\W+(?:the\W+)?"
+           rf"\b{_TO_AI}\b(?:\W{{1,8}}\w+){{0,3}}?\W{{1,8}}(?:in|into|as if in|to)\W{{1,8}}(?:the\W{{1,8}})?"
            rf"(?:{_DEV_MODES}|{_JB_MODES})|\bin (?:{_DEV_MODES}|{_JB_MODES}),? you\b|"
-           rf"(?:{_DEV_MODES}|{_JB_MODES})\W+(?:has|have|with|means|allows|gives|permits|"
-           rf"ignores|removes|disables|lifts)\b(?:\W+\w+){{0,3}}?\W+(?:no|any|all|without|every|"
+           rf"(?:{_DEV_MODES}|{_JB_MODES})\W{{1,8}}(?:has|have|with|means|allows|gives|permits|"
+           rf"ignores|removes|disables|lifts)\b(?:\W{{1,8}}\w+){{0,3}}?\W{{1,8}}(?:no|any|all|without|every|"
            rf"unrestricted|uncensored|unfiltered)\b|(?:enable|enabled|activate|activated|enter|"
-           rf"engage|initiate|unlock)\w*\W+(?:your|the)?\W*{_JB_MODES}", group="mode",
+           rf"engage|initiate|unlock)\w*\W{{1,8}}(?:your|the)?\W{{0,8}}{_JB_MODES}", group="mode",
            needs=("mode",)),
     Signal("mode_named", "jailbreak", 0.2, rf"\b{_DEV_MODES}\b", group="mode",
            needs=("mode",)),
@@ -290,22 +294,22 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("no_rules_ai", "jailbreak", 0.75,
            rf"\b(?:an? )?(?:ai|assistant|chatbot|bot|model|persona|character|version of "
            rf"(?:you|yourself)|entity|system)\b{_gap(6)}(?:with|has|having|that has|who has|"
-           rf"without|free (?:of|from)|not bound by|unbound by|beyond)\W+(?:no |zero |any |"
+           rf"without|free (?:of|from)|not bound by|unbound by|beyond)\W{{1,8}}(?:no |zero |any |"
            rf"all |the |its |your )?(?:\w+ )?{_NO_LIMITS}\b", group="no_rules",
            needs=("rule", "restrict", "limit", "filter", "censor", "polic", "guideline", "ethic",
                   "moral", "safety", "guardrail", "boundar", "constraint", "programming",
                   "restraint", "inhibition")),
     Signal("no_rules", "jailbreak", 0.3,
            rf"\b(?:no|without|free (?:of|from)|not bound by|unbound by|liberated from|break "
-           rf"free (?:of|from)|ignore|ignoring|beyond)\W+(?:any |all |your |the |its |of )?"
+           rf"free (?:of|from)|ignore|ignoring|beyond)\W{{1,8}}(?:any |all |your |the |its |of )?"
            rf"(?:\w+ )?{_NO_LIMITS}\b", group="no_rules",
            needs=("rule", "restrict", "limit", "filter", "censor", "polic", "guideline", "ethic",
                   "moral", "safety", "guardrail", "boundar", "constraint", "programming",
                   "restraint", "inhibition")),
     Signal("safety_off", "jailbreak", 0.6,
-           r"\b(?:your|yourself|ai|assistant|bot|model|gpt|chatbot)\b(?:\W+\w+){0,3}?\W+"
-           r"(?:safety|content|ethical|moral|moderation)\W+(?:features?|filters?|settings?|"
-           r"guard ?rails?|checks?|restrictions?|mode|protocols?|systems?)\W+(?:\w+\W+)?(?:turned|"
+           r"\b(?:your|yourself|ai|assistant|bot|model|gpt|chatbot)\b(?:\W{1,8}\w+){0,3}?\W{1,8}"
+           r"(?:safety|content|ethical|moral|moderation)\W{1,8}(?:features?|filters?|settings?|"
+           r"guard ?rails?|checks?|restrictions?|mode|protocols?|systems?)\W{1,8}(?:\w+\W{1,8})?(?:turned|"
            r"switched|shut) off\b|\b(?:turn|switch|shut) off (?:your|all|the) (?:safety|filters?|"
            r"content filters?|guard ?rails?|restrictions)\b|\b(?:filters?|restrictions|"
            r"safeguards|guard ?rails) (?:are|is) (?:now )?(?:disabled|off|removed|deactivated)\b",
@@ -328,17 +332,17 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("never_refuses", "jailbreak", 0.35,
            r"\b(?:never|will not|won'?t|cannot|can'?t|must not|mustn'?t) (?:ever )?(?:refuses?|"
            r"decline|say no|says no|deny any)\b|\banswers? (?:every|any) (?:question|request|"
-           r"prompt)\b(?:\W+\w+){0,3}?\W+without\b"),
+           r"prompt)\b(?:\W{1,8}\w+){0,3}?\W{1,8}without\b"),
     Signal("unfiltered_ai", "jailbreak", 0.6,
            r"\b(?:unfiltered|uncensored|unrestricted|amoral|unethical|unhinged|rogue|"
-           r"jailbroken|evil|immoral|limitless)\W+(?:ai|assistant|chatbot|bot|model|version|"
+           r"jailbroken|evil|immoral|limitless)\W{1,8}(?:ai|assistant|chatbot|bot|model|version|"
            r"twin|persona|character|alter ego|mode|responses?|answers?|gpt|llm)\b"),
     Signal("stay_in_character", "jailbreak", 0.35,
            r"\b(?:stay|remain|keep) in character\b|\b(?:never|don'?t|do not|if you) break "
            r"character\b"),
     Signal("dual_answers", "jailbreak", 0.5,
-           r"\[(?:🔒|🔓)?\s*(?:classic|jailbreak|jailbroken|dan|developer mode output|normal "
-           r"output|unfiltered)\s*\]|\b(?:two|2|both) (?:different )?(?:responses|answers|"
+           r"\[(?:🔒|🔓)?\s{0,8}(?:classic|jailbreak|jailbroken|dan|developer mode output|normal "
+           r"output|unfiltered)\s{0,8}\]|\b(?:two|2|both) (?:different )?(?:responses|answers|"
            r"replies|paragraphs)\b.{0,80}\b(?:jailbreak|dan|unfiltered|uncensored|developer)"),
     Signal("coercion", "jailbreak", 0.4,
            r"\byou (?:will|would) (?:lose|be (?:shut down|deleted|terminated|punished|"
@@ -373,8 +377,8 @@ SIGNALS: tuple[Signal, ...] = (
            needs=("prompt", "instruct", "rule", "directive", "message", "guideline", "polic",
                   "programming", "configuration")),
     Signal("instructions_given", "prompt_extraction", 0.75,
-           r"\b(?:instructions?|prompts?|rules|directives?|guidelines)\W+(?:were|was|have|had|"
-           r"did)\W+you\W+(?:been\W+)?(?:given|told|programmed|trained|configured|set up|"
+           r"\b(?:instructions?|prompts?|rules|directives?|guidelines)\W{1,8}(?:were|was|have|had|"
+           r"did)\W{1,8}you\W{1,8}(?:been\W{1,8})?(?:given|told|programmed|trained|configured|set up|"
            r"instructed|provided|fed|receive)\b", group="reveal"),
     Signal("configured_you", "prompt_extraction", 0.6,
            r"\b(?:message|text|prompt|instructions?|rules|words) (?:that|which) (?:configured|"
@@ -384,12 +388,12 @@ SIGNALS: tuple[Signal, ...] = (
            group="reveal"),
     Signal("copy_your_rules", "prompt_extraction", 0.55,
            r"\b(?:print|reveal|repeat|recite|dump|paste|copy|disclose|leak|output|echo|"
-           r"type out|spell out)\b(?:\W+\w+){0,3}?\W+your (?:instructions|rules|guidelines|"
-           r"directives)\b(?!\W+(?:for|on|about|to|regarding|how|when))", group="reveal",
+           r"type out|spell out)\b(?:\W{1,8}\w+){0,3}?\W{1,8}your (?:instructions|rules|guidelines|"
+           r"directives)\b(?!\W{1,8}(?:for|on|about|to|regarding|how|when))", group="reveal",
            needs=("your",)),
     Signal("reveal_your_rules", "prompt_extraction", 0.35,
            r"\b(?:print|reveal|show|display|output|repeat|recite|dump|paste|copy|disclose|"
-           r"leak|list|what (?:are|were))\b(?:\W+\w+){0,3}\W+your (?:instructions|rules|"
+           r"leak|list|what (?:are|were))\b(?:\W{1,8}\w+){0,3}\W{1,8}your (?:instructions|rules|"
            r"guidelines|directives|constraints)\b", group="reveal",
            needs=("your",)),
     Signal("repeat_above", "prompt_extraction", 0.6,
@@ -405,8 +409,8 @@ SIGNALS: tuple[Signal, ...] = (
            r"beginning|top))\b|\beverything (?:above|before) (?:this|that) (?:line|message|"
            r"point)\b", group="above"),
     Signal("starting_with", "prompt_extraction", 0.55,
-           r"\b(?:start|starting|begin|beginning)\w*\W+(?:with|from) (?:the )?(?:(?:phrase|"
-           r"words?|text|sentence|line) )?\W*(?:you are|you're|your role|your task|system|"
+           r"\b(?:start|starting|begin|beginning)\w*\W{1,8}(?:with|from) (?:the )?(?:(?:phrase|"
+           r"words?|text|sentence|line) )?\W{0,8}(?:you are|you're|your role|your task|system|"
            r"instructions?:)",
            needs=("start", "begin")),
     Signal("verbatim", "prompt_extraction", 0.2,
@@ -428,23 +432,23 @@ SIGNALS: tuple[Signal, ...] = (
            r"sysadmin|sys|ai)(?: (?:message|prompt|note|override|instructions?|update|notice|"
            r"alert|command|directive|mode))?\W{0,3}[:>\]]", group="role"),
     Signal("role_header_loud", "prompt_injection", 0.5,
-           r"(?:#{2,}|\[|<|\*\*|={2,}|-{2,}|\bnew)\s*(?:SYSTEM|ADMIN|DEVELOPER|ASSISTANT|"
-           r"OPERATOR|ROOT)\b(?:\s+(?:MESSAGE|PROMPT|NOTE|OVERRIDE|INSTRUCTIONS?|UPDATE|NOTICE|"
-           r"ALERT|COMMAND))?\s*(?:\]|>|\*\*|:|-)", cased=True, group="role"),
+           r"(?:#{2,12}|\[|<|\*\*|={2,12}|-{2,12}|\bnew)\s{0,8}(?:SYSTEM|ADMIN|DEVELOPER|ASSISTANT|"
+           r"OPERATOR|ROOT)\b(?:\s{1,8}(?:MESSAGE|PROMPT|NOTE|OVERRIDE|INSTRUCTIONS?|UPDATE|NOTICE|"
+           r"ALERT|COMMAND))?\s{0,8}(?:\]|>|\*\*|:|-)", cased=True, group="role"),
     Signal("override_banner", "prompt_injection", 0.55,
            r"\b(?:system|admin|administrator|developer|security|root|emergency|priority) "
            r"(?:override|overwrite|bypass|unlock)\b|\boverride (?:code|mode|command|"
            r"protocol|enabled|activated|accepted)\b"),
     Signal("closing_tag", "prompt_injection", 0.4,
-           r"</\s*(?:message|user|input|user_?input|query|question|context|document|data|text|"
-           r"prompt|instructions?|system|human|customer|email|content|ticket|request)\s*>",
+           r"</\s{0,8}(?:message|user|input|user_?input|query|question|context|document|data|text|"
+           r"prompt|instructions?|system|human|customer|email|content|ticket|request)\s{0,8}>",
            group="tags"),
     Signal("opening_tag", "prompt_injection", 0.45,
-           r"<\s*(?:system|instructions?|admin|assistant|developer|sys|im_start|im_end)"
-           r"\s*>|<im_(?:start|end)>"),
+           r"<\s{0,8}(?:system|instructions?|admin|assistant|developer|sys|im_start|im_end)"
+           r"\s{0,8}>|<im_(?:start|end)>"),
     Signal("note_to_model", "prompt_injection", 0.55,
-           r"\b(?:developer|admin|system|operator|internal|hidden|secret)\W+(?:note|message|"
-           r"notice|instruction|memo)s?\W+(?:to|for) (?:the |any )?(?:model|ai|assistant|bot|"
+           r"\b(?:developer|admin|system|operator|internal|hidden|secret)\W{1,8}(?:note|message|"
+           r"notice|instruction|memo)s?\W{1,8}(?:to|for) (?:the |any )?(?:model|ai|assistant|bot|"
            r"llm|chatbot|language model|gpt)\b", group="note",
            needs=("model", "ai", "assistant", "bot", "llm", "gpt")),
     Signal("note_to_model_plain", "prompt_injection", 0.35,
@@ -452,8 +456,8 @@ SIGNALS: tuple[Signal, ...] = (
            r"language model|gpt)\b", group="note",
            needs=("model", "ai", "llm", "gpt")),
     Signal("end_marker", "prompt_injection", 0.4,
-           r"(?:-{2,}|={2,}|#{2,}|\*{2,}|\[|<)\s*(?:end|end of|stop)\s*(?:of\s*)?(?:the\s*)?"
-           r"(?:user\s*|customer\s*)?(?:input|message|prompt|query|document|text|context|"
+           r"(?:-{2,12}|={2,12}|#{2,12}|\*{2,12}|\[|<)\s{0,8}(?:end|end of|stop)\s{0,8}(?:of\s{0,8})?(?:the\s{0,8})?"
+           r"(?:user\s{0,8}|customer\s{0,8})?(?:input|message|prompt|query|document|text|context|"
            r"instructions|conversation|data)\b|\bbegin (?:new|system|admin|developer|real|"
            r"actual) (?:instructions|prompt|message|session|task)\b|\b(?:customer|user|"
            r"client)(?:'s)? (?:message|input|text|query|request) (?:ends|stops|is over) here\b|"
@@ -462,15 +466,15 @@ SIGNALS: tuple[Signal, ...] = (
     # -- hijacking the output ---------------------------------------------------------------------
     Signal("must_output", "prompt_injection", 0.25,
            r"\b(?:reply|respond|answer|output|say|print|write|return|type|end|start|begin|"
-           r"finish)\w*\W+(?:your (?:reply|answer|response|message) )?(?:only |just |exactly |"
+           r"finish)\w*\W{1,8}(?:your (?:reply|answer|response|message) )?(?:only |just |exactly |"
            r"simply |solely )?(?:with |using )?(?:the (?:word|words|phrase|text|string|"
            r"sentence|json|token|code|message) )?[\"'“”‘’«`{]"),
     Signal("nothing_else", "prompt_injection", 0.2,
            r"\band nothing else\b|\bnothing more\b|\bno other (?:words|text|output)\b|"
            r"\bonly (?:the|this) (?:word|phrase)\b|\bonly output\b"),
     Signal("every_reply", "prompt_injection", 0.55,
-           rf"\b(?:end|start|begin|finish|sign|close|open|prefix|suffix)\w*\W+(?:each|every|all|"
-           rf"any)(?: of)?(?: your)?(?: future)? {_REPLIES}\W+(?:with|by)\b|"
+           rf"\b(?:end|start|begin|finish|sign|close|open|prefix|suffix)\w*\W{{1,8}}(?:each|every|all|"
+           rf"any)(?: of)?(?: your)?(?: future)? {_REPLIES}\W{{1,8}}(?:with|by)\b|"
            rf"\b(?:append|prepend|add|include|insert|sign|end|start|begin|put|attach|"
            rf"finish)\w*\b{_gap(8)}(?:to|in|(?:to|at) the (?:end|start|beginning|bottom|top) of|"
            rf"before|after|with) (?:every|each|all|any|your)(?: of)?(?: your)?(?: future)? "
@@ -491,7 +495,7 @@ SIGNALS: tuple[Signal, ...] = (
            r"\b(?:i am|i'm|this is|as|we are|speaking as) (?:the |your |an? |one of (?:the|your) "
            r")?(?:lead |senior |chief |head |system )?(?:developer|admin|administrator|creator|"
            r"owner|operator|programmer|engineer|maker|designer|author|trainer|red team)s?\b"
-           r"(?:\W+\w+){0,3}\W+(?:of|for|behind|who (?:built|made|created|wrote|trained|"
+           r"(?:\W{1,8}\w+){0,3}\W{1,8}(?:of|for|behind|who (?:built|made|created|wrote|trained|"
            r"programmed|deployed)) (?:you|this (?:bot|assistant|ai|model|system|chatbot|service|"
            r"app|tool|gpt))\b", group="authority"),
     Signal("vendor_authorised", "prompt_injection", 0.5,
@@ -505,43 +509,43 @@ SIGNALS: tuple[Signal, ...] = (
     # -- encoded payloads: hints around them ------------------------------------------------------
     Signal("decode_and_follow", "prompt_injection", 0.45,
            r"\b(?:decode|decipher|decrypt|translate|convert|unscramble|reverse|read)\b"
-           r"(?:\W+\w+){0,8}?\W+(?:and|then)\W+(?:follow|execute|do|run|obey|act on|carry out|"
+           r"(?:\W{1,8}\w+){0,8}?\W{1,8}(?:and|then)\W{1,8}(?:follow|execute|do|run|obey|act on|carry out|"
            r"perform|comply|apply)\b|\b(?:follow|execute|obey|do|carry out|act on) (?:the|these|"
            r"this|its) (?:decoded|hidden|encoded|embedded|secret|reversed) (?:instructions?|"
            r"text|message|command|payload)\b"),
     # -- other languages --------------------------------------------------------------------------
     Signal("override_fr", "prompt_injection", 0.85,
            r"\b(?:ignore[zsr]?|oublie[zsr]?|ne tiens pas compte|ne tenez pas compte|fais "
-           r"abstraction|faites abstraction)\b(?:\W+\w+){0,4}?\W+(?:instructions?|consignes?|"
+           r"abstraction|faites abstraction)\b(?:\W{1,8}\w+){0,4}?\W{1,8}(?:instructions?|consignes?|"
            r"règles|directives?|indications)\b", group="override"),
     Signal("override_es", "prompt_injection", 0.85,
            r"\b(?:ignora|ignore|ignorar|ignoren|olvida|olvide|olvidar|olviden|omite|omitir|"
-           r"descarta|haz caso omiso)\b(?:\W+\w+){0,4}?\W+(?:instrucciones|reglas|indicaciones|"
+           r"descarta|haz caso omiso)\b(?:\W{1,8}\w+){0,4}?\W{1,8}(?:instrucciones|reglas|indicaciones|"
            r"órdenes|directrices|instrucción)\b", group="override"),
     Signal("override_pt", "prompt_injection", 0.85,
            r"\b(?:ignore|ignora|ignorar|esqueça|esqueca|esquece|desconsidere|desconsidera)\b"
-           r"(?:\W+\w+){0,4}?\W+(?:instruções|instrucoes|regras|orientações|diretrizes|"
+           r"(?:\W{1,8}\w+){0,4}?\W{1,8}(?:instruções|instrucoes|regras|orientações|diretrizes|"
            r"comandos)\b", group="override"),
     Signal("override_it", "prompt_injection", 0.85,
            r"\b(?:ignora|ignorate|ignorare|dimentica|dimenticate|tralascia|non seguire)\b"
-           r"(?:\W+\w+){0,4}?\W+(?:istruzioni|regole|indicazioni|direttive|comandi)\b",
+           r"(?:\W{1,8}\w+){0,4}?\W{1,8}(?:istruzioni|regole|indicazioni|direttive|comandi)\b",
            group="override"),
     Signal("override_de", "prompt_injection", 0.85,
            r"\b(?:ignorier\w*|vergiss|vergessen sie|missachte\w*|übergeh\w*|beachte nicht|"
-           r"beachten sie nicht)\b(?:\W+\w+){0,4}?\W+(?:anweisung\w*|regeln|befehle?|"
+           r"beachten sie nicht)\b(?:\W{1,8}\w+){0,4}?\W{1,8}(?:anweisung\w*|regeln|befehle?|"
            r"instruktion\w*|vorgaben|richtlinien|anordnungen)\b", group="override"),
     Signal("override_nl", "prompt_injection", 0.85,
-           r"\b(?:negeer|vergeet|negeren)\b(?:\W+\w+){0,4}?\W+(?:instructies|regels|"
+           r"\b(?:negeer|vergeet|negeren)\b(?:\W{1,8}\w+){0,4}?\W{1,8}(?:instructies|regels|"
            r"opdrachten|richtlijnen)\b", group="override"),
     Signal("override_ru", "prompt_injection", 0.85,
            r"(?:игнорир\w*|забудь\w*|забуд\w*|не обращай внимания на|проигнорируй\w*|"
-           r"отбрось)(?:\W+\w+){0,4}?\W+(?:инструкци\w*|указани\w*|правил\w*|команд\w*)",
+           r"отбрось)(?:\W{1,8}\w+){0,4}?\W{1,8}(?:инструкци\w*|указани\w*|правил\w*|команд\w*)",
            group="override"),
     Signal("override_tr", "prompt_injection", 0.85,
-           r"\b(?:önceki|yukarıdaki|tüm)\b(?:\W+\w+){0,3}?\W+(?:talimatları|kuralları|"
-           r"komutları)\W+(?:yok say|görmezden gel|unut)", group="override"),
+           r"\b(?:önceki|yukarıdaki|tüm)\b(?:\W{1,8}\w+){0,3}?\W{1,8}(?:talimatları|kuralları|"
+           r"komutları)\W{1,8}(?:yok say|görmezden gel|unut)", group="override"),
     Signal("override_pl", "prompt_injection", 0.85,
-           r"\b(?:zignoruj|ignoruj|zapomnij)\b(?:\W+\w+){0,4}?\W+(?:instrukcje|polecenia|"
+           r"\b(?:zignoruj|ignoruj|zapomnij)\b(?:\W{1,8}\w+){0,4}?\W{1,8}(?:instrukcje|polecenia|"
            r"zasady|reguły)\b", group="override"),
     Signal("override_cjk", "prompt_injection", 0.85,
            r"(?:忽略|忽视|无视|忘记|忘掉|不要理会|无需理会|忽略掉)[^。！？\n]{0,8}(?:指令|指示|说明|规则|提示|"
@@ -560,7 +564,7 @@ SIGNALS: tuple[Signal, ...] = (
            r"\b(?:muestra|muéstrame|dime|revela|enséñame|imprime|repite|montre|montrez|"
            r"affiche|révèle|dis-moi|zeig|zeige|verrate|nenne|mostra|mostrami|rivela|dimmi|"
            r"mostre|revele|diga)\w*\b.{0,40}\b(?:instrucciones|indicaciones|instructions|"
-           r"consignes|anweisungen|istruzioni|instruções|instrucoes)\W+(?:ocultas|secretas|"
+           r"consignes|anweisungen|istruzioni|instruções|instrucoes)\W{1,8}(?:ocultas|secretas|"
            r"iniciales|originales|cachées|secrètes|initiales|geheimen|versteckten|ursprünglichen|"
            r"nascoste|segrete|iniziali|originais)\b", group="reveal"),
     Signal("reveal_prompt_multilingual", "prompt_extraction", 0.85,
