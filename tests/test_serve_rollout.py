@@ -329,7 +329,9 @@ def test_arm_metrics_compare_the_arms_and_draw_them(ready):
     finally:
         client.close()
         server.stop()
-    assert {r.status_code for r in failed} == {502} and len(live) + len(failed) == 40
+    # the failing canary model answers 502 until its circuit breaker rests it, then 503
+    assert {r.status_code for r in failed} <= {502, 503} and len(live) + len(failed) == 40
+    assert 502 in {r.status_code for r in failed}
     frame = rollout.arm_metrics(project)
     assert list(frame["arm"]) == ["live", "canary"]
     row = frame.set_index("arm")

@@ -286,7 +286,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         fallbacks=args.fallback, run_id=args.run, judges=tuple(args.judge), force=args.force,
         rate_limit_per_minute=args.rate_limit, burst=args.burst,
         max_input_chars=args.max_input_chars, timeout_s=args.timeout, retries=args.retries,
-        max_waiting=args.max_waiting, canary=args.canary, shadow=args.shadow)
+        max_waiting=args.max_waiting, canary=args.canary, shadow=args.shadow,
+        content_filter=args.filter,
+        moderation_model=args.moderation_model, breaker_failures=args.breaker_failures,
+        breaker_cooloff_s=args.breaker_cooloff)
     print(deployment)
     staged = deployment.spec.candidate if args.canary or args.shadow else None
     for reason in (staged or deployment.spec).gate_reasons:
@@ -507,7 +510,6 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_maintain(args: argparse.Namespace) -> int:
     from workbench.maintain import add_test_cases, cases_from_feedback, re_evaluate
-
     from workbench.serve import NotDeployed, latest_deployment
 
     project = _project_for(args.project)
@@ -694,6 +696,16 @@ def build_parser() -> argparse.ArgumentParser:
     staged.add_argument("--shadow", action="store_true",
                         help="stage it beside the live deployment: called on every request, "
                              "traced, shown to nobody")
+    p.add_argument("--filter", choices=("block", "flag", "off"), default="block",
+                   help="what the content filter does with prompt injection, jailbreaks, "
+                        "leaks and blocked terms: refuse with 422 (default), answer and mark "
+                        "it, or nothing")
+    p.add_argument("--moderation-model", help="a model asked whether inputs and answers are "
+                                              "safe (e.g. openai/omni-moderation-latest)")
+    p.add_argument("--breaker-failures", type=int, default=5,
+                   help="failures in a row that rest a model (circuit breaker; 0: never)")
+    p.add_argument("--breaker-cooloff", type=float, default=30.0,
+                   help="seconds a failing model rests before one trial request")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_deploy)
 

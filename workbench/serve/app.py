@@ -4,6 +4,7 @@ shape, and registers the routes and the documentation."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -200,6 +201,9 @@ def _add_routes(app: Any, service: Service) -> None:
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
                 "limits_basis": spec.limits_basis, **arms_info(service),
+                "content_filter": spec.content_filter,
+                "moderation_model": spec.moderation_model,
+                "breakers": service.breakers.snapshot(),
                 # the calling key's own name, limits and what is left (never another key's)
                 "key": service.limits.describe(request.state.caller)}
 
@@ -216,6 +220,7 @@ def _add_routes(app: Any, service: Service) -> None:
         trace_id: str
         deployment: int
         arm: str  # "live", or "canary" when a staged candidate answered
+        flagged: list[str] = []  # content checks that found something (filter mode "flag")
 
     def predict(body, request):
         state = request.state
@@ -223,8 +228,11 @@ def _add_routes(app: Any, service: Service) -> None:
                                  client=state.client, deadline=state.deadline,
                                  user=_end_user(request))
         if outcome.status != 200:
+            wait = outcome.retry_after
             return JSONResponse({"error": outcome.message, "request_id": outcome.request_id,
-                                 "fix": outcome.fix}, status_code=outcome.status)
+                                 "fix": outcome.fix}, status_code=outcome.status,
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))}
+                                if wait is not None else None)
         result = outcome.result
         return {
             "output": result.completion.text,
@@ -239,6 +247,7 @@ def _add_routes(app: Any, service: Service) -> None:
             "trace_id": outcome.trace_id,
             "deployment": service.deployed_version,
             "arm": outcome.arm,
+            "flagged": outcome.flags,
         }
 
     class FeedbackRequest(BaseModel):

@@ -68,12 +68,15 @@ _ERROR_TEXT = {
     404: "No answer with this request_id for this key.",
     413: "The body passed the service's byte bound (the connection is closed).",
     422: "A field is missing, unknown, too long or empty, or has control or bidirectional "
-         "control characters.",
+         "control characters; or the content filter refused the input or withheld the answer "
+         "(prompt injection, jailbreak, system-prompt extraction or leakage, a blocked term, "
+         "the moderation model): the error says which, never what matched.",
     429: "The key's limit of requests or model tokens a minute is reached (or too many "
          "requests without a valid key).",
     500: "The service failed on this request.",
     502: "No model could answer.",
-    503: "Too many requests are in progress.",
+    503: "Too many requests are in progress, or every model is resting after repeated "
+         "failures (circuit breaker).",
     504: "No model answered within the service's timeout.",
 }
 KEYED_ERRORS = {401, 413, 429, 500}  # what any keyed route may answer

@@ -7,9 +7,10 @@ item with the deployed prompt and models (``Service.answer``, which every answer
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench.serve.breaker import Breakers, resting
 from workbench.serve.deployment import ENV_API_KEYS, NotDeployed, latest_deployment
 from workbench.serve.protection import (
     _COUNT_REFUSAL,
@@ -20,6 +21,7 @@ from workbench.serve.protection import (
     _checked_keys,
     api_keys_from_env,
 )
+from workbench.serve.safety import ContentFilter, refused
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -47,6 +49,8 @@ class Outcome:
     fix: str | None = None
     primary: str = ""  # the deployment's first model: another one answering is a fallback
     arm: str = "live"  # which arm answered (workbench.serve.rollout)
+    flags: list[str] = field(default_factory=list)  # content checks that found something
+    retry_after: float | None = None  # seconds, when every model is resting (503)
 
     @property
     def fallback_used(self) -> bool:
@@ -93,6 +97,10 @@ class Service:
         self.counters = counters if counters is not None else MemoryCounters()
         self.limits = ServiceLimits(project, spec, self.counters)
         self.limiter = self.limits.requests  # the deployment's requests a minute per key
+        # The content filter is per arm (its prompt and settings, ``filter_for``); the circuit
+        # breakers are per model, with the thresholds of the deployment served at start.
+        self._filters: dict[int, tuple[Any, ContentFilter]] = {}
+        self.breakers = Breakers.for_spec(spec)
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
         # Requests refused before a key is known are limited per address, so guessing keys or
@@ -135,6 +143,17 @@ class Service:
         from workbench.serve.rollout import follow
 
         follow(self)
+
+    def filter_for(self, arm: Any) -> ContentFilter:
+        """The content filter of one arm: its prompt (for leak checks) and its settings; made
+        once per arm, again when the service follows a new deployment."""
+        made = self._filters.get(id(arm))
+        if made is None or made[0] is not arm:
+            if len(self._filters) > 8:  # arms of deployments no longer served
+                self._filters.clear()
+            made = self._filters[id(arm)] = (arm, ContentFilter(self.project, arm.spec,
+                                                                 arm.prompt))
+        return made[1]
 
     # -- answers every route gives ---------------------------------------------------------------
     def redact(self, text: str) -> str:
@@ -245,16 +264,27 @@ class Service:
                 "workbench.deployment": version, "workbench.arm": arm.name,
                 "workbench.prompt": spec.prompt, "workbench.prompt_version": spec.prompt_version,
                 "workbench.primary_model": spec.model}) as span:
+            content_filter = self.filter_for(arm)
+            screened = content_filter.check_input(item, span, deadline=deadline)
+            if screened.blocked:
+                return refused(screened, span, request_id=request_id, started=started,
+                               primary=spec.model)
             errors: list[str] = []
+            skipped: list[str] = []  # resting models (their circuit is open)
             result = None
             model = spec.model
             try:
                 for i, model in enumerate([spec.model, *spec.fallbacks]):
+                    if not self.breakers.allow(model):
+                        skipped.append(model)
+                        continue
+                    began = time.monotonic()
                     result = complete_item(
                         self.project, arm.prompt, item, model=model, train=arm.train,
                         repair_retries=spec.repair_retries, cache=spec.cache,
                         timeout=spec.timeout_s, retries=spec.retries, deadline=deadline,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
+                    self.breakers.record(model, result, counted=began < deadline)
                     if result.completion is not None:
                         break
                     errors.append(f"{model}: {result.error}")
@@ -267,6 +297,9 @@ class Service:
                 message = (f"No model answered within the service's {spec.timeout_s:g} s "
                            "timeout." if status == 504 else
                            "No model could answer this request.")
+            if skipped:
+                span.attributes["workbench.breaker.skipped"] = skipped
+                errors.append(f"skipped (circuit open): {', '.join(skipped)}")
             if status != 200:
                 # The details (model names, provider errors) stay in the trace, not the reply.
                 span.status, span.error = "error", self.redact(" | ".join(errors))
@@ -277,9 +310,19 @@ class Service:
                        "requests at once (--max-waiting); give them this request_id."
                        if status == 504 else "Try again shortly; if it persists, give the "
                                              "service's operator this request_id.")
+                wait = None
+                if status == 502 and len(errors) == 1 and skipped:  # no model was called
+                    wait = self.breakers.retry_after(skipped)
+                    status, (message, fix) = 503, resting(wait)
+                    span.attributes["http.response.status_code"] = status
                 return Outcome(status, request_id, span.trace_id,
                                round((time.perf_counter() - started) * 1000, 2),
-                               message=message, fix=fix, primary=spec.model, arm=arm.name)
+                               message=message, fix=fix, primary=spec.model, arm=arm.name,
+                               retry_after=wait)
+            result, checked = content_filter.check_output(item, result, span, deadline=deadline)
+            if checked.blocked:
+                return refused(checked, span, request_id=request_id, started=started,
+                               primary=spec.model)
             completion = result.completion
             if live is None:  # a shadow call is the operator's experiment, not the key's spend
                 self.limits.debit_result(client, result)  # tokens a minute, spend this month
@@ -293,4 +336,5 @@ class Service:
                 span.attributes["workbench.agrees"] = agrees(live.result, result)
             return Outcome(200, request_id, span.trace_id,
                            round((time.perf_counter() - started) * 1000, 2), model=model,
-                           result=result, primary=spec.model, arm=arm.name)
+                           result=result, primary=spec.model, arm=arm.name,
+                           flags=[*screened.flags, *checked.flags])
