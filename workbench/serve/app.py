@@ -7,13 +7,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.serve.demo import add_demo_page
 from workbench.serve.docs import KEYED_ERRORS, add_docs
 from workbench.serve.guard import Guard
+from workbench.serve.openai_api import add_openai_routes
 from workbench.serve.protection import (
     FEEDBACK_CHARS,
     MAX_LISTED,
     TEXT_PATTERN,
     UNKNOWN_ROUTE,
+    USER_CHARS,
+    _checked_user,
     _clean_text,
 )
 from workbench.serve.service import Service
@@ -67,11 +71,16 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                               "rate an answer. Send 'Authorization: Bearer KEY' (or "
                               "'X-API-Key: KEY'). Errors answer {\"error\", \"fix\", "
                               "\"request_id\"}; unknown paths answer 404 without using up the "
-                              "key's rate limit.",
+                              "key's rate limit. OpenAI's clients (the openai SDK, promptfoo, "
+                              "LangChain) use POST /v1/chat/completions and GET /v1/models with "
+                              "base URL <this service>/v1, where errors keep OpenAI's envelope. "
+                              "A page to try the service and rate its answers is at /.",
                   version=str(service.deployed_version), docs_url=None, redoc_url=None)
     _add_error_handlers(app, service)
     app.add_middleware(Guard, service=service)
     _add_routes(app, service)
+    add_openai_routes(app, service)
+    add_demo_page(app, service)
     for route in app.routes:
         methods = getattr(route, "methods", None)
         if methods and route.path not in service.public:
@@ -204,8 +213,20 @@ def _add_routes(app: Any, service: Service) -> None:
 
     def predict(body, request):
         state = request.state
+        try:  # header values arrive as latin-1: the bytes sent are UTF-8
+            sent = request.headers.getlist("x-workbench-user")
+            if len(sent) > 1:
+                raise ValueError("is sent more than once")
+            user = _checked_user(sent[0].encode("latin-1").decode("utf-8") if sent else None)
+        except (ValueError, UnicodeError) as exc:
+            reason = "is not UTF-8" if isinstance(exc, UnicodeError) else str(exc)
+            message = f"The X-Workbench-User header {reason}."
+            service.note("/v1/predict", 422, message, state.client, state.request_id)
+            return service.problem(422, message, f"Send your id for your end user, 1 to "
+                                   f"{USER_CHARS} printable characters, once, or no header.",
+                                   state.request_id)
         outcome = service.answer(body.model_dump(), request_id=state.request_id,
-                                 client=state.client, deadline=state.deadline)
+                                 client=state.client, deadline=state.deadline, user=user)
         if outcome.status != 200:
             return JSONResponse({"error": outcome.message, "request_id": outcome.request_id,
                                  "fix": outcome.fix}, status_code=outcome.status)
@@ -240,8 +261,10 @@ def _add_routes(app: Any, service: Service) -> None:
 
         client, request_id = request.state.client, request.state.request_id
         try:
+            # an OpenAI-style answer's id is chatcmpl-<request_id>: either one rates it
             feedback_id = record_feedback(project, rating=body.rating,
-                                          request_id=body.request_id, comment=body.comment,
+                                          request_id=body.request_id.removeprefix("chatcmpl-"),
+                                          comment=body.comment,
                                           correction=body.correction, source="api",
                                           client=client)
         except MonitorError as exc:
@@ -254,6 +277,10 @@ def _add_routes(app: Any, service: Service) -> None:
     # give it the real classes (the request models exist only inside this function).
     predict.__annotations__ = {"body": PredictRequest, "request": Request}
     app.post("/v1/predict", responses={200: {"model": Answer}},
+             openapi_extra={"parameters": [{
+                 "name": "X-Workbench-User", "in": "header", "required": False,
+                 "description": "Your id for your end user, kept with the request's trace.",
+                 "schema": {"type": "string", "maxLength": USER_CHARS}}]},
              summary="Answer one request with the deployed prompt and model")(predict)
     feedback.__annotations__ = {"body": FeedbackRequest, "request": Request}
     app.post("/v1/feedback", status_code=201, responses={201: {"model": FeedbackAnswer}},

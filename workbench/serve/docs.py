@@ -115,11 +115,12 @@ def add_docs(app: Any, service: Service) -> None:
         for path, operations in doc.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
+                shape = service.error_schema.get(path, {"$ref": "#/components/schemas/Error"})
                 for status in sorted(service.documented_errors.get((method, path), {500})):
                     response: dict[str, Any] = {
-                        "description": _ERROR_TEXT[status],
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}}}}
+                        "description": service.error_text.get((method, path, status),
+                                                              _ERROR_TEXT[status]),
+                        "content": {"application/json": {"schema": shape}}}
                     if status in (429, 503):
                         response["headers"] = retry
                     elif status == 401:

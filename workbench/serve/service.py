@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,10 @@ class Service:
         self.documented_errors: dict[tuple[str, str], set[int]] = {}
         # path -> what a 422 there tells the caller to send (else the template's fields)
         self.invalid_fix: dict[str, str] = {}
+        # path -> the JSON schema of its error bodies where they are not the one shape (the
+        # OpenAI-compatible routes), and (method, path, status) -> what an error means there
+        self.error_schema: dict[str, dict[str, Any]] = {}
+        self.error_text: dict[tuple[str, str, int], str] = {}
         self._sampled: dict[str, Any] = {"minute": 0.0, "seen": set()}
 
     # -- answers every route gives ---------------------------------------------------------------
@@ -165,20 +170,36 @@ class Service:
 
     # -- answering ---------------------------------------------------------------------------------
     def answer(self, item: dict[str, Any], *, request_id: str, client: str, deadline: float,
-               route: str = "/v1/predict") -> Outcome:
+               route: str = "/v1/predict", user: str | None = None,
+               on_text: Callable[[str], None] | None = None) -> Outcome:
         """Answer one item (the template's variables) with the deployed prompt: the primary
         model (with its adapter), then each fallback, within the request's deadline. Traced as
-        one ``serve.request`` span with the model calls inside."""
+        one ``serve.request`` span with the model calls inside; ``user`` (the caller's own id
+        for its end user) is recorded on it as ``workbench.user``.
+
+        With ``on_text``, the model's reply is streamed: each piece is passed to it as the model
+        writes it. A streamed reply is never repaired (the caller has seen it: it is parsed as
+        it stands), and once a piece has been passed on no fallback is tried (its reply would
+        be appended to a different model's)."""
         from workbench.prompts.run import complete_item
         from workbench.tracing import trace
 
         spec = self.spec
         started = time.perf_counter()
-        with trace("serve.request", self.project, **{
-                "http.route": route, "workbench.request_id": request_id,
-                "workbench.client": client,
-                "workbench.request": item,
-                "workbench.deployment": self.deployed_version}) as span:
+        streamed = [0]
+        streaming: dict[str, Any] = {}
+        if on_text is not None:
+            def passed_on(piece: str) -> None:
+                streamed[0] += 1
+                on_text(piece)
+
+            streaming = {"on_text": passed_on}
+        attributes = {"http.route": route, "workbench.request_id": request_id,
+                      "workbench.client": client, "workbench.request": item,
+                      "workbench.deployment": self.deployed_version}
+        if user is not None:
+            attributes["workbench.user"] = user
+        with trace("serve.request", self.project, **attributes) as span:
             errors: list[str] = []
             result = None
             model = spec.model
@@ -186,12 +207,15 @@ class Service:
                 for i, model in enumerate([spec.model, *spec.fallbacks]):
                     result = complete_item(
                         self.project, self.prompt, item, model=model, train=self.train,
-                        repair_retries=spec.repair_retries, cache=spec.cache,
-                        timeout=spec.timeout_s, retries=spec.retries, deadline=deadline,
+                        repair_retries=0 if streaming else spec.repair_retries,
+                        cache=spec.cache, timeout=spec.timeout_s, retries=spec.retries,
+                        deadline=deadline, **streaming,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
                     if result.completion is not None:
                         break
                     errors.append(f"{model}: {result.error}")
+                    if streamed[0]:
+                        break
             except Exception as exc:  # a bug, not a model failure: say so, keep serving
                 errors.append(f"{type(exc).__name__}: {exc}")
                 status, message = 500, "The service failed on this request."
