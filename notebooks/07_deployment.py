@@ -229,6 +229,27 @@ def _(client, message, send, service):
     return
 
 
+@app.cell
+def _(client, deployment, message, send, service):
+    # The same service through OpenAI's SDK: any client that speaks OpenAI's API (the openai
+    # package, promptfoo, LangChain) works with base URL .../v1 and the prompt's name as model.
+    mo.stop(client is None or not (send.value or running_as_script()))
+    from openai import OpenAI as _OpenAI
+
+    _sdk = _OpenAI(base_url=f"{service.url}/v1", max_retries=0, timeout=60,
+                   api_key=client.headers["Authorization"].removeprefix("Bearer "))
+    _chat = _sdk.chat.completions.create(
+        model=deployment.spec.prompt, user="notebook-07",  # user: your end user's id
+        messages=[{"role": "user", "content": message.value}])
+    mo.md(f"""
+    **Through the `openai` SDK** — `{_chat.choices[0].message.content}`
+    ({_chat.usage.total_tokens} tokens, id `{_chat.id}`, parsed as
+    `{_chat.workbench['parsed']}`). For people rather than programs, the page at
+    [{service.url}/]({service.url}/) asks and collects thumbs up or down with corrections.
+    """)
+    return
+
+
 @app.cell(hide_code=True)
 def _(client, deployment):
     burst_button = mo.ui.run_button(label=f"Send {deployment.spec.burst + 3} requests at once")

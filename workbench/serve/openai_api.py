@@ -670,9 +670,7 @@ def add_openai_routes(app: Any, service: Service) -> None:
     app.post(CHAT, summary="Answer one request, OpenAI's way (JSON, or server-sent events)",
              description=DESCRIPTION,
              responses={200: {"model": _response_model(), "content": {
-                 "text/event-stream": {"schema": {
-                     "type": "string", "description": "chat.completion.chunk events, then "
-                                                      "data: [DONE]"}}}}},
+                 "text/event-stream": {"schema": _EVENT_SCHEMA}}}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": _inline(ChatRequest.model_json_schema())}}}},
              )(chat)
@@ -744,6 +742,18 @@ def _response_model():
         workbench: ChatExtension
 
     return ChatCompletion
+
+
+# One server-sent event (OpenAPI 3.1: the schema of an event stream describes each event).
+_EVENT_SCHEMA = {
+    "type": "object", "required": ["data"],
+    "description": "With \"stream\": true: chat.completion.chunk objects as the model writes "
+                   "(the last with finish_reason and the `workbench` object; with "
+                   "stream_options.include_usage one more with `usage` and no choices), an "
+                   "error object if the model fails after it began, then [DONE].",
+    "properties": {"data": {"type": "string", "description": "A JSON object, or [DONE]."},
+                   "event": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}}}
 
 
 def _error_schema() -> dict[str, Any]:
