@@ -167,6 +167,38 @@ def test_the_sdk_streams_the_reply_as_chunks_with_usage(served):
     assert span.attributes["http.response.status_code"] == 200
 
 
+@pytest.mark.model
+def test_the_bundled_model_streams_its_tokens_as_it_writes_them(project):
+    """With the real bundled model the pieces are its tokens, sent as they are generated: they
+    arrive spread over the generation, not all at the end."""
+    from workbench.prompts import PromptVersion, save_prompt
+
+    save_prompt(project, "helper", PromptVersion(
+        system="You are a helpful assistant.", template="{{ input }}",
+        params={"max_tokens": 48, "temperature": 0}))
+    plan_deployment(project, "helper", model="local/smollm2-135m", force=True, cache=False)
+    server = start_server(project, api_keys=[KEY])
+    try:
+        arrivals: list[tuple[float, str]] = []
+        for chunk in sdk(server, timeout=120).chat.completions.create(
+                model="helper", stream=True, stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": "Describe the sea in three sentences."}]):
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrivals.append((time.monotonic(), chunk.choices[0].delta.content))
+            elif chunk.usage:
+                usage = chunk.usage
+    finally:
+        server.stop()
+    assert len(arrivals) >= 10 and usage.completion_tokens >= len(arrivals) // 2
+    first, last = arrivals[0][0], arrivals[-1][0]
+    # the pieces came while the model wrote (48 tokens take it well over 0.2 s here), half of
+    # them well before the last one; a reply sent whole would arrive within milliseconds
+    assert last - first > 0.2, arrivals
+    assert arrivals[len(arrivals) // 2][0] < last - (last - first) / 4, arrivals
+    [span] = chat_spans(project)
+    assert span.attributes["workbench.output"] == "".join(text for _, text in arrivals)
+
+
 def test_server_sent_events_as_curl_sees_them(served):
     """No SDK: the bytes on the wire, parsed by hand: one `data:` line per event, a blank line
     after each, JSON objects in order, then `[DONE]`."""
@@ -430,7 +462,7 @@ def test_promptfoo_evaluates_the_service_through_its_openai_provider(served, tmp
         [str(PROMPTFOO / "node_modules" / ".bin" / "promptfoo"), "eval",
          "-c", str(tmp_path / "promptfooconfig.yaml"), "-o", str(out), "--no-cache",
          "--no-progress-bar", "--no-table", "--max-concurrency", "1"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     results = json.loads(out.read_text())["results"]
     rows = results["results"]

@@ -135,12 +135,14 @@ def is_openai_path(path: str) -> bool:
 # -- errors in OpenAI's envelope -------------------------------------------------------------------
 
 def error_body(status: int, message: str, fix: str, request_id: str | None, *,
-               code: str | None = None, param: str | None = None,
-               kind: str | None = None) -> dict[str, Any]:
-    default_kind, default_code = _KINDS.get(
+               code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error envelope for ``status``, with the service's fix and request_id inside
+    (the SDK hands the caller only ``error``) and beside it (where the other routes have
+    them)."""
+    kind, default_code = _KINDS.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None))
-    error = {"message": message, "type": kind or default_kind, "code": code or default_code,
-             "param": param, "fix": fix}
+    error = {"message": message, "type": kind, "code": code or default_code, "param": param,
+             "fix": fix}
     body: dict[str, Any] = {"error": error, "fix": fix}
     if request_id:
         error["request_id"] = body["request_id"] = request_id
@@ -183,7 +185,7 @@ class OpenAIErrors:
             if message.get("more_body", False):
                 return
             start, body = held.pop("start"), held.pop("body")
-            body = _in_openai_envelope(start["status"], body)
+            body = _in_openai_envelope(start["status"], body, scope["path"])
             headers = [(k, v) for k, v in start.get("headers", [])
                        if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
@@ -193,14 +195,14 @@ class OpenAIErrors:
         await self.app(scope, receive, sending)
 
 
-def _in_openai_envelope(status: int, body: bytes) -> bytes:
+def _in_openai_envelope(status: int, body: bytes, path: str) -> bytes:
     try:
         found = json.loads(body)
     except ValueError:
         return body
     if not isinstance(found, dict) or not isinstance(found.get("error"), str):
         return body  # already OpenAI's envelope, or not an error of the service's
-    code = "model_not_found" if status == 404 and "model" in found["error"] else None
+    code = "model_not_found" if status == 404 and path.startswith(MODELS + "/") else None
     return json.dumps(error_body(status, found["error"], str(found.get("fix", "")),
                                  found.get("request_id"), code=code)).encode()
 
@@ -221,14 +223,23 @@ def _request_models(service: Service):
     """The pydantic models of a chat-completions request, for this deployment."""
     from typing import Annotated
 
-    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+    from pydantic import (
+        AfterValidator,
+        BaseModel,
+        ConfigDict,
+        Field,
+        WithJsonSchema,
+        create_model,
+    )
 
     spec = service.spec
     Text = Annotated[str, AfterValidator(_clean_text)]  # noqa: N806 (a type)
     limit = spec.max_input_chars
     plain = {"pattern": TEXT_PATTERN}
 
-    text = {"type": "string", "minLength": 1, "maxLength": limit, "pattern": TEXT_PATTERN}
+    text = {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN}
+    if len(spec.variables) == 1:  # else the text is a JSON object of fields of `limit` each
+        text["maxLength"] = limit
     # Text or text parts; the text rules are checked on the joined text (item_of), so an error
     # names the message, not each branch of a union.
     Content = Annotated[Any, AfterValidator(_content), WithJsonSchema({  # noqa: N806 (a type)
@@ -255,8 +266,6 @@ def _request_models(service: Service):
     variable_fields = {name: (Text, Field(min_length=1, max_length=limit,
                                           json_schema_extra=plain))
                        for name in spec.variables}
-    from pydantic import create_model
-
     Variables = create_model("Variables", __config__=ConfigDict(extra="forbid"),  # noqa: N806
                              **variable_fields)
 
@@ -371,6 +380,7 @@ def read_request(service: Service, model: Any, raw: bytes) -> Any:
         request = model.model_validate(body)
     except ValidationError as exc:
         errors = exc.errors()
+
         def where_of(error: dict) -> str:
             return _where(tuple(p if isinstance(p, int) else shown(p)
                                 for p in error.get("loc", ())))
@@ -417,11 +427,11 @@ def item_of(service: Service, request: Any) -> dict[str, str]:
                       "Send one user message: {\"role\": \"user\", \"content\": TEXT}.",
                       param="messages")
     text = request.messages[0].content
-    if len(text) > spec.max_input_chars or not text:
-        raise Refused(f"The user message has {len(text)} characters; the service takes 1 to "
-                      f"{spec.max_input_chars}.", _fix_for(service, None),
-                      param="messages[0].content")
-    if len(names) == 1:
+    if len(names) == 1:  # the text is the variable
+        if not 1 <= len(text) <= spec.max_input_chars:
+            raise Refused(f"The user message has {len(text)} characters; the service takes 1 "
+                          f"to {spec.max_input_chars}.", _fix_for(service, None),
+                          param="messages[0].content")
         try:
             return {names[0]: _clean_text(text)}
         except ValueError as exc:
@@ -551,9 +561,15 @@ def add_openai_routes(app: Any, service: Service) -> None:
         return openai_problem(service, refused.status, refused.message, refused.fix,
                               request_id, code=refused.code, param=refused.param)
 
-    def failed(outcome: Outcome):
-        return openai_problem(service, outcome.status, outcome.message or "", outcome.fix or "",
-                              outcome.request_id)
+    def failure(outcome: Outcome | Exception) -> tuple[int, str, str]:
+        if isinstance(outcome, Exception):  # answer() turns failures into outcomes: a bug
+            return (500, "The service failed on this request.",
+                    "Try again; if it persists, give the service's operator this request_id.")
+        return outcome.status, outcome.message or "", outcome.fix or ""
+
+    def failed(outcome: Outcome | Exception, request_id: str):
+        status, message, fix = failure(outcome)
+        return openai_problem(service, status, message, fix, request_id)
 
     async def chat(request: Request):
         state = request.state
@@ -573,16 +589,17 @@ def add_openai_routes(app: Any, service: Service) -> None:
         if not body.stream:
             outcome = await run_in_threadpool(lambda: service.answer(item, **answer))
             if outcome.status != 200:
-                return failed(outcome)
+                return failed(outcome, request_id)
             return JSONResponse(completion_body(service, outcome, created, ignored),
                                 headers=headers)
-        return await _stream(service, answer, item, created, ignored, headers,
-                             include_usage=bool(body.stream_options and
-                                                body.stream_options.include_usage))
+        return await stream(answer, item, created, ignored, headers,
+                            include_usage=bool(body.stream_options and
+                                               body.stream_options.include_usage))
 
-    async def _stream(service: Service, answer: dict[str, Any], item: dict[str, str],
-                      created: int, ignored: list[str], headers: dict[str, str], *,
-                      include_usage: bool):
+    async def stream(answer: dict[str, Any], item: dict[str, str], created: int,
+                     ignored: list[str], headers: dict[str, str], *, include_usage: bool):
+        """The answer as server-sent events: the model runs on a worker thread and passes each
+        piece through a queue to this event loop as it writes it."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -595,7 +612,7 @@ def add_openai_routes(app: Any, service: Service) -> None:
         def work() -> None:
             try:
                 outcome: Any = service.answer(item, on_text=put, **answer)
-            except Exception as exc:  # answer() turns failures into outcomes; this is a bug
+            except Exception as exc:  # a bug: answer() turns failures into outcomes
                 outcome = exc
             put(_Done(outcome))
 
@@ -603,12 +620,9 @@ def add_openai_routes(app: Any, service: Service) -> None:
         _working.add(task)
         task.add_done_callback(_working.discard)
         first = await events.get()
-        if isinstance(first, _Done):  # nothing was written: an ordinary answer or error
-            outcome = first.outcome
-            if isinstance(outcome, Exception):
-                raise outcome
-            if outcome.status != 200:
-                return failed(outcome)
+        if isinstance(first, _Done) and (isinstance(first.outcome, Exception)
+                                         or first.outcome.status != 200):
+            return failed(first.outcome, answer["request_id"])  # before any piece: a status
         base = {"id": "chatcmpl-" + answer["request_id"], "object": "chat.completion.chunk",
                 "created": created, "model": name}
 
@@ -628,15 +642,10 @@ def add_openai_routes(app: Any, service: Service) -> None:
                 yield chunk({"content": event})
                 event = await events.get()
             outcome = event.outcome
-            if isinstance(outcome, Exception) or outcome.status != 200:
-                if isinstance(outcome, Exception):
-                    message, status = "The service failed on this request.", 500
-                    fix = ("Try again; if it persists, give the service's operator this "
-                           "request_id.")
-                else:
-                    message, fix, status = outcome.message, outcome.fix, outcome.status
-                yield _event(error_body(status, service.redact(message or ""),
-                                        fix or "", answer["request_id"]))
+            if isinstance(outcome, Exception) or outcome.status != 200:  # after pieces
+                status, message, fix = failure(outcome)
+                yield _event(error_body(status, service.redact(message),
+                                        service.redact(fix), answer["request_id"]))
                 yield _event("[DONE]")
                 return
             if not pieces and outcome.result.completion.text:  # not streamed (a ReAct prompt)
