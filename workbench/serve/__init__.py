@@ -19,8 +19,9 @@ are never written to the project, its traces or the deployment files.
 The package's modules, one concept each: ``deployment`` (planning, the gate, the deployment
 record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
-the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
-``running`` (uvicorn, in the foreground or on a thread).
+the protections), ``app`` (the FastAPI app: errors, routes), ``openai_api`` (the same service
+in OpenAI's dialect: /v1/chat/completions, /v1/models), ``demo`` (the page at /), ``docs``
+(OpenAPI, /docs), ``running`` (uvicorn, in the foreground or on a thread).
 """
 
 from workbench.serve.app import create_app
