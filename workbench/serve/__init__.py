@@ -21,10 +21,12 @@ written to the project, its traces or the deployment files.
 The package's modules, one concept each: ``deployment`` (planning, the gate, the deployment
 record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
-the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
-``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the project's API keys),
-``limits`` (the ``Counters`` every limit is kept in; budgets), ``rollout`` (a canary or shadow
-candidate beside the live deployment, promote and rollback, per-arm figures).
+the protections), ``app`` (the FastAPI app: errors, routes), ``openai_api`` (the same service
+in OpenAI's dialect: /v1/chat/completions, /v1/models), ``demo`` (the page at /), ``docs``
+(OpenAPI, /docs), ``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the
+project's API keys), ``limits`` (the ``Counters`` every limit is kept in; budgets),
+``rollout`` (a canary or shadow candidate beside the live deployment, promote and rollback,
+per-arm figures), ``safety`` (the content filter), ``breaker`` (a circuit breaker per model).
 """
 
 from workbench.serve.app import create_app

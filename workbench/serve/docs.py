@@ -122,14 +122,15 @@ def add_docs(app: Any, service: Service) -> None:
         for path, operations in doc.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
+                shape = service.error_schema.get(path, {"$ref": "#/components/schemas/Error"})
                 statuses = set(service.documented_errors.get((method, path), {500}))
                 if path in service.answering_routes:  # budgets apply where a model is called
                     statuses.add(402)
                 for status in sorted(statuses):
                     response: dict[str, Any] = {
-                        "description": _ERROR_TEXT[status],
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}}}}
+                        "description": service.error_text.get((method, path, status),
+                                                              _ERROR_TEXT[status]),
+                        "content": {"application/json": {"schema": shape}}}
                     if status in (429, 503):
                         response["headers"] = retry
                     elif status == 401:

@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from workbench.project import Project
     from workbench.prompts import PromptVersion
     from workbench.prompts.run import ItemResult
@@ -1159,6 +1161,29 @@ class ContentFilter:
                 result = self._redacted(result, verdict)
         return result, verdict
 
+    def stream_gate(self, item: Any, on_text: Callable[[str], None]) -> StreamGate | None:
+        """How a streamed reply reaches the caller: through a ``StreamGate`` that checks the
+        text written so far before passing a piece on, or not piece by piece at all (None:
+        the reply is checked whole, then sent whole) when a check needs the whole answer —
+        a moderation model, or PII the card forbids in answers (redacted text cannot be
+        unsent)."""
+        from workbench.privacy import project_policy
+
+        if project_policy(self.project).output_pii_forbidden or (
+                self.mode != "off" and self.moderation_model):
+            return None
+        if self.mode != "block":  # flags are for the trace: the reply streams as written
+            return StreamGate(on_text, None)
+        given = "\n".join(_texts(item))
+        terms, pattern = blocked_terms(self.project)
+        segments = self.segments
+
+        def trips(text: str) -> bool:
+            return bool((segments and leaked(text, segments, given))
+                        or find_blocked(text, pattern))
+
+        return StreamGate(on_text, trips, hold=max([HELD_BACK, *map(len, terms)]) + 1)
+
     def _redacted(self, result: ItemResult, verdict: Verdict) -> ItemResult:
         import dataclasses
 
@@ -1199,6 +1224,44 @@ class ContentFilter:
                         flags.extend(f for f in verdict.flags if f not in flags)
 
         return traced()
+
+
+HELD_BACK = 48  # characters of a streamed reply held back until what follows them is seen
+
+
+class StreamGate:
+    """Passes a streamed reply on piece by piece while it stays clean: each piece is added to
+    the text so far, the text is checked (``trips``), and all but the last ``hold`` characters
+    are passed on — a blocked term split across two pieces is caught before its start is
+    sent. Once the text trips a check nothing more is passed on; the full check after the
+    reply then refuses it, and the caller gets an error in place of the rest. (A leak is
+    counted in runs of ``LEAK_WORDS`` words: fewer than that may have been sent.)"""
+
+    def __init__(self, on_text: Callable[[str], None],
+                 trips: Callable[[str], bool] | None, hold: int = 0):
+        self.on_text, self.trips, self.hold = on_text, trips, hold
+        self.text, self.sent, self.stopped = "", 0, False
+        self.started = False  # a piece has reached the caller
+
+    def feed(self, piece: str) -> None:
+        if self.stopped:
+            return
+        self.text += piece
+        if self.trips is not None and self.trips(self.text):
+            self.stopped = True
+            return
+        self._pass(len(self.text) - self.hold)
+
+    def finish(self) -> None:
+        """Pass on what is held back: the full check has passed the reply."""
+        self.stopped = False
+        self._pass(len(self.text))
+
+    def _pass(self, upto: int) -> None:
+        if upto > self.sent:
+            piece, self.sent = self.text[self.sent:upto], upto
+            self.started = True
+            self.on_text(piece)
 
 
 def refused(verdict: Verdict, span: Span, *, request_id: str, started: float, primary: str):

@@ -7,6 +7,7 @@ item with the deployed prompt and models (``Service.answer``, which every answer
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,10 @@ class Service:
         self.documented_errors: dict[tuple[str, str], set[int]] = {}
         # path -> what a 422 there tells the caller to send (else the template's fields)
         self.invalid_fix: dict[str, str] = {}
+        # path -> the JSON schema of its error bodies where they are not the one shape (the
+        # OpenAI-compatible routes), and (method, path, status) -> what an error means there
+        self.error_schema: dict[str, dict[str, Any]] = {}
+        self.error_text: dict[tuple[str, str, int], str] = {}
         self._sampled: dict[str, Any] = {"minute": 0.0, "seen": set()}
 
     @property
@@ -215,10 +220,18 @@ class Service:
 
     # -- answering ---------------------------------------------------------------------------------
     def answer(self, item: dict[str, Any], *, request_id: str, client: str, deadline: float,
-               route: str = "/v1/predict", user: str | None = None) -> Outcome:
+               route: str = "/v1/predict", user: str | None = None,
+               on_text: Callable[[str], None] | None = None) -> Outcome:
         """Answer one item (the template's variables) with the deployed prompt: the primary
         model (with its adapter), then each fallback, within the request's deadline. Traced as
-        one ``serve.request`` span with the model calls inside.
+        one ``serve.request`` span with the model calls inside; ``user`` (the caller's own id
+        for its end user) is recorded on it as ``workbench.user``.
+
+        With ``on_text``, the model's reply is streamed: each piece is passed to it as the model
+        writes it, once the content filter has seen it (``ContentFilter.stream_gate``: a reply
+        that must be moderated or redacted whole arrives whole). A streamed reply is never
+        repaired (the caller has seen it: it is parsed as it stands), and once a piece has been
+        passed on no fallback is tried (its reply would be appended to a different model's).
 
         With a staged candidate (``workbench.serve.rollout``) the arm is picked here: a canary
         answers its share of the callers (by key, or ``user``, an end-user id, sticky); a
@@ -232,18 +245,20 @@ class Service:
         if arm is not arms.live:  # the guard's deadline counts the live arm's timeout
             deadline += arm.spec.timeout_s - arms.live.spec.timeout_s
         outcome = self._answer_with(arm, arms.version, item, request_id=request_id,
-                                    client=client, deadline=deadline, route=route)
+                                    client=client, deadline=deadline, route=route, user=user,
+                                    on_text=on_text)
         shadow = arms.shadow
         if shadow is not None:
             self.shadows.submit(partial(self._answer_with, shadow, arms.version, dict(item),
                                         request_id=request_id, client=client, deadline=None,
-                                        route=route, live=outcome),
+                                        route=route, user=user, live=outcome),
                                 bound=arms.live.spec.max_waiting)
         return outcome
 
     def _answer_with(self, arm: Any, version: int, item: dict[str, Any], *, request_id: str,
                      client: str, deadline: float | None, route: str,
-                     live: Outcome | None = None) -> Outcome:
+                     user: str | None = None, live: Outcome | None = None,
+                     on_text: Callable[[str], None] | None = None) -> Outcome:
         """Answer with one arm. A shadow call (``live``: the live arm's outcome) starts its
         own trace, linked to the live request, and records whether the answers agree."""
         from workbench.prompts.run import complete_item
@@ -263,12 +278,15 @@ class Service:
                 "workbench.request": item,
                 "workbench.deployment": version, "workbench.arm": arm.name,
                 "workbench.prompt": spec.prompt, "workbench.prompt_version": spec.prompt_version,
-                "workbench.primary_model": spec.model}) as span:
+                "workbench.primary_model": spec.model,
+                **({"workbench.user": user} if user is not None else {})}) as span:
             content_filter = self.filter_for(arm)
             screened = content_filter.check_input(item, span, deadline=deadline)
             if screened.blocked:
                 return refused(screened, span, request_id=request_id, started=started,
                                primary=spec.model)
+            gate = content_filter.stream_gate(item, on_text) if on_text is not None else None
+            streaming = {"on_text": gate.feed} if gate is not None else {}
             errors: list[str] = []
             skipped: list[str] = []  # resting models (their circuit is open)
             result = None
@@ -281,13 +299,16 @@ class Service:
                     began = time.monotonic()
                     result = complete_item(
                         self.project, arm.prompt, item, model=model, train=arm.train,
-                        repair_retries=spec.repair_retries, cache=spec.cache,
-                        timeout=spec.timeout_s, retries=spec.retries, deadline=deadline,
+                        repair_retries=0 if streaming else spec.repair_retries,
+                        cache=spec.cache, timeout=spec.timeout_s, retries=spec.retries,
+                        deadline=deadline, **streaming,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
                     self.breakers.record(model, result, counted=began < deadline)
                     if result.completion is not None:
                         break
                     errors.append(f"{model}: {result.error}")
+                    if gate is not None and gate.started:
+                        break
             except Exception as exc:  # a bug, not a model failure: say so, keep serving
                 errors.append(f"{type(exc).__name__}: {exc}")
                 status, message = 500, "The service failed on this request."
@@ -323,6 +344,8 @@ class Service:
             if checked.blocked:
                 return refused(checked, span, request_id=request_id, started=started,
                                primary=spec.model)
+            if gate is not None:
+                gate.finish()  # the held-back end of a reply that passed
             completion = result.completion
             if live is None:  # a shadow call is the operator's experiment, not the key's spend
                 self.limits.debit_result(client, result)  # tokens a minute, spend this month
