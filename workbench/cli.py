@@ -376,8 +376,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  "model.", "Use --no-auth only with --host 127.0.0.1, or set "
                                            "WORKBENCH_API_KEYS.")
     print(f"Serving {project.path} on http://{args.host}:{args.port} "
-          "(docs at /docs; Ctrl-C stops)", flush=True)
-    serve(project, host=args.host, port=args.port, allow_anonymous=args.no_auth)
+          + (f"with {args.workers} workers " if args.workers > 1 else "")
+          + "(docs at /docs; Ctrl-C stops)", flush=True)
+    if args.workers < 1:
+        raise WorkbenchError(f"--workers must be at least 1 (got {args.workers}).",
+                             "Pass e.g. --workers 4.")
+    serve(project, host=args.host, port=args.port, allow_anonymous=args.no_auth,
+          workers=args.workers, redis_url=args.redis)
     return 0
 
 
@@ -636,12 +641,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("serve", help="serve the project's deployment over HTTP (FastAPI)",
-                       epilog="API keys come from WORKBENCH_API_KEYS (comma-separated).")
+                       epilog="API keys come from WORKBENCH_API_KEYS (comma-separated); "
+                              "Redis from --redis or WORKBENCH_REDIS_URL.")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-auth", action="store_true",
                    help="no API keys (only on a loopback host, for trying it out)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes serving one port (more than 1 needs --redis)")
+    p.add_argument("--redis", metavar="URL",
+                   help="share rate limits and the response cache between processes and "
+                        "replicas through Redis, e.g. redis://127.0.0.1:6379/0 (default: "
+                        "WORKBENCH_REDIS_URL)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

@@ -70,7 +70,8 @@ _ERROR_TEXT = {
     429: "The key's rate limit is reached (or too many requests without a valid key).",
     500: "The service failed on this request.",
     502: "No model could answer.",
-    503: "Too many requests are in progress.",
+    503: "Too many requests are in progress (or the rate limits the service's processes "
+         "share cannot be checked).",
     504: "No model answered within the service's timeout.",
 }
 KEYED_ERRORS = {401, 413, 429, 500}  # what any keyed route may answer

@@ -18,9 +18,18 @@ from workbench.serve.protection import (
     _match_key,
     _offered_key,
 )
+from workbench.serve.shared_state import SharedStateUnavailable
 
 if TYPE_CHECKING:
     from workbench.serve.service import Service
+
+
+def _unavailable(service: Service, exc: SharedStateUnavailable, request_id: str) -> Any:
+    """503: the rate limit could not be counted (Redis is down), so nothing is granted."""
+    return service.problem(503, "The service cannot check its rate limits right now.",
+                           "Retry in a few seconds; if it persists, tell the service's operator "
+                           f"(shared state: {exc.message}).", request_id,
+                           **{"Retry-After": "5"})
 
 
 class Guard:
@@ -53,7 +62,10 @@ class Guard:
             offered, why = _offered_key(scope.get("headers") or [])
             client = _match_key(offered, service.by_key) if offered is not None else None
             if client is None:
-                wait = service.unknown_callers.take(address)
+                try:
+                    wait = service.unknown_callers.take(address)
+                except SharedStateUnavailable as exc:
+                    return await answer(_unavailable(service, exc, request_id))
                 if wait:  # counted, never traced: key guesses cannot fill the traces
                     count_refusal(route, 429, "too many requests without a valid key",
                                   "unknown", request_id, trace_first=False)
@@ -85,7 +97,11 @@ class Guard:
                 405, f"{path} does not answer {method}.",
                 f"Use {' or '.join(sorted(allowed - {'HEAD'}))} {path}.", request_id,
                 Allow=", ".join(sorted(allowed))))
-        wait = service.limiter.take(client)
+        try:
+            wait = service.limiter.take(client)
+        except SharedStateUnavailable as exc:
+            note(path, 503, exc.message, client, request_id)
+            return await answer(_unavailable(service, exc, request_id))
         if wait:
             count_refusal(path, 429, "rate limited", client, request_id)
             return await answer(problem(

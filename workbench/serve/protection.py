@@ -9,18 +9,25 @@ import os
 import re
 import threading
 import time
+from typing import Any
 
 from workbench.serve.deployment import ENV_API_KEYS, NotDeployed
 
 
 class RateLimiter:
-    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``."""
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``.
+
+    The buckets live in this process, or in ``counters`` (a ``Counters``, e.g. Redis:
+    ``workbench.serve.shared_state``) under ``name:client`` when several processes serve."""
 
     MAX_CLIENTS = 10_000  # beyond this, the longest-idle buckets are forgotten
 
-    def __init__(self, per_minute: int, burst: int):
+    def __init__(self, per_minute: int, burst: int, *, counters: Any = None,
+                 name: str = "rate"):
         self.rate = per_minute / 60.0
         self.burst = float(burst)
+        self.counters = counters
+        self.name = name
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
@@ -32,6 +39,9 @@ class RateLimiter:
 
     def take(self, client: str) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
+        if self.counters is not None:
+            return self.counters.take(f"{self.name}:{client}", rate_per_s=self.rate,
+                                      burst=self.burst)
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(client, (self.burst, now))

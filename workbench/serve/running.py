@@ -66,10 +66,63 @@ def start_server(project: Project | str | os.PathLike | None = None, *,
     return running
 
 
+ENV_SERVE_PROJECT = "WORKBENCH_SERVE_PROJECT"
+ENV_SERVE_OPTIONS = "WORKBENCH_SERVE_OPTIONS"
+
+
+def app_from_env():
+    """The app for the project in ``WORKBENCH_SERVE_PROJECT`` (else ``WORKBENCH_PROJECT``) with
+    the ``create_app`` options in ``WORKBENCH_SERVE_OPTIONS`` (JSON): the factory each uvicorn
+    worker process calls (``uvicorn --factory workbench.serve.running:app_from_env``). Keys
+    come from ``WORKBENCH_API_KEYS`` and Redis from ``WORKBENCH_REDIS_URL``, as always."""
+    import json
+
+    options = json.loads(os.environ.get(ENV_SERVE_OPTIONS) or "{}")
+    return create_app(os.environ.get(ENV_SERVE_PROJECT) or None, **options)
+
+
 def serve(project: Project | str | os.PathLike | None = None, *, host: str = "127.0.0.1",
-          port: int = 8000, **options: Any) -> None:
-    """Serve the latest deployment in the foreground until Ctrl-C (``workbench serve``)."""
+          port: int = 8000, workers: int = 1, redis_url: str | None = None,
+          **options: Any) -> None:
+    """Serve the latest deployment in the foreground until Ctrl-C (``workbench serve``).
+
+    ``workers`` above 1 runs that many processes on one port (uvicorn workers). Their rate
+    limits and response cache must be shared, or each process would grant the whole limit
+    (N workers: N times the rate a key was given), so they need Redis (``redis_url`` or
+    ``WORKBENCH_REDIS_URL``): without it, several workers are refused."""
     import uvicorn
 
-    app = create_app(project, **options)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    from workbench.serve.shared_state import connect, redis_url_from_env
+
+    redis_url = redis_url or redis_url_from_env()
+    if redis_url:
+        options["redis_url"] = redis_url
+    if workers == 1:
+        uvicorn.run(create_app(project, **options), host=host, port=port, log_level="info")
+        return
+    if not isinstance(workers, int) or workers < 1:
+        raise NotDeployed(f"workers must be a whole number of at least 1 (got {workers!r}).",
+                          "Pass e.g. --workers 4.")
+    if not redis_url:
+        raise NotDeployed(
+            f"{workers} workers would each keep their own rate limits and cache: every key "
+            f"could make {workers} times the requests its limit allows.",
+            "Give them Redis to share (--redis redis://127.0.0.1:6379/0, or "
+            "WORKBENCH_REDIS_URL; `apt-get install redis-server` runs one), or serve with "
+            "--workers 1.")
+    connect(redis_url)  # a wrong URL fails once, here, not in every worker
+    import json
+
+    from workbench.serve.deployment import ENV_API_KEYS
+    from workbench.serve.shared_state import ENV_REDIS_URL
+
+    app = create_app(project, **options)  # fails here, once, on what every worker would fail
+    keys = options.pop("api_keys", None)
+    if keys is not None:  # workers read keys where a served process always does
+        os.environ[ENV_API_KEYS] = ",".join(keys)
+    os.environ[ENV_REDIS_URL] = options.pop("redis_url")
+    os.environ[ENV_SERVE_PROJECT] = str(app.state.project.path)
+    os.environ[ENV_SERVE_OPTIONS] = json.dumps(options)
+    del app
+    uvicorn.run("workbench.serve.running:app_from_env", factory=True, workers=workers,
+                host=host, port=port, log_level="info")

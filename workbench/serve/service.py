@@ -57,7 +57,7 @@ class Service:
     """The state of one running service (one per ``create_app``)."""
 
     def __init__(self, project: Project, *, api_keys: list[str] | None = None,
-                 allow_anonymous: bool = False):
+                 allow_anonymous: bool = False, redis_url: str | None = None):
         from workbench.prompts import load_prompt
 
         self.project = project
@@ -83,14 +83,21 @@ class Service:
             from workbench import pii
 
             pii.analyzer()  # traces are stored redacted: load the scanner now, not on a request
-        self.limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst)
+        from workbench.serve.shared_state import shared_state
+
+        # Several processes (workers, replicas) share limits and the cache through Redis.
+        self.shared = shared_state(project, redis_url)
+        self.counters = self.shared.counters if self.shared is not None else None
+        self.limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst,
+                                   counters=self.counters)
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
         self.by_key = {hashlib.sha256(key.encode()).digest(): _key_id(key)
                        for key in self.keys}
         # Requests refused before a key is known are limited per address, so guessing keys or
         # flooding the service cannot fill the traces.
-        self.unknown_callers = RateLimiter(per_minute=30, burst=10)
+        self.unknown_callers = RateLimiter(per_minute=30, burst=10, counters=self.counters,
+                                           name="unknown")
         # Characters are limited per field once decoded (the request models); bytes at this
         # separate, higher bound: every field at its limit, each character in its longest escape.
         self.max_body = BODY_SLACK + BYTES_PER_CHAR * max(
