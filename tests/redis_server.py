@@ -58,7 +58,7 @@ def start() -> RedisServer:
                    "scripts/setup.sh does it as root)")
     else:
         try:
-            import redis  # noqa: F401
+            import redis  # noqa: F401 (only whether it imports)
         except ImportError:
             missing = "the redis client is not installed (pip install redis)"
     if missing:

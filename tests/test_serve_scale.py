@@ -252,3 +252,43 @@ def test_redis_going_down_refuses_requests_it_cannot_count(sample_project):
             server.stop()
     finally:
         own.close()
+
+
+# -- the compose file -----------------------------------------------------------------------------
+
+def test_the_deployment_writes_replicas_behind_nginx_sharing_redis(sample_project):
+    """The compose file is parsed as YAML and checked for what makes replicas safe; `docker
+    compose config` would also check it against the Compose schema, but no Docker daemon or
+    compose plugin is installed here."""
+    import re
+
+    import yaml
+
+    from workbench.serve import create_app
+
+    project = _deployed(sample_project, burst=8)
+    compose = yaml.safe_load((project.deploy_dir / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"service", "balancer", "redis"}
+    service = services["service"]
+    assert service["deploy"]["replicas"] >= 2
+    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    assert service["environment"]["WORKBENCH_REDIS_URL"] == "redis://redis:6379/0"
+    assert service["environment"]["WORKBENCH_API_KEYS"].startswith("${WORKBENCH_API_KEYS:?")
+    assert "ports" not in service  # only the balancer is reachable from outside
+    assert service["command"][:2] == ["workbench", "serve"]
+    assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["balancer"]["ports"] == ["8000:80"]
+    assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["balancer"]["volumes"]
+    assert "--appendonly" in services["redis"]["command"]
+    assert set(compose["volumes"]) == {"project", "redis-data"}
+
+    nginx = (project.deploy_dir / "nginx.conf").read_text()
+    assert nginx.count("{") == nginx.count("}")
+    assert re.search(r"upstream workbench \{\s*server service:8000;", nginx)
+    assert "proxy_pass http://workbench;" in nginx
+    bound = int(re.search(r"client_max_body_size (\d+);", nginx).group(1))
+    app = create_app(project, api_keys=[KEY])
+    assert bound == app.state.service.max_body  # nginx passes what the service reads
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", nginx).group(1))
+    assert read_timeout > app.state.spec.timeout_s

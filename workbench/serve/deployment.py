@@ -375,12 +375,16 @@ def dockerfile(spec: DeploymentSpec) -> str:
 
 def write_deploy_files(project: Project, spec: DeploymentSpec, version: int, *,
                        staged: bool = False) -> list[Any]:
-    """Write ``deploy/service.json`` and ``deploy/Dockerfile``. With ``staged``, write them
-    under temporary names beside their place and return ``(temporary, final)`` pairs."""
+    """Write ``deploy/service.json``, ``deploy/Dockerfile``, and ``deploy/compose.yaml`` with
+    ``deploy/nginx.conf`` (replicas behind a load balancer, sharing Redis). With ``staged``,
+    write them under temporary names beside their place and return ``(temporary, final)``
+    pairs."""
     from workbench.fsutil import atomic_write_text
+    from workbench.serve.compose import compose_files
 
     body = {"deployment_version": version, **spec.model_dump(mode="json")}
-    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec)}
+    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec),
+             **compose_files(spec)}
     out = []
     for name, text in texts.items():
         final = project.deploy_dir / name
