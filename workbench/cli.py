@@ -286,13 +286,52 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         fallbacks=args.fallback, run_id=args.run, judges=tuple(args.judge), force=args.force,
         rate_limit_per_minute=args.rate_limit, burst=args.burst,
         max_input_chars=args.max_input_chars, timeout_s=args.timeout, retries=args.retries,
-        max_waiting=args.max_waiting)
+        max_waiting=args.max_waiting, semantic_cache=args.semantic_cache)
     print(deployment)
     for reason in deployment.spec.gate_reasons:
         print(f"  - {reason}")
     for path in deployment.files:
         print(f"wrote {path}")
     print("Serve it: workbench serve" + (f" --project {project.path}" if args.project else ""))
+    return 0
+
+
+def cmd_cache_measure(args: argparse.Namespace) -> int:
+    from workbench.report import write_report
+    from workbench.serve.semantic_cache import DEFAULT_THRESHOLDS, measure_semantic_cache
+
+    project = _project_for(args.project)
+    thresholds = DEFAULT_THRESHOLDS
+    if args.thresholds:
+        try:
+            thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
+        except ValueError:
+            raise WorkbenchError(f"--thresholds takes numbers separated by commas (got "
+                                 f"{args.thresholds!r}).", "Pass e.g. --thresholds 0.9,0.95")
+    version = int(args.version) if args.version and args.version.isdigit() else args.version
+    stored = measure_semantic_cache(project, args.dataset, version=version, split=args.split,
+                                    thresholds=thresholds)
+    m = stored.value
+    report = write_report(
+        project.reports_dir / f"semantic-cache-v{stored.version}.html",
+        "Semantic cache: hits and false hits", [
+            ("Hit rate and false-hit rate per threshold", m.figure()),
+            ("Figures", m.table()),
+            ("The most similar pairs that need different answers",
+             __import__("pandas").DataFrame(m.examples))],
+        f"{m.dataset} v{m.dataset_version} ({m.split}), {m.items} items, {m.embedding_model}")
+    if args.json:
+        print(json.dumps({"measurement_version": stored.version, "report": str(report),
+                          **m.model_dump(mode="json")}, indent=2))
+        return 0
+    print(f"Semantic cache on {m.dataset} v{m.dataset_version} ({m.split}, {m.items} items; "
+          f"{m.exact_duplicates} share their exact text with another):")
+    print(f"  {'threshold':>9}  {'hit rate':>8}  {'false-hit rate':>14}  {'false / hits':>12}")
+    for i, threshold in enumerate(m.thresholds):
+        print(f"  {threshold:>9g}  {m.hit_rate[i]:>8.1%}  {m.false_hit_rate[i]:>14.1%}  "
+              f"{m.false_share_of_hits[i]:>12.1%}")
+    print(f"Recorded as measurement v{stored.version}; the curve: {report}")
+    print("Turn it on at a measured threshold: workbench deploy PROMPT --semantic-cache T")
     return 0
 
 
@@ -608,8 +647,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-waiting", type=int,
                    help="requests in progress at once; more get 503 with Retry-After "
                         "(default: what the model answers within its timeout)")
+    p.add_argument("--semantic-cache", type=float, metavar="THRESHOLD",
+                   help="answer requests this similar (cosine, e.g. 0.95) to earlier ones from "
+                        "their answers; needs `workbench cache measure` at that threshold first")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("cache", help="the served semantic cache: measure its false hits")
+    cache_sub = p.add_subparsers(dest="cache_command", required=True, metavar="COMMAND")
+    p = cache_sub.add_parser(
+        "measure", help="hit and false-hit rates of a semantic cache per similarity threshold "
+                        "on a labelled dataset (recorded; deploy --semantic-cache needs it)")
+    p.add_argument("--dataset", help="default: the dataset the deployment was evaluated on, "
+                                     "else the newest split one")
+    p.add_argument("--version", help="dataset version (default: latest)")
+    p.add_argument("--split", default="all", choices=("all", "train", "validation", "test"))
+    p.add_argument("--thresholds", help="comma-separated cosine similarities (default: "
+                                        "0.8 to 0.99)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache_measure)
 
     p = sub.add_parser(
         "finetune", help="LoRA fine-tune of the bundled model on a prompt's training data "

@@ -58,6 +58,9 @@ class DeploymentSpec(Record):
     cache: bool = True
     max_waiting: int = 64  # requests in progress at once; more get 503 with Retry-After
     limits_basis: str = ""  # how timeout_s, retries and max_waiting were chosen
+    # the semantic cache's similarity threshold (None: off) and what was measured at it
+    semantic_cache: float | None = None
+    semantic_cache_measured: dict[str, Any] = {}
 
 
 @dataclass
@@ -71,11 +74,17 @@ class Deployment:
                  "FORCED past a failing gate" if self.spec.forced else "not gated")
         fallbacks = f", falls back to {', '.join(self.spec.fallbacks)}" if self.spec.fallbacks \
             else ""
+        measured = self.spec.semantic_cache_measured
+        semantic = (f" Semantic cache at similarity {self.spec.semantic_cache:g}: measured on "
+                    f"{measured['dataset']} v{measured['dataset_version']}, "
+                    f"{measured['hit_rate']:.1%} of requests served from the cache, "
+                    f"{measured['false_hit_rate']:.1%} served a wrong answer."
+                    if self.spec.semantic_cache is not None else "")
         return (f"Deployment v{self.version}: prompt '{self.spec.prompt}' "
                 f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
                 f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
                 f"{self.spec.burst}; timeout {self.spec.timeout_s:g} s, {self.spec.retries} "
-                f"retries, at most {self.spec.max_waiting} requests in progress.")
+                f"retries, at most {self.spec.max_waiting} requests in progress.{semantic}")
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -185,7 +194,8 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                     rate_limit_per_minute: int = 60, burst: int = 10,
                     max_input_chars: int = 4000, timeout_s: float | None = None,
                     retries: int | None = None, max_waiting: int | None = None,
-                    repair_retries: int = 1, cache: bool = True) -> Deployment:
+                    repair_retries: int = 1, cache: bool = True,
+                    semantic_cache: float | None = None) -> Deployment:
     """Check a configuration against the evaluation gate and record it as the deployment.
 
     ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
@@ -194,7 +204,11 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     unless ``force=True``, which logs the decision and its reasons in the card.
 
     ``timeout_s``, ``retries`` and ``max_waiting`` (requests in progress at once) default from
-    the model (``default_limits``: for the bundled model, its speed measured here)."""
+    the model (``default_limits``: for the bundled model, its speed measured here).
+
+    ``semantic_cache`` (a similarity threshold, off by default) answers requests close in
+    meaning to earlier ones from their answers; it is refused unless its false-hit rate at that
+    threshold was measured on the project's data (``workbench.serve.semantic_cache``)."""
     from workbench.card import add_decision
     from workbench.evaluate.gate import check_gate
     from workbench.llm.gateway import default_model, prepare, provider_of
@@ -221,6 +235,9 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                                 f"{retries!r}).", "Pass e.g. retries=2.")
     if max_waiting is not None:
         max_waiting = _whole("max_waiting", max_waiting)
+    from workbench.serve.semantic_cache import deployment_fields
+
+    semantic = deployment_fields(project, semantic_cache)
     run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
@@ -286,7 +303,7 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         rate_limit_per_minute=int(rate_limit_per_minute), burst=int(burst),
         max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
         repair_retries=int(repair_retries), cache=bool(cache), max_waiting=int(max_waiting),
-        limits_basis=basis)
+        limits_basis=basis, **semantic)
     # All or nothing: the files are written beside their place first (that is where a full or
     # read-only disk fails), then the record is saved, then the files are moved into place.
     try:

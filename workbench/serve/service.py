@@ -90,6 +90,9 @@ class Service:
         self.counters = self.shared.counters if self.shared is not None else None
         self.limiter = RateLimiter(spec.rate_limit_per_minute, spec.burst,
                                    counters=self.counters)
+        from workbench.serve.semantic_cache import SemanticCache
+
+        self.semantic = SemanticCache.for_service(self)  # None unless the deployment has it
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
         self.by_key = {hashlib.sha256(key.encode()).digest(): _key_id(key)
@@ -189,8 +192,12 @@ class Service:
             errors: list[str] = []
             result = None
             model = spec.model
+            hit, vector = self.semantic.lookup(item) if self.semantic else (None, None)
+            if hit is not None:  # answered from a request close in meaning
+                result, model = hit.result, hit.model
+                span.attributes["workbench.semantic_similarity"] = round(hit.similarity, 4)
             try:
-                for i, model in enumerate([spec.model, *spec.fallbacks]):
+                for i, model in enumerate([] if hit else [spec.model, *spec.fallbacks]):
                     result = complete_item(
                         self.project, self.prompt, item, model=model, train=self.train,
                         repair_retries=spec.repair_retries, cache=spec.cache,
@@ -222,6 +229,8 @@ class Service:
                                round((time.perf_counter() - started) * 1000, 2),
                                message=message, fix=fix, primary=spec.model)
             completion = result.completion
+            if vector is not None and hit is None and result.parsed.ok:
+                self.semantic.store(vector, model, result)
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
