@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
+import os
 from typing import TYPE_CHECKING, Any
 
 from workbench.serve.deployment import ENV_API_KEYS
@@ -47,7 +47,7 @@ class Guard:
         spec, routes = service.spec, service.routes
         problem, note, count_refusal = service.problem, service.note, service.count_refusal
         state = scope.setdefault("state", {})
-        request_id = state["request_id"] = uuid.uuid4().hex[:16]
+        request_id = state["request_id"] = os.urandom(8).hex()  # as uuid4().hex[:16], cheaper
         path, method = scope["path"], scope["method"]
 
         async def answer(response: Any) -> None:
