@@ -5,8 +5,8 @@ arrives, up to the bound)."""
 from __future__ import annotations
 
 import math
-import time
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from workbench.serve.deployment import ENV_API_KEYS
