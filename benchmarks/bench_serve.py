@@ -79,6 +79,7 @@ def free_port() -> int:
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # this checkout's workbench, here and in the servers it starts
 
 
 def workbench_serve(project_path: str, key: str, *args: str) -> tuple[subprocess.Popen, str]:
@@ -86,9 +87,11 @@ def workbench_serve(project_path: str, key: str, *args: str) -> tuple[subprocess
     port = free_port()
     env = dict(os.environ, WORKBENCH_API_KEYS=key,
                PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    log = _log()
     server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--project",
                                project_path, "--port", str(port), *args], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=_log(), text=True)
+                              stdout=subprocess.DEVNULL, stderr=log, text=True)
+    server.log = log
     return server, f"http://127.0.0.1:{port}"
 
 
@@ -98,9 +101,7 @@ def _log():
 
 
 def _tail(server: subprocess.Popen) -> str:
-    log = server.stderr
-    log.flush()
-    with open(log.name) as text:
+    with open(server.log.name) as text:
         return text.read()[-2000:]
 
 
@@ -339,9 +340,11 @@ def litellm_proxy(exe: str, master_key: str) -> tuple[subprocess.Popen, str, str
     port = free_port()
     env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_OFFLINE_MODE="true",
                LITELLM_LOG="ERROR")
+    log = _log()
     server = subprocess.Popen([exe, "--config", config, "--host", "127.0.0.1", "--port",
                                str(port), "--num_workers", "1"], env=env, cwd=folder,
-                              stdout=subprocess.DEVNULL, stderr=_log(), text=True)
+                              stdout=subprocess.DEVNULL, stderr=log, text=True)
+    server.log = log
     return server, f"http://127.0.0.1:{port}", folder
 
 
@@ -449,15 +452,15 @@ def workers(args: argparse.Namespace) -> None:
     key = "bench-serve-key-0123456789"
     project = fake_project(cache=False)
     n = args.overhead_requests
-    print(f"4. --workers 1 and 2 with Redis ({redis_url}), fake/echo (0 ms), cache off, "
+    print(f"4. --workers 1 and 2 with Redis (and 1 without, for reference) ({redis_url}), fake/echo (0 ms), cache off, "
           f"concurrency 64, {n} different requests a round, median of {args.rounds}")
     results = {}
     offset = 0
     try:
         time.sleep(0.5)
-        for count in (1, 2):
-            server, url = workbench_serve(str(project.path), key, "--workers", str(count),
-                                          "--redis", redis_url)
+        for count in (0, 1, 2):  # 0: one worker without Redis, for reference
+            server, url = workbench_serve(str(project.path), key, "--workers", str(count or 1),
+                                          *(("--redis", redis_url) if count else ()))
             try:
                 wait_ready(url, server)
                 closed_loop(url, "/v1/predict", key, [b'{"input": "warm"}'] * 300, 64)
@@ -468,7 +471,8 @@ def workers(args: argparse.Namespace) -> None:
                               .encode() for i in range(n)]
                     rounds.append(closed_loop(url, "/v1/predict", key, bodies, 64))
                 results[count] = median_round(rounds)
-                show(f"--workers {count} --redis c64", results[count])
+                show(f"--workers {count} --redis c64" if count else "--workers 1, no Redis, c64",
+                     results[count])
             finally:
                 stop(server)
         print(f"   2 workers / 1 worker: {results[2]['rps'] / results[1]['rps']:.2f}x "

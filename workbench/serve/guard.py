@@ -110,7 +110,7 @@ class Guard:
                 f"Retry after {wait:.1f} s, or ask for a higher limit.", request_id,
                 **{"Retry-After": str(max(1, round(wait)))}))
         max_body = service.max_body
-        too_big = problem(
+        too_big = lambda: problem(  # made only when needed: most requests fit
             413, f"The request body has more than {max_body:,} bytes.",
             f"Keep each field to at most {spec.max_input_chars} characters (comments and "
             f"corrections to {FEEDBACK_CHARS}); a body of such fields stays under "
@@ -118,7 +118,7 @@ class Guard:
         sizes = [v for k, v in scope.get("headers") or [] if k.lower() == b"content-length"]
         if any(not s.strip().isdigit() or int(s) > max_body for s in sizes):
             note(path, 413, "body over the byte bound (Content-Length)", client, request_id)
-            return await answer(too_big)
+            return await answer(too_big())
         body = bytearray()
         while True:  # read as it arrives (chunked bodies have no Content-Length)
             message = await receive()
@@ -127,7 +127,7 @@ class Guard:
             body += message.get("body", b"")
             if len(body) > max_body:
                 note(path, 413, "body over the byte bound", client, request_id)
-                return await answer(too_big)
+                return await answer(too_big())
             if not message.get("more_body", False):
                 break
         if method == "POST" and body:
