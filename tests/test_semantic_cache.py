@@ -147,6 +147,8 @@ def test_the_service_answers_close_requests_from_the_cache(labelled):
                     semantic_cache=0.9, cache=False)
     server = start_server(project, api_keys=[KEY])
     try:
+        info = httpx.get(f"{server.url}/v1/info", headers={"X-API-Key": KEY}).json()
+        assert info["semantic_cache"] == 0.9
         first = _ask(server.url, PAIRS.text[0])
         assert first["cached"] is False and len(calls) == 1
         close = _ask(server.url, PAIRS.text[1])

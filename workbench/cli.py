@@ -297,6 +297,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_measure(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from workbench.report import write_report
     from workbench.serve.semantic_cache import DEFAULT_THRESHOLDS, measure_semantic_cache
 
@@ -318,7 +320,7 @@ def cmd_cache_measure(args: argparse.Namespace) -> int:
             ("Hit rate and false-hit rate per threshold", m.figure()),
             ("Figures", m.table()),
             ("The most similar pairs that need different answers",
-             __import__("pandas").DataFrame(m.examples))],
+             pd.DataFrame(m.examples))],
         f"{m.dataset} v{m.dataset_version} ({m.split}), {m.items} items, {m.embedding_model}")
     if args.json:
         print(json.dumps({"measurement_version": stored.version, "report": str(report),
@@ -414,12 +416,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise WorkbenchError(f"--no-auth would let anyone who reaches {args.host} call the "
                                  "model.", "Use --no-auth only with --host 127.0.0.1, or set "
                                            "WORKBENCH_API_KEYS.")
-    print(f"Serving {project.path} on http://{args.host}:{args.port} "
-          + (f"with {args.workers} workers " if args.workers > 1 else "")
-          + "(docs at /docs; Ctrl-C stops)", flush=True)
     if args.workers < 1:
         raise WorkbenchError(f"--workers must be at least 1 (got {args.workers}).",
                              "Pass e.g. --workers 4.")
+    print(f"Serving {project.path} on http://{args.host}:{args.port} "
+          + (f"with {args.workers} workers " if args.workers > 1 else "")
+          + "(docs at /docs; Ctrl-C stops)", flush=True)
     serve(project, host=args.host, port=args.port, allow_anonymous=args.no_auth,
           workers=args.workers, redis_url=args.redis)
     return 0

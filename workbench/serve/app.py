@@ -197,7 +197,7 @@ def _add_routes(app: Any, service: Service) -> None:
                 "rate_limit_per_minute": spec.rate_limit_per_minute, "burst": spec.burst,
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
-                "limits_basis": spec.limits_basis}
+                "limits_basis": spec.limits_basis, "semantic_cache": spec.semantic_cache}
 
     class Answer(BaseModel):
         output: str | None
