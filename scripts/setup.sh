@@ -57,6 +57,21 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+# Debian's redis-server: the tests of serving from several processes (--workers, replicas) start
+# one on 127.0.0.1; without it they are skipped (CI sets WORKBENCH_REQUIRE_REDIS=1 to fail instead).
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing redis-server for the multi-process serving tests"
+        # Only those tests need it: a failure here is reported, not fatal.
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            redis-server >/dev/null; } || echo "warning: could not install redis-server; the" \
+            "multi-process serving tests will skip." >&2
+    else
+        echo "note: install Redis (e.g. sudo apt-get install redis-server) to run the tests of"
+        echo "      serving from several processes; without it they are skipped."
+    fi
+fi
+
 # Label Studio (a ~1 GB Django server) gets its own virtualenv, so its pins never fight ours.
 # The bridge tests start it on 127.0.0.1 from here; workbench/labelstudio.py says how by hand.
 LS_VENV=.venv-labelstudio

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 
 def create_app(project: Project | str | os.PathLike | None = None, *,
-               api_keys: list[str] | None = None, allow_anonymous: bool = False):
+               api_keys: list[str] | None = None, allow_anonymous: bool = False,
+               redis_url: str | None = None):
     """The FastAPI app serving the project's latest deployment.
 
     Endpoints: ``GET /healthz`` (no key), ``GET /v1/info``, ``POST /v1/predict`` with the
@@ -56,14 +57,19 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     service's own routes take rate tokens (an unknown path is 404 and costs nothing). A refusal
     a key can repeat at will (over its rate limit, an unknown path or method) is traced only
     the first time per key, route and status in a minute; the others are counted in the
-    project's ``refusal_counts`` table, which monitoring adds to the traces it counts."""
+    project's ``refusal_counts`` table, which monitoring adds to the traces it counts.
+
+    ``redis_url`` (default ``WORKBENCH_REDIS_URL``) keeps the rate limits and the response
+    cache in Redis, shared with the service's other processes (``workbench.serve.shared_state``);
+    when Redis stops answering, requests get 503 rather than an uncounted pass."""
     from fastapi import FastAPI
 
     import workbench
 
     if not isinstance(project, workbench.Project):
         project = workbench.open_project(project)
-    service = Service(project, api_keys=api_keys, allow_anonymous=allow_anonymous)
+    service = Service(project, api_keys=api_keys, allow_anonymous=allow_anonymous,
+                      redis_url=redis_url)
 
     # The public docs say what to send, not which prompt or model answers (GET /v1/info does,
     # with a key).
@@ -86,6 +92,10 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         methods = getattr(route, "methods", None)
         if methods and route.path not in service.public:
             service.routes[route.path] = set(methods)
+    if service.shared is not None:  # Redis not answering: 503 on every keyed route
+        for (_, path), statuses in service.documented_errors.items():
+            if path not in service.public:
+                statuses.add(503)
     add_docs(app, service)
     app.state.project = project
     app.state.spec = service.spec
@@ -200,6 +210,7 @@ def _add_routes(app: Any, service: Service) -> None:
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
                 "limits_basis": spec.limits_basis, **arms_info(service),
+                "semantic_cache": spec.semantic_cache,
                 "content_filter": spec.content_filter,
                 "moderation_model": spec.moderation_model,
                 "breakers": service.breakers.snapshot(),

@@ -77,6 +77,9 @@ class DeploymentSpec(Record):
     breaker_failure_rate: float = 0.5
     breaker_window: int = 20
     breaker_cooloff_s: float = 30.0
+    # the semantic cache's similarity threshold (None: off) and what was measured at it
+    semantic_cache: float | None = None
+    semantic_cache_measured: dict[str, Any] = {}
 
 
 @dataclass
@@ -92,6 +95,12 @@ class Deployment:
                  "FORCED past a failing gate" if self.spec.forced else "not gated")
         fallbacks = f", falls back to {', '.join(self.spec.fallbacks)}" if self.spec.fallbacks \
             else ""
+        measured = self.spec.semantic_cache_measured
+        semantic = (f" Semantic cache at similarity {self.spec.semantic_cache:g}: measured on "
+                    f"{measured['dataset']} v{measured['dataset_version']}, "
+                    f"{measured['hit_rate']:.1%} of requests served from the cache, "
+                    f"{measured['false_hit_rate']:.1%} served a wrong answer."
+                    if self.spec.semantic_cache is not None else "")
         return (f"Deployment v{self.version}: prompt '{self.spec.prompt}' "
                 f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
                 f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
@@ -99,7 +108,7 @@ class Deployment:
                 f"retries, at most {self.spec.max_waiting} requests in progress; content filter "
                 f"{self.spec.content_filter}"
                 + (f" with {self.spec.moderation_model}" if self.spec.moderation_model else "")
-                + "." + candidate_text(self.spec))
+                + "." + semantic + candidate_text(self.spec))
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -236,7 +245,8 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                     canary: float | str | None = None, shadow: bool = False,
                     content_filter: str = "block", moderation_model: str | None = None,
                     breaker_failures: int = 5, breaker_failure_rate: float = 0.5,
-                    breaker_window: int = 20, breaker_cooloff_s: float = 30.0) -> Deployment:
+                    breaker_window: int = 20, breaker_cooloff_s: float = 30.0,
+                    semantic_cache: float | None = None) -> Deployment:
     """Check a configuration against the evaluation gate and record it as the deployment.
 
     ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
@@ -257,7 +267,11 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     configuration is not deployed but staged as the **candidate** beside the live deployment
     (``workbench.serve.rollout``): the same gate, the same ``force`` rule; the rate limit, burst
     and input bound default to the live deployment's. ``promote`` makes it live, ``rollback``
-    drops it."""
+    drops it.
+
+    ``semantic_cache`` (a similarity threshold, off by default) answers requests close in
+    meaning to earlier ones from their answers; it is refused unless its false-hit rate at that
+    threshold was measured on the project's data (``workbench.serve.semantic_cache``)."""
     from workbench.card import add_decision
     from workbench.serve import rollout
 
@@ -278,7 +292,7 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         repair_retries=repair_retries, cache=cache, content_filter=content_filter,
         moderation_model=moderation_model, breaker_failures=breaker_failures,
         breaker_failure_rate=breaker_failure_rate, breaker_window=breaker_window,
-        breaker_cooloff_s=breaker_cooloff_s,
+        breaker_cooloff_s=breaker_cooloff_s, semantic_cache=semantic_cache,
         role="The candidate" if staging is not None else "")
     if staging is not None:
         return rollout.stage(project, staging, spec)
@@ -302,7 +316,8 @@ def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
                   repair_retries: int, cache: bool, content_filter: str = "block",
                   moderation_model: str | None = None, breaker_failures: int = 5,
                   breaker_failure_rate: float = 0.5, breaker_window: int = 20,
-                  breaker_cooloff_s: float = 30.0, role: str = "") -> DeploymentSpec:
+                  breaker_cooloff_s: float = 30.0, semantic_cache: float | None = None,
+                  role: str = "") -> DeploymentSpec:
     """The deployment spec of a configuration that passed the gate (or was forced past it),
     with its limits; ``DeploymentRefused`` otherwise. Nothing is recorded. ``role`` names the
     configuration in a refusal (a staged candidate)."""
@@ -335,6 +350,9 @@ def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
                   breaker_cooloff_s)
     if moderation_model:
         prepare("", moderation_model, project=project)
+    from workbench.serve.semantic_cache import deployment_fields
+
+    semantic = deployment_fields(project, semantic_cache)
     run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
@@ -407,7 +425,8 @@ def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
         limits_basis=basis, content_filter=content_filter,
         moderation_model=moderation_model or None, breaker_failures=int(breaker_failures),
         breaker_failure_rate=float(breaker_failure_rate),
-        breaker_window=int(breaker_window), breaker_cooloff_s=float(breaker_cooloff_s))
+        breaker_window=int(breaker_window), breaker_cooloff_s=float(breaker_cooloff_s),
+        **semantic)
 
 
 def record_deployment(project: Project, spec: DeploymentSpec) -> Deployment:
@@ -500,12 +519,16 @@ def dockerfile(spec: DeploymentSpec) -> str:
 
 def write_deploy_files(project: Project, spec: DeploymentSpec, version: int, *,
                        staged: bool = False) -> list[Any]:
-    """Write ``deploy/service.json`` and ``deploy/Dockerfile``. With ``staged``, write them
-    under temporary names beside their place and return ``(temporary, final)`` pairs."""
+    """Write ``deploy/service.json``, ``deploy/Dockerfile``, and ``deploy/compose.yaml`` with
+    ``deploy/nginx.conf`` (replicas behind a load balancer, sharing Redis). With ``staged``,
+    write them under temporary names beside their place and return ``(temporary, final)``
+    pairs."""
     from workbench.fsutil import atomic_write_text
+    from workbench.serve.compose import compose_files
 
     body = {"deployment_version": version, **spec.model_dump(mode="json")}
-    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec)}
+    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec),
+             **compose_files(spec)}
     out = []
     for name, text in texts.items():
         final = project.deploy_dir / name

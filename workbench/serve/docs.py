@@ -75,8 +75,8 @@ _ERROR_TEXT = {
          "requests without a valid key).",
     500: "The service failed on this request.",
     502: "No model could answer.",
-    503: "Too many requests are in progress, or every model is resting after repeated "
-         "failures (circuit breaker).",
+    503: "Too many requests are in progress, every model is resting after repeated failures "
+         "(circuit breaker), or the limits the service's processes share cannot be checked.",
     504: "No model answered within the service's timeout.",
 }
 KEYED_ERRORS = {401, 413, 429, 500}  # what any keyed route may answer

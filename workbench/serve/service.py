@@ -62,7 +62,8 @@ class Service:
     """The state of one running service (one per ``create_app``)."""
 
     def __init__(self, project: Project, *, api_keys: list[str] | None = None,
-                 allow_anonymous: bool = False, counters: Counters | None = None):
+                 allow_anonymous: bool = False, counters: Counters | None = None,
+                 redis_url: str | None = None):
         from workbench.serve import rollout
         from workbench.serve.keys import KeyRing
         from workbench.serve.limits import MemoryCounters, ServiceLimits
@@ -94,14 +95,23 @@ class Service:
             from workbench import pii
 
             pii.analyzer()  # traces are stored redacted: load the scanner now, not on a request
-        # Every limit is kept in ``counters``: this process's memory, or shared by workers.
-        self.counters = counters if counters is not None else MemoryCounters()
+        from workbench.serve.shared_state import shared_state
+
+        # Every limit is kept in ``counters``: this process's memory, or Redis when several
+        # processes (workers, replicas) serve; the response cache is shared there too.
+        self.shared = shared_state(project, redis_url)
+        if counters is None:
+            counters = self.shared.counters if self.shared is not None else MemoryCounters()
+        self.counters = counters
         self.limits = ServiceLimits(project, spec, self.counters)
         self.limiter = self.limits.requests  # the deployment's requests a minute per key
         # The content filter is per arm (its prompt and settings, ``filter_for``); the circuit
         # breakers are per model, with the thresholds of the deployment served at start.
         self._filters: dict[int, tuple[Any, ContentFilter]] = {}
         self.breakers = Breakers.for_spec(spec)
+        from workbench.serve.semantic_cache import SemanticCache
+
+        self.semantic = SemanticCache.for_service(self)  # None unless the deployment has it
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
         # Requests refused before a key is known are limited per address, so guessing keys or
@@ -291,8 +301,17 @@ class Service:
             skipped: list[str] = []  # resting models (their circuit is open)
             result = None
             model = spec.model
+            # The semantic cache holds the live deployment's answers it was started with: a
+            # candidate arm, a shadow or a deployment followed since then answers for itself.
+            semantic = self.semantic if (
+                self.semantic is not None and live is None and arm is self.arms.live
+                and version == self.semantic.deployment) else None
+            hit, vector = semantic.lookup(item) if semantic else (None, None)
+            if hit is not None:  # answered from a request close in meaning
+                result, model = hit.result, hit.model
+                span.attributes["workbench.semantic_similarity"] = round(hit.similarity, 4)
             try:
-                for i, model in enumerate([spec.model, *spec.fallbacks]):
+                for i, model in enumerate([] if hit else [spec.model, *spec.fallbacks]):
                     if not self.breakers.allow(model):
                         skipped.append(model)
                         continue
@@ -349,6 +368,8 @@ class Service:
             completion = result.completion
             if live is None:  # a shadow call is the operator's experiment, not the key's spend
                 self.limits.debit_result(client, result)  # tokens a minute, spend this month
+            if vector is not None and hit is None and result.parsed.ok:
+                semantic.store(vector, model, result)
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
