@@ -172,6 +172,29 @@ def m006_refusal_counts(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m010_otlp_export(db: sqlite3.Connection) -> None:
+    """What ``workbench traces export`` sent where: the endpoint (never its credentials), the
+    spans' rowid range (``from_rowid`` < rowid <= ``to_rowid``, so ``--since last`` sends
+    only newer spans; rowids of spans are stable because the workbench never VACUUMs), counts
+    and status (running, finished, failed, interrupted)."""
+    db.execute(
+        """CREATE TABLE otlp_exports (
+            export_id TEXT PRIMARY KEY,
+            endpoint TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            since REAL,
+            from_rowid INTEGER NOT NULL,
+            to_rowid INTEGER NOT NULL,
+            spans INTEGER NOT NULL,
+            rejected INTEGER NOT NULL,
+            status TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX otlp_exports_by_endpoint ON otlp_exports (endpoint, to_rowid)")
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 
