@@ -1186,7 +1186,8 @@ def export_summary(project: Project, since: str = "1h") -> str:
                 "it was on: `workbench traces export --otlp URL --since 1d`.")
     dry = export_spans(project, None, since=since, progress=False)
     return (f"**No OTLP collector is configured** ({status['reason']}), so nothing was sent. "
-            f"A dry run encoded the spans of the last {since}: {dry.spans} spans, "
+            f"A dry run encoded the spans of the last {since}: {dry.spans} "
+            f"span{'s' if dry.spans != 1 else ''}, "
             f"{dry.bytes / 1024:,.1f} KiB of OTLP protobuf. To send them to Phoenix "
             "(`phoenix serve`), `workbench traces export --otlp http://127.0.0.1:6006 "
             f"--since {since}`; to send every new span as it happens, set "
