@@ -180,7 +180,8 @@ def test_live_export_keeps_structure_and_genai_attributes(project, receiver):
         {"role": "assistant", "parts": [{"type": "text", "content": reply.text}],
          "finish_reason": "stop"}]
     assert a["workbench.span.name"] == "llm.call"
-    assert attrs(root) == {"step": "answer", "workbench.span.name": "workbench.pipeline"}
+    assert attrs(root) == {"step": "answer", "workbench.span.name": "workbench.pipeline",
+                           "openinference.span.kind": "CHAIN"}
 
 
 def test_errors_become_error_status_with_an_exception_event(project, receiver):
