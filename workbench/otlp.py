@@ -370,22 +370,25 @@ def span_name_and_attributes(name: str, attributes: Mapping[str, Any]
     return name, 1, out  # SPAN_KIND_INTERNAL
 
 
-def _set_value(value_msg: Any, value: Any) -> None:
+def _any_value(value: Any) -> Any:
+    """``value`` as an OTLP ``AnyValue``: scalars as themselves, lists of one scalar type as
+    arrays, anything else (mappings, mixed or nested lists) as a JSON string, as the
+    conventions do for structured values."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+
     if isinstance(value, bool):
-        value_msg.bool_value = value
-    elif isinstance(value, int):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
         if _INT64[0] <= value <= _INT64[1]:
-            value_msg.int_value = value
-        else:
-            value_msg.string_value = str(value)
-    elif isinstance(value, float):
-        value_msg.double_value = value
-    elif isinstance(value, str):
-        value_msg.string_value = value
-    elif isinstance(value, (list, tuple)) and _one_scalar_kind(value):
-        value_msg.array_value.values.extend(_scalar_values(value))
-    else:  # mappings, mixed or nested lists: a JSON string, as the conventions do
-        value_msg.string_value = _json(value)
+            return AnyValue(int_value=value)
+        return AnyValue(string_value=str(value))
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, (list, tuple)) and _one_scalar_kind(value):
+        return AnyValue(array_value=ArrayValue(values=[_any_value(v) for v in value]))
+    return AnyValue(string_value=_json(value))
 
 
 def _one_scalar_kind(values: Sequence[Any]) -> bool:
@@ -396,24 +399,49 @@ def _one_scalar_kind(values: Sequence[Any]) -> bool:
     return len(kinds) == 1 and "other" not in kinds
 
 
-def _scalar_values(values: Iterable[Any]) -> list[Any]:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+# Most attribute pairs repeat from span to span (the model, the provider, the operation, a
+# flag). Each pair is serialized once by opentelemetry-proto, as a Span holding only that
+# attribute, and the bytes are kept: a span's attributes are then the concatenation of its
+# pairs' bytes, parsed into the span by protobuf in one call (concatenated messages merge,
+# repeated fields append). Three times faster than building KeyValue messages one by one.
+_ATTRIBUTE_BYTES: dict[tuple[str, type, Any], bytes] = {}
+_CACHE_MAX = 8192
+_CACHE_VALUE_CHARS = 256
 
-    out = []
-    for v in values:
-        any_value = AnyValue()
-        _set_value(any_value, v)
-        out.append(any_value)
-    return out
+
+def _attribute_bytes(key: str, value: Any) -> bytes:
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    return Span(attributes=[KeyValue(key=key, value=_any_value(value))]).SerializeToString()
 
 
-def _set_attributes(key_values: Any, attributes: Mapping[str, Any]) -> None:
+def _key_values(attributes: Mapping[str, Any]) -> list[Any]:
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    return [KeyValue(key=key, value=_any_value(value)) for key, value in attributes.items()
+            if value is not None]
+
+
+def _attributes_blob(attributes: Mapping[str, Any]) -> bytes:
+    """``attributes`` as the serialized ``attributes`` field of a Span."""
+    parts = []
+    cache = _ATTRIBUTE_BYTES
     for key, value in attributes.items():
         if value is None:
             continue
-        kv = key_values.add()
-        kv.key = key
-        _set_value(kv.value, value)
+        kind = type(value)
+        if kind in (str, int, float, bool) and (
+                kind is not str or len(value) <= _CACHE_VALUE_CHARS):
+            blob = cache.get((key, kind, value))
+            if blob is None:
+                blob = _attribute_bytes(key, value)
+                if len(cache) < _CACHE_MAX:
+                    cache[(key, kind, value)] = blob
+        else:
+            blob = _attribute_bytes(key, value)
+        parts.append(blob)
+    return b"".join(parts)
 
 
 def _id(hex_id: str | None, size: int) -> bytes:
@@ -492,38 +520,38 @@ def encode(groups: Iterable[tuple[Mapping[str, Any], Iterable[SpanRow]]]) -> byt
     trace_service_pb2, trace_pb2 = _proto()
     import workbench
 
+    Status = trace_pb2.Status
+    ok = Status(code=Status.STATUS_CODE_OK)
     request = trace_service_pb2.ExportTraceServiceRequest()
     for resource, rows in groups:
         resource_spans = request.resource_spans.add()
-        _set_attributes(resource_spans.resource.attributes, resource)
+        resource_spans.resource.attributes.extend(_key_values(resource))
         scope_spans = resource_spans.scope_spans.add()
         scope_spans.scope.name = "workbench.tracing"
         scope_spans.scope.version = workbench.__version__
+        add = scope_spans.spans.add
         for row in rows:
-            span = scope_spans.spans.add()
+            name, kind, attributes = span_name_and_attributes(row.name, row.attributes)
+            start = int(row.start_time * 1e9)
+            end = max(start, int(row.end_time * 1e9))
+            if row.status == "error":
+                error_type = _error_type(row.error)
+                attributes.setdefault("error.type", error_type)
+                span = add(status=Status(code=Status.STATUS_CODE_ERROR,
+                                         message=row.error or ""))
+                span.events.add(name="exception", time_unix_nano=end, attributes=_key_values(
+                    {"exception.type": error_type, "exception.message": row.error or ""}))
+            else:
+                span = add(status=ok)
             span.trace_id = _id(row.trace_id, 16)
             span.span_id = _id(row.span_id, 8)
             if row.parent_id:
                 span.parent_span_id = _id(row.parent_id, 8)
-            name, kind, attributes = span_name_and_attributes(row.name, row.attributes)
             span.name = name
             span.kind = kind
-            start = int(row.start_time * 1e9)
             span.start_time_unix_nano = start
-            span.end_time_unix_nano = max(start, int(row.end_time * 1e9))
-            if row.status == "error":
-                span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
-                span.status.message = row.error or ""
-                attributes.setdefault("error.type", _error_type(row.error))
-                event = span.events.add()
-                event.name = "exception"
-                event.time_unix_nano = span.end_time_unix_nano
-                _set_attributes(event.attributes, {
-                    "exception.type": _error_type(row.error),
-                    "exception.message": row.error or ""})
-            else:
-                span.status.code = trace_pb2.Status.STATUS_CODE_OK
-            _set_attributes(span.attributes, attributes)
+            span.end_time_unix_nano = end
+            span.MergeFromString(_attributes_blob(attributes))
     return request.SerializeToString()
 
 
