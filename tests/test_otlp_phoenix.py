@@ -25,7 +25,7 @@ import pytest
 
 pytest.importorskip("opentelemetry.proto")
 
-from workbench import otlp  # noqa: E402
+from workbench import otlp
 
 REPO = Path(__file__).resolve().parents[1]
 PHOENIX = REPO / ".venv-phoenix" / "bin" / "phoenix"
@@ -211,7 +211,8 @@ def test_spans_go_to_phoenix_with_traces_export_and_live(phoenix, traffic):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "traces", "export",
                            "--otlp", phoenix, "--since", "1d", "--batch-size", "7",
                            "--project", str(project.path)], cwd=REPO, env=cli_env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     stored = stored_spans(project, limit=100_000)
     assert f"Sent {len(stored)} of {len(stored)} spans" in done.stdout

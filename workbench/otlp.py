@@ -68,7 +68,8 @@ RETRY_MAX_S = 30.0
 MAX_ATTEMPTS = 6
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
-_SECRET_HEADERS = re.compile(r"authorization|api[-_]?key|token|secret|password|cookie", re.IGNORECASE)
+_SECRET_HEADERS = re.compile(r"authorization|api[-_]?key|token|secret|password|cookie",
+                             re.IGNORECASE)
 
 
 class ExportError(WorkbenchError):
@@ -319,6 +320,14 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
+def _error_message(error: str | None) -> str:
+    """The message of a stored error ("ValueError: bad input" → "bad input")."""
+    if not error:
+        return ""
+    head, sep, rest = error.partition(":")
+    return rest.strip() if sep and head.strip().isidentifier() else error
+
+
 def _error_type(error: str | None) -> str:
     if error:
         head = error.split(":", 1)[0].strip()
@@ -540,7 +549,8 @@ def encode(groups: Iterable[tuple[Mapping[str, Any], Iterable[SpanRow]]]) -> byt
                 span = add(status=Status(code=Status.STATUS_CODE_ERROR,
                                          message=row.error or ""))
                 span.events.add(name="exception", time_unix_nano=end, attributes=_key_values(
-                    {"exception.type": error_type, "exception.message": row.error or ""}))
+                    {"exception.type": error_type,
+                     "exception.message": _error_message(row.error)}))
             else:
                 span = add(status=ok)
             span.trace_id = _id(row.trace_id, 16)
@@ -612,9 +622,20 @@ class Sender:
         if self.endpoint.compression == "gzip":
             body = gzip.compress(body, compresslevel=5)
         try:
-            conn = self._connection(timeout)
-            conn.request("POST", self._path, body=body, headers=self._headers)
-            response = conn.getresponse()
+            reused = self._conn is not None
+            try:
+                conn = self._connection(timeout)
+                conn.request("POST", self._path, body=body, headers=self._headers)
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if not reused:
+                    raise
+                # The collector closed the kept-alive connection while it was idle: that is
+                # no failure of this request; send it again on a new connection.
+                self.close()
+                conn = self._connection(timeout)
+                conn.request("POST", self._path, body=body, headers=self._headers)
+                response = conn.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
@@ -983,7 +1004,7 @@ def _flush_at_exit() -> None:
               file=sys.stderr)
 
 
-# -- after the fact: stored spans -------------------------------------------------------------------
+# -- after the fact: stored spans ------------------------------------------------------------
 
 @dataclass
 class ExportResult:
