@@ -246,7 +246,12 @@ def main() -> None:
     os.environ.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
     collector, url = start_collector()
     try:
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+        from importlib.metadata import version
+
+        print(f"opentelemetry-proto {version('opentelemetry-proto')}, opentelemetry-sdk "
+              f"{version('opentelemetry-sdk')} (for the comparison only); load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures are wall clock: "
+              "run on a quiet machine)\n")
         caller_overhead(url, min(args.spans, 20_000), args.rounds)
         print()
         path = stored_per_second(url, args.spans)

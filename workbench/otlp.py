@@ -440,8 +440,10 @@ def _attributes_blob(attributes: Mapping[str, Any]) -> bytes:
         if value is None:
             continue
         kind = type(value)
-        if kind in (str, int, float, bool) and (
-                kind is not str or len(value) <= _CACHE_VALUE_CHARS):
+        # Names, flags and small counts repeat; costs, latencies and token counts rarely do
+        # and would fill the cache with values never seen again.
+        if (kind is str and len(value) <= _CACHE_VALUE_CHARS) or kind is bool or (
+                kind is int and -1 <= value <= 64):
             blob = cache.get((key, kind, value))
             if blob is None:
                 blob = _attribute_bytes(key, value)
