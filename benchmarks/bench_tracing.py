@@ -6,7 +6,8 @@ fast stored spans go out over OTLP.
    against the OpenTelemetry SDK's own per-span cost (``TracerProvider`` +
    ``BatchSpanProcessor`` + its OTLP/HTTP protobuf exporter), both sending to the same
    loopback collector, which runs in its own process and decodes every request with
-   opentelemetry-proto. The same ten GenAI attributes on every span. The SDK stores nothing;
+   opentelemetry-proto. The same ten GenAI attributes on every span (token counts and cost
+   change from span to span). The SDK stores nothing;
    ours also writes each span to the project. (opentelemetry-sdk and
    opentelemetry-exporter-otlp-proto-http are installed for this benchmark only.)
 2. **Spans stored per second, sustained**: a child process writes N spans as fast as it can
@@ -38,10 +39,16 @@ sys.path.insert(0, str(REPO))  # this checkout's workbench, also in the child pr
 ATTRIBUTES = {
     "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
     "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.temperature": 0.0,
-    "gen_ai.usage.input_tokens": 182, "gen_ai.usage.output_tokens": 41,
-    "workbench.cost_usd": 0.0000519, "workbench.cache_hit": False, "workbench.attempts": 1,
+    "gen_ai.usage.output_tokens": 41, "workbench.cache_hit": False, "workbench.attempts": 1,
     "workbench.prompt.name": "triage",
-}
+}  # + input tokens and cost, different on every span (varied)
+
+def varied(i: int) -> dict:
+    """The attributes of span ``i``: token counts and cost change from call to call."""
+    tokens = 100 + i % 900
+    return {**ATTRIBUTES, "gen_ai.usage.input_tokens": tokens,
+            "workbench.cost_usd": tokens * 1.5e-7 + 2.46e-5}
+
 
 # The loopback collector: its own process, so its work does not share our GIL.
 COLLECTOR = r"""
@@ -90,7 +97,9 @@ n = int(sys.argv[2])
 attributes = json.loads(sys.argv[3])
 t0 = time.perf_counter(); c0 = time.process_time()
 for i in range(n):
-    with trace("bench.step", project, **attributes):
+    tokens = 100 + i % 900
+    with trace("bench.step", project, **attributes, **{"gen_ai.usage.input_tokens": tokens,
+               "workbench.cost_usd": tokens * 1.5e-7 + 2.46e-5}):
         pass
 t1 = time.perf_counter()
 project.store.flush()
@@ -136,13 +145,13 @@ def caller_overhead(url: str, spans: int, rounds: int) -> None:
     tracer = provider.get_tracer("bench")
 
     def ours(n: int) -> None:
-        for _ in range(n):
-            with trace("bench.step", project, **ATTRIBUTES):
+        for i in range(n):
+            with trace("bench.step", project, **varied(i)):
                 pass
 
     def sdk(n: int) -> None:
-        for _ in range(n):
-            with tracer.start_as_current_span("bench.step", attributes=ATTRIBUTES):
+        for i in range(n):
+            with tracer.start_as_current_span("bench.step", attributes=varied(i)):
                 pass
 
     otlp.start_live(url)

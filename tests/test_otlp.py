@@ -279,7 +279,7 @@ def test_endpoints_headers_and_switches_from_the_environment():
 
 # -- the caller never pays for the collector -------------------------------------------------------
 
-def _per_span_s(project, n: int) -> tuple[float, float]:
+def _block_mean_s(project, n: int) -> tuple[float, float]:
     """Mean and worst time of write_span over ``n`` spans, in seconds."""
     times = []
     for i in range(n):
@@ -288,13 +288,13 @@ def _per_span_s(project, n: int) -> tuple[float, float]:
         t = time.perf_counter()
         write_span(project, span)
         times.append(time.perf_counter() - t)
-    project.store.flush()
     return statistics.fmean(times), max(times)
 
 
 @pytest.mark.parametrize("collector", ["down", "hanging"])
 def test_an_absent_or_hanging_collector_never_slows_or_breaks_the_caller(project, collector):
-    n = 3000
+    from workbench import tracing
+
     if collector == "down":  # nothing listens: connections are refused
         url, keep = f"http://127.0.0.1:{_free_port()}", None
     else:  # accepts connections and never answers
@@ -302,32 +302,40 @@ def test_an_absent_or_hanging_collector_never_slows_or_breaks_the_caller(project
         keep.bind(("127.0.0.1", 0))
         keep.listen(64)
         url = f"http://127.0.0.1:{keep.getsockname()[1]}"
+    blocks, per_block = 20, 150
+    off, on, worst = [], [], 0.0
     try:
-        _per_span_s(project, 300)  # warm up
-        off_mean, _ = _per_span_s(project, n)
-        otlp.start_live(url, delay_s=0.01, batch_size=100, max_queue=500,
-                        retry_base_s=0.05, export_timeout_s=2.0,
-                        environ={"OTEL_EXPORTER_OTLP_TIMEOUT": "1000"})
+        live = otlp.start_live(url, delay_s=0.01, batch_size=100, max_queue=500,
+                               retry_base_s=0.05, export_timeout_s=2.0,
+                               environ={"OTEL_EXPORTER_OTLP_TIMEOUT": "1000"})
+        _block_mean_s(project, 300)  # warm up
         started = time.perf_counter()
-        on_mean, on_worst = _per_span_s(project, n)
+        for block in range(blocks):  # alternate, so the machine's load hits both alike
+            exporting = block % 2 == 1
+            tracing.set_exporter(live.offer if exporting else None)
+            mean, block_worst = _block_mean_s(project, per_block)
+            (on if exporting else off).append(mean)
+            if exporting:
+                worst = max(worst, block_worst)
         wall = time.perf_counter() - started
         status = otlp.live_status()
     finally:
         otlp.stop_live(timeout=0.5)
         if keep is not None:
             keep.close()
-    print(f"\n{collector}: write_span {off_mean * 1e6:.1f} us without export, "
-          f"{on_mean * 1e6:.1f} us with export to a {collector} collector, worst "
-          f"{on_worst * 1e3:.2f} ms; {n} spans in {wall:.2f} s; {status}")
-    # The export adds a queue append to the caller, not a network wait: every span of 3000
-    # is written in far less than the collector's 1 s timeout, and the mean stays close.
-    assert on_worst < 0.25
-    assert on_mean < off_mean * 1.5 + 20e-6
-    assert wall < 3.0
+    off_us, on_us = statistics.median(off) * 1e6, statistics.median(on) * 1e6
+    print(f"\n{collector}: write_span {off_us:.1f} us without export, {on_us:.1f} us with "
+          f"export to a {collector} collector, worst {worst * 1e3:.2f} ms; {status}")
+    # The export adds a queue append to the caller, not a network wait: no call comes near
+    # the collector's 1 s timeout, and the typical call costs about the same.
+    assert worst < 0.25
+    assert on_us < off_us + 50
+    assert wall < 5.0
     assert status["exported"] == 0
     assert status["dropped_queue_full"] + status["dropped_failed"] > 0
+    project.store.flush()
     count = project.store.db.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-    assert count == 300 + 2 * n  # every span is still stored
+    assert count == 300 + blocks * per_block  # every span is still stored
 
 
 def test_a_collector_answering_500_is_retried_then_the_batch_is_dropped_and_counted(
