@@ -7,9 +7,9 @@ fast stored spans go out over OTLP.
    ``BatchSpanProcessor`` + its OTLP/HTTP protobuf exporter), both sending to the same
    loopback collector, which runs in its own process and decodes every request with
    opentelemetry-proto. The same ten GenAI attributes on every span (token counts and cost
-   change from span to span). The SDK stores nothing;
-   ours also writes each span to the project. (opentelemetry-sdk and
-   opentelemetry-exporter-otlp-proto-http are installed for this benchmark only.)
+   change from span to span). The SDK stores nothing; ours also writes each span to the
+   project. (opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http are installed for
+   this benchmark only.)
 2. **Spans stored per second, sustained**: a child process writes N spans as fast as it can
    and exits normally; the figure is N over the time until the last one is committed, and
    the rows are counted after it exited (nothing may be lost at a clean exit). Once with
