@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,14 +118,17 @@ def _first_export(project: Project, span: Span, attributes: dict[str, Any]) -> N
     """The first span of a process decides whether spans are exported live: only when an
     OTLP endpoint is set (then ``workbench.otlp`` is imported and its thread started)."""
     global _export
-    if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
-        _export = None
-        return
-    from workbench import otlp
+    with _decide_lock:
+        if _export is _first_export:  # not decided by another thread meanwhile
+            if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+                _export = None
+            else:
+                from workbench import otlp
 
-    offer = otlp.live_from_env()
-    if offer is not None:
+                otlp.live_from_env()  # sets _export through set_exporter
+        offer = _export
+    if offer is not None and offer is not _first_export:
         offer(project, span, attributes)
 
 
@@ -132,6 +136,7 @@ def _first_export(project: Project, span: Span, attributes: dict[str, Any]) -> N
 # _first_export until the first span of this process decides.
 _export: Callable[[Project, Span, dict[str, Any]], None] | None = _first_export
 _export_failed = False
+_decide_lock = threading.Lock()
 
 
 def set_exporter(offer: Callable[[Project, Span, dict[str, Any]], None] | None) -> None:
