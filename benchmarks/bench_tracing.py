@@ -40,7 +40,7 @@ ATTRIBUTES = {
     "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
     "gen_ai.request.model": "gpt-4o-mini", "gen_ai.request.temperature": 0.0,
     "gen_ai.usage.output_tokens": 41, "workbench.cache_hit": False, "workbench.attempts": 1,
-    "workbench.prompt.name": "triage",
+    "workbench.prompt": "triage",
 }  # + input tokens and cost, different on every span (varied)
 
 def varied(i: int) -> dict:

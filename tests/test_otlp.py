@@ -202,8 +202,8 @@ def test_errors_become_error_status_with_an_exception_event(project, receiver):
 
 def test_runs_of_complete_many_keep_their_parent_and_tags(project, receiver):
     otlp.start_live(receiver.url, delay_s=0.05)
-    with tagged(**{"workbench.run_id": "run-1", "workbench.prompt.name": "triage",
-                   "workbench.prompt.version": 3}), trace("workbench.batch", project) as root:
+    with tagged(**{"workbench.run_id": "run-1", "workbench.prompt": "triage",
+                   "workbench.prompt_version": 3}), trace("workbench.batch", project) as root:
         gateway.complete_many(["a", "b", "c"], "fake/echo", project=project, progress=False,
                               cache=False, concurrency=3)
     assert otlp.flush(5)
@@ -212,7 +212,7 @@ def test_runs_of_complete_many_keep_their_parent_and_tags(project, receiver):
     for call in calls:  # calls made on the pool's threads are still the batch's children
         assert call.parent_span_id.hex() == root.span_id
         a = attrs(call)
-        assert a["workbench.prompt.name"] == "triage" and a["workbench.prompt.version"] == 3
+        assert a["workbench.prompt"] == "triage" and a["workbench.prompt_version"] == 3
         assert a["session.id"] == a["workbench.run_id"] == "run-1"
 
 

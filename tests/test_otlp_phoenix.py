@@ -172,8 +172,8 @@ def _check(spans: list[dict], stored: list, made: dict) -> None:
     for request in requests:
         a = request["attributes"]
         assert a["workbench.deployment"] == deployment.version
-        assert a["workbench.prompt.name"] == deployment.value.prompt
-        assert a["workbench.prompt.version"] == deployment.value.prompt_version
+        assert a["workbench.prompt"] == deployment.value.prompt
+        assert a["workbench.prompt_version"] == deployment.value.prompt_version
         children = [s for s in spans if s["parent_id"] == request["context"]["span_id"]]
         assert children, "the model call inside the request"
         for call in children:  # a model call, inside the request
@@ -191,8 +191,8 @@ def _check(spans: list[dict], stored: list, made: dict) -> None:
     assert len(run_calls) >= 3
     for call in run_calls:
         a = call["attributes"]
-        assert a["workbench.prompt.name"] == run.prompt
-        assert a["workbench.prompt.version"] == run.prompt_version
+        assert a["workbench.prompt"] == run.prompt
+        assert a["workbench.prompt_version"] == run.prompt_version
         assert a["session.id"] == run.run_id and a["workbench.item_id"]
     judged = [s for s in spans if "workbench.judge.name" in s["attributes"]]
     assert len(judged) == 1 and judged[0]["span_kind"] == "LLM"

@@ -631,8 +631,8 @@ def _run_tags(run_id: str, prompt_name: str, prompt_version: int | None):
     over OTLP, a run's calls are one session)."""
     from workbench.tracing import tagged
 
-    return tagged(**{"workbench.run_id": run_id, "workbench.prompt.name": prompt_name,
-                     "workbench.prompt.version": prompt_version})
+    return tagged(**{"workbench.run_id": run_id, "workbench.prompt": prompt_name,
+                     "workbench.prompt_version": prompt_version})
 
 
 # -- the engine ----------------------------------------------------------------------------------

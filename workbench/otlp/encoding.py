@@ -259,9 +259,11 @@ class SpanRow:
 
 
 class Deployments:
-    """What a deployment version serves (prompt name and version, model), read once per
-    version from the project's records: a service's request spans name only the deployment,
-    and exported spans should say which prompt version answered."""
+    """What a deployment version serves (prompt name and version, primary model), read once
+    per version from the project's records: a service's request span that names only its
+    deployment is exported with the deployment's ``workbench.prompt``,
+    ``workbench.prompt_version`` and ``workbench.primary_model``; a span that names its own
+    prompt (a canary or shadow arm) keeps its own."""
 
     def __init__(self, project: Project):
         self.project = project
@@ -277,10 +279,9 @@ class Deployments:
                 body = json.loads(row[0]) if row else {}
             except (ValueError, TypeError, sqlite3.Error):
                 body = {}
-            for key, tag in (("prompt", "workbench.prompt.name"),
-                             ("prompt_version", "workbench.prompt.version"),
-                             ("model", "workbench.deployment.model"),
-                             ("adapter", "workbench.deployment.adapter")):
+            for key, tag in (("prompt", "workbench.prompt"),
+                             ("prompt_version", "workbench.prompt_version"),
+                             ("model", "workbench.primary_model")):
                 if body.get(key) is not None:
                     tags[tag] = body[key]
             self._known[version] = tags
@@ -288,7 +289,7 @@ class Deployments:
 
     def enrich(self, attributes: Mapping[str, Any]) -> Mapping[str, Any]:
         version = attributes.get("workbench.deployment")
-        if version is None or "workbench.prompt.name" in attributes:
+        if version is None or "workbench.prompt" in attributes:
             return attributes
         tags = self.tags(version)
         return {**tags, **attributes} if tags else attributes
