@@ -119,6 +119,25 @@ else
     fi
 fi
 
+# Arize Phoenix (a trace UI and OTLP collector) gets its own virtualenv too: the OTLP export
+# tests start it on 127.0.0.1 and read the exported spans back from it.
+PX_VENV=.venv-phoenix
+PX_VERSION=20.26.1
+PX_STAMP="$PX_VENV/.workbench-setup"
+if [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
+    echo "==> installing Arize Phoenix $PX_VERSION into $PX_VENV (about a minute)"
+    { [ -x "$PX_VENV/bin/python" ] || "$PYTHON" -m venv "$PX_VENV"; } &&
+        "$PX_VENV/bin/python" -m pip install -q --upgrade pip &&
+        "$PX_VENV/bin/python" -m pip install -q "arize-phoenix==$PX_VERSION" || {
+        echo "error: installing Arize Phoenix into $PX_VENV failed (see pip's output above)." >&2
+        echo "       The OTLP export tests need it; fix the cause and run this script again." >&2
+        exit 1
+    }
+    echo "arize-phoenix==$PX_VERSION" > "$PX_STAMP"
+else
+    echo "==> Arize Phoenix $PX_VERSION already installed in $PX_VENV"
+fi
+
 echo "==> preparing the bundled model (converted once, then cached)"
 "$VENV/bin/python" -c "from workbench.llm.local import build_engine_cache; print(build_engine_cache())"
 

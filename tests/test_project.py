@@ -51,6 +51,8 @@ def test_blank_database_migrates_to_the_expected_schema(project):
                      "correction", "source"],
         "llm_cache": ["key", "model", "response", "created_at"],
         "meta": ["key", "value"],
+        "otlp_exports": ["export_id", "endpoint", "started_at", "finished_at", "since",
+                         "from_rowid", "to_rowid", "spans", "rejected", "status"],
         "records": ["kind", "name", "version", "schema_version", "content_hash", "created_at",
                     "body"],
         "refusal_counts": ["minute", "client", "route", "status", "untraced"],

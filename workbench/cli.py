@@ -555,6 +555,31 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_GATE_FAILED if firing and args.fail_on_alert else 0
 
 
+def cmd_traces_export(args: argparse.Namespace) -> int:
+    from workbench.otlp import export_spans, parse_key_values
+
+    if args.otlp is None and not args.dry_run:
+        raise WorkbenchError("traces export needs --otlp URL (or --dry-run).",
+                             "e.g. workbench traces export --otlp http://127.0.0.1:6006 "
+                             "--since 1d")
+    project = _project_for(args.project)
+    headers: dict[str, str] = {}
+    for header in args.header:
+        headers.update(parse_key_values(header, "--header"))
+    result = export_spans(project, None if args.dry_run else args.otlp, since=args.since,
+                          headers=headers, batch_size=args.batch_size,
+                          progress=not args.json)
+    if args.json:
+        print(json.dumps({"endpoint": result.endpoint, "spans": result.spans,
+                          "sent": result.sent, "rejected": result.rejected,
+                          "batches": result.batches, "bytes": result.bytes,
+                          "seconds": round(result.seconds, 3), "since": result.since,
+                          "export_id": result.export_id}, indent=2))
+    else:
+        print(result.sentence)
+    return 0
+
+
 def cmd_maintain(args: argparse.Namespace) -> int:
     from workbench.maintain import add_test_cases, cases_from_feedback, re_evaluate
     from workbench.serve import NotDeployed, latest_deployment
@@ -868,6 +893,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("traces", help="the project's traces: export them to an OpenTelemetry "
+                                      "collector (Phoenix, Langfuse, ...)")
+    traces = p.add_subparsers(dest="traces_command", required=True, metavar="ACTION")
+    p = traces.add_parser(
+        "export", help="send stored spans over OTLP/HTTP (protobuf), in batches",
+        description="Send the project's stored spans to an OTLP/HTTP collector with the "
+                    "OpenTelemetry GenAI attributes. Headers also come from "
+                    "OTEL_EXPORTER_OTLP_HEADERS (safer for keys than --header).",
+        epilog="Examples: --otlp http://127.0.0.1:6006 (Phoenix); --otlp "
+               "https://cloud.langfuse.com/api/public/otel with OTEL_EXPORTER_OTLP_HEADERS="
+               "'Authorization=Basic BASE64(public:secret)' (Langfuse).")
+    p.add_argument("--otlp", metavar="URL",
+                   help="the collector: a base URL (/v1/traces is added) or the traces URL")
+    p.add_argument("--since", default=None,
+                   help="only spans since: 90m, 1d, 2w, a date, an ISO time, or 'last' (what "
+                        "was not sent to this URL before); default: all")
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE",
+                   help="an HTTP header to send (repeatable)")
+    p.add_argument("--batch-size", type=int, default=512, help="spans per request (512)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="encode and count what would be sent, send nothing")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_traces_export)
 
     p = sub.add_parser(
         "maintain", help="thumbs-down feedback with corrections becomes test cases (a new "
