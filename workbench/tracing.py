@@ -61,10 +61,15 @@ def write_span(project: Project | None, span: Span) -> None:
 
     The card's privacy rules apply here (``workbench.privacy``): with "do not log raw inputs"
     the span's text is stored with its PII replaced by placeholders, and with a retention rule
-    spans past it are swept (at most hourly) as new ones arrive."""
+    spans past it are swept (at most hourly) as new ones arrive. Monitoring's aggregates take
+    their share first (``workbench.monitor_aggregates.add``), which also replaces a raw
+    end-user id by its keyed hash."""
     if project is None:
         return
+    from workbench import monitor_aggregates
     from workbench.privacy import project_policy, redact_for_logs, sweep_traces
+
+    monitor_aggregates.add(project, span)  # first: it hashes the end-user id before storage
 
     policy = project_policy(project)
     attributes = redact_for_logs(span.attributes) if policy.raw_logging_forbidden \
