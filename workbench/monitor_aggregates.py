@@ -232,6 +232,36 @@ def add(project: Project | None, span: Span) -> None:
 
 # -- accumulating and writing rows -----------------------------------------------------------------
 
+def _contribution(f: Fact) -> tuple[list[tuple[int, float]], int | None]:
+    """What a span adds to ``COUNTERS`` (as (index, amount) pairs) and its latency bin (None
+    unless it was answered): errors are failed answers (5xx), refused requests (4xx) count
+    apart, and latency, cost, parse, cache and fallback are counted over answered ones."""
+    pairs: list[tuple[int, float]] = [(0, 1)]
+    if f.status in REFUSED:
+        pairs.append((3, 1))
+        if f.status == 429:
+            pairs.append((4, 1))
+    if f.input_tokens:
+        pairs.append((11, f.input_tokens))
+    if f.output_tokens:
+        pairs.append((12, f.output_tokens))
+    if not f.prediction or 400 <= f.status < 500:
+        return pairs, None
+    if f.status >= 500:
+        pairs.append((2, 1))
+        return pairs, None
+    pairs += [(1, 1), (13, f.latency)]
+    if f.cached:
+        pairs.append((5, 1))
+    if f.fallback:
+        pairs.append((6, 1))
+    if f.parse_ok is not None:
+        pairs += [(7, int(f.parse_ok)), (8, 1)]
+    if f.cost is not None:
+        pairs += [(9, f.cost), (10, 1)]
+    return pairs, sketch.latency_bin(f.latency)
+
+
 class Totals:
     """Counts, a latency histogram and the user sketches of one group of buckets (and spans)."""
 
@@ -245,32 +275,17 @@ class Totals:
 
     # -- from spans
     def add_fact(self, f: Fact) -> None:
+        self.add(*_contribution(f), f.user)
+
+    def add(self, pairs: list[tuple[int, float]], bucket: int | None,
+            user: int | None) -> None:
         c = self.counts
-        c[0] += 1
-        served = f.prediction and (f.status < 400 or f.status >= 500)
-        if f.status in REFUSED:
-            c[3] += 1
-            c[4] += f.status == 429
-        c[11] += f.input_tokens
-        c[12] += f.output_tokens
-        if f.user is not None:
-            self.user_ids.add(f.user)
-        if not served:
+        for i, amount in pairs:
+            c[i] += amount
+        if user is not None:
+            self.user_ids.add(user)
+        if bucket is None:
             return
-        if f.status >= 500:
-            c[2] += 1
-            return
-        c[1] += 1
-        c[5] += f.cached
-        c[6] += f.fallback
-        if f.parse_ok is not None:
-            c[7] += f.parse_ok
-            c[8] += 1
-        if f.cost is not None:
-            c[9] += f.cost
-            c[10] += 1
-        c[13] += f.latency
-        bucket = sketch.latency_bin(f.latency)
         if isinstance(self.hist, dict):
             self.hist[bucket] = self.hist.get(bucket, 0) + 1
         elif self.hist is None:
@@ -306,7 +321,10 @@ class Totals:
         if isinstance(self.hist, dict):
             return sketch.encode_histogram(self.hist)
         nonzero = self.hist.nonzero()[0]
-        return sketch.encode_histogram({int(i): int(self.hist[i]) for i in nonzero})
+        if not len(nonzero):
+            return None
+        return (b"h" + nonzero.astype("<u2").tobytes()
+                + self.hist[nonzero].astype("<u4").tobytes())
 
     def users_blob(self) -> bytes | None:
         parts = list(self.user_blobs)
@@ -392,6 +410,7 @@ def _accumulate(db: sqlite3.Connection, facts: Iterable[Fact], now: float, cache
     minute_from = now - MINUTE_KEEP_S
     for f in facts:
         dims = list(_dimensions(db, f, cache))
+        pairs, bucket = _contribution(f)
         hour = float(int(f.start // HOUR) * HOUR)
         keys = [(f.source, HOUR, hour)]
         if f.start >= minute_from:
@@ -402,7 +421,7 @@ def _accumulate(db: sqlite3.Connection, facts: Iterable[Fact], now: float, cache
                 totals = groups.get(key)
                 if totals is None:
                     totals = groups[key] = Totals()
-                totals.add_fact(f)
+                totals.add(pairs, bucket, f.user)
     return groups
 
 
@@ -410,13 +429,16 @@ def _write(db: sqlite3.Connection, groups: dict[tuple, Totals], *, fresh: bool =
     """Merge groups into their rows (``fresh``: the rows do not exist yet)."""
     rows = []
     for key, totals in groups.items():
-        if not fresh:
-            stored = db.execute(
-                f"SELECT {_COLUMNS}, latency, users FROM monitor_buckets WHERE source = ? AND "
-                "bucket_s = ? AND start = ? AND dim = ? AND value = ?", key).fetchone()
-            if stored is not None:
-                totals.add_row(stored[:len(COUNTERS)], stored[-2], stored[-1])
-        rows.append((*key, *totals.counts, totals.latency_blob(), totals.users_blob()))
+        stored = None if fresh else db.execute(
+            f"SELECT {_COLUMNS}, latency, users FROM monitor_buckets WHERE source = ? AND "
+            "bucket_s = ? AND start = ? AND dim = ? AND value = ?", key).fetchone()
+        if stored is None:
+            rows.append((*key, *totals.counts, totals.latency_blob(), totals.users_blob()))
+            continue
+        counts = [a + (b or 0) for a, b in zip(totals.counts, stored, strict=False)]
+        hist = totals.hist if isinstance(totals.hist, dict) else {}
+        rows.append((*key, *counts, sketch.merge_histogram(stored[-2], hist),
+                     sketch.add_users(stored[-1], totals.user_ids)))
     db.executemany(_REPLACE, rows)
 
 
@@ -451,18 +473,32 @@ def prune(db: sqlite3.Connection, *, now: float | None = None,
 _CHUNK = 20_000
 
 
+_FIELDS = ("http.route", "http.response.status_code", "workbench.model", "workbench.cost_usd",
+           "workbench.cache_hit", "workbench.fallback_used", "workbench.parse_ok",
+           "workbench.client", USER_HASH_ATTRIBUTE, USER_ATTRIBUTE, ARM_ATTRIBUTE,
+           "workbench.prompt_version", "workbench.deployment", "gen_ai.request.model",
+           "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
+
+
+def _extract(fields: tuple[str, ...]) -> str:
+    """SQL reading only ``fields`` of a span's attributes, in one parse (SQLite's JSON is C;
+    the messages a span holds are never parsed in Python)."""
+    return "json_extract(attributes, " + ", ".join(f"'$.\"{f}\"'" for f in fields) + ")"
+
+
 def _service_tokens(db: sqlite3.Connection, trace_ids: list[str]) -> dict[str, tuple[int, int]]:
     """The tokens of the model calls inside each service request (by trace id)."""
     out: dict[str, list[int]] = {}
     for i in range(0, len(trace_ids), 500):
         chunk = trace_ids[i:i + 500]
-        for trace_id, attributes in db.execute(
-                "SELECT trace_id, attributes FROM spans WHERE name = 'llm.call' AND parent_id "
-                f"IS NOT NULL AND trace_id IN ({', '.join('?' * len(chunk))})", chunk):
-            used = _tokens(json.loads(attributes))
+        for trace_id, used in db.execute(
+                f"SELECT trace_id, {_extract(_FIELDS[-2:])} FROM spans WHERE name = 'llm.call' "
+                f"AND parent_id IS NOT NULL AND trace_id IN ({', '.join('?' * len(chunk))})",
+                chunk):
+            tokens = json.loads(used)
             total = out.setdefault(trace_id, [0, 0])
-            total[0] += used[0]
-            total[1] += used[1]
+            total[0] += int(_number(tokens[0]) or 0)
+            total[1] += int(_number(tokens[1]) or 0)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -470,8 +506,9 @@ def span_facts(db: sqlite3.Connection, store: Store | None, where: str = "",
                params: tuple = ()) -> Iterator[Fact]:
     """The figures of stored spans (those ``where`` selects, of both kinds), chunk by chunk."""
     salt = _read_salt(db)
-    cursor = db.execute("SELECT name, trace_id, start_time, end_time, status, attributes FROM "
-                        "spans WHERE name IN ('serve.request', 'llm.call')"
+    cursor = db.execute("SELECT name, trace_id, start_time, end_time, status, "
+                        f"{_extract(_FIELDS)} FROM spans WHERE name IN ('serve.request', "
+                        "'llm.call')"
                         + (f" AND {where}" if where else ""), params)
     while True:
         rows = cursor.fetchmany(_CHUNK)
@@ -480,9 +517,94 @@ def span_facts(db: sqlite3.Connection, store: Store | None, where: str = "",
         service = [r[1] for r in rows if r[0] == "serve.request"]
         tokens = _service_tokens(db, service) if service else {}
         for name, trace_id, start, end, status, attributes in rows:
-            yield fact_of(store, name, start, end, status, json.loads(attributes),
+            yield fact_of(store, name, start, end, status,
+                          dict(zip(_FIELDS, json.loads(attributes), strict=True)),
                           tokens.get(trace_id, (0, 0)) if name == "serve.request" else None,
                           salt)
+
+
+def _vector_rows(db: sqlite3.Connection, facts: list[Fact], now: float,
+                 cache: Deployments) -> list[tuple]:
+    """Every row the facts make, computed column-wise (pandas group-bys) rather than span by
+    span: the rebuild of a million spans is bound by reading them, not by adding them up.
+    It counts exactly what ``_contribution`` counts (a test holds the two to each other)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(facts, columns=Fact._fields).drop(columns="store")
+    columns: dict[str, list[str]] = {dim: [""] * len(facts) for dim in DIMENSIONS}
+    for i, f in enumerate(facts):
+        for dim, value in _dimensions(db, f, cache):
+            if dim:
+                columns[dim][i] = value
+    for dim in DIMENSIONS:
+        frame[dim] = columns[dim]
+    status = frame["status"].to_numpy()
+    prediction = frame["prediction"].to_numpy(bool)
+    served = prediction & ((status < 400) | (status >= 500))
+    answered = served & (status < 400)
+    parse = frame["parse_ok"]
+    cost = pd.to_numeric(frame["cost"], errors="coerce").to_numpy(float)
+    has_cost = answered & ~np.isnan(cost)
+    c = pd.DataFrame({
+        "requests": 1, "answered": answered.astype(int),
+        "errors": (served & (status >= 500)).astype(int),
+        "refused": np.isin(status, REFUSED).astype(int),
+        "rate_limited": (status == 429).astype(int),
+        "cached": (answered & frame["cached"].to_numpy(bool)).astype(int),
+        "fallback": (answered & frame["fallback"].to_numpy(bool)).astype(int),
+        "parsed": (answered & parse.eq(True).to_numpy()).astype(int),
+        "parse_n": (answered & parse.notna().to_numpy()).astype(int),
+        "cost_usd": np.where(has_cost, cost, 0.0), "cost_n": has_cost.astype(int),
+        "input_tokens": frame["input_tokens"].to_numpy(), "output_tokens":
+            frame["output_tokens"].to_numpy(),
+        "latency_sum": np.where(answered, frame["latency"].to_numpy(float), 0.0)})
+    latency = frame["latency"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bins = np.ceil(np.log(latency / sketch.MIN_S) / math.log(sketch.GAMMA))
+    c["bin"] = np.where(answered, np.clip(np.nan_to_num(bins, nan=0.0), 0, sketch.NBINS - 1),
+                        -1).astype(int)
+    c["bin"] = np.where(answered & ~(latency > sketch.MIN_S), 0, c["bin"])
+    users = frame["user"]
+    c["user"] = users.fillna(0).astype("uint64") if users.notna().any() else np.uint64(0)
+    c["has_user"] = users.notna().to_numpy()
+    c["source"] = frame["source"]
+    starts = frame["start"].to_numpy(float)
+    rows = []
+    for resolution in (HOUR, MINUTE):
+        keep = np.ones(len(frame), bool) if resolution == HOUR else starts >= now - MINUTE_KEEP_S
+        c["bucket"] = np.floor(starts / resolution) * resolution
+        for dim in ("", *DIMENSIONS):
+            c["value"] = frame[dim] if dim else ""
+            part = c[keep & ((c["value"] != "").to_numpy() if dim else True)]
+            if part.empty:
+                continue
+            keys = ["source", "bucket", "value"]
+            sums = part.groupby(keys, sort=False)[list(COUNTERS)].sum()
+            answered_part = part[part["bin"] >= 0]
+            hist = answered_part.groupby([*keys, "bin"], sort=False).size()
+            hists: dict[tuple, dict[int, int]] = {}
+            for (source, bucket, value, b), n in hist.items():
+                hists.setdefault((source, bucket, value), {})[int(b)] = int(n)
+            seen = part[part["has_user"]].drop_duplicates([*keys, "user"])
+            people: dict[tuple, np.ndarray] = {}
+            if len(seen):
+                grouped = seen.groupby(keys, sort=True)
+                codes = grouped.ngroup().to_numpy()
+                order = np.argsort(codes, kind="stable")
+                ids = seen["user"].to_numpy(np.uint64)[order]
+                bounds = np.searchsorted(codes[order], np.arange(grouped.ngroups + 1))
+                for i, key in enumerate(grouped.size().index):
+                    people[key] = ids[bounds[i]:bounds[i + 1]]
+            for key, counts in zip(sums.index, sums.itertuples(index=False), strict=True):
+                source, bucket, value = key
+                ids = people.get(key)
+                rows.append((source, resolution, float(bucket), dim, value,
+                             *(float(x) if i in (9, 13) else int(x)
+                               for i, x in enumerate(counts)),
+                             sketch.encode_histogram(hists.get(key, {})),
+                             None if ids is None else sketch.users_blob(ids.tolist())))
+    return rows
 
 
 def rebuild_db(db: sqlite3.Connection, *, now: float | None = None) -> int:
@@ -490,13 +612,10 @@ def rebuild_db(db: sqlite3.Connection, *, now: float | None = None) -> int:
     Returns how many spans were read."""
     now = time.time() if now is None else now
     db.execute("DELETE FROM monitor_buckets")
-    groups: dict[tuple, Totals] = {}
-    cache: Deployments = {}
-    n = 0
-    for n, fact in enumerate(span_facts(db, None), 1):
-        _accumulate(db, (fact,), now, cache, groups)
-    _write(db, groups, fresh=True)
-    return n
+    facts = list(span_facts(db, None))
+    if facts:
+        db.executemany(_REPLACE, _vector_rows(db, facts, now, {}))
+    return len(facts)
 
 
 def rebuild(project: Project) -> int:

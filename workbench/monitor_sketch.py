@@ -64,16 +64,39 @@ def encode_histogram(counts: dict[int, int]) -> bytes | None:
     return b"h" + index.tobytes() + values.tobytes()
 
 
+def _decode_histogram(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    n = (len(blob) - 1) // 6
+    return (np.frombuffer(blob, dtype="<u2", count=n, offset=1),
+            np.frombuffer(blob, dtype="<u4", count=n, offset=1 + 2 * n))
+
+
+def merge_histogram(blob: bytes | None, counts: dict[int, int]) -> bytes | None:
+    """A stored blob with sparse counts added (the writer's merge: no dense array)."""
+    import numpy as np
+
+    if not blob:
+        return encode_histogram(counts)
+    if not counts:
+        return blob
+    index, values = _decode_histogram(blob)
+    new_index = np.fromiter(counts, dtype=np.int64, count=len(counts))
+    new_values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    merged, inverse = np.unique(np.concatenate([index.astype(np.int64), new_index]),
+                                return_inverse=True)
+    sums = np.bincount(inverse, weights=np.concatenate([values.astype(np.int64), new_values]))
+    return b"h" + merged.astype("<u2").tobytes() + sums.astype("<u4").tobytes()
+
+
 def add_histogram(dense: np.ndarray, blob: bytes | None) -> None:
     """Add a blob's counts into a dense array of ``NBINS`` counts, in place."""
     import numpy as np
 
     if not blob:
         return
-    n = (len(blob) - 1) // 6
-    index = np.frombuffer(blob, dtype="<u2", count=n, offset=1)
-    values = np.frombuffer(blob, dtype="<u4", count=n, offset=1 + 2 * n)
-    np.add.at(dense, index.astype(np.intp), values)
+    index, values = _decode_histogram(blob)
+    dense[index.astype(np.intp)] += values  # a blob's bins are distinct
 
 
 def histogram(blobs: Iterable[bytes | None]) -> np.ndarray:
@@ -144,6 +167,30 @@ def _registers(ids: np.ndarray) -> np.ndarray:
     registers = np.zeros(HLL_M, dtype=np.uint8)
     np.maximum.at(registers, index, rank)
     return registers
+
+
+def add_users(blob: bytes | None, ids: set[int]) -> bytes | None:
+    """A stored sketch with more ids added (the writer's merge); the same blob when every id
+    is already in an exact set."""
+    import numpy as np
+
+    if not ids:
+        return blob
+    if not blob:
+        return users_blob(ids)
+    new = np.fromiter(ids, dtype=np.uint64, count=len(ids))
+    if blob[:1] == b"s":
+        stored = np.frombuffer(blob, dtype="<u8", offset=1)
+        at = np.searchsorted(stored, new)
+        known = (at < len(stored)) & (stored[np.minimum(at, len(stored) - 1)] == new)
+        if known.all():
+            return blob
+        merged = np.union1d(stored, new[~known])
+        if len(merged) <= EXACT_MAX:
+            return b"s" + merged.astype("<u8").tobytes()
+        return b"H" + _registers(merged).tobytes()
+    registers = np.maximum(np.frombuffer(blob, dtype=np.uint8, offset=1), _registers(new))
+    return b"H" + registers.tobytes()
 
 
 def merge_users(blobs: Iterable[bytes | None]) -> bytes | None:
