@@ -293,3 +293,19 @@ def test_sketches_merge_exactly_then_estimate():
     dense = monitor_sketch.histogram([monitor_sketch.encode_histogram(counts)])
     got = monitor_sketch.quantiles(dense, (50, 95, 99))
     assert got == pytest.approx(list(np.percentile(latencies, [50, 95, 99])), rel=0.015)
+
+
+def test_a_failure_in_the_aggregates_never_loses_the_spans(project, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ValueError("disk full of bugs")
+
+    monkeypatch.setattr(monitor_aggregates, "_write", broken)
+    _request(project, NOW - 10, user="someone")
+    project.store.flush()
+    assert len(spans(project, name="serve.request")) == 1
+    assert "workbench monitor --rebuild" in capsys.readouterr().err
+    assert monitor.traffic(project).total == 0  # the aggregates missed it ...
+    monkeypatch.undo()
+    assert monitor_aggregates.rebuild(project) == 1  # ... until they are rebuilt
+    assert monitor.traffic(project).total == 1
+    assert monitor.window_metrics(project)["users"] == 1

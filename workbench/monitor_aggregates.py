@@ -31,6 +31,7 @@ import json
 import math
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 import weakref
@@ -221,13 +222,13 @@ def add(project: Project | None, span: Span) -> None:
         with _pending_lock:
             found = _pending.pop((key, span.trace_id), None)
         tokens = (found[0], found[1]) if found else (0, 0)
-    if project.store not in _retention:
-        from workbench.privacy import project_policy
+    from workbench.privacy import project_policy
 
-        _retention[project.store] = project_policy(project).trace_retention_days
+    # Cached by the privacy module (re-read when the card changes).
+    _retention[project.store] = project_policy(project).trace_retention_days
     end = span.end_time or span.start_time
-    project.store.defer(_apply, fact_of(project.store, span.name, span.start_time, end, span.status, a,
-                                        tokens))
+    project.store.defer(_apply, fact_of(project.store, span.name, span.start_time, end,
+                                        span.status, a, tokens))
 
 
 # -- accumulating and writing rows -----------------------------------------------------------------
@@ -445,15 +446,29 @@ def _write(db: sqlite3.Connection, groups: dict[tuple, Totals], *, fresh: bool =
 _last_prune: weakref.WeakKeyDictionary[Store, float] = weakref.WeakKeyDictionary()
 
 
+_failed: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
 def _apply(db: sqlite3.Connection, facts: list[Fact]) -> None:
-    """The background writer's part: merge a batch of spans' figures into their rows."""
+    """The background writer's part: merge a batch of spans' figures into their rows. Under a
+    savepoint: should this ever fail, the aggregates of the batch are rolled back and the
+    spans themselves are still stored (``rebuild`` repairs the aggregates)."""
     now = time.time()
     store = facts[0].store  # one writer per store
-    cache = _deployments.setdefault(store, {})
-    _write(db, _accumulate(db, facts, now, cache))
-    if now - _last_prune.get(store, 0.0) >= _PRUNE_EVERY_S:
-        _last_prune[store] = now
-        prune(db, now=now, retention_days=_retention.get(store))
+    db.execute("SAVEPOINT monitor_aggregates")
+    try:
+        _write(db, _accumulate(db, facts, now, _deployments.setdefault(store, {})))
+        if now - _last_prune.get(store, 0.0) >= _PRUNE_EVERY_S:
+            _last_prune[store] = now
+            prune(db, now=now, retention_days=_retention.get(store))
+    except Exception as exc:  # noqa: BLE001 (never lose the spans for the aggregates' sake)
+        db.execute("ROLLBACK TO monitor_aggregates")
+        if store not in _failed:
+            _failed.add(store)
+            print(f"workbench: monitoring aggregates not updated ({exc}); the spans are "
+                  "stored: run `workbench monitor --rebuild`", file=sys.stderr)
+    finally:
+        db.execute("RELEASE monitor_aggregates")
 
 
 def prune(db: sqlite3.Connection, *, now: float | None = None,
@@ -612,10 +627,19 @@ def rebuild_db(db: sqlite3.Connection, *, now: float | None = None) -> int:
     Returns how many spans were read."""
     now = time.time() if now is None else now
     db.execute("DELETE FROM monitor_buckets")
-    facts = list(span_facts(db, None))
-    if facts:
-        db.executemany(_REPLACE, _vector_rows(db, facts, now, {}))
-    return len(facts)
+    first, last = db.execute("SELECT MIN(start_time), MAX(start_time) FROM spans WHERE name IN "
+                             "('serve.request', 'llm.call')").fetchone()
+    if first is None:
+        return 0
+    read, cache = 0, {}
+    # A day at a time (days hold whole hours and minutes): memory stays a day's spans.
+    for day in range(int(first // 86400) * 86400, int(last) + 1, 86400):
+        facts = list(span_facts(db, None, "start_time >= ? AND start_time < ?",
+                                (day, day + 86400)))
+        if facts:
+            db.executemany(_REPLACE, _vector_rows(db, facts, now, cache))
+            read += len(facts)
+    return read
 
 
 def rebuild(project: Project) -> int:

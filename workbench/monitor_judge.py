@@ -319,9 +319,13 @@ def quality_alerts(project: Project, card: Any, *, now: float | None = None,
     """The ``quality`` alert: the configured online judge's mean score over the last 24 hours
     against the card's ``judge_score`` target, only when the judge is trusted and has
     ``MIN_VERDICTS`` readable verdicts. Nothing when no judge is configured."""
-    from workbench.monitor import Alert, AlertRule
+    from workbench.monitor import Alert, AlertRule, MonitorError
 
-    chosen = configured_judge(project, settings=settings)
+    try:
+        chosen = configured_judge(project, settings=settings)
+    except MonitorError as exc:  # a half-configured judge: say so, keep the other alerts
+        return [Alert(AlertRule("judge_score", ">=", math.nan, "none", kind="quality"),
+                      "no data", math.nan, f"judge_score: {exc.message} {exc.fix}")]
     if chosen is None:
         return []
     from workbench.card import metric_status
