@@ -198,3 +198,29 @@ def test_drift_needs_a_deployment(project):
 
     with pytest.raises(DriftError, match="no deployment"):
         check_drift(project)
+
+
+def test_the_cli_runs_the_judge_and_says_why_drift_cannot_run(judged_traffic):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    project, truth, _ = judged_traffic
+    exe = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workbench"
+    env = {**os.environ, "WORKBENCH_PROJECT": str(project.path)}
+    # The test's fake judge lives in this process: the CLI's judge is fake/echo, whose
+    # replies (the prompt, echoed) hold no score — unreadable, never a failing answer.
+    done = subprocess.run([exe, "monitor", "--judge", "--judge-sample", "0.2", "--judge-model",
+                           "fake/echo", "--json", "--no-notify"], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["judge"]
+    assert report["judge"] == "team-check@fake/echo" and report["trust"] == "uncalibrated"
+    assert report["judged"] == report["unreadable"] == sum(
+        monitor_judge.in_sample(t, report["judge"], 0.2) for t in truth)
+    assert "not counted as quality" in report["sentence"]
+    drift = subprocess.run([exe, "monitor", "--drift"], env=env, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert drift.returncode == 1 and "no deployment" in drift.stderr
+    assert "Traceback" not in drift.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -395,7 +396,7 @@ def _duration(text: str) -> float:
 
 
 def _plain(value):  # NaN is not JSON: no measurement is null
-    return None if isinstance(value, float) and value != value else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -460,7 +461,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                          ("cache_hit_rate", ".1%"), ("fallback_rate", ".1%"),
                          ("positive_feedback_rate", ".1%")):
             value = metrics[key]
-            print(f"  {key:<24} {'-' if value != value else format(value, fmt)}")
+            print(f"  {key:<24} {'-' if _plain(value) is None else format(value, fmt)}")
         print(f"budget: {budget.sentence}")
         if "rebuilt_from_spans" in report:
             print(f"aggregates rebuilt from {report['rebuilt_from_spans']:,} spans")
