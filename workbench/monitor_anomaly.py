@@ -8,8 +8,12 @@ deviations (1.4826 × MAD, the standard deviation for normal data) it sits above
 Median and MAD are not dragged by the outliers a mean and a standard deviation would chase.
 
 - ``p95_latency_anomaly``: hours with at least ``MIN_ANSWERED`` answered requests;
-- ``error_rate_anomaly``: hours with at least ``MIN_SERVED`` answered or failed requests;
-- ``spend_anomaly``: spend per hour (every hour since traffic began counts, quiet ones as 0).
+- ``error_rate_anomaly``: hours with at least ``MIN_SERVED`` answered or failed requests; a
+  few errors among few requests are noise a z-score overrates, so the window's errors must
+  also be unlikely under the baseline's pooled rate (binomial tail below ``ERROR_P``);
+- ``spend_anomaly``: spend per hour (every hour since traffic began counts, quiet ones as 0),
+  against the **same hour of the day** once the baseline holds 3 days (traffic has a daily
+  cycle: four times the night's spend is an anomaly even when it stays under noon's).
 
 An anomaly fires when z >= ``anomaly_z`` (default 4) and the baseline holds at least
 ``anomaly_min_buckets`` qualifying hours (default 24): before that it says "no data". The
@@ -35,6 +39,8 @@ BASELINE_S = 7 * 86400
 MIN_ANSWERED = 10
 MIN_SERVED = 20
 MAD_SCALE = 1.4826
+ERROR_P = 1e-3  # the window's errors must be this unlikely at the baseline's rate
+SEASONAL_HOURS = 72  # baseline hours from which spend is compared hour of day by hour of day
 # metric -> (absolute floor of the spread, floor relative to the median)
 FLOORS = {"p95_latency": (0.005, 0.05), "error_rate": (0.01, 0.0), "spend": (0.01, 0.1)}
 _NAMES = {"p95_latency": "p95 latency", "error_rate": "error rate", "spend": "spend per hour"}
@@ -58,7 +64,8 @@ def _baseline(project: Project, source: str, window_start: float,
     end = math.floor(window_start / 3600) * 3600
     begin = end - BASELINE_S
     hours = aggregates.collect(project, source, since=begin, until=end, bucket_s=3600, now=now)
-    out: dict[str, list[float]] = {"p95_latency": [], "error_rate": [], "spend": []}
+    out: dict[str, list[float]] = {"p95_latency": [], "error_rate": [], "spend": [],
+                                   "spend_hours": [], "pooled": [0.0, 0.0]}
     cost = aggregates.COUNTERS.index("cost_usd")
     first = None
     for (start, _), totals in sorted(hours.items()):
@@ -68,10 +75,46 @@ def _baseline(project: Project, source: str, window_start: float,
             out["p95_latency"].append(sketch.quantiles(totals._dense(), (95,))[0])
         if answered + errors >= MIN_SERVED:
             out["error_rate"].append(errors / (answered + errors))
+            out["pooled"][0] += errors
+            out["pooled"][1] += answered + errors
     if first is not None:  # every hour since traffic began, quiet ones spending nothing
         spend = {start: totals.counts[cost] for (start, _), totals in hours.items()}
-        out["spend"] = [spend.get(float(h), 0.0) for h in range(int(first), int(end), 3600)]
+        out["spend_hours"] = [float(h) for h in range(int(first), int(end), 3600)]
+        out["spend"] = [spend.get(h, 0.0) for h in out["spend_hours"]]
     return out
+
+
+def _hour_of_day(t: float) -> int:
+    return int(t // 3600) % 24
+
+
+def seasonal_z(value: float, at: float, history: list[float], hours: list[float]
+               ) -> tuple[float, float, float, float]:
+    """(z, expected, spread, limit) of spend ``value`` at time ``at``: each hour's spend less
+    the median spend of the same hour of the day (UTC) in the baseline, and the window's the
+    same way; the robust z of the window's residual among the baseline's."""
+    import numpy as np
+
+    values = np.asarray(history, dtype=float)
+    hod = np.array([_hour_of_day(h) for h in hours])
+    typical = {h: float(np.median(values[hod == h])) for h in set(hod.tolist())}
+    residuals = values - np.array([typical[h] for h in hod])
+    expected = typical.get(_hour_of_day(at), float(np.median(values)))
+    centre = float(np.median(residuals))
+    mad = float(np.median(np.abs(residuals - centre)))
+    absolute, relative = FLOORS["spend"]
+    spread = max(MAD_SCALE * mad, absolute, relative * abs(expected))
+    z = (value - expected - centre) / spread
+    return z, expected, spread, expected + centre
+
+
+def _unlikely_errors(errors: int, served: int, pooled: list[float]) -> float:
+    """P(at least ``errors`` failures in ``served`` requests) at the baseline's pooled rate."""
+    from scipy.stats import binom
+
+    rate = pooled[0] / pooled[1] if pooled[1] else 0.0
+    rate = max(rate, 0.5 / pooled[1]) if pooled[1] else 0.0  # never quite zero
+    return float(binom.sf(errors - 1, served, rate)) if errors else 1.0
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -114,14 +157,28 @@ def anomaly_alerts(project: Project, *, source: str, now: float | None = None,
             alerts.append(Alert(AlertRule(name, "<=", math.nan, "baseline", kind="anomaly"),
                                 "no data", value, text, {"baseline_hours": have}))
             continue
-        z, median, spread = robust_z(value, history, metric)
-        limit = median + z_limit * spread
+        details: dict[str, Any] = {"baseline_hours": len(history)}
+        if metric == "spend" and len(history) >= SEASONAL_HOURS:
+            mid = now - window_s / 2
+            z, median, spread, centre = seasonal_z(value, mid, history, baseline["spend_hours"])
+            limit = centre + z_limit * spread
+            typical = f"usually {_fmt(metric, median)} at this hour of the day"
+            details["seasonal"] = True
+        else:
+            z, median, spread = robust_z(value, history, metric)
+            limit = median + z_limit * spread
+            typical = f"median {_fmt(metric, median)}"
         firing = z >= z_limit
+        if metric == "error_rate":
+            p = _unlikely_errors(int(current["errors"]), int(served), baseline["pooled"])
+            details["binomial_p"] = p
+            firing = firing and p < ERROR_P
         text = (f"{name}: {_NAMES[metric]} {_fmt(metric, value)} is {z:+.1f} robust z from its "
-                f"last 7 days (median {_fmt(metric, median)} over {len(history)} hours; "
-                f"fires from {_fmt(metric, limit)}, z >= {z_limit:g})")
+                f"last 7 days ({typical}, over {len(history)} hours; fires from "
+                f"{_fmt(metric, limit)}, z >= {z_limit:g}"
+                + (f", and the errors' chance at the usual rate {details['binomial_p']:.2g}"
+                   f" < {ERROR_P:g}" if metric == "error_rate" else "") + ")")
+        details.update(z=z, median=median, spread=spread)
         alerts.append(Alert(AlertRule(name, "<=", limit, "baseline", kind="anomaly"),
-                            "firing" if firing else "ok", value, text,
-                            {"z": z, "median": median, "spread": spread,
-                             "baseline_hours": len(history)}))
+                            "firing" if firing else "ok", value, text, details))
     return alerts

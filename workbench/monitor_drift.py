@@ -167,12 +167,14 @@ def live_inputs(project: Project, columns: list[str], since: float,
     of its last request."""
     project.store.flush()
     out: dict[str, str] = {}
-    for trace_id, attributes in project.store.db.execute(
-            "SELECT trace_id, attributes FROM spans WHERE name = 'serve.request' AND "
-            "start_time >= ? AND start_time < ? ORDER BY start_time", (since, until)):
-        a = json.loads(attributes)
-        request = a.get("workbench.request")
-        if a.get("http.route") != "/v1/predict" or not isinstance(request, dict):
+    # SQLite's JSON reads the request alone: the rest of each span is never parsed here.
+    for trace_id, request in project.store.db.execute(
+            "SELECT trace_id, json_extract(attributes, '$.\"workbench.request\"') FROM spans "
+            "WHERE name = 'serve.request' AND start_time >= ? AND start_time < ? AND "
+            "json_extract(attributes, '$.\"http.route\"') = '/v1/predict' "
+            "ORDER BY start_time", (since, until)):
+        request = json.loads(request) if request else None
+        if not isinstance(request, dict):
             continue
         text = _text(request, columns)
         if text:

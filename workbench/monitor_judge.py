@@ -160,16 +160,18 @@ def judge_live(project: Project, *, sample_rate: float | None = None,
     until = now if until is None else until
     since = until - window_s if since is None else since
     project.store.flush()
-    candidates = project.store.db.execute(
-        "SELECT s.trace_id, s.start_time, s.attributes FROM spans s WHERE s.name = "
-        "'serve.request' AND s.start_time >= ? AND s.start_time < ? AND NOT EXISTS (SELECT 1 "
-        "FROM monitor_judgements j WHERE j.trace_id = s.trace_id AND j.judge_name = ?) "
-        "ORDER BY s.start_time DESC", (since, until, name)).fetchall()
+    db = project.store.db
+    # The sample is drawn on trace ids alone; only the sampled spans' attributes are read.
+    candidates = [(trace_id, started) for trace_id, started in db.execute(
+        "SELECT s.trace_id, s.start_time FROM spans s WHERE s.name = 'serve.request' AND "
+        "s.start_time >= ? AND s.start_time < ? AND NOT EXISTS (SELECT 1 FROM "
+        "monitor_judgements j WHERE j.trace_id = s.trace_id AND j.judge_name = ?) "
+        "ORDER BY s.start_time DESC", (since, until, name)) if in_sample(trace_id, name, rate)]
     todo = []
-    for trace_id, started, attributes in candidates:
-        if not in_sample(trace_id, name, rate):
-            continue
-        a = json.loads(attributes)
+    for trace_id, started in candidates:
+        row = db.execute("SELECT attributes FROM spans WHERE trace_id = ? AND name = "
+                         "'serve.request'", (trace_id,)).fetchone()
+        a = json.loads(row[0]) if row else {}
         if (a.get("http.route") != "/v1/predict" or a.get("http.response.status_code") != 200
                 or a.get("workbench.output") is None):
             continue
