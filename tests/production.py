@@ -128,3 +128,40 @@ def move_back(project, trace_ids: list[str], seconds: float) -> None:
                    f"WHERE trace_id IN ({marks})", (seconds, seconds, *trace_ids))
         db.execute(f"UPDATE feedback SET created_at = created_at - ? WHERE trace_id IN "
                    f"({marks})", (seconds, *trace_ids))
+
+
+_BUILT: dict[str, Production] = {}
+
+
+def week_template(tmp_path_factory) -> Production:
+    """The production week, built once per test process (it takes ~15 s): copy it with
+    ``copy_of`` before changing it."""
+    if "week" not in _BUILT:
+        import workbench
+
+        project = workbench.init_project(tmp_path_factory.mktemp("week") / "shop", sample=True)
+        built = make_production(project)
+        project.store.flush()
+        project.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _BUILT["week"] = built
+    return _BUILT["week"]
+
+
+def copy_of(template: Production, folder) -> Production:
+    """A private copy of the production week's project, opened, with ``fake/shop`` registered."""
+    import dataclasses
+    import shutil
+
+    from workbench.data.split import load_split
+    from workbench.llm.fake import register_fake
+    from workbench.project import open_project
+
+    target = folder / "shop"
+    shutil.copytree(template.project.path, target,
+                    ignore=shutil.ignore_patterns("*.db-shm", ".training"))
+    project = open_project(target)
+    test = load_split(project, "support", "test")
+    answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
+    register_fake("shop", shop_model(answers), input_cost_per_token=PRICE_IN,
+                  output_cost_per_token=PRICE_OUT)
+    return dataclasses.replace(template, project=project)

@@ -180,7 +180,7 @@ def switch_or_retrain(project: Project, *, models: list[str] | None = None,
     import pandas as pd
 
     from workbench.data.versions import find_split
-    from workbench.evaluate.stats import compare_runs, format_p, primary_scorer
+    from workbench.evaluate.stats import compare_runs, primary_scorer
     from workbench.runs import CostNotConfirmed, start_run
     from workbench.serve import latest_deployment
 
@@ -248,7 +248,7 @@ def switch_or_retrain(project: Project, *, models: list[str] | None = None,
             row.update(targets_lost=", ".join(lost), targets_gained=", ".join(gained),
                        quality_vs_deployed=quality.difference, quality_p=quality.p_value,
                        latency_p=latency.p_value, cost_p=cost.p_value, verdict=verdict,
-                       note=f"{note} ({format_p(quality.p_value)} on pass/fail)")
+                       note=f"On pass/fail: {note}")
         rows.append(row)
     for label, reason in failures.items():
         rows.append({**{c: None for c in TABLE_COLUMNS}, "configuration": label,
