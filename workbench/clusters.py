@@ -167,7 +167,13 @@ def cluster_vectors(vectors: np.ndarray, distance: float = DISTANCE) -> list[int
 
 def _stem(word: str) -> str:
     """A plural's singular, roughly (``payments`` and ``payment`` count as one word)."""
-    if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+    if len(word) <= 4:
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("shes", "ches", "xes", "sses", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
 
