@@ -352,7 +352,7 @@ def _():
     ```bash
     workbench ci init my-project                       # .github/workflows/workbench-*.yml
     workbench ci init my-project --runner self-hosted  # the scheduled job beside the service
-    workbench maintain triage --dataset support        # cases in, re-evaluate, gate: exit 3 = do not ship
+    workbench maintain triage --dataset support        # cases, re-evaluate, gate (exit 3: no)
     workbench failures --since 7d --issues drafts/     # patterns, and issue drafts to import
     workbench review --since 7d                        # the weekly review
     ```

@@ -142,7 +142,7 @@ def test_issue_drafts_for_linear_and_jira(shop, tmp_path):
     for trace_id in shop.refund_traces:  # every trace, and the typical ones in the table
         assert f"`{trace_id}`" in first
     assert "| billing |" in first  # the user's correction is the expected answer
-    assert "workbench maintain triage" in first
+    assert "workbench maintain triage --dataset support" in first
 
     with open(drafts.linear_csv, newline="", encoding="utf-8") as fh:
         linear = list(csv.DictReader(fh))

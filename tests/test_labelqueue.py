@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from production import CHARGES, GARBLED, REFUNDS, copy_of, week_template
+from test_labelstudio import ls_server  # noqa: F401  the real Label Studio server fixture
 from workbench.data.split import load_split
 from workbench.data.versions import DatasetError, get_version, load
 from workbench.labelqueue import LabelQueueError, label_queue, queue_cases, queue_failures
@@ -83,7 +84,7 @@ def test_queueing_checks_its_input(shop):
 
 
 @pytest.mark.slow
-def test_the_round_trip_through_a_real_label_studio(shop, ls_server):
+def test_the_round_trip_through_a_real_label_studio(shop, ls_server):  # noqa: F811
     """Push the queue to a real Label Studio server, answer as its UI does, pull, add."""
     from test_labelstudio import annotate
 
@@ -102,5 +103,3 @@ def test_the_round_trip_through_a_real_label_studio(shop, ls_server):
     assert sorted(added.added) == sorted(answers) and len(answers) == 4
     assert len(queue.pending) == 7
 
-
-from test_labelstudio import ls_server  # noqa: E402,F401  the real server fixture

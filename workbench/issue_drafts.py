@@ -197,13 +197,16 @@ def jira_csv(drafts: list[Draft]) -> str:
 
 
 def _next_steps(project: Project) -> list[str]:
+    from workbench.data.versions import find_split
     from workbench.serve import NotDeployed, latest_deployment
 
     try:
         spec = latest_deployment(project).value
-        command = f"`workbench maintain {spec.prompt} --dataset DATASET`"
     except NotDeployed:
-        command = "`workbench maintain PROMPT --dataset DATASET`"
+        spec = None
+    split = find_split(project, prefer=spec.few_shot_dataset if spec else None)
+    command = (f"`workbench maintain {spec.prompt if spec else 'PROMPT'} --dataset "
+               f"{split.name if split else 'DATASET'}`")
     return ["Label the failures that have no expected answer (notebook 09, “Label the failures”, "
             "or Label Studio) so they join the test split as test cases.",
             f"Re-evaluate the deployed prompt with the new cases: {command}.",
