@@ -672,6 +672,59 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0 if done.passed else EXIT_GATE_FAILED
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from workbench.review import weekly_review
+
+    project = _project_for(args.path)
+    review = weekly_review(project, since_s=args.since, path=args.out)
+    for line in review.headline:
+        print(line)
+    print(f"review: {review.path}")
+    return 0
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    import time
+
+    from workbench.clusters import cluster_failures
+    from workbench.issue_drafts import issue_drafts
+
+    project = _project_for(args.path)
+    found = cluster_failures(project, since=time.time() - args.since)
+    drafts = issue_drafts(project, found, args.issues) if args.issues is not None else None
+    if args.json:
+        clusters = found.clusters.assign(
+            first_seen=found.clusters["first_seen"].astype(str),
+            last_seen=found.clusters["last_seen"].astype(str))
+        print(json.dumps({"failures": len(found.failures), "sentence": found.sentence,
+                          "clusters": clusters.to_dict(orient="records"),
+                          "issues": None if drafts is None else {
+                              "folder": str(drafts.folder),
+                              "markdown": [str(p) for p in drafts.markdown],
+                              "linear_csv": str(drafts.linear_csv),
+                              "jira_csv": str(drafts.jira_csv)}}, indent=2, default=str))
+        return 0
+    print(found.sentence)
+    if len(found.clusters):
+        shown = found.clusters.assign(examples=found.clusters["examples"].map(
+            lambda e: e[0][:60] if e else ""))
+        print(_table(shown, ["cluster", "size", "trend", "name", "examples"]))
+    if drafts is not None:
+        print(drafts.sentence)
+    return 0
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from workbench.cicd import ci_init
+
+    project = _project_for(args.path)
+    written = ci_init(project, force=args.force, repo=args.repo, prompt=args.prompt,
+                      dataset=args.dataset, schedule=args.schedule, runner=args.runner,
+                      install=args.install)
+    print(written.sentence)
+    return 0
+
+
 def _judge_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge", action="append", default=[],
                    help="a judge the scores rely on; it must be calibrated against people and "
@@ -1009,6 +1062,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser(
+        "review", help="the weekly review as an offline HTML report: traffic, cost, quality, "
+                       "alerts, failure patterns, new cases, gate results")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--since", type=_duration, default=7 * 86400.0,
+                   help="how far back: 24h, 7d, 30d (default 7d)")
+    p.add_argument("--out", help="the HTML file (default: PROJECT/reports/review-DATE.html)")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser(
+        "failures", help="failure patterns: bad feedback and failed requests grouped by "
+                         "meaning, named, counted and trended; --issues writes issue drafts")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--since", type=_duration, default=7 * 86400.0,
+                   help="how far back: 24h, 7d, 30d (default 7d)")
+    p.add_argument("--issues", metavar="DIR",
+                   help="write issue drafts there: Markdown files, Linear and Jira CSV")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_failures)
+
+    p = sub.add_parser("ci", help="continuous integration for the project (GitHub Actions)")
+    ci = p.add_subparsers(dest="ci_command", required=True, metavar="COMMAND")
+    p = ci.add_parser(
+        "init", help="write .github/workflows/: the gate on pull requests that touch prompts "
+                     "or data, and a scheduled monitor + maintain job")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--repo", help="the repository root (default: the git repository holding "
+                                  "the project, else the project folder)")
+    p.add_argument("--prompt", help="the prompt to gate (default: the deployed one)")
+    p.add_argument("--dataset", help="the dataset to evaluate on (default: the deployment's)")
+    p.add_argument("--schedule", default="0 6 * * 1",
+                   help='cron schedule of the monitor + maintain job (default "0 6 * * 1")')
+    p.add_argument("--runner", default="ubuntu-latest",
+                   help="runs-on label (self-hosted beside the service sees its traces)")
+    p.add_argument("--install", help="the command that installs the workbench in CI "
+                                     "(default: pip install of this version)")
+    p.add_argument("--force", action="store_true", help="replace existing workflow files")
+    p.set_defaults(func=cmd_ci)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")
