@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.monitor_aggregates import ANSWERING_ROUTES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,9 +77,9 @@ def traffic_tokens(project: Project, *, since: float | None = None,
                                    + " AND ".join(where) + " ORDER BY start_time",
                                    tuple(params)):
         a = json.loads(row["attributes"])
-        if a.get("http.route") != "/v1/predict" or \
-                int(a.get("http.response.status_code") or 0) != 200:
-            continue
+        if (a.get("http.route") not in ANSWERING_ROUTES or a.get("workbench.arm") == "shadow"
+                or int(a.get("http.response.status_code") or 0) != 200):
+            continue  # a shadow call is the operator's experiment, not traffic
         requests.append((row, a))
     calls = _call_tokens(project, [row["trace_id"] for row, _ in requests])
     out = []
