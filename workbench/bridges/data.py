@@ -11,8 +11,10 @@ The sidecar says which version is inside (name, number, content hash, rows, colu
 was made (every transform from the import down to this version, with its parameters) and how to
 import it again. Importing the file again (``import_data(..., input="input", expected="expected",
 id="id", metadata="*")``, the sidecar's ``reimport``) gives a version with the same content hash:
-the round trip loses nothing the workbench keeps. CSV holds text only, so a metadata column of
-digits with leading zeros ("007") comes back as a number; JSONL and Parquet keep types.
+the round trip loses nothing the workbench keeps. CSV holds text only, so two things do not
+survive it: a metadata column of digits with leading zeros ("007") comes back as a number, and a
+missing metadata text comes back as an empty one (CSV writes both as an empty cell). JSONL and
+Parquet keep both.
 """
 
 from __future__ import annotations
