@@ -255,7 +255,7 @@ def export_to_mlflow(project: Project, run_ids: str | Sequence[str], *,
 
 def _log_mlflow_run(project: Project, client: Any, uri: str, experiment_id: str,
                     run: Run) -> TrackedRun:
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
     existing = client.search_runs([experiment_id],
