@@ -37,9 +37,13 @@ def _ragas() -> Any:
     try:
         import ragas.metrics as metrics
         from ragas.dataset_schema import SingleTurnSample
-    except ImportError:
-        raise MissingDependency("Comparing the RAG metrics with Ragas", "pip install ragas") \
-            from None
+    except ImportError as exc:
+        if (exc.name or "ragas").split(".")[0] == "ragas":
+            raise MissingDependency("Comparing the RAG metrics with Ragas",
+                                    "pip install ragas") from None
+        raise BridgeError(f"Ragas is installed but does not import: {exc}.",
+                          "Install versions of ragas and its LangChain packages that work "
+                          "together (pip install -U ragas langchain-community).") from None
     missing = [n for n in ("IDBasedContextPrecision", "IDBasedContextRecall")
                if not hasattr(metrics, n)]
     if missing:
