@@ -795,6 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=20, help="how many (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+    runs_parser = p
 
     p = sub.add_parser(
         "eval", help="run a saved prompt on a dataset split, score it against the card, "
@@ -1101,6 +1102,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: pip install of this version)")
     p.add_argument("--force", action="store_true", help="replace existing workflow files")
     p.set_defaults(func=cmd_ci)
+
+    from workbench.bridges.cli import register as register_bridges
+
+    register_bridges(sub, runs_parser)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")
