@@ -152,14 +152,18 @@ def _(project, sent):
 
 @app.cell(hide_code=True)
 def _(project, sent):
+    from workbench import otlp as _otlp
+
     tree = monitor.request_trace(project)
     mo.vstack([mo.md(r"""
     ## 5 · One request, traced
 
     The last answered request and the model calls inside it (a repair turn shows up as a
     second call). The attributes follow the OpenTelemetry GenAI conventions, so the same
-    traces can go to Phoenix, Langfuse or any OTLP collector.
-    """), nb.table(tree)])
+    traces go to Phoenix, Langfuse or any OTLP collector: live when
+    `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or afterwards with
+    `workbench traces export --otlp URL --since 1d`.
+    """), nb.table(tree), mo.md(_otlp.export_summary(project, since="1h"))])
     return
 
 
