@@ -150,3 +150,17 @@ def test_phase_5_solutions_train_and_pass(prepared, tmp_path):
     for exercise_id in ("05.1", "05.2"):
         result = ex.check(project, exercise_id)
         assert result.passed, result.hint
+
+
+def test_the_notebook_cell_checks_the_picked_exercise_and_records_it(project):
+    from types import SimpleNamespace
+
+    import widgets.notebook as nb
+
+    view, picker, button = nb.exercises_panel(project, 4)
+    assert list(picker.options.values()) == ["04.1", "04.2"]
+    shown = nb.exercise_result(project, SimpleNamespace(value="04.2"),
+                               SimpleNamespace(value=True))
+    assert "Not yet" in shown.text
+    assert ex.status(project, 4)[1]["attempts"] == 1
+    assert "press" in nb.exercise_result(project, picker, SimpleNamespace(value=False)).text
