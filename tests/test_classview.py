@@ -100,3 +100,18 @@ def test_cli_prints_the_table_and_writes_the_summary(classroom, tmp_path, capsys
     assert "ada" in text and "broken" in text and "6 folders read" in text
     assert out.is_file()
     assert main(["class", str(tmp_path / "nowhere")]) == 1
+
+
+def test_instructor_notebook_runs_headless_on_the_class(classroom, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    before = snapshot(classroom)
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "instructor.py"
+    env = dict(os.environ, MARIMO_SKIP_UPDATE_CHECK="1", WORKBENCH_CLASS=str(classroom))
+    proc = subprocess.run([sys.executable, str(notebook)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert snapshot(classroom) == before
