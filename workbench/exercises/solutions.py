@@ -240,25 +240,28 @@ def solve_04_2(project: Project, models: Models = Models()) -> None:
 ADAPTER = "exercise"
 
 
-def solve_05_1(project: Project, models: Models = Models()) -> None:
-    """A quick LoRA on 16 train examples, then base and adapter on the same four test items."""
+def solve_05_1(project: Project, models: Models = Models()):
+    """A quick LoRA (a few steps on 8 train examples: enough to see the loop, not to learn the
+    task), then base and adapter on the same four test items. Returns the comparison."""
     from workbench.finetune import FineTune, before_after, build_training_data, make_options
 
     prompt = _prompt(project)
-    options = make_options(epochs=2, learning_rate=2e-3, eval_every=1, validation_examples=8,
-                           checkpoint_every=1)
-    data = build_training_data(project, prompt, limit=16, options=options)
+    options = make_options(epochs=1, learning_rate=2e-3, eval_every=2, validation_examples=4,
+                           checkpoint_every=2)
+    data = build_training_data(project, prompt, limit=8, options=options)
     FineTune(project, data, ADAPTER, options=options).run(progress=False)
-    before_after(project, prompt, ADAPTER, limit=4)
+    return before_after(project, prompt, ADAPTER, limit=4)
 
 
 def solve_05_2(project: Project, models: Models = Models()) -> None:
     """The before/after verdict in the decision log."""
     from workbench.finetune import before_after, record_decision
 
-    if not (project.adapters_dir / ADAPTER).is_dir():
-        solve_05_1(project, models)
-    record_decision(project, before_after(project, _prompt(project), ADAPTER, limit=4))
+    if (project.adapters_dir / ADAPTER).is_dir():
+        compared = before_after(project, _prompt(project), ADAPTER, limit=4)
+    else:
+        compared = solve_05_1(project, models)
+    record_decision(project, compared)
 
 
 # -- phase 6 -------------------------------------------------------------------------------------
