@@ -115,14 +115,20 @@ def test_a_window_read_from_the_aggregates_matches_the_spans(project, window):
     assert m["users"] == frame["user"].dropna().nunique()
     for q in ("p50_latency", "p95_latency"):  # within the histogram's 1%, or interpolation
         assert m[q] == pytest.approx(want[q], rel=0.03)
-    # Per arm (absent means live) and per key, the same way.
-    frame["arm"] = frame["arm"].where(frame["route"] == "/v1/predict")
+    # Per arm (absent means live; a shadow's calls only there, never in the traffic) and per
+    # key, the same way.
+    assert "shadow" not in set(frame["arm"])
+    everything = monitor.requests_frame(project, since=since, until=until, source="service",
+                                        include_shadow=True)
+    assert len(everything) > len(frame)
+    everything["arm"] = everything["arm"].where(everything["route"] == "/v1/predict")
     for dim in ("arm", "client"):
+        rows = everything if dim == "arm" else frame
         parts = monitor_aggregates.collect(project, "service", since=since, until=until,
                                            dim=dim)
-        assert {v for _, v in parts} == set(frame[dim].dropna())
+        assert {v for _, v in parts} == set(rows[dim].dropna())
         for (_, value), totals in parts.items():
-            expected = _expected(frame, dim=dim, value=value)
+            expected = _expected(rows, dim=dim, value=value)
             assert totals.metrics()["requests"] == expected["requests"]
             assert totals.metrics()["errors"] == expected["errors"]
 

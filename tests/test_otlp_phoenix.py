@@ -175,6 +175,9 @@ def _check(spans: list[dict], stored: list, made: dict) -> None:
         assert a["workbench.prompt"] == deployment.value.prompt
         assert a["workbench.prompt_version"] == deployment.value.prompt_version
         children = [s for s in spans if s["parent_id"] == request["context"]["span_id"]]
+        checks = [s for s in children if s["name"] == "serve.filter"]
+        assert checks and all(s["span_kind"] == "CHAIN" for s in checks)  # input, answer
+        children = [s for s in children if s["name"] != "serve.filter"]
         assert children, "the model call inside the request"
         for call in children:  # a model call, inside the request
             assert call["context"]["trace_id"] == request["context"]["trace_id"]

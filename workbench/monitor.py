@@ -116,17 +116,18 @@ def refusal_counts(project: Project, *, since: float | None = None,
 
 
 def requests_frame(project: Project, *, since: float | None = None, until: float | None = None,
-                   source: str = "auto") -> pd.DataFrame:
+                   source: str = "auto", include_shadow: bool = False) -> pd.DataFrame:
     """One row per request, oldest first (read from the spans: keep the window short on a busy
     service; the aggregates answer everything else): ``source="service"`` reads the service's
     requests, ``"calls"`` every model call, ``"auto"`` the service's once the project has any
-    (``resolve_source``). ``user`` is the hashed end-user id."""
+    (``resolve_source``). ``user`` is the hashed end-user id. A staged shadow's calls
+    answered nobody, so they are left out unless ``include_shadow``."""
     import pandas as pd
 
     chosen = resolve_source(project, source)
     project.store.flush()
     where, params = ["name = ?"], [_SPAN_OF[chosen]]
-    if chosen == "service":  # a shadow call answered nobody: not traffic (rollout.arm_metrics)
+    if chosen == "service" and not include_shadow:  # a shadow call answered nobody
         where.append("coalesce(json_extract(attributes, '$.\"workbench.arm\"'), '') "
                      "!= 'shadow'")
     if since is not None:

@@ -555,10 +555,13 @@ def _vector_rows(db: sqlite3.Connection, facts: list[Fact], now: float,
 
     frame = pd.DataFrame(facts, columns=Fact._fields).drop(columns="store")
     columns: dict[str, list[str]] = {dim: [""] * len(facts) for dim in DIMENSIONS}
+    in_total = np.zeros(len(facts), bool)  # counted in the whole traffic (a shadow is not)
     for i, f in enumerate(facts):
         for dim, value in _dimensions(db, f, cache):
             if dim:
                 columns[dim][i] = value
+            else:
+                in_total[i] = True
     for dim in DIMENSIONS:
         frame[dim] = columns[dim]
     status = frame["status"].to_numpy()
@@ -598,7 +601,7 @@ def _vector_rows(db: sqlite3.Connection, facts: list[Fact], now: float,
         c["bucket"] = np.floor(starts / resolution) * resolution
         for dim in ("", *DIMENSIONS):
             c["value"] = frame[dim] if dim else ""
-            part = c[keep & ((c["value"] != "").to_numpy() if dim else True)]
+            part = c[keep & ((c["value"] != "").to_numpy() if dim else in_total)]
             if part.empty:
                 continue
             keys = ["source", "bucket", "value"]
