@@ -1252,6 +1252,11 @@ class StreamGate:
             return
         self._pass(len(self.text) - self.hold)
 
+    def reset(self) -> None:
+        """Forget what was written before a fallback model starts, when none of it was sent."""
+        if not self.started:
+            self.text, self.sent, self.stopped = "", 0, False
+
     def finish(self) -> None:
         """Pass on what is held back: the full check has passed the reply."""
         self.stopped = False
