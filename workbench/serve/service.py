@@ -261,7 +261,7 @@ class Service:
                                     client=client, deadline=deadline, route=route, user=user,
                                     on_text=on_text)
         shadow = arms.shadow
-        if shadow is not None:
+        if shadow is not None and outcome.status == 200:  # what the live arm refused, it keeps
             self.shadows.submit(partial(self._answer_with, shadow, arms.version, dict(item),
                                         request_id=request_id, client=client, deadline=None,
                                         route=route, user=user, live=outcome),
@@ -318,7 +318,9 @@ class Service:
                     # A circuit per model, and per model + adapter for an adapted primary: a
                     # candidate's broken adapter never rests the live arm's model.
                     circuit = f"{model} + {spec.adapter}" if spec.adapter and i == 0 else model
-                    if not self.breakers.allow(circuit):
+                    # (a shadow neither asks nor tells the breakers: it may not take the one
+                    # trial a resting model allows, nor rest a model the live arm serves)
+                    if live is None and not self.breakers.allow(circuit):
                         skipped.append(circuit)
                         continue
                     if gate is not None:
