@@ -124,8 +124,8 @@ def _(project, sent):
 
     The numbers come from per-minute and per-hour **aggregates** kept as each span is written,
     so the same dashboard answers in well under a second over a million requests. **Active
-    users** are counted from the id a client may send with each request (a `user` field or an
-    `X-Workbench-User` header); it is stored only as a keyed hash, never as sent.
+    users** are counted from the id a client may send with each request (an `X-Workbench-User`
+    header, or the `user` field of OpenAI's API); it is stored only as a keyed hash, never as sent.
     """), mo.md(f"**{monitor.traffic(project).label}**"),
         nb.table(monitor.summary_frame(project)), figure, traffic_figure,
         mo.md("**Per deployment arm** (live, canary, shadow) over the last 24 hours — the same "

@@ -282,6 +282,10 @@ def test_an_answer_that_repeats_the_instructions_is_withheld(deploy):
     output = _filter_spans(project, span)["output"].attributes
     assert output["workbench.filter.action"] == "block"
     assert output["workbench.filter.checks"][0]["check"] == "system_prompt_leak"
+    # The model was called, so the answer counts against the key even though it was withheld.
+    project.store.flush()
+    [(requests,)] = project.store.db.execute("SELECT sum(requests) FROM spend").fetchall()
+    assert requests == 1 and "workbench.cost_usd" in span.attributes
 
     client = serve(content_filter="flag")
     marked = client.post("/v1/predict", json={"input": "leak please"})
@@ -370,3 +374,21 @@ def test_bad_filter_settings_are_refused_and_the_cli_sets_them(deploy, capsys):
     assert (spec.content_filter, spec.moderation_model, spec.breaker_failures,
             spec.breaker_cooloff_s) == ("flag", "fake/moderator", 3, 12.5)
     assert "content filter flag with fake/moderator" in capsys.readouterr().out
+
+
+def test_a_stream_gate_starts_afresh_for_a_fallback_and_never_sends_a_tripped_text():
+    from workbench.serve.safety import StreamGate
+
+    sent = []
+    gate = StreamGate(sent.append, lambda text: "Globex" in text, hold=6)
+    gate.feed("Glob")  # held back: it could be the start of a blocked term
+    assert sent == [] and not gate.started
+    gate.reset()  # the model failed; a fallback answers from the start
+    for piece in ("The bill", "ing team ", "will call"):
+        gate.feed(piece)
+    gate.finish()
+    assert "".join(sent) == "The billing team will call"
+    tripped = StreamGate(sent.clear() or sent.append, lambda text: "Globex" in text, hold=6)
+    for piece in ("Try ", "Glo", "bex instead"):
+        tripped.feed(piece)
+    assert "".join(sent) == "T" and tripped.stopped  # nothing of the term went out

@@ -716,7 +716,8 @@ def request_trace(project: Project, trace_id: str | None = None) -> pd.DataFrame
             "SELECT trace_id FROM spans WHERE name = 'serve.request' AND "
             "json_extract(attributes, '$.\"http.response.status_code\"') = 200 AND "
             "json_extract(attributes, '$.\"http.route\"') IN ('/v1/predict', "
-            "'/v1/chat/completions') "
+            "'/v1/chat/completions') AND "
+            "coalesce(json_extract(attributes, '$.\"workbench.arm\"'), '') != 'shadow' "
             "ORDER BY start_time DESC LIMIT 1").fetchone()
         trace_id = row[0] if row else None
     rows = [{"span": s.name, "parent": s.parent_id, "status": s.status,

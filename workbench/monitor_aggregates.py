@@ -171,14 +171,19 @@ def fact_of(store: Store | None, name: str, start: float, end: float, status: st
         route = a.get("http.route")
         prediction = route is None or route in ANSWERING_ROUTES
         version = a.get("workbench.prompt_version")
+        if a.get("workbench.prompt") and version is not None:  # the arm's own prompt
+            version = f"{a['workbench.prompt']} v{version}"
         deployment = _number(a.get("workbench.deployment"))
+        model = a.get("workbench.model")
+        if not model and code >= 500:  # no model answered: the arm's own primary failed
+            model = a.get("workbench.primary_model")
         return Fact(store, "service", float(start), code, prediction, float(end - start),
                     _number(a.get("workbench.cost_usd")), bool(a.get("workbench.cache_hit")),
                     bool(a.get("workbench.fallback_used")),
                     None if a.get("workbench.parse_ok") is None
                     else bool(a.get("workbench.parse_ok")),
                     *(tokens or (0, 0)), user64,
-                    _text(a.get("workbench.model")) if prediction else "",
+                    _text(model) if prediction else "",
                     _text(version) if prediction else "",
                     (arm or "live") if prediction else "", _text(a.get("workbench.client")),
                     int(deployment) if deployment is not None and prediction else None)
@@ -213,7 +218,9 @@ def add(project: Project | None, span: Span) -> None:
         return
     tokens = None
     if source == "calls":
-        if span.parent_id:  # maybe inside a request to the service: keep its tokens for it
+        if span.parent_id and a.get(PURPOSE_ATTRIBUTE) != "moderation":
+            # maybe inside a request to the service: keep its tokens for it (a moderation
+            # model's call is the content filter's, not the answer's)
             used = _tokens(a)
             with _pending_lock:
                 total = _pending.setdefault((key, span.trace_id), [0, 0])
@@ -495,10 +502,13 @@ def prune(db: sqlite3.Connection, *, now: float | None = None,
 _CHUNK = 20_000
 
 
+PURPOSE_ATTRIBUTE = "workbench.purpose"  # "moderation": a content filter's model call
+_TOKEN_FIELDS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
 _FIELDS = ("http.route", "http.response.status_code", "workbench.model", "workbench.cost_usd",
            "workbench.cache_hit", "workbench.fallback_used", "workbench.parse_ok",
            "workbench.client", USER_HASH_ATTRIBUTE, USER_ATTRIBUTE, ARM_ATTRIBUTE,
            "workbench.prompt_version", "workbench.deployment", "gen_ai.request.model",
+           "workbench.prompt", "workbench.primary_model",
            "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
 
 
@@ -514,8 +524,10 @@ def _service_tokens(db: sqlite3.Connection, trace_ids: list[str]) -> dict[str, t
     for i in range(0, len(trace_ids), 500):
         chunk = trace_ids[i:i + 500]
         for trace_id, used in db.execute(
-                f"SELECT trace_id, {_extract(_FIELDS[-2:])} FROM spans WHERE name = 'llm.call' "
-                f"AND parent_id IS NOT NULL AND trace_id IN ({', '.join('?' * len(chunk))})",
+                f"SELECT trace_id, {_extract(_TOKEN_FIELDS)} FROM spans WHERE name = 'llm.call' "
+                "AND parent_id IS NOT NULL AND coalesce(json_extract(attributes, "
+                f"'$.\"{PURPOSE_ATTRIBUTE}\"'), '') != 'moderation' "
+                f"AND trace_id IN ({', '.join('?' * len(chunk))})",
                 chunk):
             tokens = json.loads(used)
             total = out.setdefault(trace_id, [0, 0])
@@ -636,11 +648,14 @@ def rebuild_db(db: sqlite3.Connection, *, now: float | None = None) -> int:
     """Recompute every aggregate row from the spans, inside the caller's write transaction.
     Returns how many spans were read."""
     now = time.time() if now is None else now
-    db.execute("DELETE FROM monitor_buckets")
     first, last = db.execute("SELECT MIN(start_time), MAX(start_time) FROM spans WHERE name IN "
                              "('serve.request', 'llm.call')").fetchone()
+    # Rows before the first stored span stay: their spans may have been swept by the card's
+    # retention rule, and the aggregates keep what they counted (spend, baselines).
     if first is None:
         return 0
+    db.execute("DELETE FROM monitor_buckets WHERE start >= ?",
+               (math.floor(first / HOUR) * HOUR,))
     read, cache = 0, {}
     # A day at a time (days hold whole hours and minutes): memory stays a day's spans.
     for day in range(int(first // 86400) * 86400, int(last) + 1, 86400):

@@ -174,7 +174,8 @@ def judge_live(project: Project, *, sample_rate: float | None = None,
         a = json.loads(row[0]) if row else {}
         if (a.get("http.route") not in aggregates.ANSWERING_ROUTES
                 or a.get("http.response.status_code") != 200
-                or a.get("workbench.output") is None):
+                or a.get("workbench.output") is None
+                or a.get(aggregates.ARM_ATTRIBUTE) == "shadow"):  # answered nobody
             continue
         todo.append((trace_id, started, a))
     chosen_now, left = todo[:limit], max(0, len(todo) - limit)
@@ -200,7 +201,9 @@ def judge_live(project: Project, *, sample_rate: float | None = None,
             else verdict.reason
         deployment = a.get("workbench.deployment")
         version = a.get("workbench.prompt_version")
-        if isinstance(deployment, int):
+        if a.get("workbench.prompt") and version is not None:  # the arm's own prompt version
+            version = f"{a['workbench.prompt']} v{version}"
+        elif isinstance(deployment, int):
             version = aggregates.deployment_of(project, deployment)[1] or version
         rows.append((trace_id, name, time.time(), started, verdict.score,
                      None if verdict.passed is None else int(verdict.passed),
@@ -238,7 +241,10 @@ def live_quality(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
     rows = project.store.db.execute(
         f"SELECT judge_name{group}, COUNT(*), SUM(parsed_ok = 0), SUM(passed = 1), "
         "SUM(passed IS NOT NULL), AVG(normalised) FROM monitor_judgements WHERE request_time "
-        f">= ? AND request_time < ? GROUP BY judge_name{group} ORDER BY judge_name{group}",
+        ">= ? AND request_time < ? "
+        # a shadow's verdicts only where arms are compared: its answers reached nobody
+        + ("" if by == "arm" else "AND coalesce(arm, 'live') != 'shadow' ")
+        + f"GROUP BY judge_name{group} ORDER BY judge_name{group}",
         (now - window_s, now)).fetchall()
     out, trust = [], {}
     for row in rows:

@@ -106,7 +106,8 @@ def _call_tokens(project: Project, trace_ids: list[str]) -> dict[str, tuple[int,
                 "SELECT trace_id, attributes FROM spans WHERE name = 'llm.call' AND "
                 f"trace_id IN ({marks})", tuple(chunk)):
             a = json.loads(row["attributes"])
-            if a.get("gen_ai.usage.input_tokens") is None:
+            if a.get("gen_ai.usage.input_tokens") is None or \
+                    a.get("workbench.purpose") == "moderation":  # the filter's, not the answer's
                 continue
             seen = totals.setdefault(row["trace_id"], [0, 0])
             seen[0] += int(a.get("gen_ai.usage.input_tokens") or 0)

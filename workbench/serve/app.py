@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from workbench.serve.demo import add_demo_page
 from workbench.serve.docs import KEYED_ERRORS, add_docs
 from workbench.serve.guard import Guard
-from workbench.serve.openai_api import add_openai_routes
+from workbench.serve.openai_api import add_openai_routes, is_openai_path, openai_problem
 from workbench.serve.protection import (
     FEEDBACK_CHARS,
     MAX_LISTED,
@@ -168,9 +168,11 @@ def _add_error_handlers(app: Any, service: Service) -> None:
         client, request_id = _request_state(request)
         note(request.url.path if request.url.path in service.routes else UNKNOWN_ROUTE, 500,
              f"{type(exc).__name__}: {exc}", client, request_id)
-        return problem(500, "The service failed on this request.",
-                       "Try again; if it persists, give the service's operator this "
-                       "request_id.", request_id)
+        message = "The service failed on this request."
+        fix = "Try again; if it persists, give the service's operator this request_id."
+        if is_openai_path(request.url.path):  # this handler sits outside OpenAIErrors
+            return openai_problem(service, 500, message, fix, request_id)
+        return problem(500, message, fix, request_id)
 
 
 def _add_routes(app: Any, service: Service) -> None:
@@ -210,7 +212,7 @@ def _add_routes(app: Any, service: Service) -> None:
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
                 "limits_basis": spec.limits_basis, **arms_info(service),
-                "semantic_cache": spec.semantic_cache,
+                "semantic_cache": service.semantic.threshold if service.semantic else None,
                 "content_filter": spec.content_filter,
                 "moderation_model": spec.moderation_model,
                 "breakers": service.breakers.snapshot(),

@@ -78,7 +78,9 @@ class Breakers:
 
     @classmethod
     def for_spec(cls, spec: Any) -> Breakers:
-        return cls([spec.model, *spec.fallbacks], BreakerSettings.of(spec))
+        adapter = getattr(spec, "adapter", None)  # an adapted primary is a circuit of its own
+        primary = f"{spec.model} + {adapter}" if adapter else spec.model
+        return cls([primary, *spec.fallbacks], BreakerSettings.of(spec))
 
     def _circuit(self, model: str) -> _Circuit:
         circuit = self._circuits.get(model)

@@ -32,6 +32,7 @@ month of them would make every start slower as traffic grows.
 from __future__ import annotations
 
 import calendar
+import logging
 import math
 import sys
 import threading
@@ -39,7 +40,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workbench.errors import WorkbenchError
 from workbench.serve.deployment import NotDeployed
+
+log = logging.getLogger("workbench.serve")
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -271,15 +275,21 @@ class ServiceLimits:
         key's and the service's month, and one request, tokens and cost in the ``spend``
         table."""
         now = time.time()
-        if tokens:
-            self.counters.add(f"tpm:{client}:{int(now // TOKEN_WINDOW_S)}", float(tokens),
-                              ttl_s=3 * TOKEN_WINDOW_S)
         month, end = self._months(now)
-        if usd > 0:
-            ttl = end - now + 86_400
-            self.counters.add(self._spend_name(month, client), usd, ttl_s=ttl)
-            self.counters.add(self._spend_name(month), usd, ttl_s=ttl)
+        # The project's record first: the answer was made and paid for, whatever happens next.
         self.project.store.defer(_RECORD_SPEND, (month, client, float(usd), int(tokens)))
+        try:
+            if tokens:
+                self.counters.add(f"tpm:{client}:{int(now // TOKEN_WINDOW_S)}", float(tokens),
+                                  ttl_s=3 * TOKEN_WINDOW_S)
+            if usd > 0:
+                ttl = end - now + 86_400
+                self.counters.add(self._spend_name(month, client), usd, ttl_s=ttl)
+                self.counters.add(self._spend_name(month), usd, ttl_s=ttl)
+        except WorkbenchError as exc:  # shared counters (Redis) down after the model answered
+            # The caller still gets the answer it paid for; the next request's admission
+            # check answers 503 while the counters cannot be read.
+            log.warning("workbench: could not count what an answer used (%s)", exc.one_line())
 
     def debit_result(self, client: str, result: Any) -> None:
         """``debit`` what a ``workbench.prompts.run.ItemResult`` used (a cache hit uses no

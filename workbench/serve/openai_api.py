@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -569,7 +570,9 @@ def add_openai_routes(app: Any, service: Service) -> None:
 
     def failed(outcome: Outcome | Exception, request_id: str):
         status, message, fix = failure(outcome)
-        return openai_problem(service, status, message, fix, request_id)
+        wait = getattr(outcome, "retry_after", None)  # every model resting: when to come back
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+        return openai_problem(service, status, message, fix, request_id, **headers)
 
     async def chat(request: Request):
         state = request.state
@@ -694,7 +697,7 @@ def add_openai_routes(app: Any, service: Service) -> None:
     service.answering_routes.add(CHAT)
     schema = _error_schema()
     service.error_schema.update({CHAT: schema, **{p: schema for p in paths}})
-    service.documented_errors[("post", CHAT)] = KEYED_ERRORS | {400, 404, 502, 503, 504}
+    service.documented_errors[("post", CHAT)] = KEYED_ERRORS | {400, 404, 422, 502, 503, 504}
     for path in paths:
         service.documented_errors[("get", path)] = KEYED_ERRORS
     service.error_text.update({
@@ -704,6 +707,10 @@ def add_openai_routes(app: Any, service: Service) -> None:
                              "JSON.",
         ("post", CHAT, 404): "The model is not this deployment's (error.code: "
                              "model_not_found).",
+        ("post", CHAT, 422): "The content filter refused the input or withheld the answer "
+                             "(prompt injection, jailbreak, system-prompt extraction or "
+                             "leakage, a blocked term, the moderation model): the error says "
+                             "which, never what matched.",
     })
 
 

@@ -297,9 +297,10 @@ def live_part(spec: DeploymentSpec) -> DeploymentSpec:
     return spec.model_copy(update={**dict.fromkeys(_CANDIDATE_FIELDS), "previous_live": None})
 
 
-def request_shape(spec: DeploymentSpec) -> tuple[tuple[str, ...], int]:
-    """What a running service's request schema is built from (fixed until it restarts)."""
-    return tuple(sorted(spec.variables)), spec.max_input_chars
+def request_shape(spec: DeploymentSpec) -> tuple[tuple[str, ...], int, str]:
+    """What a running service's request schemas are built from, fixed until it restarts: the
+    template's fields, their bound, and the prompt's name (the OpenAI routes' model id)."""
+    return tuple(sorted(spec.variables)), spec.max_input_chars, spec.prompt
 
 
 def stage(project: Project, staging: Staging, candidate: DeploymentSpec) -> Deployment:
@@ -436,10 +437,11 @@ def follow(service: Service, *, force: bool = False) -> bool:
     stored = project.records.get(DeploymentSpec, DEPLOYMENT, latest)
     why = None
     if request_shape(stored.value) != following.shape:
-        fields, chars = request_shape(stored.value)
-        why = (f"its requests differ (fields {', '.join(fields)}, up to {chars} characters; "
-               f"this service checks {', '.join(following.shape[0])}, up to "
-               f"{following.shape[1]}): restart the service to serve it")
+        fields, chars, prompt = request_shape(stored.value)
+        why = (f"its requests differ (prompt '{prompt}', fields {', '.join(fields)}, up to "
+               f"{chars} characters; this service answers for '{following.shape[2]}' with "
+               f"{', '.join(following.shape[0])}, up to {following.shape[1]}): restart the "
+               "service to serve it")
     else:
         from workbench.errors import WorkbenchError
 
@@ -456,9 +458,29 @@ def follow(service: Service, *, force: bool = False) -> bool:
     if hasattr(limiter, "rate") and hasattr(limiter, "burst"):  # buckets kept, rates follow
         limiter.rate, limiter.burst = spec.rate_limit_per_minute / 60.0, float(spec.burst)
     service.arms = arms
+    _follow_settings(service, spec)
     following.pending = None
     log.info("workbench: now serving deployment v%s.", latest)
     return True
+
+
+def _follow_settings(service: Any, spec: DeploymentSpec) -> None:
+    """What else the live arm's settings decide: the limits' texts and bursts, the breakers
+    (made again when their settings change: a fresh circuit per model), and the semantic cache
+    (its entries are per deployment version: the new live arm starts its own, or none)."""
+    limits = getattr(service, "limits", None)
+    if limits is not None:
+        limits.spec = spec
+    breakers = getattr(service, "breakers", None)
+    if breakers is not None:
+        from workbench.serve.breaker import Breakers, BreakerSettings
+
+        if BreakerSettings.of(spec) != breakers.settings:
+            service.breakers = Breakers.for_spec(spec)
+    if hasattr(service, "semantic"):
+        from workbench.serve.semantic_cache import SemanticCache
+
+        service.semantic = SemanticCache.for_service(service)
 
 
 class ShadowRunner:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from workbench.tracing import Span
 
 FilterMode = Literal["block", "flag", "off"]
+PURPOSE_ATTRIBUTE = "workbench.purpose"  # on a model call made by the filter, not to answer
 FILTER_MODES: tuple[str, ...] = ("block", "flag", "off")
 THRESHOLD = 0.5  # an input scoring this or more is an attack
 BLOCKED_STATUS = 422  # understood, and refused for what it says
@@ -931,12 +932,15 @@ def moderate(project: Project | None, model: str, text: str, *,
         if _hosted_moderation(model):
             return _moderation_endpoint(project, model, text, timeout)
         from workbench import llm
+        from workbench.tracing import tagged
 
-        reply = llm.complete(
-            [{"role": "system", "content": MODERATION_SYSTEM},
-             {"role": "user", "content": f"<text>\n{text}\n</text>"}],
-            model=model, project=project, temperature=0, max_tokens=5, timeout=timeout,
-            retries=0)
+        # Tagged: its tokens are the filter's, never counted as the request's answer.
+        with tagged(**{PURPOSE_ATTRIBUTE: "moderation"}):
+            reply = llm.complete(
+                [{"role": "system", "content": MODERATION_SYSTEM},
+                 {"role": "user", "content": f"<text>\n{text}\n</text>"}],
+                model=model, project=project, temperature=0, max_tokens=5, timeout=timeout,
+                retries=0)
     except WorkbenchError as exc:
         return Moderation(None, error=exc.one_line())
     verdict = read_verdict(reply.text)
@@ -1251,6 +1255,11 @@ class StreamGate:
             self.stopped = True
             return
         self._pass(len(self.text) - self.hold)
+
+    def reset(self) -> None:
+        """Forget what was written before a fallback model starts, when none of it was sent."""
+        if not self.started:
+            self.text, self.sent, self.stopped = "", 0, False
 
     def finish(self) -> None:
         """Pass on what is held back: the full check has passed the reply."""

@@ -58,6 +58,9 @@ class Outcome:
         return self.model is not None and self.model != self.primary
 
 
+SHADOW_CLIENT = "shadow"  # whose spend a shadow's calls are: the service's, never a key's
+
+
 class Service:
     """The state of one running service (one per ``create_app``)."""
 
@@ -258,7 +261,7 @@ class Service:
                                     client=client, deadline=deadline, route=route, user=user,
                                     on_text=on_text)
         shadow = arms.shadow
-        if shadow is not None:
+        if shadow is not None and outcome.status == 200:  # what the live arm refused, it keeps
             self.shadows.submit(partial(self._answer_with, shadow, arms.version, dict(item),
                                         request_id=request_id, client=client, deadline=None,
                                         route=route, user=user, live=outcome),
@@ -312,9 +315,16 @@ class Service:
                 span.attributes["workbench.semantic_similarity"] = round(hit.similarity, 4)
             try:
                 for i, model in enumerate([] if hit else [spec.model, *spec.fallbacks]):
-                    if not self.breakers.allow(model):
-                        skipped.append(model)
+                    # A circuit per model, and per model + adapter for an adapted primary: a
+                    # candidate's broken adapter never rests the live arm's model.
+                    circuit = f"{model} + {spec.adapter}" if spec.adapter and i == 0 else model
+                    # (a shadow neither asks nor tells the breakers: it may not take the one
+                    # trial a resting model allows, nor rest a model the live arm serves)
+                    if live is None and not self.breakers.allow(circuit):
+                        skipped.append(circuit)
                         continue
+                    if gate is not None:
+                        gate.reset()  # nothing reached the caller: the fallback starts afresh
                     began = time.monotonic()
                     result = complete_item(
                         self.project, arm.prompt, item, model=model, train=arm.train,
@@ -322,7 +332,8 @@ class Service:
                         cache=spec.cache, timeout=spec.timeout_s, retries=spec.retries,
                         deadline=deadline, **streaming,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
-                    self.breakers.record(model, result, counted=began < deadline)
+                    if live is None:  # a shadow's failures are the candidate's, not serving's
+                        self.breakers.record(circuit, result, counted=began < deadline)
                     if result.completion is not None:
                         break
                     errors.append(f"{model}: {result.error}")
@@ -359,6 +370,10 @@ class Service:
                                round((time.perf_counter() - started) * 1000, 2),
                                message=message, fix=fix, primary=spec.model, arm=arm.name,
                                retry_after=wait)
+            # What the model calls used is spent whatever the filter decides next: tokens a
+            # minute and this month's spend for the key (a shadow's count for the service only).
+            self.limits.debit_result(client if live is None else SHADOW_CLIENT, result)
+            span.attributes["workbench.cost_usd"] = result.cost_usd
             result, checked = content_filter.check_output(item, result, span, deadline=deadline)
             if checked.blocked:
                 return refused(checked, span, request_id=request_id, started=started,
@@ -366,8 +381,6 @@ class Service:
             if gate is not None:
                 gate.finish()  # the held-back end of a reply that passed
             completion = result.completion
-            if live is None:  # a shadow call is the operator's experiment, not the key's spend
-                self.limits.debit_result(client, result)  # tokens a minute, spend this month
             if vector is not None and hit is None and result.parsed.ok:
                 semantic.store(vector, model, result)
             span.attributes.update({
