@@ -30,7 +30,7 @@ def test_import_widgets_is_lazy_too():
 
 
 def test_llm_embed_stays_the_function_after_its_module_loads():
-    code = ("import workbench.data.profile, workbench.llm.embeddings\n"
+    code = ("import workbench.data.profiling, workbench.llm.embeddings\n"
             "from workbench import llm\n"
             "assert callable(llm.embed) and llm.embed.__module__ == 'workbench.llm.embeddings'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -562,7 +562,7 @@ def _check_costs(project: Project, prompt_name: str, models: list[str], *, datas
                  split: str, version: int | str | None, limit: int | None) -> None:
     """Refuse before the first run when any model's run would need ``confirm=True``, so a
     comparison does not stop half-way with some models run and paid for."""
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.prompts import load_prompt
     from workbench.runs import CostNotConfirmed, estimate_cost
 

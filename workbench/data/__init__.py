@@ -1,10 +1,14 @@
 """Phase 2: data collection and preparation — import, profile, clean, split, versions.
 
+One module per step (``importing``, ``profiling``, ``cleaning``, ``splitting``, ``versioning``),
+named apart from the functions the package exports (``profile``, ``clean``, ``split``, ...), so
+``import workbench.data.splitting`` always gives the module.
+
 Importing this package loads no pandas, scikit-learn or model code; each function loads what it
 needs when it is called.
 """
 
-from workbench.data.clean import (
+from workbench.data.cleaning import (
     CleaningError,
     Step,
     apply_steps,
@@ -18,15 +22,15 @@ from workbench.data.clean import (
     step_from_dict,
 )
 from workbench.data.importing import ImportFailed, import_data
-from workbench.data.profile import (
+from workbench.data.profiling import (
     DataProfile,
     exact_duplicates,
     label_issues,
     near_duplicates,
     profile,
 )
-from workbench.data.split import SplitError, check_leakage, load_split, split
-from workbench.data.versions import (
+from workbench.data.splitting import SplitError, check_leakage, load_split, split
+from workbench.data.versioning import (
     DatasetError,
     DatasetVersion,
     datasets,
