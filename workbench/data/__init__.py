@@ -42,11 +42,18 @@ from workbench.data.versioning import (
     versions,
 )
 
+# The kernel's naming convention for stored things (datasets, prompts, runs): list_THINGS(),
+# THING_versions(name), load_THING(name, version). The shorter names stay for existing code.
+list_datasets = datasets
+dataset_versions = versions
+load_dataset = load
+
 __all__ = [
     "CleaningError", "DataProfile", "DatasetError", "DatasetVersion", "ImportFailed",
     "SplitError", "Step", "apply_steps", "check_leakage", "clean", "datasets", "diff",
     "drop_empty", "drop_exact_duplicates", "drop_near_duplicates", "exact_duplicates",
     "filter_length", "find_split", "get_version", "import_data", "label_issues", "load",
     "load_split", "near_duplicates", "normalize_unicode", "normalize_whitespace", "profile",
-    "save_version", "split", "step_from_dict", "versions",
+    "save_version", "split", "step_from_dict", "versions", "list_datasets", "dataset_versions",
+    "load_dataset",
 ]
