@@ -185,7 +185,7 @@ def main() -> None:
 
     import workbench
     from workbench.data import import_data, load, profile
-    from workbench.data.profile import embed_texts, near_duplicates, similar_pairs
+    from workbench.data.profiling import embed_texts, near_duplicates, similar_pairs
 
     print(f"cpu cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}, "
           f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

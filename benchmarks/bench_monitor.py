@@ -306,8 +306,8 @@ def bench_drift() -> None:
     import numpy as np
 
     import workbench
-    from workbench.data.split import load_split
-    from workbench.data.versions import find_split
+    from workbench.data.splitting import load_split
+    from workbench.data.versioning import find_split
     from workbench.llm import embed
     from workbench.monitor_drift import null_distances, reference
     from workbench.sample import fill_prerequisites

@@ -45,7 +45,7 @@ def make_project(folder: Path):
     import pandas as pd
 
     import workbench
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
 
     project = workbench.init_project(folder)
@@ -246,7 +246,7 @@ def bundled(base: Path) -> None:
     import pandas as pd
 
     import workbench
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.llm import local
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run

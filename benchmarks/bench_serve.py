@@ -267,7 +267,7 @@ def median_round(rounds: list[dict]) -> dict:
 def bundled_model(args: argparse.Namespace) -> None:
     import workbench
     from workbench import sample
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.llm import local
     from workbench.serve import plan_deployment
 
@@ -352,7 +352,7 @@ def overhead(args: argparse.Namespace) -> None:
     import json
 
     from workbench import sample
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
 
     key = "bench-serve-key-0123456789"
     master = "sk-bench-master-0123456789"

@@ -67,7 +67,7 @@ WORKBENCH_SCRIPT = r'''
 import json, sys, time
 import pandas as pd
 import workbench
-from workbench.data.versions import save_version
+from workbench.data.versioning import save_version
 from workbench.evaluate import exact_match
 from workbench.prompts import PromptVersion, save_prompt
 from workbench.runs import start_run

@@ -21,7 +21,7 @@ with app.setup:
     from workbench.baseline import run_baseline
     from workbench.card import MEASURABLE_METRICS, add_decision, load_card
     from workbench.data import load_split
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.sketch import architecture_sketch
     from workbench.bridges.card import export_card
 

@@ -18,7 +18,7 @@ with app.setup:
 
     import workbench as wb
     from workbench import data, pii, sample
-    from workbench.data.clean import (
+    from workbench.data.cleaning import (
         apply_steps,
         drop_near_duplicates,
         filter_length,

@@ -19,7 +19,7 @@ with app.setup:
 
     import workbench as wb
     from workbench import compare, llm, sample
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.prompts import (
         diff_prompts,
         prompt_versions,

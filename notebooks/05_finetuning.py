@@ -22,7 +22,7 @@ with app.setup:
 
     import workbench as wb
     from workbench import sample
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.finetune import (
         FineTune,
         before_after,

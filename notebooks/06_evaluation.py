@@ -19,7 +19,7 @@ with app.setup:
 
     import workbench as wb
     from workbench import llm, sample
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.evaluate import baseline_runs, calibration, judge, loadtest, rag, redteam, stats
     from workbench.evaluate import judge_sample
     from workbench.evaluate.report import eval_report

@@ -24,7 +24,7 @@ with app.setup:
 
     import workbench as wb
     from workbench import sample
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.evaluate import loadtest
     from workbench.runs import start_run
     from workbench.serve import DeploymentRefused, plan_deployment, rollout, start_server

@@ -21,7 +21,7 @@ with app.setup:
     from workbench import labelqueue, maintain
     from workbench.clusters import cluster_failures
     from workbench.data import load_split
-    from workbench.data.versions import diff, find_split
+    from workbench.data.versioning import diff, find_split
     from workbench.issue_drafts import issue_drafts
     from workbench.review import weekly_review
     from workbench.serve import latest_deployment

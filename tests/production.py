@@ -63,7 +63,7 @@ def make_production(project, *, corrections: int = 2) -> Production:
     """Deploy ``fake/shop`` on the sample project and play a week of users against it. The
     first ``corrections`` refund complaints get a correction with their thumbs down."""
     from workbench import sample
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.evaluate.baseline_runs import bless
     from workbench.llm.fake import register_fake
     from workbench.runs import start_run
@@ -152,7 +152,7 @@ def copy_of(template: Production, folder) -> Production:
     import dataclasses
     import shutil
 
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.llm.fake import register_fake
     from workbench.project import open_project
 

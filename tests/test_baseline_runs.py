@@ -25,7 +25,7 @@ def _other(label: str) -> str:
 
 @pytest.fixture
 def tickets(project):
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
 
     save_version(project, "tickets", pd.DataFrame({

@@ -138,7 +138,7 @@ def gated_project(tmp_path):
     import pandas as pd
 
     import workbench
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
 
     project = workbench.init_project(tmp_path / "gated", sample=True)

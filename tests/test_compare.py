@@ -23,6 +23,7 @@ from workbench.compare import (
     pareto_front,
     pareto_plot,
 )
+from workbench.errors import WorkbenchError
 from workbench.sample import sample_card
 
 LABELS = ["billing", "technical", "account"]
@@ -267,16 +268,32 @@ def test_an_item_missing_from_a_run_is_not_a_flip_and_errors_fail():
 
 def test_item_passed_reads_every_shape_of_scores():
     engine = items(["billing", "x", "account", "billing"])
-    assert item_passed(engine) == [True, False, True, True]
+    assert list(item_passed(engine)) == [True, False, True, True]
     numeric = pd.DataFrame({"item_id": ["a", "b"], "output": ["x", "y"], "error": [None, None],
                             "score.exact_match": [1.0, 0.0]})
-    assert item_passed(numeric) == [True, False]
-    assert item_passed(numeric, "exact_match") == [True, False]
-    flagged = pd.DataFrame({"item_id": ["a"], "output": ["x"], "correct": [False]})
-    assert item_passed(flagged) == [False]
-    assert item_passed(pd.DataFrame({"item_id": ["a"], "output": ["x"]})) == [None]
-    with pytest.raises(CompareError, match="no score 'f1'"):
+    assert list(item_passed(numeric)) == [True, False]
+    assert list(item_passed(numeric, "exact_match")) == [True, False]
+    flagged = pd.DataFrame({"item_id": ["a", "b"], "output": ["x", "y"], "correct": [False, True]})
+    assert list(item_passed(flagged)) == [False, True]
+    assert list(item_passed(pd.DataFrame({"item_id": ["a"], "output": ["x"]}))) == [None]
+    with pytest.raises(WorkbenchError, match="no score 'f1'"):
         item_passed(numeric, "f1")
+
+
+def test_the_grid_and_the_statistics_judge_an_item_the_same_way():
+    """One rule for "did this item pass?": the phase-4 grid, the phase-6 statistics and the
+    gate read the same verdicts — the primary scorer's, with a failed call a failure."""
+    from workbench.evaluate import stats
+
+    run = items(["billing", "technical", None, "billing"], errors={2: "timed out"})
+    for row, extra in zip(run["scores"], [0.0, 1.0, 0.0, 0.0], strict=True):
+        row["length_ok"] = {"value": extra, "passed": bool(extra)}  # a second scorer
+    run.loc[2, "scores"] = None  # the failed call was never scored
+    grid = grid_from_frames({"v1": run})
+    in_grid = [grid.items[i]["cells"][0]["passed"] for i in range(4)]
+    # the second scorer's failures (items 0 and 3) do not decide; the failed call does
+    assert in_grid == list(stats.item_passed(run)) == [True, True, False, True]
+    assert grid.columns[0]["passed"] == 3 and grid.columns[0]["n"] == 4
 
 
 def test_column_labels_say_what_differs():

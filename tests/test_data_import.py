@@ -471,7 +471,7 @@ def test_reimport_losses_name_the_work_a_fresh_import_would_drop(project, tmp_pa
     naming what the new version lacks."""
     from workbench import pii
     from workbench.data.importing import reimport_losses
-    from workbench.data.split import split
+    from workbench.data.splitting import split
 
     path = tmp_path / "t.csv"
     rows = "\n".join(f"{i},Refund for jane{i}@example.com please,{['billing', 'other'][i % 2]}"

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from workbench.data import DatasetError, exact_duplicates, label_issues, near_duplicates, profile
-from workbench.data.profile import DataProfile, similar_pairs
+from workbench.data.profiling import DataProfile, similar_pairs
 
 TEXTS = ["My order has not arrived yet.", "How do I reset my password?",
          "How can I reset my password?", "My order hasn't arrived yet.",
@@ -39,7 +39,7 @@ def test_near_duplicates_of_texts_and_frames():
 
 def test_blocked_similarity_matches_the_full_matrix(monkeypatch):
     # the package exports a function named profile, so `import ... as` would give the function
-    module = importlib.import_module("workbench.data.profile")
+    module = importlib.import_module("workbench.data.profiling")
 
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(257, 16)).astype(np.float32)
@@ -92,7 +92,7 @@ def test_profile_of_a_small_labelled_set():
 
 def test_profile_skips_near_duplicates_on_large_data_and_says_so(monkeypatch):
     # the package exports a function named profile, so `import ... as` would give the function
-    module = importlib.import_module("workbench.data.profile")
+    module = importlib.import_module("workbench.data.profiling")
 
     monkeypatch.setattr(module, "NEAR_DUPLICATE_PROFILE_LIMIT", 3)
     result = profile(support_frame())

@@ -14,7 +14,7 @@ from workbench.data import (
     split,
     versions,
 )
-from workbench.data.split import assign_splits
+from workbench.data.splitting import assign_splits
 from workbench.sample import datasets_dir
 
 WORDS = ["apple", "brick", "cloud", "delta", "ember", "fjord", "grove", "harbor", "igloo",

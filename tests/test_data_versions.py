@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from workbench.data import load, save_version
-from workbench.data.versions import (CHUNK_ROWS, ROW_GROUP_ROWS, DatasetVersion, frame_hash,
+from workbench.data.versioning import (CHUNK_ROWS, ROW_GROUP_ROWS, DatasetVersion, frame_hash,
                                      load_rows, write_frame)
 
 
@@ -226,7 +226,7 @@ def test_saved_version_keeps_hash_file_and_rows(project):
 def sample_versions(project) -> list[str]:
     """The bundled sample data imported and cleaned (the phase 2 steps that need no model)."""
     from workbench.data import clean
-    from workbench.data.clean import (
+    from workbench.data.cleaning import (
         drop_empty,
         drop_exact_duplicates,
         normalize_unicode,
@@ -244,7 +244,7 @@ def sample_versions(project) -> list[str]:
 def test_sample_data_versions_keep_their_hashes(tmp_path, monkeypatch):
     import workbench
 
-    module = sys.modules["workbench.data.versions"]
+    module = sys.modules["workbench.data.versioning"]
     now = sample_versions(workbench.init_project(tmp_path / "now"))
     monkeypatch.setattr(module, "frame_hash", whole_frame_hash)
     monkeypatch.setattr(module, "write_frame",

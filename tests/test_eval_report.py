@@ -21,7 +21,7 @@ RUBRIC = Rubric(criteria=["Gives the right label"], name="label-check")
 
 @pytest.fixture
 def tickets(project):
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
 
     save_version(project, "tickets", pd.DataFrame({

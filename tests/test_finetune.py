@@ -69,7 +69,7 @@ pytestmark = pytest.mark.model
 
 
 def test_training_data_is_what_the_gateway_sends_and_never_the_test_split(project):
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.llm import local
 
     data = build_training_data(project, "triage", limit=24)

@@ -30,7 +30,41 @@ def test_import_widgets_is_lazy_too():
 
 
 def test_llm_embed_stays_the_function_after_its_module_loads():
-    code = ("import workbench.data.profile, workbench.llm.embeddings\n"
+    code = ("import workbench.data.profiling, workbench.llm.embeddings\n"
             "from workbench import llm\n"
             "assert callable(llm.embed) and llm.embed.__module__ == 'workbench.llm.embeddings'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_part_of_the_kernel_is_an_attribute_of_the_root_loaded_on_first_use():
+    import workbench
+
+    code = ("import workbench as wb, sys\n"
+            "assert 'workbench.serve' not in sys.modules\n"
+            f"for name in {list(workbench.SUBMODULES)!r}:\n"
+            "    part = getattr(wb, name)\n"
+            "    assert part.__name__ == 'workbench.' + name, name\n"
+            "assert set(wb.SUBMODULES) <= set(dir(wb))\n"
+            "try:\n    wb.nothing_of_that_name\nexcept AttributeError:\n    pass\n"
+            "else:\n    raise SystemExit('an unknown name must raise AttributeError')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_stored_things_follow_one_naming_convention():
+    """list_THINGS(project), THING_versions(project, name), load_THING(project, name, ...)."""
+    from workbench import data, prompts, runs
+
+    for module, thing in ((data, "dataset"), (prompts, "prompt")):
+        for verb in (f"list_{thing}s", f"{thing}_versions", f"load_{thing}"):
+            assert callable(getattr(module, verb)), f"{module.__name__}.{verb}"
+    assert callable(runs.list_runs) and callable(runs.load_run)
+
+
+def test_the_api_page_covers_every_part_of_the_kernel():
+    from pathlib import Path
+
+    import workbench
+
+    page = (Path(__file__).parents[1] / "docs" / "API.md").read_text(encoding="utf-8")
+    missing = [name for name in workbench.SUBMODULES if f"## `wb.{name}`" not in page]
+    assert not missing, f"docs/API.md has no section for {missing}"

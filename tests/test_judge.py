@@ -146,7 +146,7 @@ def test_self_judging_is_warned():
 
 
 def _capital_run(project, model: str) -> str:
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
 
@@ -228,7 +228,7 @@ def test_the_bundled_model_as_judge_gives_a_score_or_says_it_could_not(project):
 def test_a_run_scored_by_its_own_model_warns(project):
     import pandas as pd
 
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.evaluate.judge import llm_judge
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run

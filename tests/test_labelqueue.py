@@ -8,8 +8,8 @@ import pytest
 
 from production import CHARGES, GARBLED, REFUNDS, copy_of, week_template
 from test_labelstudio import ls_server  # noqa: F401  the real Label Studio server fixture
-from workbench.data.split import load_split
-from workbench.data.versions import DatasetError, get_version, load
+from workbench.data.splitting import load_split
+from workbench.data.versioning import DatasetError, get_version, load
 from workbench.labelqueue import LabelQueueError, label_queue, queue_cases, queue_failures
 from workbench.maintain import CASE_PREFIX
 

@@ -13,8 +13,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from workbench.data.split import load_split
-from workbench.data.versions import get_version, load
+from workbench.data.splitting import load_split
+from workbench.data.versioning import get_version, load
 from workbench.evaluate.baseline_runs import bless
 from workbench.llm.fake import register_fake, unregister_fake
 from workbench.maintain import (

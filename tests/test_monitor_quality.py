@@ -148,8 +148,8 @@ def deployed(sample_project):
 
 
 def test_drift_is_measured_against_the_training_data_with_a_learned_threshold(deployed):
-    from workbench.data.split import load_split
-    from workbench.data.versions import find_split
+    from workbench.data.splitting import load_split
+    from workbench.data.versioning import find_split
     from workbench.monitor_drift import check_drift, drift_alerts, drift_frame
 
     project = deployed

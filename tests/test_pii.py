@@ -313,7 +313,7 @@ def test_scan_returns_one_row_per_entity():
 
 
 def test_redact_dataset_saves_a_new_version_without_pii(project):
-    from workbench.data.versions import load, save_version, versions
+    from workbench.data.versioning import load, save_version, versions
 
     df = pd.DataFrame({
         "id": ["a", "b", "c"],

@@ -329,7 +329,7 @@ def split_project(tmp_path):
 
 def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_project, fakes):
     from workbench import compare, sample
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
 
     project = split_project
     fakes("tech-reader", lambda m: next((lb for lb in LABELS if lb in m[-1]["content"]),

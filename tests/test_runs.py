@@ -37,7 +37,7 @@ def prompts():
 def tickets(project):
     import pandas as pd
 
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
 
     rows = [{"id": f"v{i}", "input": text, "expected": label, "split": "validation"}
             for i, (text, label) in enumerate(VALIDATION)]

@@ -147,7 +147,7 @@ def test_the_judge_scorer_sees_the_question_when_given_the_item():
 def test_a_run_passes_the_item_to_scorers(project):
     import pandas as pd
 
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
 
@@ -267,7 +267,7 @@ def test_a_run_shows_corpus_bleu_and_chrf_beside_the_mean_sentence_scores(projec
     import pandas as pd
     import sacrebleu
 
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.errors import ModelCallFailed
     from workbench.evaluate.report import eval_report, eval_tables
     from workbench.prompts import PromptVersion, save_prompt

@@ -35,7 +35,7 @@ def ready(sample_project):
     """The sample project with its data and prompt, and ``fake/oracle`` that knows every answer
     of the test split (so the gate can pass)."""
     from workbench import sample
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
 
     sample.fill_prerequisites(sample_project, 7)
     test = load_split(sample_project, sample.SAMPLE_DATASET, "test")

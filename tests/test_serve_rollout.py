@@ -40,7 +40,7 @@ def ready(sample_project):
     (``fake/oracle``, and ``fake/oracle2`` that bills a little), a second prompt version, and
     both configurations evaluated: 'triage' v1 on fake/oracle, v2 on fake/oracle2."""
     from workbench import sample
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.prompts import load_prompt, save_prompt
 
     sample.fill_prerequisites(sample_project, 7)

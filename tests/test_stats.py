@@ -103,7 +103,7 @@ def test_wilcoxon_for_scores_and_lower_is_better():
 
 
 def test_a_runs_aggregates_carry_intervals(project):
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
 
@@ -134,7 +134,7 @@ def test_a_runs_aggregates_carry_intervals(project):
 def test_repeated_runs_find_the_flaky_item_and_runs_compare_paired(project):
     import threading
 
-    from workbench.data.versions import save_version
+    from workbench.data.versioning import save_version
     from workbench.evaluate.stats import compare_runs, run_repeats
     from workbench.prompts import PromptVersion, save_prompt
 

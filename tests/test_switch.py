@@ -9,7 +9,7 @@ import time
 import pytest
 
 from production import CHARGES, REFUNDS, copy_of, week_template
-from workbench.data.split import load_split
+from workbench.data.splitting import load_split
 from workbench.llm.fake import register_fake, unregister_fake
 from workbench.maintain import add_test_cases, cases_from_feedback
 from workbench.runs import start_run

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from workbench.data.versions import DatasetError
+from workbench.data.versioning import DatasetError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.data.versions import DatasetVersion
+    from workbench.data.versioning import DatasetVersion
     from workbench.project import Project
     from workbench.records import Stored
 
@@ -110,7 +110,7 @@ class Annotator(anywidget.AnyWidget):
         """An annotator over a dataset version's rows (the latest by default); its current
         ``expected`` values show as each item's current label. ``labels`` default to the
         version's own labels."""
-        from workbench.data.versions import get_version, load
+        from workbench.data.versioning import get_version, load
 
         stored = get_version(project, name, version)
         df = load(project, name, stored.version)
@@ -293,7 +293,7 @@ class Annotator(anywidget.AnyWidget):
         version, matched by row id. Another dataset takes them onto its latest version."""
         import pandas as pd
 
-        from workbench.data.versions import get_version, load, save_version
+        from workbench.data.versioning import get_version, load, save_version
 
         if self._source is not None:
             project = project or self._source[0]

@@ -111,7 +111,7 @@ class Playground(anywidget.AnyWidget):
 
     def reload(self) -> None:
         """Load the latest saved version into the draft and sample the items again."""
-        from workbench.data.split import load_split
+        from workbench.data.splitting import load_split
         from workbench.errors import RecordNotFound
         from workbench.prompts import PromptVersion, load_prompt
 
@@ -314,7 +314,7 @@ class Playground(anywidget.AnyWidget):
     def _train(self, prompt):
         if prompt.few_shot.mode not in ("random", "similar"):
             return None
-        from workbench.data.split import load_split
+        from workbench.data.splitting import load_split
 
         return load_split(self.project, self.dataset, "train")
 

@@ -223,7 +223,7 @@ def plan_ci(project: Project, *, repo: str | Path | None = None, prompt: str | N
     holding the project, else the project folder itself."""
     import re
 
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.serve import NotDeployed, latest_deployment
 
     folder = project.path.resolve()

@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 
+# Whether an item passed is decided in one place for every phase (re-exported here).
+from workbench.evaluate.verdicts import PASS_THRESHOLD, item_passed, score_columns  # noqa: F401
+
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
@@ -559,7 +562,7 @@ def _check_costs(project: Project, prompt_name: str, models: list[str], *, datas
                  split: str, version: int | str | None, limit: int | None) -> None:
     """Refuse before the first run when any model's run would need ``confirm=True``, so a
     comparison does not stop half-way with some models run and paid for."""
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.prompts import load_prompt
     from workbench.runs import CostNotConfirmed, estimate_cost
 
@@ -592,11 +595,6 @@ def choose(project: Project, model_id: str, reason: str) -> ProjectCard:
 # -- phase 4: the comparison grid ----------------------------------------------------------------
 
 # Item columns that are not scores.
-_ITEM_COLUMNS = {"item_id", "id", "position", "input", "expected", "output", "parsed",
-                 "parse_ok", "parse_error", "latency_s", "cost_usd", "error", "cached", "tokens",
-                 "prompt_tokens", "completion_tokens", "messages", "repaired", "split",
-                 "trace_id", "attempts"}
-PASS_THRESHOLD = 0.5
 
 
 @dataclass
@@ -654,74 +652,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return str(value)
-
-
-def score_columns(items: pd.DataFrame) -> list[str]:
-    """The per-item score columns of a run's items (numbers or booleans beyond the base ones)."""
-    import pandas as pd
-
-    out = []
-    for column in items.columns:
-        if column in _ITEM_COLUMNS or column in ("passed", "correct", "scores"):
-            continue
-        values = items[column]
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            out.append(column)
-    return out
-
-
-def _verdict(entry: Any) -> bool | None:
-    """One scorer's verdict on one item: its ``passed``, else its value ≥ 0.5."""
-    if isinstance(entry, Mapping):
-        if entry.get("passed") is not None:
-            return bool(entry["passed"])
-        entry = entry.get("value")
-    number = _number(entry)
-    return None if math.isnan(number) else number >= PASS_THRESHOLD
-
-
-def item_passed(items: pd.DataFrame, score: str | None = None) -> list[bool | None]:
-    """Pass/fail per item.
-
-    With ``score`` (a scorer name such as ``"normalized_match"``), that scorer's verdict. Else a
-    ``passed`` or ``correct`` column; else every scorer in the run engine's ``scores`` dict
-    (``{name: {"value", "passed", "reason"}}``) must pass; else every numeric score column must
-    be ≥ 0.5. An item whose call failed (an ``error`` and no output) fails; an item nothing
-    judges is ``None``."""
-    def cell(index: Any, column: str) -> Any:
-        return items.at[index, column] if column in items.columns else None
-
-    if score is not None:
-        known = set(score_columns(items))
-        for scores in items.get("scores", []):
-            if isinstance(scores, Mapping):
-                known |= set(scores)
-        if not ({score, f"score.{score}"} & known):
-            raise CompareError(f"The run's items have no score '{score}'.",
-                               f"Scores available: {', '.join(sorted(known)) or 'none'}.")
-    out: list[bool | None] = []
-    columns = score_columns(items)
-    for index in items.index:
-        error, output = cell(index, "error"), cell(index, "output")
-        if isinstance(error, str) and error and (output is None or output != output):
-            out.append(False)
-            continue
-        scores = cell(index, "scores")
-        scores = scores if isinstance(scores, Mapping) else {}
-        if score is not None:
-            entry = scores.get(score, cell(index, score) if score in items.columns
-                               else cell(index, f"score.{score}"))
-            verdicts = [_verdict(entry)]
-        elif "passed" in items.columns or "correct" in items.columns:
-            verdicts = [_verdict(cell(index, "passed" if "passed" in items.columns
-                                      else "correct"))]
-        elif scores:
-            verdicts = [_verdict(entry) for entry in scores.values()]
-        else:
-            verdicts = [_verdict(cell(index, c)) for c in columns]
-        verdicts = [v for v in verdicts if v is not None]
-        out.append(all(verdicts) if verdicts else None)
-    return out
 
 
 def grid_from_frames(frames: Mapping[str, pd.DataFrame], *,

@@ -197,7 +197,7 @@ def jira_csv(drafts: list[Draft]) -> str:
 
 
 def _next_steps(project: Project) -> list[str]:
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.serve import NotDeployed, latest_deployment
 
     try:

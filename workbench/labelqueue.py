@@ -27,7 +27,7 @@ from workbench.errors import WorkbenchError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.data.versions import DatasetVersion
+    from workbench.data.versioning import DatasetVersion
     from workbench.labelstudio import LabelStudio
     from workbench.maintain import AddedCases
     from workbench.project import Project
@@ -66,19 +66,19 @@ class LabelQueue:
 
     @property
     def version(self) -> Stored[DatasetVersion]:
-        from workbench.data.versions import get_version
+        from workbench.data.versioning import get_version
 
         return get_version(self.project, self.name)
 
     @property
     def labels(self) -> list[str]:
         """The labels a case may get: those of the dataset the cases are for."""
-        from workbench.data.versions import get_version
+        from workbench.data.versioning import get_version
 
         return list(get_version(self.project, self.dataset).value.labels or [])
 
     def frame(self) -> pd.DataFrame:
-        from workbench.data.versions import load
+        from workbench.data.versioning import load
 
         return load(self.project, self.name)
 
@@ -142,7 +142,7 @@ def queue_cases(project: Project, dataset: str, cases: pd.DataFrame) -> LabelQue
     twice. The dataset must exist (its labels are the ones offered)."""
     import pandas as pd
 
-    from workbench.data.versions import DatasetError, get_version, load, save_version
+    from workbench.data.versioning import DatasetError, get_version, load, save_version
 
     get_version(project, dataset)  # a friendly error when it does not exist
     missing = {"case_id", "input"} - set(cases.columns)
@@ -193,7 +193,7 @@ def queue_failures(project: Project, dataset: str, *, since: float | None = None
 
 def label_queue(project: Project, dataset: str) -> LabelQueue:
     """The label queue of ``dataset`` as it stands (made by ``queue_failures``)."""
-    from workbench.data.versions import get_version
+    from workbench.data.versioning import get_version
 
     name = queue_name(dataset)
     get_version(project, name)  # a friendly error when nothing was queued

@@ -42,7 +42,7 @@ from workbench.records import Record, Stored
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.data.versions import DatasetVersion
+    from workbench.data.versioning import DatasetVersion
     from workbench.project import Project
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -274,7 +274,7 @@ def push(project: Project, name: str, version: int | str | None = None, *, clien
     The task type comes from the project card (``use_case.task_type``) unless given; the labels
     from ``labels`` or the version's own. ``only_unlabeled`` sends only rows whose ``expected``
     is empty. Returns the Label Studio project id, also remembered for ``pull``."""
-    from workbench.data.versions import get_version, load
+    from workbench.data.versioning import get_version, load
 
     stored = get_version(project, name, version)
     df = load(project, name, stored.version)
@@ -379,7 +379,7 @@ def pull(project: Project, name: str, *, client: LabelStudio,
     ``label`` with params saying where the labels came from and how many rows changed."""
     import pandas as pd
 
-    from workbench.data.versions import get_version, load, save_version
+    from workbench.data.versioning import get_version, load, save_version
 
     remembered = link(project, name).value if ls_project is None else None
     if remembered is not None and remembered.url != client.url:

@@ -130,7 +130,7 @@ def add_test_cases(project: Project, dataset: str, cases: pd.DataFrame, *,
     latest version of ``dataset`` as a new version."""
     import pandas as pd
 
-    from workbench.data.versions import get_version, load, save_version
+    from workbench.data.versioning import get_version, load, save_version
 
     missing = {"case_id", "input", "expected"} - set(cases.columns)
     if missing:
@@ -254,7 +254,7 @@ def re_evaluate(project: Project, prompt: str, dataset: str, *, model: str | Non
     but the card's targets are then measured on fewer items."""
     import pandas as pd
 
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.evaluate.baseline_runs import blessed, compare_to_baseline
     from workbench.evaluate.gate import check_gate
     from workbench.evaluate.stats import item_passed, primary_scorer

@@ -102,8 +102,8 @@ def _text(values: dict[str, Any], columns: list[str]) -> str | None:
 def reference(project: Project) -> Reference:
     """The training and validation inputs of what is deployed: the dataset of the deployment's
     evidence run (else its few-shot dataset, else the latest split dataset)."""
-    from workbench.data.split import load_split
-    from workbench.data.versions import find_split, get_version
+    from workbench.data.splitting import load_split
+    from workbench.data.versioning import find_split, get_version
     from workbench.serve import NotDeployed, latest_deployment
 
     try:

@@ -80,7 +80,7 @@ def _baseline_summary(project: Project) -> str:
 def _data_status(project: Project) -> tuple[str, str]:
     if not project.records.count("dataset"):
         return "todo", "nothing yet"
-    from workbench.data.versions import datasets, get_version
+    from workbench.data.versioning import datasets, get_version
 
     parts, split_any = [], False
     for name in datasets(project):

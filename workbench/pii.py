@@ -33,7 +33,7 @@ from workbench.errors import MissingDependency
 if TYPE_CHECKING:
     import pandas as pd
 
-    from workbench.data.versions import DatasetVersion
+    from workbench.data.versioning import DatasetVersion
     from workbench.project import Project
     from workbench.records import Stored
 
@@ -1060,7 +1060,7 @@ def redact_dataset(project: Project, name: str, version: int | str | None = None
     One placeholder map covers the whole dataset, so a customer's email is the same
     ``<EMAIL_3>`` in every row. The transform is recorded as ``redact_pii`` with the mode and
     the number of values found per type."""
-    from workbench.data.versions import DatasetError, get_version, load, save_version
+    from workbench.data.versioning import DatasetError, get_version, load, save_version
 
     parent = get_version(project, name, version)
     df = load(project, name, parent.version)

@@ -45,7 +45,7 @@ def new_cases(project: Project, since: float, until: float) -> pd.DataFrame:
     ``add_test_cases``, with the cases it added."""
     import pandas as pd
 
-    from workbench.data.versions import DatasetVersion
+    from workbench.data.versioning import DatasetVersion
 
     rows = []
     for name in project.records.names(DatasetVersion):

@@ -470,8 +470,8 @@ def _items_of(project: Project, dataset: str, version: int | None, split: str | 
               ) -> tuple[list[dict[str, Any]], int]:
     """The run's items in dataset order (only ``ids`` when given), and the dataset version they
     came from."""
-    from workbench.data.split import SplitError, _ALIASES, SPLITS
-    from workbench.data.versions import get_version, load_rows
+    from workbench.data.splitting import SplitError, _ALIASES, SPLITS
+    from workbench.data.versioning import get_version, load_rows
 
     stored = get_version(project, dataset, version)
     if split is not None:  # the checks of load_split, without pandas (start-up time)
@@ -503,7 +503,7 @@ def _train_of(project: Project, prompt: Any, dataset: str, version: int,
         return None
     if not train_split or train_split == split:
         return None
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
 
     try:
         return load_split(project, dataset, train_split, version=version)

@@ -61,7 +61,7 @@ def prepare_sample_data(project, name: str = SAMPLE_DATASET):
     For a workshop that starts after phase 2, and for the tour. Each step is its own dataset
     version, exactly as the phase 2 notebook makes them."""
     from workbench.data import clean, split
-    from workbench.data.clean import (
+    from workbench.data.cleaning import (
         drop_empty,
         drop_exact_duplicates,
         drop_near_duplicates,
@@ -84,7 +84,7 @@ SAMPLE_PROMPT = "triage"
 def save_sample_prompt(project, name: str = SAMPLE_PROMPT):
     """Save the sample classification prompt (a role in the system prompt, the labels of the
     split dataset) as prompt ``name``, for notebooks that start after phase 4."""
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.prompts import save_prompt, starter_prompts
 
     split = find_split(project, prefer=SAMPLE_DATASET)
@@ -97,7 +97,7 @@ def missing_prerequisites(project, phase: int) -> list[str]:
     """What a notebook of ``phase`` needs from earlier phases and the project lacks:
     "card" (phase 1), "data" (a split dataset, phase 2), "prompt" (phase 4), "deployment"
     (phase 7, for monitoring and maintenance), "feedback" (phase 8, for maintenance)."""
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
 
     missing = []
     if phase > 1 and not project.card().get("use_case"):
@@ -170,7 +170,7 @@ def deploy_sample(project, *, items: int = 6):
     """A deployment of the sample prompt on the project's model, for the monitoring walk-through:
     a short evaluation on the test split, then the deployment — forced when it misses the
     targets, which the decision log records."""
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.llm.gateway import default_model
     from workbench.runs import start_run
     from workbench.serve import plan_deployment
@@ -192,8 +192,8 @@ def simulate_users(project, url: str, api_key: str, *, requests: int = 30,
 
     import httpx
 
-    from workbench.data.split import load_split
-    from workbench.data.versions import find_split
+    from workbench.data.splitting import load_split
+    from workbench.data.versioning import find_split
 
     dataset = find_split(project, prefer=SAMPLE_DATASET)
     rows = load_split(project, dataset.name, "test").to_dict("records")

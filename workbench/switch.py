@@ -95,7 +95,7 @@ def _configurations(project: Project, spec: Any, models: list[str] | None,
 
 
 def _ids(project: Project, prompt: str, dataset: str, scope: str) -> list[str] | None:
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.evaluate.baseline_runs import blessed
     from workbench.maintain import CASE_PREFIX
     from workbench.runs import load_run
@@ -179,7 +179,7 @@ def switch_or_retrain(project: Project, *, models: list[str] | None = None,
     in ``failures``. The cache is off by default: a hosted model can change behind its id."""
     import pandas as pd
 
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.evaluate.stats import compare_runs, primary_scorer
     from workbench.runs import CostNotConfirmed, start_run
     from workbench.serve import latest_deployment

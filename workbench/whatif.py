@@ -312,7 +312,7 @@ def _cascade(project: Project, spec: Any, traffic: pd.DataFrame, cheap: str,
     prompt = load_prompt(project, spec.prompt, spec.prompt_version).value
     train = None
     if spec.few_shot_dataset:
-        from workbench.data.split import load_split
+        from workbench.data.splitting import load_split
 
         train = load_split(project, spec.few_shot_dataset, "train",
                            version=spec.few_shot_version)

@@ -83,7 +83,7 @@ def test_monitoring_and_maintenance_notebooks_close_the_loop(page, marimo_app, t
     into test cases and re-evaluates — clicked in a real browser."""
     import workbench
     from workbench import sample
-    from workbench.data.versions import get_version
+    from workbench.data.versioning import get_version
     from workbench.monitor import feedback_frame
 
     project = workbench.init_project(tmp_path / "loop", sample=True, activate=False)

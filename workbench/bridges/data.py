@@ -63,7 +63,7 @@ class DataExport:
 def lineage(project: Project, name: str, version: int | str | None = None) -> list[dict[str, Any]]:
     """The chain of versions that made ``name`` ``version``, from its import down to it: each
     with its number, time, parent, transform, parameters, rows and content hash."""
-    from workbench.data.versions import get_version
+    from workbench.data.versioning import get_version
 
     chain = []
     stored = get_version(project, name, version)
@@ -102,7 +102,7 @@ def export_dataset(project: Project, name: str, version: int | str | None = None
     the previous export whole."""
     import pyarrow.parquet as pq
 
-    from workbench.data.versions import get_version
+    from workbench.data.versioning import get_version
 
     fmt = (format or "").lower().lstrip(".")
     if fmt not in DATA_FORMATS:

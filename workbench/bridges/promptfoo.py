@@ -306,7 +306,7 @@ def import_promptfoo(project: Project, path: str | os.PathLike, *, name: str | N
     its dataset and (with a suffix per prompt) its prompts."""
     import pandas as pd
 
-    from workbench.data.versions import check_frame, save_version
+    from workbench.data.versioning import check_frame, save_version
     from workbench.evaluate.assertions import assertions, supported
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.prompts.templates import compile_template
@@ -400,7 +400,7 @@ def import_promptfoo(project: Project, path: str | os.PathLike, *, name: str | N
         prompt_name = suite if len(prompts) == 1 else f"{suite}-{slug}"
         saved.append(save_prompt(project, prompt_name, prompt))
     digest = hashlib.sha256(data).hexdigest()
-    from workbench.data.versions import DatasetError, get_version
+    from workbench.data.versioning import DatasetError, get_version
 
     try:
         parent = get_version(project, suite).version
@@ -520,7 +520,7 @@ def export_promptfoo(project: Project, run_id: str, *, base_url: str,
     ``<project>/exports/promptfoo/<run_id>/promptfooconfig.yaml``)."""
     import yaml
 
-    from workbench.data.versions import load_rows
+    from workbench.data.versioning import load_rows
     from workbench.fsutil import atomic_write_text
     from workbench.prompts import load_prompt
     from workbench.prompts.templates import HIDDEN_VARIABLES, variables_used

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.data.versions import DatasetError, DatasetVersion, save_version
+from workbench.data.versioning import DatasetError, DatasetVersion, save_version
 from workbench.records import Stored
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def reimport_losses(project: Project, name: str) -> list[str]:
     the split, added test cases), newest first. Empty when there is no such dataset or nothing
     was done since the import, so importing again is safe; otherwise ask before importing.
     """
-    from workbench.data.versions import datasets, get_version
+    from workbench.data.versioning import datasets, get_version
 
     if name not in datasets(project):
         return []
@@ -1262,7 +1262,7 @@ def _copy_raw(path: Path, target: Path, sha256: str, label: str) -> None:
 
 def _store(project: Project, name: str, frame: pd.DataFrame, path: Path | None,
            scan: _Scan | None, params: dict[str, Any], fmt: str) -> Stored[DatasetVersion]:
-    from workbench.data.versions import get_version
+    from workbench.data.versioning import get_version
 
     created: list[Path] = []  # what this import added, removed again if it fails
     raw_dir = project.data_dir / "raw"

@@ -25,6 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# Whether an item passed is decided in one place for every phase (re-exported here).
+from workbench.evaluate.verdicts import item_passed, primary_scorer
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -79,35 +82,6 @@ def bootstrap_interval(values: Sequence[float], stat: Callable[..., Any] | None 
 
 
 # -- pass/fail per item --------------------------------------------------------------------------
-
-def primary_scorer(items: pd.DataFrame) -> str | None:
-    """The first scorer (in the run's order) that gives pass/fail on some item."""
-    for scores in items.get("scores", []):
-        for key, s in (scores or {}).items():
-            if isinstance(s, dict) and s.get("passed") is not None:
-                return key
-    return None
-
-
-def item_passed(items: pd.DataFrame, scorer: str | None = None) -> pd.Series:
-    """Each item's pass/fail by ``scorer`` (default ``primary_scorer``): True, False, or None
-    where the scorer gave no verdict. A column named ``passed`` is used as it is."""
-    import pandas as pd
-
-    if "passed" in items.columns and scorer is None:
-        return items["passed"].map(lambda v: None if v is None or v != v else bool(v))
-    key = scorer or primary_scorer(items)
-    if key is None:
-        return pd.Series([None] * len(items), index=items.index, dtype=object)
-
-    def one(scores: Any) -> bool | None:
-        s = (scores or {}).get(key) if isinstance(scores, dict) else None
-        if not s or s.get("passed") is None:
-            return None
-        return bool(s["passed"])
-
-    return items["scores"].map(one).astype(object)
-
 
 # -- repeats -------------------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ class Models:
 
 
 def _expected_by_input(project: Project) -> list[tuple[str, str]]:
-    from workbench.data.versions import datasets, load_rows
+    from workbench.data.versioning import datasets, load_rows
 
     out = []
     for name in datasets(project):
@@ -74,7 +74,7 @@ def _expected_by_input(project: Project) -> list[tuple[str, str]]:
 def _split_data(project: Project):
     """The split sample dataset (phase 2 done the sample's way when it is missing)."""
     from workbench import sample
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
 
     if not project.card().get("use_case"):
         sample.fill_sample_card(project)
@@ -118,7 +118,7 @@ def solve_01_2(project: Project, models: Models = Models()) -> None:
     """Run the non-LLM baseline on the split data, then log what it means."""
     from workbench.baseline import run_baseline
     from workbench.card import add_decision
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
 
     dataset = _split_data(project)
     train = load_split(project, dataset.name, "train")

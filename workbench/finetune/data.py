@@ -226,8 +226,8 @@ def build_training_data(project: Project, prompt: str, dataset: str | None = Non
     runs a tool loop, rows without an expected answer, fewer than a handful of examples, and
     examples longer than ``options.max_length`` (unless ``options.too_long`` says to drop or
     truncate them)."""
-    from workbench.data.split import load_split
-    from workbench.data.versions import find_split, get_version
+    from workbench.data.splitting import load_split
+    from workbench.data.versioning import find_split, get_version
     from workbench.llm import local
     from workbench.prompts import load_prompt
 
@@ -358,7 +358,7 @@ def check_parity(project: Project, data: TrainingData, *, prompt: str | None = N
     The gateway's route is taken on purpose: ``gateway.prepare`` (which may add a system
     message) and the bundled model's ``encode_prompt``, not the builder's own rendering. Raises
     ``TemplateDrift`` naming the first example and token that differ."""
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.llm import local
     from workbench.llm.gateway import BUNDLED_MODEL
     from workbench.llm.gateway import prepare as prepare_call

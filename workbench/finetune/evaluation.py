@@ -158,7 +158,7 @@ def before_after(project: Project, prompt: str, adapter: str, *, dataset: str | 
     import pandas as pd
 
     from workbench.card import compare_to_targets, load_card
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.errors import WorkbenchError
     from workbench.evaluate.stats import compare_runs, item_passed, primary_scorer
     from workbench.llm.gateway import BUNDLED_MODEL

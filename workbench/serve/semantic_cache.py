@@ -120,7 +120,7 @@ def _normalised(value: Any) -> str:
 
 
 def _default_dataset(project: Project) -> str:
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.serve.deployment import NotDeployed, latest_deployment
 
     try:
@@ -171,7 +171,7 @@ def measure_semantic_cache(project: Project, dataset: str | None = None, *,
     deployment turn the cache on at one of these thresholds."""
     import numpy as np
 
-    from workbench.data.versions import get_version, load
+    from workbench.data.versioning import get_version, load
     from workbench.llm.embeddings import EMBEDDING_MODEL, embed
 
     dataset = dataset or _default_dataset(project)

@@ -32,7 +32,7 @@ def pii_answers() -> dict[str, list[dict]]:
 
 
 def check_pii_hunt(project: Project) -> Verdict:
-    from workbench.data.versions import datasets, get_version, load
+    from workbench.data.versioning import datasets, get_version, load
 
     if PII_DATASET not in datasets(project):
         return Verdict(False, f"Import datasets/exercises/pii_hunt.csv as dataset "
@@ -84,7 +84,7 @@ def original_labels() -> dict[str, str]:
 
 
 def check_label_errors(project: Project) -> Verdict:
-    from workbench.data.versions import datasets, get_version, load
+    from workbench.data.versioning import datasets, get_version, load
     from workbench.sample import SAMPLE_DATASET
 
     if SAMPLE_DATASET not in datasets(project):

@@ -42,7 +42,7 @@ def check_one_change(project: Project) -> Verdict:
 
 def check_target(project: Project) -> Verdict:
     from workbench.card import compare_to_targets
-    from workbench.data.versions import get_version
+    from workbench.data.versioning import get_version
 
     card, problems = card_or_none(project)
     if card is None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def production_cases(project: Project) -> set[str]:
     """Ids of test cases that came from production (``maintain.add_test_cases``)."""
-    from workbench.data.versions import datasets, load_rows
+    from workbench.data.versioning import datasets, load_rows
     from workbench.maintain import CASE_PREFIX
 
     out: set[str] = set()

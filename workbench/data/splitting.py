@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench.data.versions import DatasetError, DatasetVersion
+from workbench.data.versioning import DatasetError, DatasetVersion
 from workbench.records import Stored
 
 if TYPE_CHECKING:
@@ -52,8 +52,8 @@ def assign_splits(df: pd.DataFrame, *, ratios: Sequence[float] = (0.7, 0.15, 0.1
     import numpy as np
     import pandas as pd
 
-    from workbench.data.profile import duplicate_groups, near_duplicates
-    from workbench.data.versions import _labels, check_frame
+    from workbench.data.profiling import duplicate_groups, near_duplicates
+    from workbench.data.versioning import _labels, check_frame
 
     check_frame(df)
     ratios = _check_ratios(ratios)
@@ -138,8 +138,8 @@ def split(project: Project, name: str, version: int | str | None = None,
     identical only) stay in one split; labels keep their proportions in each split when
     ``stratify`` and ``expected`` holds labels. The same data, ratios and seed give the same
     split. The result is checked for leakage before it is saved."""
-    from workbench.data.profile import near_duplicates
-    from workbench.data.versions import get_version, load, save_version
+    from workbench.data.profiling import near_duplicates
+    from workbench.data.versioning import get_version, load, save_version
 
     source = get_version(project, name, version)
     df = load(project, name, source.version)
@@ -164,7 +164,7 @@ def check_leakage(df: pd.DataFrame, near_duplicate_threshold: float | None = 0.9
     is clean."""
     import pandas as pd
 
-    from workbench.data.profile import near_duplicates
+    from workbench.data.profiling import near_duplicates
 
     columns = ["id_a", "split_a", "id_b", "split_b", "kind", "similarity"]
     if "split" not in df.columns:
@@ -199,7 +199,7 @@ def check_leakage(df: pd.DataFrame, near_duplicate_threshold: float | None = 0.9
 def load_split(project: Project, name: str, which: str,
                version: int | str | None = None) -> pd.DataFrame:
     """The rows of one split (``"train"``, ``"validation"`` or ``"test"``) of a split version."""
-    from workbench.data.versions import get_version, load
+    from workbench.data.versioning import get_version, load
 
     which = _ALIASES.get(which, which)
     if which not in SPLITS:

@@ -3,7 +3,7 @@ rows whose label is likely wrong.
 
 "Quality over quantity": a few hundred clean, correctly labelled, non-duplicated examples teach and
 evaluate better than thousands of noisy ones. The profile shows where the noise is; the cleaning
-steps (``workbench.data.clean``) and a review of ``label_issues`` remove it.
+steps (``workbench.data.cleaning``) and a review of ``label_issues`` remove it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.data.versions import DatasetError
+from workbench.data.versioning import DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -169,7 +169,7 @@ def profile(df: pd.DataFrame, *, near_duplicates: bool | None = None,
 
     ``near_duplicates``: True always embeds every distinct input to find near duplicates, False
     never does; None (default) does it up to 5,000 distinct inputs and notes how otherwise."""
-    from workbench.data.versions import _labels
+    from workbench.data.versioning import _labels
 
     _require(df, ("id", "input"))
     texts = df["input"]
@@ -414,7 +414,7 @@ def label_issues(df: pd.DataFrame, probabilities: pd.DataFrame | np.ndarray | No
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    from workbench.data.versions import _labels
+    from workbench.data.versioning import _labels
 
     _require(df, ("id", "input", "expected"))
     columns = ["id", "input", "given_label", "suggested_label", "confidence", "label_quality"]

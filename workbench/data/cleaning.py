@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from workbench.data.versions import DatasetError, DatasetVersion
+from workbench.data.versioning import DatasetError, DatasetVersion
 from workbench.records import Stored
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class DropNearDuplicates(Step):
     threshold: float = 0.92
 
     def apply(self, df):
-        from workbench.data.profile import near_duplicates
+        from workbench.data.profiling import near_duplicates
 
         df = df[~df["input"].duplicated(keep="first") | df["input"].isna()]
         pairs = near_duplicates(df, threshold=self.threshold)
@@ -253,7 +253,7 @@ def step_from_dict(spec: str | dict[str, Any] | Step) -> Step:
         return factory(**params)
     except TypeError as exc:
         raise CleaningError(f"Step {spec['step']!r} got bad parameters {params}: {exc}.",
-                            f"See help(workbench.data.clean.{spec['step']}).") from None
+                            f"See help(workbench.data.cleaning.{spec['step']}).") from None
 
 
 # -- applying --------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def apply_steps(df: pd.DataFrame, steps: Sequence[Step | str | dict[str, Any]]
     row per step (``step``, ``params``, ``rows_in``, ``rows_out``, ``changed``, ``dropped``)."""
     import pandas as pd
 
-    from workbench.data.versions import check_frame
+    from workbench.data.versioning import check_frame
 
     check_frame(df)
     resolved = [step_from_dict(s) for s in steps]
@@ -300,7 +300,7 @@ def clean(project: Project, name: str, steps: Sequence[Step | str | dict[str, An
     """Apply ``steps`` to a version of ``name`` (latest by default) and save the result as one
     new version whose transform lists every step with its parameters and what it did. When the
     result holds the same rows as the latest version, that version is returned unchanged."""
-    from workbench.data.versions import get_version, load, save_version
+    from workbench.data.versioning import get_version, load, save_version
 
     source = get_version(project, name, version)
     df = load(project, name, source.version)
