@@ -147,11 +147,15 @@ def _no_network_prefix() -> list[str]:
                     reason="builds a 1 GB wheelhouse from the package index and installs it "
                            "(about 4 minutes): set WORKBENCH_TEST_WHEELHOUSE=1")
 def test_a_laptop_installs_from_the_wheelhouse_with_no_network_and_runs_notebook_00(tmp_path):
+    """Build, install with no network, run notebook 00; then bring the same folder up to date
+    with Label Studio added, as an instructor would before the next class (its wheels reused,
+    Label Studio's offline resolution checked; installing its server is left to setup.sh runs
+    by hand, as it adds a minute and a half here)."""
     timings = {}
     folder = tmp_path / "wheelhouse"
 
     started = time.perf_counter()
-    proc = _cli("wheelhouse", str(folder), "--with-labelstudio", cwd=tmp_path)
+    proc = _cli("wheelhouse", str(folder), cwd=tmp_path)
     timings["build"] = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "==> checking that everything installs from the folder alone" in proc.stdout
@@ -163,7 +167,7 @@ def test_a_laptop_installs_from_the_wheelhouse_with_no_network_and_runs_notebook
     assert any(n.startswith("hatchling-") for n in names)
     assert all(n.endswith(".whl") for n in names)  # sources were built into wheels
     assert {p.name for p in folder.glob("*.whl")} == names
-    assert manifest["labelstudio"]["count"] > 50
+    assert manifest["labelstudio"] is None and not (folder / "labelstudio").exists()
     assert not (folder / wheelhouse.UNFINISHED).exists()
     assert "bash scripts/setup.sh --from" in (folder / "INSTALL.txt").read_text()
 
@@ -179,14 +183,13 @@ def test_a_laptop_installs_from_the_wheelhouse_with_no_network_and_runs_notebook
     timings["install"] = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "installing from the wheelhouse" in proc.stdout
-    venv_python = checkout / ".venv" / "bin" / "python"
-    probe = subprocess.run([str(venv_python), "-c", "import torch, workbench; "
-                            "print(torch.__version__, workbench.__file__)"],
+    assert "the wheelhouse has no Label Studio" in proc.stdout
+    code = "import torch, workbench; print(torch.__version__, workbench.__file__)"
+    probe = subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-c", code],
                            env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     version, where = probe.stdout.split()
     assert version == "2.13.0+cpu"
     assert Path(where).is_relative_to(checkout)  # the checkout's own code, editable
-    assert (checkout / ".venv-labelstudio" / "bin" / "label-studio").exists()
 
     started = time.perf_counter()
     proc = subprocess.run([*offline, str(checkout / ".venv" / "bin" / "workbench"), "tour",
@@ -195,7 +198,17 @@ def test_a_laptop_installs_from_the_wheelhouse_with_no_network_and_runs_notebook
     timings["notebook 00"] = time.perf_counter() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "00_start.py ... ok" in proc.stdout
+
+    started = time.perf_counter()
+    proc = _cli("wheelhouse", str(folder), "--with-labelstudio", cwd=tmp_path)
+    timings["update with Label Studio"] = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"torch-2\.13\.0\+cpu-\S+ \([\d.,]+ MB, already here\)", proc.stdout)
+    assert "==> checking that Label Studio installs from its folder alone" in proc.stdout
+    updated = wheelhouse.read_manifest(folder)
+    assert set(updated["files"]) == names
+    assert any(n.startswith("label_studio-") for n in updated["labelstudio"]["files"])
     print(f"\nwheelhouse: {manifest['count']} wheels, {manifest['bytes'] / 1e6:.0f} MB "
-          f"(+ Label Studio {manifest['labelstudio']['bytes'] / 1e6:.0f} MB); "
+          f"(+ Label Studio {updated['labelstudio']['bytes'] / 1e6:.0f} MB); "
           + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
           + ("" if offline else " (no network namespace here: pip's index was off)"))

@@ -141,7 +141,7 @@ def _drop_broken_wheels(folder: Path, progress: Progress) -> None:
 
 # -- pip ------------------------------------------------------------------------------------------
 
-_SAVED = re.compile(r"^\s*(?:Saved|File was already downloaded) (.+\.whl)\s*$")
+_SAVED = re.compile(r"^\s*(Saved|File was already downloaded) (.+\.whl)\s*$")
 
 
 def _pip(args: list[str], *, progress: Progress, env: dict[str, str] | None = None,
@@ -162,9 +162,10 @@ def _pip(args: list[str], *, progress: Progress, env: dict[str, str] | None = No
         saved = _SAVED.match(line)
         if saved:
             count += 1
-            path = Path(saved.group(1))
+            path = Path(saved.group(2))
             size = path.stat().st_size if path.is_file() else 0
-            progress(f"  [{count}] {path.name} ({_mb(size)})")
+            reused = ", already here" if saved.group(1).startswith("File") else ""
+            progress(f"  [{count}] {path.name} ({_mb(size)}{reused})")
         elif line.lstrip().startswith("Building wheel for"):
             progress(f"  {line.strip()}")
     if proc.wait() != 0:
