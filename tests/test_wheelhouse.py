@@ -116,6 +116,9 @@ def test_pins_are_the_ones_setup_installs():
     assert f"$PIP install -q {wheelhouse.TORCH}\n" in script
     assert f"--no-deps {' '.join(wheelhouse.WEIGHTS)}\n" in script
     assert f"LS_VERSION={VERSION} " in script
+    assert f"PX_VERSION={wheelhouse.PHOENIX_VERSION} " in script
+    for tool in wheelhouse.TOOLS:
+        assert f"$PIP install -q {tool}\n" in script
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'requires = \["hatchling>=1.25"\]', pyproject)
     assert wheelhouse.BUILD_BACKEND[0] == "hatchling>=1.25"

