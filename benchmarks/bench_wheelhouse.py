@@ -2,10 +2,11 @@
 it (first build, then bringing it up to date), and how long a laptop waits to install from it
 with no network, then for notebook 00.
 
-    .venv/bin/python benchmarks/bench_wheelhouse.py [--dir DIR] [--no-labelstudio]
+    .venv/bin/python benchmarks/bench_wheelhouse.py [--dir DIR] [--no-servers]
                                                     [--skip-install-sh]
 
-Builds with `workbench wheelhouse` (this needs the package index), installs with
+Builds with `workbench wheelhouse --with-labelstudio --with-phoenix` (this needs the package
+index; --no-servers leaves the two servers out), installs with
 `scripts/setup.sh --from` into a copy of the checkout and with the folder's `install.sh` into a
 new virtualenv, each inside `unshare -n` (no network at all) where the machine allows it. Wall
 time depends on what else runs on the machine, so the CPU time of each step (its processes,
@@ -54,7 +55,8 @@ def disk_bytes(folder: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", help="where to build (default: a temporary folder)")
-    parser.add_argument("--no-labelstudio", action="store_true")
+    parser.add_argument("--no-servers", action="store_true",
+                        help="without Label Studio and Arize Phoenix")
     parser.add_argument("--skip-install-sh", action="store_true")
     args = parser.parse_args()
 
@@ -69,17 +71,20 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; installs "
           + ("inside `unshare -n` (no network)" if offline else "with pip's index off"))
     build = [sys.executable, "-m", "workbench.cli", "wheelhouse", str(folder)]
-    if not args.no_labelstudio:
-        build.append("--with-labelstudio")
+    if not args.no_servers:
+        build += ["--with-labelstudio", "--with-phoenix"]
     build_env = dict(os.environ, PYTHONPATH=str(ROOT))
     try:
         timed("build" + (" (reusing DIR)" if args.dir else ""), build, env=build_env)
         timed("bring up to date (nothing changed)", build, env=build_env)
         manifest = read_manifest(folder)
-        ls = manifest.get("labelstudio") or {"count": 0, "bytes": 0}
-        print(f"wheelhouse: {manifest['count']} wheels, {manifest['bytes'] / 1e6:,.0f} MB; "
-              f"Label Studio {ls['count']} wheels, {ls['bytes'] / 1e6:,.0f} MB; on disk "
-              f"{disk_bytes(folder) / 1e6:,.0f} MB (shared wheels hard-linked)")
+        parts = [f"workbench {manifest['count']} wheels, {manifest['bytes'] / 1e6:,.0f} MB"]
+        for key in ("labelstudio", "phoenix"):
+            side = manifest.get(key)
+            if side:
+                parts.append(f"{key} {side['count']} wheels, {side['bytes'] / 1e6:,.0f} MB")
+        print(f"wheelhouse: {'; '.join(parts)}; on disk {disk_bytes(folder) / 1e6:,.0f} MB "
+              "(shared wheels hard-linked)")
 
         checkout = work / "checkout"
         names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
