@@ -114,6 +114,7 @@ def test_pins_are_the_ones_setup_installs():
 
     script = SETUP.read_text()
     assert f"$PIP install -q {wheelhouse.TORCH}\n" in script
+    assert f'$PIP install -q -e ".[{wheelhouse.EXTRAS}]"\n' in script
     assert f"--no-deps {' '.join(wheelhouse.WEIGHTS)}\n" in script
     assert f"LS_VERSION={VERSION} " in script
     assert f"PX_VERSION={wheelhouse.PHOENIX_VERSION} " in script

