@@ -230,6 +230,27 @@ def _(client, message, send, service):
     return
 
 
+@app.cell
+def _(client, deployment, message, send, service):
+    # The same service through OpenAI's SDK: any client that speaks OpenAI's API (the openai
+    # package, promptfoo, LangChain) works with base URL .../v1 and the prompt's name as model.
+    mo.stop(client is None or not (send.value or running_as_script()))
+    from openai import OpenAI as _OpenAI
+
+    _sdk = _OpenAI(base_url=f"{service.url}/v1", max_retries=0, timeout=60,
+                   api_key=client.headers["Authorization"].removeprefix("Bearer "))
+    _chat = _sdk.chat.completions.create(
+        model=deployment.spec.prompt, user="notebook-07",  # user: your end user's id
+        messages=[{"role": "user", "content": message.value}])
+    mo.md(f"""
+    **Through the `openai` SDK** — `{_chat.choices[0].message.content}`
+    ({_chat.usage.total_tokens} tokens, id `{_chat.id}`, parsed as
+    `{_chat.workbench['parsed']}`). For people rather than programs, the page at
+    [{service.url}/]({service.url}/) asks and collects thumbs up or down with corrections.
+    """)
+    return
+
+
 @app.cell(hide_code=True)
 def _(client, deployment):
     burst_button = mo.ui.run_button(label=f"Send {deployment.spec.burst + 3} requests at once")
@@ -300,7 +321,7 @@ def _(deployment, service):
     A new model or prompt version meets real traffic a little at a time. **Stage** it as a
     **canary** for a share of the end users (`workbench deploy PROMPT --canary 10%`): it
     passes the same gate, the running service picks it up within a second without a restart,
-    and each end user (named in an `X-End-User` header, else the key) stays on one arm.
+    and each end user (named in an `X-Workbench-User` header, else the key) stays on one arm.
     Compare the arms, then **promote** it or **roll back**. `--shadow` instead calls the
     candidate on every request and shows its answers to nobody.
     """), *((mo.hstack([canary_model, canary_share]), canary_force, canary_go)
@@ -334,7 +355,7 @@ def _(canary_force, canary_go, canary_model, canary_share, client, dataset, n_it
         for _i in range(12):
             while True:  # a polite client waits out the key's rate limit
                 _reply = client.post("/v1/predict", json={"input": _asked[_i % 4]},
-                                     headers={"X-End-User": f"person-{_i}"})
+                                     headers={"X-Workbench-User": f"person-{_i}"})
                 if _reply.status_code != 429:
                     break
                 time.sleep(float(_reply.headers.get("Retry-After", 1)))

@@ -57,6 +57,21 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+# Debian's redis-server: the tests of serving from several processes (--workers, replicas) start
+# one on 127.0.0.1; without it they are skipped (CI sets WORKBENCH_REQUIRE_REDIS=1 to fail instead).
+if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing redis-server for the multi-process serving tests"
+        # Only those tests need it: a failure here is reported, not fatal.
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            redis-server >/dev/null; } || echo "warning: could not install redis-server; the" \
+            "multi-process serving tests will skip." >&2
+    else
+        echo "note: install Redis (e.g. sudo apt-get install redis-server) to run the tests of"
+        echo "      serving from several processes; without it they are skipped."
+    fi
+fi
+
 # Label Studio (a ~1 GB Django server) gets its own virtualenv, so its pins never fight ours.
 # The bridge tests start it on 127.0.0.1 from here; workbench/labelstudio.py says how by hand.
 LS_VENV=.venv-labelstudio
@@ -74,6 +89,34 @@ if [ "$(cat "$LS_STAMP" 2>/dev/null)" != "label-studio==$LS_VERSION" ]; then
     echo "label-studio==$LS_VERSION" > "$LS_STAMP"
 else
     echo "==> Label Studio $LS_VERSION already installed in $LS_VENV"
+fi
+
+# promptfoo (npm), pinned in tools/promptfoo, evaluates the served API through its OpenAI-compatible
+# routes (tests/test_serve_openai.py). Without npm only that test skips. 0.121.20 is the last
+# release that runs on Node 20 (>= 20.20); later ones need Node >= 22.22.
+PF_DIR=tools/promptfoo
+PF_STAMP="$PF_DIR/node_modules/.workbench-setup"
+if ! command -v npm >/dev/null 2>&1; then
+    echo "warning: npm is missing, so promptfoo is not installed and its test will skip" >&2
+    echo "         (apt-get install nodejs npm, then run this script again)." >&2
+else
+    pf_want=$(sha256sum "$PF_DIR/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat "$PF_STAMP" 2>/dev/null)" != "$pf_want" ]; then
+        echo "==> installing promptfoo into $PF_DIR/node_modules (npm ci, about two minutes)"
+        # No install scripts: the tested install runs without them (npm 11 skips them too).
+        if (cd "$PF_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); then
+            echo "$pf_want" > "$PF_STAMP"
+        else
+            echo "warning: npm ci in $PF_DIR failed; the promptfoo test will skip." >&2
+        fi
+    else
+        echo "==> promptfoo already installed in $PF_DIR"
+    fi
+    if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                  process.exit(a > 22 || (a === 22 && b >= 22) || (a === 20 && b >= 20) ? 0 : 1)'
+    then
+        echo "warning: promptfoo needs Node 20.20+ or 22.22+; this is $(node --version)." >&2
+    fi
 fi
 
 echo "==> preparing the bundled model (converted once, then cached)"

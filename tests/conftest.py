@@ -40,6 +40,10 @@ def sample_project(tmp_path):
     return workbench.init_project(tmp_path / "sample", sample=True)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than about 20 s")
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("WORKBENCH_TEST_HOSTED") == "1":
         return

@@ -36,7 +36,8 @@ def test_form_shows_the_sample_card(sample_project):
         {"name": "cost_per_request", "target": 0.002, "direction": "<=", "unit": "USD"},
     ]
     assert w.constraints == {"monthly_budget_usd": 200, "expected_requests_per_day": 3000,
-                             "latency_budget_s": 2.0, "privacy": ["no PII to external APIs"]}
+                             "latency_budget_s": 2.0, "privacy": ["no PII to external APIs"],
+                             "blocked_terms": []}
     assert (w.errors, w.missing, w.status, w.saved_count) == ([], [], "loaded", 0)
     assert "p95_latency" in [m["name"] for m in w.metric_catalog]
     assert w.task_types[0] == "classification"

@@ -59,6 +59,7 @@ def test_blank_database_migrates_to_the_expected_schema(project):
                       "cached", "error", "scores", "created_at"],
         "runs": ["run_id", "created_at", "name", "prompt", "prompt_version", "model", "dataset",
                  "dataset_version", "split", "status", "config", "totals"],
+        "semantic_cache": ["deployment", "entry", "created"],
         "spend": ["month", "client", "usd", "tokens", "requests"],
         "spans": ["span_id", "trace_id", "parent_id", "name", "start_time", "end_time", "status",
                   "error", "attributes"],

@@ -207,7 +207,7 @@ def test_docs_are_served_from_this_machine_and_need_no_key(service, monkeypatch)
 
 def test_unknown_paths_do_not_use_up_the_rate_limit(tight):
     project, client = tight
-    for path in ("/v1/models", "/v1/predict/", "/favicon.ico", "/v1/chat/completions") * 5:
+    for path in ("/v1/embeddings", "/v1/predict/", "/favicon.ico", "/v1/completions") * 5:
         missing = client.get(path, headers=AUTH)
         assert missing.status_code == 404 and "no such path" in _one_shape(missing)["error"]
     wrong = client.get("/v1/predict", headers=AUTH)  # a method the path does not answer

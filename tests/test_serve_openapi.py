@@ -43,7 +43,9 @@ def test_the_service_answers_what_its_openapi_document_says(sample_project):
         schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert {op.label for op in operations} >= {"POST /v1/predict", "POST /v1/feedback",
-                                                   "GET /v1/info", "GET /healthz"}
+                                                   "GET /v1/info", "GET /healthz",
+                                                   "POST /v1/chat/completions",
+                                                   "GET /v1/models"}
         statuses: dict[str, set[int]] = {}
         for operation in operations:
             # requests that break the document: only bodies can (the rest has no parameters)
@@ -71,3 +73,7 @@ def test_the_service_answers_what_its_openapi_document_says(sample_project):
     assert statuses["GET /v1/info"] == {200}
     assert {200, 422} <= statuses["POST /v1/predict"] and 401 not in statuses["POST /v1/predict"]
     assert {404, 422} <= statuses["POST /v1/feedback"]
+    # the OpenAI-compatible routes answer OpenAI's way: invalid requests are 400, not 422
+    assert {200, 400} <= statuses["POST /v1/chat/completions"]
+    assert 422 not in statuses["POST /v1/chat/completions"]
+    assert statuses["GET /v1/models"] == {200}

@@ -215,7 +215,7 @@ def test_a_canary_answers_its_share_of_end_users_stickily_and_every_span_names_i
 
     def ask(user, i):
         reply = httpx.post(f"{server.url}/v1/predict", json={"input": questions[i % 12]},
-                           headers={**AUTH, "X-End-User": user}, timeout=30)
+                           headers={**AUTH, "X-Workbench-User": user}, timeout=30)
         assert reply.status_code == 200, reply.text
         return reply.json()
 
@@ -320,7 +320,7 @@ def test_arm_metrics_compare_the_arms_and_draw_them(ready):
     client = httpx.Client(base_url=server.url, headers=AUTH, timeout=30)
     try:
         replies = [client.post("/v1/predict", json={"input": test.iloc[i % 12]["input"]},
-                               headers={"X-End-User": f"u{i}"}) for i in range(40)]
+                               headers={"X-Workbench-User": f"u{i}"}) for i in range(40)]
         live = [r.json() for r in replies if r.status_code == 200]
         failed = [r for r in replies if r.status_code != 200]
         for answer, rating in zip(live[:3], ("up", "up", "down")):
@@ -329,7 +329,9 @@ def test_arm_metrics_compare_the_arms_and_draw_them(ready):
     finally:
         client.close()
         server.stop()
-    assert {r.status_code for r in failed} == {502} and len(live) + len(failed) == 40
+    # the failing canary model answers 502 until its circuit breaker rests it, then 503
+    assert {r.status_code for r in failed} <= {502, 503} and len(live) + len(failed) == 40
+    assert 502 in {r.status_code for r in failed}
     frame = rollout.arm_metrics(project)
     assert list(frame["arm"]) == ["live", "canary"]
     row = frame.set_index("arm")
@@ -429,7 +431,7 @@ def test_a_running_service_follows_staging_promotion_and_rollback_without_a_rest
             == [("live", 0.5, "fake/oracle", 1), ("canary", 0.5, "fake/oracle2", 2)]
         assert KEY not in json.dumps(info)
         arms = {client.post("/v1/predict", json=question,
-                            headers={"X-End-User": f"person-{i}"}).json()["arm"]
+                            headers={"X-Workbench-User": f"person-{i}"}).json()["arm"]
                 for i in range(30)}
         assert arms == {"live", "canary"}
 
@@ -437,7 +439,7 @@ def test_a_running_service_follows_staging_promotion_and_rollback_without_a_rest
         assert serving(promoted.version)
         assert client.get("/healthz").json()["deployment"] == promoted.version
         after = [client.post("/v1/predict", json=question,
-                             headers={"X-End-User": f"person-{i}"}).json() for i in range(10)]
+                             headers={"X-Workbench-User": f"person-{i}"}).json() for i in range(10)]
         assert {(a["arm"], a["model"], a["deployment"]) for a in after} == \
             {("live", "fake/oracle2", promoted.version)}
 

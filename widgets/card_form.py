@@ -37,6 +37,7 @@ _USE_CASE_FIELDS = ("description", "users", "task_type", "inputs", "outputs")
 _METRIC_FIELDS = ("name", "target", "direction", "unit")
 _NUMBER_FIELDS = {"monthly_budget_usd": float, "expected_requests_per_day": int,
                   "latency_budget_s": float}
+_LIST_FIELDS = ("privacy", "blocked_terms")
 
 
 class CardForm(anywidget.AnyWidget):
@@ -166,10 +167,11 @@ class CardForm(anywidget.AnyWidget):
             value = _number(_clean(self.constraints.get(key)), kind)
             if value is not None and value != "":
                 constraints[key] = value
-        privacy = self.constraints.get("privacy") or []
-        if isinstance(privacy, str):
-            privacy = privacy.splitlines()
-        constraints["privacy"] = [str(p).strip() for p in privacy if str(p).strip()]
+        for key in _LIST_FIELDS:  # one entry per line in the form
+            entries = self.constraints.get(key) or []
+            if isinstance(entries, str):
+                entries = entries.splitlines()
+            constraints[key] = [str(p).strip() for p in entries if str(p).strip()]
         tables: dict[str, Any] = {"use_case": use_case, "metrics": metrics,
                                   "constraints": constraints}
         return tables, row_of
@@ -201,9 +203,10 @@ class CardForm(anywidget.AnyWidget):
         self.metrics = [{k: _text(row.get(k)) if k != "target" else _target(row.get(k))
                          for k in _METRIC_FIELDS} for row in rows if isinstance(row, dict)]
         constraints = raw.get("constraints") if isinstance(raw.get("constraints"), dict) else {}
-        privacy = constraints.get("privacy") if isinstance(constraints.get("privacy"), list) else []
         self.constraints = {**{k: _target(constraints.get(k)) for k in _NUMBER_FIELDS},
-                            "privacy": [str(p) for p in privacy]}
+                            **{k: [str(p) for p in constraints.get(k)]
+                               if isinstance(constraints.get(k), list) else []
+                               for k in _LIST_FIELDS}}
         log = raw.get("decisions") if isinstance(raw.get("decisions"), list) else []
         self.decisions = [{k: _text(entry.get(k)) for k in ("date", "phase", "decision", "reason")}
                           for entry in log if isinstance(entry, dict)]

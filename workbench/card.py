@@ -6,7 +6,8 @@ leaves them alone)::
 
     [use_case]      description, users, task_type, inputs, outputs
     [[metrics]]     name, target, direction (">=" or "<="), unit    — one table per metric
-    [constraints]   monthly_budget_usd, expected_requests_per_day, latency_budget_s, privacy
+    [constraints]   monthly_budget_usd, expected_requests_per_day, latency_budget_s, privacy,
+                    blocked_terms
     [[decisions]]   date, phase, decision, reason                    — the decision log
     [model]         chosen, reason
 
@@ -192,11 +193,32 @@ class Constraints(_Section):
     # (phases 3, 4 and 6); without it, a tenth of the monthly budget.
     run_cost_limit_usd: float | None = Field(default=None, ge=0)
     privacy: list[str] = Field(default_factory=list)
+    # Words or phrases the served deployment refuses in requests and never sends in answers
+    # (workbench.serve.safety): matched whole-word, whatever the case, spacing or look-alike
+    # letters.
+    blocked_terms: list[str] = Field(default_factory=list)
 
     @field_validator("privacy")
     @classmethod
     def _drop_blank_rules(cls, value: list[str]) -> list[str]:
         return [rule.strip() for rule in value if rule.strip()]
+
+    @field_validator("blocked_terms")
+    @classmethod
+    def _usable_terms(cls, value: list[str]) -> list[str]:
+        terms: dict[str, str] = {}
+        for i, term in enumerate(value):
+            term = term.strip()
+            if not term:
+                continue
+            if not any(c.isalnum() for c in term):
+                raise ValueError(f"term {i + 1} ({term!r}) has no letters or digits, so it "
+                                 "would match nothing; remove it")
+            if len(term) > 100:
+                raise ValueError(f"term {i + 1} has {len(term)} characters; a blocked term "
+                                 "is a word or a short phrase (at most 100)")
+            terms.setdefault(term.casefold(), term)  # the same term twice is kept once
+        return list(terms.values())
 
 
 class Decision(_Section):

@@ -286,7 +286,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         fallbacks=args.fallback, run_id=args.run, judges=tuple(args.judge), force=args.force,
         rate_limit_per_minute=args.rate_limit, burst=args.burst,
         max_input_chars=args.max_input_chars, timeout_s=args.timeout, retries=args.retries,
-        max_waiting=args.max_waiting, canary=args.canary, shadow=args.shadow)
+        max_waiting=args.max_waiting, canary=args.canary, shadow=args.shadow,
+        content_filter=args.filter,
+        moderation_model=args.moderation_model, breaker_failures=args.breaker_failures,
+        breaker_cooloff_s=args.breaker_cooloff,
+        semantic_cache=args.semantic_cache)
     print(deployment)
     staged = deployment.spec.candidate if args.canary or args.shadow else None
     for reason in (staged or deployment.spec).gate_reasons:
@@ -325,6 +329,47 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     return _rollout_verb(args, "rollback")
+
+
+def cmd_cache_measure(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from workbench.report import write_report
+    from workbench.serve.semantic_cache import DEFAULT_THRESHOLDS, measure_semantic_cache
+
+    project = _project_for(args.project)
+    thresholds = DEFAULT_THRESHOLDS
+    if args.thresholds:
+        try:
+            thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
+        except ValueError:
+            raise WorkbenchError(f"--thresholds takes numbers separated by commas (got "
+                                 f"{args.thresholds!r}).", "Pass e.g. --thresholds 0.9,0.95")
+    version = int(args.version) if args.version and args.version.isdigit() else args.version
+    stored = measure_semantic_cache(project, args.dataset, version=version, split=args.split,
+                                    thresholds=thresholds)
+    m = stored.value
+    report = write_report(
+        project.reports_dir / f"semantic-cache-v{stored.version}.html",
+        "Semantic cache: hits and false hits", [
+            ("Hit rate and false-hit rate per threshold", m.figure()),
+            ("Figures", m.table()),
+            ("The most similar pairs that need different answers",
+             pd.DataFrame(m.examples))],
+        f"{m.dataset} v{m.dataset_version} ({m.split}), {m.items} items, {m.embedding_model}")
+    if args.json:
+        print(json.dumps({"measurement_version": stored.version, "report": str(report),
+                          **m.model_dump(mode="json")}, indent=2))
+        return 0
+    print(f"Semantic cache on {m.dataset} v{m.dataset_version} ({m.split}, {m.items} items; "
+          f"{m.exact_duplicates} share their exact text with another):")
+    print(f"  {'threshold':>9}  {'hit rate':>8}  {'false-hit rate':>14}  {'false / hits':>12}")
+    for i, threshold in enumerate(m.thresholds):
+        print(f"  {threshold:>9g}  {m.hit_rate[i]:>8.1%}  {m.false_hit_rate[i]:>14.1%}  "
+              f"{m.false_share_of_hits[i]:>12.1%}")
+    print(f"Recorded as measurement v{stored.version}; the curve: {report}")
+    print("Turn it on at a measured threshold: workbench deploy PROMPT --semantic-cache T")
+    return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -406,9 +451,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise WorkbenchError(f"--no-auth would let anyone who reaches {args.host} call the "
                                  "model.", "Use --no-auth only with --host 127.0.0.1, or set "
                                            "WORKBENCH_API_KEYS.")
+    if args.workers < 1:
+        raise WorkbenchError(f"--workers must be at least 1 (got {args.workers}).",
+                             "Pass e.g. --workers 4.")
     print(f"Serving {project.path} on http://{args.host}:{args.port} "
-          "(docs at /docs; Ctrl-C stops)", flush=True)
-    serve(project, host=args.host, port=args.port, allow_anonymous=args.no_auth)
+          + (f"with {args.workers} workers " if args.workers > 1 else "")
+          + "(docs at /docs; Ctrl-C stops)", flush=True)
+    serve(project, host=args.host, port=args.port, allow_anonymous=args.no_auth,
+          workers=args.workers, redis_url=args.redis)
     return 0
 
 
@@ -507,7 +557,6 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_maintain(args: argparse.Namespace) -> int:
     from workbench.maintain import add_test_cases, cases_from_feedback, re_evaluate
-
     from workbench.serve import NotDeployed, latest_deployment
 
     project = _project_for(args.project)
@@ -694,8 +743,36 @@ def build_parser() -> argparse.ArgumentParser:
     staged.add_argument("--shadow", action="store_true",
                         help="stage it beside the live deployment: called on every request, "
                              "traced, shown to nobody")
+    p.add_argument("--filter", choices=("block", "flag", "off"), default="block",
+                   help="what the content filter does with prompt injection, jailbreaks, "
+                        "leaks and blocked terms: refuse with 422 (default), answer and mark "
+                        "it, or nothing")
+    p.add_argument("--moderation-model", help="a model asked whether inputs and answers are "
+                                              "safe (e.g. openai/omni-moderation-latest)")
+    p.add_argument("--breaker-failures", type=int, default=5,
+                   help="failures in a row that rest a model (circuit breaker; 0: never)")
+    p.add_argument("--breaker-cooloff", type=float, default=30.0,
+                   help="seconds a failing model rests before one trial request")
+    p.add_argument("--semantic-cache", type=float, metavar="THRESHOLD",
+                   help="answer requests this similar (cosine, e.g. 0.95) to earlier ones from "
+                        "their answers; needs `workbench cache measure` at that threshold first")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("cache", help="the served semantic cache: measure its false hits")
+    cache_sub = p.add_subparsers(dest="cache_command", required=True, metavar="COMMAND")
+    p = cache_sub.add_parser(
+        "measure", help="hit and false-hit rates of a semantic cache per similarity threshold "
+                        "on a labelled dataset (recorded; deploy --semantic-cache needs it)")
+    p.add_argument("--dataset", help="default: the dataset the deployment was evaluated on, "
+                                     "else the newest split one")
+    p.add_argument("--version", help="dataset version (default: latest)")
+    p.add_argument("--split", default="all", choices=("all", "train", "validation", "test"))
+    p.add_argument("--thresholds", help="comma-separated cosine similarities (default: "
+                                        "0.8 to 0.99)")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache_measure)
 
     p = sub.add_parser(
         "promote", help="make the staged candidate (--canary/--shadow) the live deployment; "
@@ -742,12 +819,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the project's deployment over HTTP (FastAPI)",
                        epilog="API keys: the project's (workbench keys create NAME) and "
-                              "those in WORKBENCH_API_KEYS (comma-separated).")
+                              "those in WORKBENCH_API_KEYS (comma-separated); Redis "
+                              "from --redis or WORKBENCH_REDIS_URL.")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-auth", action="store_true",
                    help="no API keys (only on a loopback host, for trying it out)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes serving one port (more than 1 needs --redis)")
+    p.add_argument("--redis", metavar="URL",
+                   help="share rate limits and the response cache between processes and "
+                        "replicas through Redis, e.g. redis://127.0.0.1:6379/0 (default: "
+                        "WORKBENCH_REDIS_URL)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

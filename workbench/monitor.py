@@ -101,7 +101,10 @@ def refusal_counts(project: Project, *, since: float | None = None,
     return [(float(m), c, r, int(s), int(n)) for m, c, r, s, n in rows]
 
 
-REFUSED = (400, 401, 402, 403, 404, 405, 413, 422, 429)  # requests the service refused
+REFUSED = (400, 401, 402, 403, 404, 405, 413, 422, 429)  # statuses of requests the service refused
+# The service's routes that answer with the deployed prompt (its answering_routes): their
+# requests are the predictions latency, errors and cost are measured on.
+ANSWERING_ROUTES = ("/v1/predict", "/v1/chat/completions")
 
 
 def _span_filter(source: str, since: float | None, until: float | None
@@ -169,7 +172,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _metrics(requests: pd.DataFrame, feedback: pd.DataFrame) -> dict[str, Any]:
     """The card-named metrics of a set of requests (answered ones for latency and cost)."""
-    predictions = requests[requests["route"].isin(["/v1/predict"]) | requests["route"].isna()]
+    predictions = requests[requests["route"].isin(ANSWERING_ROUTES) | requests["route"].isna()]
     # Refused requests (no key, bad input, over the rate limit: 4xx) never reached a model: they
     # are counted apart, not as errors of the service.
     served = predictions[(predictions["status"] < 400) | (predictions["status"] >= 500)]

@@ -10,6 +10,9 @@ them. Three kinds are enforced:
   the service's feedback keep the text with its PII replaced by placeholders.
 - **Trace retention** ("delete traces after 30 days", "keep logs for 2 weeks"): spans older than
   that are deleted when the project opens and, in long-running processes, every hour.
+- **No PII in answers** ("no PII in answers", "never show personal data in responses"): the
+  served deployment replaces the PII in its answers by placeholders before sending them
+  (``workbench.serve.safety``).
 
 Any other rule ("keep data in the EU") is kept on the card as a reminder but the workbench cannot
 enforce it; ``policy(...).unenforced`` lists such rules so the card form and notebooks can say so.
@@ -50,6 +53,9 @@ _RETENTION = re.compile(
     r".{0,40}?\b(\d+)\s*(day|days|d|week|weeks|month|months|year|years)\b")
 _TRACE_WORDS = re.compile(r"\b(?:traces?|spans?|logs?|logged|logging|telemetry|records?|"
                           r"requests?|history|retention|retain\w*)\b")
+_ANSWERS = re.compile(r"\b(?:outputs?|answers?|repl(?:y|ies)|responses?|completions?|"
+                      r"generated (?:text|content)|what the (?:model|service|assistant|bot) "
+                      r"(?:says|returns|sends|writes))\b")
 _UNITS_DAYS = {"day": 1, "days": 1, "d": 1, "week": 7, "weeks": 7, "month": 30, "months": 30,
                "year": 365, "years": 365}
 
@@ -70,6 +76,13 @@ def forbids_raw_logging(rule: str) -> bool:
     return bool(_LOGGING.search(text) and _RAW.search(text) and _PROHIBITION.search(text))
 
 
+def forbids_pii_in_answers(rule: str) -> bool:
+    """Whether one rule says the service's answers must not carry personal data."""
+    text = " ".join(rule.lower().split())
+    return bool(_PERSONAL.search(text) and _ANSWERS.search(text) and _PROHIBITION.search(text)
+                and not _LOGGING.search(text))
+
+
 def retention_days(rule: str) -> int | None:
     """The number of days one rule keeps traces for ("delete traces after 30 days" -> 30)."""
     text = " ".join(rule.lower().split())
@@ -85,6 +98,7 @@ class PrivacyPolicy:
     raw_logging_forbidden: bool = False
     trace_retention_days: int | None = None
     unenforced: tuple[str, ...] = field(default_factory=tuple)
+    output_pii_forbidden: bool = False
 
     def effects(self) -> list[str]:
         """One sentence per rule: what the workbench does, or that it cannot enforce it."""
@@ -97,6 +111,9 @@ class PrivacyPolicy:
                        "replaced by placeholders, never the raw text.")
         if self.trace_retention_days is not None:
             out.append(f"Traces older than {self.trace_retention_days} days are deleted.")
+        if self.output_pii_forbidden:
+            out.append("The served deployment's answers are sent with PII replaced by "
+                       "placeholders.")
         out += [f"'{rule}' is kept as a reminder; the workbench cannot enforce it, so check it "
                 "where the data goes (your model provider's settings, your hosting)."
                 for rule in self.unenforced]
@@ -107,20 +124,22 @@ def policy(rules: Iterable[Any]) -> PrivacyPolicy:
     """The policy a list of privacy rules sets (non-text entries are ignored)."""
     if isinstance(rules, str):
         rules = [rules]
-    external = raw = False
+    external = raw = answers = False
     days: list[int] = []
     unenforced = []
     for rule in rules:
         if not isinstance(rule, str) or not rule.strip():
             continue
         e, r, d = forbids_external_pii(rule), forbids_raw_logging(rule), retention_days(rule)
-        external, raw = external or e, raw or r
+        a = forbids_pii_in_answers(rule)
+        external, raw, answers = external or e, raw or r, answers or a
         if d is not None:
             days.append(d)
-        if not (e or r or d is not None):
+        if not (e or r or a or d is not None):
             unenforced.append(rule.strip())
     # Several retention rules: the shortest one holds.
-    return PrivacyPolicy(external, raw, min(days) if days else None, tuple(unenforced))
+    return PrivacyPolicy(external, raw, min(days) if days else None, tuple(unenforced),
+                         answers)
 
 
 _cache: dict[str, tuple[float, PrivacyPolicy]] = {}

@@ -208,6 +208,21 @@ def m007_api_keys(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m012_semantic_cache(db: sqlite3.Connection) -> None:
+    """The served semantic cache's entries, per deployment version (``workbench.serve.
+    semantic_cache``): the request's embedding and the answer, as JSON. Each service process
+    reads the rows added since it last looked, so processes on one machine share them."""
+    db.execute(
+        """CREATE TABLE semantic_cache (
+            deployment INTEGER NOT NULL,
+            entry TEXT NOT NULL,
+            created REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX semantic_cache_by_deployment ON semantic_cache (deployment)")
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 

@@ -38,6 +38,7 @@ def test_card_form_in_marimo_saves_a_target(page, marimo_app, tmp_path):
     # Fixed and a new target: saved, shown as saved, and on disk.
     form.locator("tr[data-row='1'] [name=unit]").fill("s")
     form.locator("tr[data-row='0'] [name=target]").fill("0.95")
+    form.locator("[name='constraints.blocked_terms']").fill("Globex\nproject falcon")
     assert form.locator(".wb-cf-status").inner_text() == "Unsaved changes"
     form.locator(".wb-cf-save").click()
     page.get_by_text("Saved count: 1").wait_for()  # the next cell re-ran: Python saw the save
@@ -47,5 +48,6 @@ def test_card_form_in_marimo_saves_a_target(page, marimo_app, tmp_path):
     card = tomllib.loads(project.card_path.read_text())
     assert card["metrics"][0]["target"] == 0.95
     assert card["metrics"][1]["unit"] == "s"
+    assert card["constraints"]["blocked_terms"] == ["Globex", "project falcon"]
     assert form.locator("tr[data-row='0'] [name=target]").input_value() == "0.95"
     assert not [p for p in page.problems if "page error" in p], page.problems

@@ -71,6 +71,7 @@ export default {
         constraints: copy(model.get("constraints") || {}),
       };
       if (!Array.isArray(draft.constraints.privacy)) draft.constraints.privacy = [];
+      if (!Array.isArray(draft.constraints.blocked_terms)) draft.constraints.blocked_terms = [];
       dirty = false;
     };
 
@@ -87,7 +88,8 @@ export default {
 
     const save = () => {
       const metrics = draft.metrics.map((row) => ({ ...row }));
-      const constraints = { ...draft.constraints, privacy: [...draft.constraints.privacy] };
+      const constraints = { ...draft.constraints, privacy: [...draft.constraints.privacy],
+        blocked_terms: [...draft.constraints.blocked_terms] };
       model.set("use_case", { ...draft.use_case });
       model.set("metrics", metrics);
       model.set("constraints", constraints);
@@ -239,6 +241,10 @@ export default {
             touch();
             draw(false);
           } }));
+      const blockedId = `${uid}-blocked`;
+      const blocked = h("textarea", { id: blockedId, name: "constraints.blocked_terms", rows: 2,
+        value: draft.constraints.blocked_terms.join("\n"), placeholder: "One word or phrase per line",
+        oninput: (e) => { draft.constraints.blocked_terms = e.target.value.split("\n"); touch(); } });
       const constraints = h("fieldset", { class: "wb-cf-section" },
         h("legend", { text: "Constraints" }),
         h("div", { class: "wb-cf-row" }, CONSTRAINTS.map(([key, label, hint]) =>
@@ -249,7 +255,11 @@ export default {
           (model.get("privacy_effects") || []).length
             ? h("ul", { class: "wb-cf-effects", "aria-label": "What the workbench does about these rules" },
               model.get("privacy_effects").map((text) => h("li", { text })))
-            : null));
+            : null),
+        h("div", { class: `wb-cf-field${targets.fields.has("constraints.blocked_terms") ? " wb-cf-invalid" : ""}` },
+          h("label", { for: blockedId, text: "Blocked terms" }), blocked,
+          h("p", { class: "wb-cf-note", text: "The served API refuses requests with these terms "
+            + "and never sends them in answers (whole words, any case or spacing)." })));
 
       const todo = missing.length > 0 && errors.length === 0
         ? h("details", { class: "wb-cf-missing" },

@@ -273,6 +273,18 @@ def default_model(project: Project | None) -> str:
 _RECENT_MAX = 4096
 _recent: OrderedDict[tuple[str, str], str] = OrderedDict()  # (db path, key) -> completion JSON
 _recent_lock = threading.Lock()
+# db path -> a cache several processes share (Redis: workbench.serve.shared_state), consulted
+# after this process's own recent answers and before the project's SQLite cache
+_shared_caches: dict[str, Any] = {}
+
+
+def share_cache(project: Project, cache: Any | None) -> None:
+    """Put a cache shared with other processes (``get(key) -> str | None``, ``put(key, body)``)
+    in front of the project's SQLite response cache, under the same keys; None removes it."""
+    if cache is None:
+        _shared_caches.pop(str(project.store.path), None)
+    else:
+        _shared_caches[str(project.store.path)] = cache
 
 
 def _cache_get(call: Call) -> Completion | None:
@@ -281,6 +293,9 @@ def _cache_get(call: Call) -> Completion | None:
     store = call.project.store
     with _recent_lock:
         body = _recent.get((str(store.path), call.cache_key))
+    if body is None:
+        shared = _shared_caches.get(str(store.path))
+        body = shared.get(call.cache_key) if shared is not None else None
     if body is None:
         row = store.db.execute("SELECT response FROM llm_cache WHERE key = ?",
                                (call.cache_key,)).fetchone()
@@ -297,6 +312,9 @@ def _cache_put(call: Call, completion: Completion) -> None:
         _recent[(str(store.path), call.cache_key)] = body
         if len(_recent) > _RECENT_MAX:
             _recent.popitem(last=False)
+    shared = _shared_caches.get(str(store.path))
+    if shared is not None:
+        shared.put(call.cache_key, body)
     store.defer("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?)",
                 (call.cache_key, call.model, body, time.time()))
 

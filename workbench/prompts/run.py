@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -165,13 +165,15 @@ def repair_request(prompt: PromptVersion, error: str) -> str:
 def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[str, Any], *,
                   model: str | None = None, train: pd.DataFrame | None = None,
                   repair_retries: int = 1, deadline: float | None = None,
+                  on_text: Callable[[str], None] | None = None,
                   **options: Any) -> ItemResult:
     """Answer one item with ``prompt``: pick few-shot examples from ``train``, render, call the
     model (``model`` or the prompt's, with the prompt's params; ``options`` go to
     ``workbench.llm.complete`` and win), parse, and when the reply does not parse send up to
     ``repair_retries`` repair turns with the previous reply and the reason. ``deadline``
     (``time.monotonic()``) bounds the whole item: each call gets only the time left, and no
-    repair turn starts after it.
+    repair turn starts after it. With ``on_text``, the first call is streamed
+    (``workbench.llm.stream``) and each piece of its reply passed to ``on_text`` as it comes.
 
     Model and template failures land in ``error`` (the run goes on); a few-shot pool that holds
     evaluation rows raises ``FewShotLeak``, because every item of that run would be tainted."""
@@ -211,6 +213,11 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
                 raise ModelTimeout(f"{model} did not answer within the request's time.",
                                    "Allow more time for the request.")
             params["timeout"] = min(float(params.get("timeout") or left), left)
+        if on_text is not None and not completions:
+            streamed = llm.stream(conversation, model=model, project=project, **params)
+            for piece in streamed:
+                on_text(piece)
+            return streamed.completion
         return llm.complete(conversation, model=model, project=project, **params)
 
     try:

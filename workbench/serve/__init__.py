@@ -21,10 +21,14 @@ written to the project, its traces or the deployment files.
 The package's modules, one concept each: ``deployment`` (planning, the gate, the deployment
 record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
-the protections), ``app`` (the FastAPI app: errors, routes), ``docs`` (OpenAPI, /docs),
-``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the project's API keys),
-``limits`` (the ``Counters`` every limit is kept in; budgets), ``rollout`` (a canary or shadow
-candidate beside the live deployment, promote and rollback, per-arm figures).
+the protections), ``app`` (the FastAPI app: errors, routes), ``openai_api`` (the same service
+in OpenAI's dialect: /v1/chat/completions, /v1/models), ``demo`` (the page at /), ``docs``
+(OpenAPI, /docs), ``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the
+project's API keys), ``limits`` (the ``Counters`` every limit is kept in; budgets),
+``rollout`` (a canary or shadow candidate beside the live deployment, promote and rollback,
+per-arm figures), ``safety`` (the content filter), ``breaker`` (a circuit breaker per model),
+``shared_state`` (Redis: limits and the cache shared by several processes), ``compose``
+(replicas behind nginx), ``semantic_cache`` (measured before it may be turned on).
 """
 
 from workbench.serve.app import create_app
@@ -45,10 +49,16 @@ from workbench.serve.deployment import (
 )
 from workbench.serve.protection import RateLimiter, api_keys_from_env
 from workbench.serve.running import RunningServer, serve, start_server
+from workbench.serve.semantic_cache import (
+    SemanticCacheMeasurement,
+    SemanticCacheNotMeasured,
+    measure_semantic_cache,
+)
 
 __all__ = [
     "DEPLOYMENT", "ENV_API_KEYS", "SERVICE_FILE", "Deployment", "DeploymentRefused",
     "DeploymentSpec", "Limits", "NotDeployed", "RateLimiter", "RunningServer",
     "api_keys_from_env", "create_app", "default_limits", "dockerfile", "latest_deployment",
     "plan_deployment", "serve", "start_server", "write_deploy_files",
+    "SemanticCacheMeasurement", "SemanticCacheNotMeasured", "measure_semantic_cache",
 ]

@@ -4,16 +4,21 @@ shape, and registers the routes and the documentation."""
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
+from workbench.serve.demo import add_demo_page
 from workbench.serve.docs import KEYED_ERRORS, add_docs
 from workbench.serve.guard import Guard
+from workbench.serve.openai_api import add_openai_routes
 from workbench.serve.protection import (
     FEEDBACK_CHARS,
     MAX_LISTED,
     TEXT_PATTERN,
     UNKNOWN_ROUTE,
+    USER_CHARS,
+    _checked_user,
     _clean_text,
 )
 from workbench.serve.service import Service
@@ -23,7 +28,8 @@ if TYPE_CHECKING:
 
 
 def create_app(project: Project | str | os.PathLike | None = None, *,
-               api_keys: list[str] | None = None, allow_anonymous: bool = False):
+               api_keys: list[str] | None = None, allow_anonymous: bool = False,
+               redis_url: str | None = None):
     """The FastAPI app serving the project's latest deployment.
 
     Endpoints: ``GET /healthz`` (no key), ``GET /v1/info``, ``POST /v1/predict`` with the
@@ -51,14 +57,19 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     service's own routes take rate tokens (an unknown path is 404 and costs nothing). A refusal
     a key can repeat at will (over its rate limit, an unknown path or method) is traced only
     the first time per key, route and status in a minute; the others are counted in the
-    project's ``refusal_counts`` table, which monitoring adds to the traces it counts."""
+    project's ``refusal_counts`` table, which monitoring adds to the traces it counts.
+
+    ``redis_url`` (default ``WORKBENCH_REDIS_URL``) keeps the rate limits and the response
+    cache in Redis, shared with the service's other processes (``workbench.serve.shared_state``);
+    when Redis stops answering, requests get 503 rather than an uncounted pass."""
     from fastapi import FastAPI
 
     import workbench
 
     if not isinstance(project, workbench.Project):
         project = workbench.open_project(project)
-    service = Service(project, api_keys=api_keys, allow_anonymous=allow_anonymous)
+    service = Service(project, api_keys=api_keys, allow_anonymous=allow_anonymous,
+                      redis_url=redis_url)
 
     # The public docs say what to send, not which prompt or model answers (GET /v1/info does,
     # with a key).
@@ -67,30 +78,29 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
                               "rate an answer. Send 'Authorization: Bearer KEY' (or "
                               "'X-API-Key: KEY'). Errors answer {\"error\", \"fix\", "
                               "\"request_id\"}; unknown paths answer 404 without using up the "
-                              "key's rate limit.",
+                              "key's rate limit. OpenAI's clients (the openai SDK, promptfoo, "
+                              "LangChain) use POST /v1/chat/completions and GET /v1/models with "
+                              "base URL <this service>/v1, where errors keep OpenAI's envelope. "
+                              "A page to try the service and rate its answers is at /.",
                   version=str(service.deployed_version), docs_url=None, redoc_url=None)
     _add_error_handlers(app, service)
     app.add_middleware(Guard, service=service)
     _add_routes(app, service)
+    add_openai_routes(app, service)
+    add_demo_page(app, service)
     for route in app.routes:
         methods = getattr(route, "methods", None)
         if methods and route.path not in service.public:
             service.routes[route.path] = set(methods)
+    if service.shared is not None:  # Redis not answering: 503 on every keyed route
+        for (_, path), statuses in service.documented_errors.items():
+            if path not in service.public:
+                statuses.add(503)
     add_docs(app, service)
     app.state.project = project
     app.state.spec = service.spec
     app.state.service = service
     return app
-
-
-END_USER_HEADER = "X-End-User"  # an end user of the key: a canary split keeps each on one arm
-
-
-def _end_user(request: Any) -> str | None:
-    """The end-user id a caller may send (a key serving many people), at most 128
-    printable characters; anything else is ignored (the key alone is then the unit)."""
-    user = (request.headers.get(END_USER_HEADER) or "").strip()
-    return user if user and len(user) <= 128 and user.isprintable() else None
 
 
 def _request_state(request: Any) -> tuple[str, str | None]:
@@ -200,6 +210,10 @@ def _add_routes(app: Any, service: Service) -> None:
                 "max_input_chars": spec.max_input_chars, "timeout_s": spec.timeout_s,
                 "retries": spec.retries, "max_waiting": spec.max_waiting,
                 "limits_basis": spec.limits_basis, **arms_info(service),
+                "semantic_cache": spec.semantic_cache,
+                "content_filter": spec.content_filter,
+                "moderation_model": spec.moderation_model,
+                "breakers": service.breakers.snapshot(),
                 # the calling key's own name, limits and what is left (never another key's)
                 "key": service.limits.describe(request.state.caller)}
 
@@ -216,15 +230,30 @@ def _add_routes(app: Any, service: Service) -> None:
         trace_id: str
         deployment: int
         arm: str  # "live", or "canary" when a staged candidate answered
+        flagged: list[str] = []  # content checks that found something (filter mode "flag")
 
     def predict(body, request):
         state = request.state
+        try:  # header values arrive as latin-1: the bytes sent are UTF-8
+            sent = request.headers.getlist("x-workbench-user")
+            if len(sent) > 1:
+                raise ValueError("is sent more than once")
+            user = _checked_user(sent[0].encode("latin-1").decode("utf-8") if sent else None)
+        except (ValueError, UnicodeError) as exc:
+            reason = "is not UTF-8" if isinstance(exc, UnicodeError) else str(exc)
+            message = f"The X-Workbench-User header {reason}."
+            service.note("/v1/predict", 422, message, state.client, state.request_id)
+            return service.problem(422, message, f"Send your id for your end user, 1 to "
+                                   f"{USER_CHARS} printable characters, once, or no header.",
+                                   state.request_id)
         outcome = service.answer(body.model_dump(), request_id=state.request_id,
-                                 client=state.client, deadline=state.deadline,
-                                 user=_end_user(request))
+                                 client=state.client, deadline=state.deadline, user=user)
         if outcome.status != 200:
+            wait = outcome.retry_after
             return JSONResponse({"error": outcome.message, "request_id": outcome.request_id,
-                                 "fix": outcome.fix}, status_code=outcome.status)
+                                 "fix": outcome.fix}, status_code=outcome.status,
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))}
+                                if wait is not None else None)
         result = outcome.result
         return {
             "output": result.completion.text,
@@ -239,6 +268,7 @@ def _add_routes(app: Any, service: Service) -> None:
             "trace_id": outcome.trace_id,
             "deployment": service.deployed_version,
             "arm": outcome.arm,
+            "flagged": outcome.flags,
         }
 
     class FeedbackRequest(BaseModel):
@@ -257,8 +287,10 @@ def _add_routes(app: Any, service: Service) -> None:
 
         client, request_id = request.state.client, request.state.request_id
         try:
+            # an OpenAI-style answer's id is chatcmpl-<request_id>: either one rates it
             feedback_id = record_feedback(project, rating=body.rating,
-                                          request_id=body.request_id, comment=body.comment,
+                                          request_id=body.request_id.removeprefix("chatcmpl-"),
+                                          comment=body.comment,
                                           correction=body.correction, source="api",
                                           client=client)
         except MonitorError as exc:
@@ -274,11 +306,13 @@ def _add_routes(app: Any, service: Service) -> None:
                                 "limits and budget")(info)
     predict.__annotations__ = {"body": PredictRequest, "request": Request}
     app.post("/v1/predict", responses={200: {"model": Answer}},
-             summary="Answer one request with the deployed prompt and model",
-             description=f"A key serving many people may name the person in an "
-                         f"`{END_USER_HEADER}` header (up to 128 characters): while a canary "
-                         "is staged, each end user then stays on one arm (else the key "
-                         "does).")(predict)
+             openapi_extra={"parameters": [{
+                 "name": "X-Workbench-User", "in": "header", "required": False,
+                 "description": "Your id for your end user, kept (hashed) with the request's "
+                                "trace; while a canary is staged each end user stays on one "
+                                "arm (else the key does).",
+                 "schema": {"type": "string", "maxLength": USER_CHARS}}]},
+             summary="Answer one request with the deployed prompt and model")(predict)
     feedback.__annotations__ = {"body": FeedbackRequest, "request": Request}
     app.post("/v1/feedback", status_code=201, responses={201: {"model": FeedbackAnswer}},
              summary="Rate an answer (one verdict per answer, from the key that asked)")(

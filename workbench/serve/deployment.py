@@ -66,6 +66,20 @@ class DeploymentSpec(Record):
     canary_share: float | None = None
     # The deployment version whose live configuration `workbench rollback` returns to.
     previous_live: int | None = None
+    # What a content-filter hit does (workbench.serve.safety): refuse (422), answer and mark
+    # it, or no filtering; and a moderation model asked about inputs and answers (optional).
+    content_filter: Literal["block", "flag", "off"] = "block"
+    moderation_model: str | None = None
+    # The circuit breaker per model (workbench.serve.breaker): this many failures in a row
+    # (0: no breaker), or this share of the last breaker_window requests, rest a model for
+    # breaker_cooloff_s seconds.
+    breaker_failures: int = 5
+    breaker_failure_rate: float = 0.5
+    breaker_window: int = 20
+    breaker_cooloff_s: float = 30.0
+    # the semantic cache's similarity threshold (None: off) and what was measured at it
+    semantic_cache: float | None = None
+    semantic_cache_measured: dict[str, Any] = {}
 
 
 @dataclass
@@ -81,12 +95,20 @@ class Deployment:
                  "FORCED past a failing gate" if self.spec.forced else "not gated")
         fallbacks = f", falls back to {', '.join(self.spec.fallbacks)}" if self.spec.fallbacks \
             else ""
+        measured = self.spec.semantic_cache_measured
+        semantic = (f" Semantic cache at similarity {self.spec.semantic_cache:g}: measured on "
+                    f"{measured['dataset']} v{measured['dataset_version']}, "
+                    f"{measured['hit_rate']:.1%} of requests served from the cache, "
+                    f"{measured['false_hit_rate']:.1%} served a wrong answer."
+                    if self.spec.semantic_cache is not None else "")
         return (f"Deployment v{self.version}: prompt '{self.spec.prompt}' "
                 f"v{self.spec.prompt_version} on {self.spec.model}{fallbacks} ({state}); "
                 f"{self.spec.rate_limit_per_minute} requests/min per key, burst "
                 f"{self.spec.burst}; timeout {self.spec.timeout_s:g} s, {self.spec.retries} "
-                f"retries, at most {self.spec.max_waiting} requests in progress."
-                + candidate_text(self.spec))
+                f"retries, at most {self.spec.max_waiting} requests in progress; content filter "
+                f"{self.spec.content_filter}"
+                + (f" with {self.spec.moderation_model}" if self.spec.moderation_model else "")
+                + "." + semantic + candidate_text(self.spec))
 
     def _repr_markdown_(self) -> str:
         return str(self)
@@ -189,6 +211,29 @@ def default_limits(prompt: Any, model: str, *, repair_retries: int = 1,
                   f"{calls - 1} repair turn(s)")
 
 
+def _check_safety(content_filter: Any, failures: Any, rate: Any, window: Any,
+                  cooloff: Any) -> None:
+    """The content filter's mode and the circuit breaker's thresholds, or a clear refusal."""
+    from workbench.serve.safety import FILTER_MODES
+
+    if content_filter not in FILTER_MODES:
+        raise DeploymentRefused(f"content_filter must be one of {', '.join(FILTER_MODES)} (got "
+                                f"{content_filter!r}).", "Pass e.g. content_filter='block' "
+                                "(`workbench deploy --filter block`).")
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+        raise DeploymentRefused(f"breaker_failures must be a whole number of at least 0 (got "
+                                f"{failures!r}).", "Pass e.g. breaker_failures=5; 0 turns the "
+                                "circuit breaker off.")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise DeploymentRefused(f"breaker_failure_rate must be a share above 0 and at most 1 "
+                                f"(got {rate!r}).", "Pass e.g. breaker_failure_rate=0.5.")
+    _whole("breaker_window", window)
+    if isinstance(cooloff, bool) or not isinstance(cooloff, (int, float)) \
+            or not math.isfinite(cooloff) or cooloff <= 0:
+        raise DeploymentRefused(f"breaker_cooloff_s must be a number of seconds above 0 (got "
+                                f"{cooloff!r}).", "Pass e.g. breaker_cooloff_s=30.")
+
+
 def plan_deployment(project: Project, prompt: str, *, version: int | str | None = None,
                     model: str | None = None, adapter: str | None = None,
                     fallbacks: list[str] | tuple[str, ...] = (), run_id: str | None = None,
@@ -197,7 +242,11 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
                     max_input_chars: int | None = None, timeout_s: float | None = None,
                     retries: int | None = None, max_waiting: int | None = None,
                     repair_retries: int = 1, cache: bool = True,
-                    canary: float | str | None = None, shadow: bool = False) -> Deployment:
+                    canary: float | str | None = None, shadow: bool = False,
+                    content_filter: str = "block", moderation_model: str | None = None,
+                    breaker_failures: int = 5, breaker_failure_rate: float = 0.5,
+                    breaker_window: int = 20, breaker_cooloff_s: float = 30.0,
+                    semantic_cache: float | None = None) -> Deployment:
     """Check a configuration against the evaluation gate and record it as the deployment.
 
     ``model`` defaults to the prompt's, then the card's chosen model. ``run_id`` is the evaluation
@@ -209,11 +258,20 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
     the model (``default_limits``: for the bundled model, its speed measured here);
     ``rate_limit_per_minute``, ``burst`` and ``max_input_chars`` default to 60, 10 and 4000.
 
+    ``content_filter`` is what the content checks do on a hit: ``"block"`` (422), ``"flag"``
+    (answered and marked) or ``"off"``; ``moderation_model`` adds a moderation model's verdict
+    (``workbench.serve.safety``). The ``breaker_*`` settings rest a failing model
+    (``workbench.serve.breaker``).
+
     With ``canary`` (a share of the end users: ``0.1`` or ``"10%"``) or ``shadow=True`` the
     configuration is not deployed but staged as the **candidate** beside the live deployment
     (``workbench.serve.rollout``): the same gate, the same ``force`` rule; the rate limit, burst
     and input bound default to the live deployment's. ``promote`` makes it live, ``rollback``
-    drops it."""
+    drops it.
+
+    ``semantic_cache`` (a similarity threshold, off by default) answers requests close in
+    meaning to earlier ones from their answers; it is refused unless its false-hit rate at that
+    threshold was measured on the project's data (``workbench.serve.semantic_cache``)."""
     from workbench.card import add_decision
     from workbench.serve import rollout
 
@@ -231,7 +289,10 @@ def plan_deployment(project: Project, prompt: str, *, version: int | str | None 
         burst=10 if burst is None else burst,
         max_input_chars=4000 if max_input_chars is None else max_input_chars,
         timeout_s=timeout_s, retries=retries, max_waiting=max_waiting,
-        repair_retries=repair_retries, cache=cache,
+        repair_retries=repair_retries, cache=cache, content_filter=content_filter,
+        moderation_model=moderation_model, breaker_failures=breaker_failures,
+        breaker_failure_rate=breaker_failure_rate, breaker_window=breaker_window,
+        breaker_cooloff_s=breaker_cooloff_s, semantic_cache=semantic_cache,
         role="The candidate" if staging is not None else "")
     if staging is not None:
         return rollout.stage(project, staging, spec)
@@ -252,7 +313,11 @@ def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
                   run_id: str | None, judges: tuple[str, ...], force: bool,
                   rate_limit_per_minute: int, burst: int, max_input_chars: int,
                   timeout_s: float | None, retries: int | None, max_waiting: int | None,
-                  repair_retries: int, cache: bool, role: str = "") -> DeploymentSpec:
+                  repair_retries: int, cache: bool, content_filter: str = "block",
+                  moderation_model: str | None = None, breaker_failures: int = 5,
+                  breaker_failure_rate: float = 0.5, breaker_window: int = 20,
+                  breaker_cooloff_s: float = 30.0, semantic_cache: float | None = None,
+                  role: str = "") -> DeploymentSpec:
     """The deployment spec of a configuration that passed the gate (or was forced past it),
     with its limits; ``DeploymentRefused`` otherwise. Nothing is recorded. ``role`` names the
     configuration in a refusal (a staged candidate)."""
@@ -281,6 +346,13 @@ def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
                                 f"{retries!r}).", "Pass e.g. retries=2.")
     if max_waiting is not None:
         max_waiting = _whole("max_waiting", max_waiting)
+    _check_safety(content_filter, breaker_failures, breaker_failure_rate, breaker_window,
+                  breaker_cooloff_s)
+    if moderation_model:
+        prepare("", moderation_model, project=project)
+    from workbench.serve.semantic_cache import deployment_fields
+
+    semantic = deployment_fields(project, semantic_cache)
     run_id = run_id or _evidence_run(project, prompt, stored.version, model, adapter)
     reasons: list[str]
     passed: bool | None
@@ -350,7 +422,11 @@ def _checked_spec(project: Project, prompt: str, *, version: int | str | None,
         rate_limit_per_minute=int(rate_limit_per_minute), burst=int(burst),
         max_input_chars=int(max_input_chars), timeout_s=float(timeout_s), retries=int(retries),
         repair_retries=int(repair_retries), cache=bool(cache), max_waiting=int(max_waiting),
-        limits_basis=basis)
+        limits_basis=basis, content_filter=content_filter,
+        moderation_model=moderation_model or None, breaker_failures=int(breaker_failures),
+        breaker_failure_rate=float(breaker_failure_rate),
+        breaker_window=int(breaker_window), breaker_cooloff_s=float(breaker_cooloff_s),
+        **semantic)
 
 
 def record_deployment(project: Project, spec: DeploymentSpec) -> Deployment:
@@ -443,12 +519,16 @@ def dockerfile(spec: DeploymentSpec) -> str:
 
 def write_deploy_files(project: Project, spec: DeploymentSpec, version: int, *,
                        staged: bool = False) -> list[Any]:
-    """Write ``deploy/service.json`` and ``deploy/Dockerfile``. With ``staged``, write them
-    under temporary names beside their place and return ``(temporary, final)`` pairs."""
+    """Write ``deploy/service.json``, ``deploy/Dockerfile``, and ``deploy/compose.yaml`` with
+    ``deploy/nginx.conf`` (replicas behind a load balancer, sharing Redis). With ``staged``,
+    write them under temporary names beside their place and return ``(temporary, final)``
+    pairs."""
     from workbench.fsutil import atomic_write_text
+    from workbench.serve.compose import compose_files
 
     body = {"deployment_version": version, **spec.model_dump(mode="json")}
-    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec)}
+    texts = {SERVICE_FILE: json.dumps(body, indent=2) + "\n", "Dockerfile": dockerfile(spec),
+             **compose_files(spec)}
     out = []
     for name, text in texts.items():
         final = project.deploy_dir / name

@@ -68,12 +68,15 @@ _ERROR_TEXT = {
     404: "No answer with this request_id for this key.",
     413: "The body passed the service's byte bound (the connection is closed).",
     422: "A field is missing, unknown, too long or empty, or has control or bidirectional "
-         "control characters.",
+         "control characters; or the content filter refused the input or withheld the answer "
+         "(prompt injection, jailbreak, system-prompt extraction or leakage, a blocked term, "
+         "the moderation model): the error says which, never what matched.",
     429: "The key's limit of requests or model tokens a minute is reached (or too many "
          "requests without a valid key).",
     500: "The service failed on this request.",
     502: "No model could answer.",
-    503: "Too many requests are in progress.",
+    503: "Too many requests are in progress, every model is resting after repeated failures "
+         "(circuit breaker), or the limits the service's processes share cannot be checked.",
     504: "No model answered within the service's timeout.",
 }
 KEYED_ERRORS = {401, 413, 429, 500}  # what any keyed route may answer
@@ -119,14 +122,15 @@ def add_docs(app: Any, service: Service) -> None:
         for path, operations in doc.get("paths", {}).items():
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
+                shape = service.error_schema.get(path, {"$ref": "#/components/schemas/Error"})
                 statuses = set(service.documented_errors.get((method, path), {500}))
                 if path in service.answering_routes:  # budgets apply where a model is called
                     statuses.add(402)
                 for status in sorted(statuses):
                     response: dict[str, Any] = {
-                        "description": _ERROR_TEXT[status],
-                        "content": {"application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"}}}}
+                        "description": service.error_text.get((method, path, status),
+                                                              _ERROR_TEXT[status]),
+                        "content": {"application/json": {"schema": shape}}}
                     if status in (429, 503):
                         response["headers"] = retry
                     elif status == 401:

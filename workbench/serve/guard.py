@@ -5,8 +5,8 @@ arrives, up to the bound)."""
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from workbench.serve.deployment import ENV_API_KEYS
@@ -18,9 +18,18 @@ from workbench.serve.protection import (
     _depth,
     _offered_key,
 )
+from workbench.serve.shared_state import SharedStateUnavailable
 
 if TYPE_CHECKING:
     from workbench.serve.service import Service
+
+
+def _unavailable(service: Service, exc: SharedStateUnavailable, request_id: str) -> Any:
+    """503: the rate limit could not be counted (Redis is down), so nothing is granted."""
+    return service.problem(503, "The service cannot check its rate limits right now.",
+                           "Retry in a few seconds; if it persists, tell the service's operator "
+                           f"(shared state: {exc.message}).", request_id,
+                           **{"Retry-After": "5"})
 
 
 class Guard:
@@ -39,7 +48,7 @@ class Guard:
         spec, routes = service.spec, service.routes
         problem, note, count_refusal = service.problem, service.note, service.count_refusal
         state = scope.setdefault("state", {})
-        request_id = state["request_id"] = uuid.uuid4().hex[:16]
+        request_id = state["request_id"] = os.urandom(8).hex()  # as uuid4().hex[:16], cheaper
         path, method = scope["path"], scope["method"]
 
         async def answer(response: Any) -> None:
@@ -56,7 +65,10 @@ class Guard:
             if offered is not None:
                 caller, why = service.keyring.match(offered)
             if caller is None:
-                wait = service.unknown_callers.take(address)
+                try:
+                    wait = service.unknown_callers.take(address)
+                except SharedStateUnavailable as exc:
+                    return await answer(_unavailable(service, exc, request_id))
                 if wait:  # counted, never traced: key guesses cannot fill the traces
                     count_refusal(route, 429, "too many requests without a valid key",
                                   "unknown", request_id, trace_first=False)
@@ -91,13 +103,18 @@ class Guard:
                 f"Use {' or '.join(sorted(allowed - {'HEAD'}))} {path}.", request_id,
                 Allow=", ".join(sorted(allowed))))
         # requests a minute; on routes that call a model, tokens a minute and budgets too
-        refused = service.limits.admit(caller, answering=path in service.answering_routes)
+        try:
+            refused = service.limits.admit(caller,
+                                           answering=path in service.answering_routes)
+        except SharedStateUnavailable as exc:
+            note(path, 503, exc.message, client, request_id)
+            return await answer(_unavailable(service, exc, request_id))
         if refused is not None:
             count_refusal(path, refused.status, refused.reason, client, request_id)
             return await answer(problem(refused.status, refused.message, refused.fix,
                                         request_id, **refused.headers))
         max_body = service.max_body
-        too_big = problem(
+        too_big = lambda: problem(  # made only when needed: most requests fit
             413, f"The request body has more than {max_body:,} bytes.",
             f"Keep each field to at most {spec.max_input_chars} characters (comments and "
             f"corrections to {FEEDBACK_CHARS}); a body of such fields stays under "
@@ -105,7 +122,7 @@ class Guard:
         sizes = [v for k, v in scope.get("headers") or [] if k.lower() == b"content-length"]
         if any(not s.strip().isdigit() or int(s) > max_body for s in sizes):
             note(path, 413, "body over the byte bound (Content-Length)", client, request_id)
-            return await answer(too_big)
+            return await answer(too_big())
         body = bytearray()
         while True:  # read as it arrives (chunked bodies have no Content-Length)
             message = await receive()
@@ -114,7 +131,7 @@ class Guard:
             body += message.get("body", b"")
             if len(body) > max_body:
                 note(path, 413, "body over the byte bound", client, request_id)
-                return await answer(too_big)
+                return await answer(too_big())
             if not message.get("more_body", False):
                 break
         if method == "POST" and body:

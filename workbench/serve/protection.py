@@ -33,6 +33,7 @@ MIN_KEY_CHARS = 16
 BYTES_PER_CHAR = 12  # the longest JSON escape of one character: "\ud83d\ude00" (a surrogate pair)
 BODY_SLACK = 16_384  # bytes for the JSON syntax, the field names and whitespace
 FEEDBACK_CHARS = 2000  # a comment or correction sent to POST /v1/feedback
+USER_CHARS = 128  # an end-user id (OpenAI's `user`, the X-Workbench-User header)
 MAX_DEPTH = 32  # JSON nesting in a request body (a valid one nests 1 level)
 MAX_LISTED = 10  # problems a 422 names; the rest are counted
 UNKNOWN_ROUTE = "(unknown path)"  # what traces and counts record for a path the service lacks
@@ -126,6 +127,20 @@ def _clean_text(value: str) -> str:
                 "a control character")
         raise ValueError(f"contains {kind} (U+{ord(char):04X} at character "
                          f"{found.start() + 1}); send plain text (tabs and newlines are fine)")
+    return value
+
+
+def _checked_user(value: str | None) -> str | None:
+    """The end-user id a caller sends (its own id for the person it asks for), or None when it
+    sends none or an empty one; ValueError when it has more than ``USER_CHARS`` characters, or
+    any character that is not printable (controls, bidirectional controls, lone surrogates)."""
+    if value is None or value == "":
+        return None
+    if len(value) > USER_CHARS:
+        raise ValueError(f"has {len(value)} characters; at most {USER_CHARS} are kept")
+    if value.strip() != value or not value.isprintable():
+        raise ValueError("has spaces around it or characters that are not printable; send an "
+                         "id such as a user number or a hash of one")
     return value
 
 

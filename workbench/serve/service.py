@@ -7,9 +7,11 @@ item with the deployed prompt and models (``Service.answer``, which every answer
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench.serve.breaker import Breakers, resting
 from workbench.serve.deployment import ENV_API_KEYS, NotDeployed, latest_deployment
 from workbench.serve.protection import (
     _COUNT_REFUSAL,
@@ -20,6 +22,7 @@ from workbench.serve.protection import (
     _checked_keys,
     api_keys_from_env,
 )
+from workbench.serve.safety import ContentFilter, refused
 
 if TYPE_CHECKING:
     from workbench.project import Project
@@ -47,6 +50,8 @@ class Outcome:
     fix: str | None = None
     primary: str = ""  # the deployment's first model: another one answering is a fallback
     arm: str = "live"  # which arm answered (workbench.serve.rollout)
+    flags: list[str] = field(default_factory=list)  # content checks that found something
+    retry_after: float | None = None  # seconds, when every model is resting (503)
 
     @property
     def fallback_used(self) -> bool:
@@ -57,7 +62,8 @@ class Service:
     """The state of one running service (one per ``create_app``)."""
 
     def __init__(self, project: Project, *, api_keys: list[str] | None = None,
-                 allow_anonymous: bool = False, counters: Counters | None = None):
+                 allow_anonymous: bool = False, counters: Counters | None = None,
+                 redis_url: str | None = None):
         from workbench.serve import rollout
         from workbench.serve.keys import KeyRing
         from workbench.serve.limits import MemoryCounters, ServiceLimits
@@ -89,10 +95,23 @@ class Service:
             from workbench import pii
 
             pii.analyzer()  # traces are stored redacted: load the scanner now, not on a request
-        # Every limit is kept in ``counters``: this process's memory, or shared by workers.
-        self.counters = counters if counters is not None else MemoryCounters()
+        from workbench.serve.shared_state import shared_state
+
+        # Every limit is kept in ``counters``: this process's memory, or Redis when several
+        # processes (workers, replicas) serve; the response cache is shared there too.
+        self.shared = shared_state(project, redis_url)
+        if counters is None:
+            counters = self.shared.counters if self.shared is not None else MemoryCounters()
+        self.counters = counters
         self.limits = ServiceLimits(project, spec, self.counters)
         self.limiter = self.limits.requests  # the deployment's requests a minute per key
+        # The content filter is per arm (its prompt and settings, ``filter_for``); the circuit
+        # breakers are per model, with the thresholds of the deployment served at start.
+        self._filters: dict[int, tuple[Any, ContentFilter]] = {}
+        self.breakers = Breakers.for_spec(spec)
+        from workbench.serve.semantic_cache import SemanticCache
+
+        self.semantic = SemanticCache.for_service(self)  # None unless the deployment has it
         # requests answering now, and a moving average of how long one takes (event loop only)
         self.load = {"in_progress": 0, "latency_s": spec.timeout_s / 3}
         # Requests refused before a key is known are limited per address, so guessing keys or
@@ -111,6 +130,10 @@ class Service:
         self.documented_errors: dict[tuple[str, str], set[int]] = {}
         # path -> what a 422 there tells the caller to send (else the template's fields)
         self.invalid_fix: dict[str, str] = {}
+        # path -> the JSON schema of its error bodies where they are not the one shape (the
+        # OpenAI-compatible routes), and (method, path, status) -> what an error means there
+        self.error_schema: dict[str, dict[str, Any]] = {}
+        self.error_text: dict[tuple[str, str, int], str] = {}
         self._sampled: dict[str, Any] = {"minute": 0.0, "seen": set()}
 
     @property
@@ -135,6 +158,17 @@ class Service:
         from workbench.serve.rollout import follow
 
         follow(self)
+
+    def filter_for(self, arm: Any) -> ContentFilter:
+        """The content filter of one arm: its prompt (for leak checks) and its settings; made
+        once per arm, again when the service follows a new deployment."""
+        made = self._filters.get(id(arm))
+        if made is None or made[0] is not arm:
+            if len(self._filters) > 8:  # arms of deployments no longer served
+                self._filters.clear()
+            made = self._filters[id(arm)] = (arm, ContentFilter(self.project, arm.spec,
+                                                                 arm.prompt))
+        return made[1]
 
     # -- answers every route gives ---------------------------------------------------------------
     def redact(self, text: str) -> str:
@@ -196,10 +230,18 @@ class Service:
 
     # -- answering ---------------------------------------------------------------------------------
     def answer(self, item: dict[str, Any], *, request_id: str, client: str, deadline: float,
-               route: str = "/v1/predict", user: str | None = None) -> Outcome:
+               route: str = "/v1/predict", user: str | None = None,
+               on_text: Callable[[str], None] | None = None) -> Outcome:
         """Answer one item (the template's variables) with the deployed prompt: the primary
         model (with its adapter), then each fallback, within the request's deadline. Traced as
-        one ``serve.request`` span with the model calls inside.
+        one ``serve.request`` span with the model calls inside; ``user`` (the caller's own id
+        for its end user) is recorded on it as ``workbench.user``.
+
+        With ``on_text``, the model's reply is streamed: each piece is passed to it as the model
+        writes it, once the content filter has seen it (``ContentFilter.stream_gate``: a reply
+        that must be moderated or redacted whole arrives whole). A streamed reply is never
+        repaired (the caller has seen it: it is parsed as it stands), and once a piece has been
+        passed on no fallback is tried (its reply would be appended to a different model's).
 
         With a staged candidate (``workbench.serve.rollout``) the arm is picked here: a canary
         answers its share of the callers (by key, or ``user``, an end-user id, sticky); a
@@ -213,18 +255,20 @@ class Service:
         if arm is not arms.live:  # the guard's deadline counts the live arm's timeout
             deadline += arm.spec.timeout_s - arms.live.spec.timeout_s
         outcome = self._answer_with(arm, arms.version, item, request_id=request_id,
-                                    client=client, deadline=deadline, route=route)
+                                    client=client, deadline=deadline, route=route, user=user,
+                                    on_text=on_text)
         shadow = arms.shadow
         if shadow is not None:
             self.shadows.submit(partial(self._answer_with, shadow, arms.version, dict(item),
                                         request_id=request_id, client=client, deadline=None,
-                                        route=route, live=outcome),
+                                        route=route, user=user, live=outcome),
                                 bound=arms.live.spec.max_waiting)
         return outcome
 
     def _answer_with(self, arm: Any, version: int, item: dict[str, Any], *, request_id: str,
                      client: str, deadline: float | None, route: str,
-                     live: Outcome | None = None) -> Outcome:
+                     user: str | None = None, live: Outcome | None = None,
+                     on_text: Callable[[str], None] | None = None) -> Outcome:
         """Answer with one arm. A shadow call (``live``: the live arm's outcome) starts its
         own trace, linked to the live request, and records whether the answers agree."""
         from workbench.prompts.run import complete_item
@@ -244,20 +288,46 @@ class Service:
                 "workbench.request": item,
                 "workbench.deployment": version, "workbench.arm": arm.name,
                 "workbench.prompt": spec.prompt, "workbench.prompt_version": spec.prompt_version,
-                "workbench.primary_model": spec.model}) as span:
+                "workbench.primary_model": spec.model,
+                **({"workbench.user": user} if user is not None else {})}) as span:
+            content_filter = self.filter_for(arm)
+            screened = content_filter.check_input(item, span, deadline=deadline)
+            if screened.blocked:
+                return refused(screened, span, request_id=request_id, started=started,
+                               primary=spec.model)
+            gate = content_filter.stream_gate(item, on_text) if on_text is not None else None
+            streaming = {"on_text": gate.feed} if gate is not None else {}
             errors: list[str] = []
+            skipped: list[str] = []  # resting models (their circuit is open)
             result = None
             model = spec.model
+            # The semantic cache holds the live deployment's answers it was started with: a
+            # candidate arm, a shadow or a deployment followed since then answers for itself.
+            semantic = self.semantic if (
+                self.semantic is not None and live is None and arm is self.arms.live
+                and version == self.semantic.deployment) else None
+            hit, vector = semantic.lookup(item) if semantic else (None, None)
+            if hit is not None:  # answered from a request close in meaning
+                result, model = hit.result, hit.model
+                span.attributes["workbench.semantic_similarity"] = round(hit.similarity, 4)
             try:
-                for i, model in enumerate([spec.model, *spec.fallbacks]):
+                for i, model in enumerate([] if hit else [spec.model, *spec.fallbacks]):
+                    if not self.breakers.allow(model):
+                        skipped.append(model)
+                        continue
+                    began = time.monotonic()
                     result = complete_item(
                         self.project, arm.prompt, item, model=model, train=arm.train,
-                        repair_retries=spec.repair_retries, cache=spec.cache,
-                        timeout=spec.timeout_s, retries=spec.retries, deadline=deadline,
+                        repair_retries=0 if streaming else spec.repair_retries,
+                        cache=spec.cache, timeout=spec.timeout_s, retries=spec.retries,
+                        deadline=deadline, **streaming,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
+                    self.breakers.record(model, result, counted=began < deadline)
                     if result.completion is not None:
                         break
                     errors.append(f"{model}: {result.error}")
+                    if gate is not None and gate.started:
+                        break
             except Exception as exc:  # a bug, not a model failure: say so, keep serving
                 errors.append(f"{type(exc).__name__}: {exc}")
                 status, message = 500, "The service failed on this request."
@@ -267,6 +337,9 @@ class Service:
                 message = (f"No model answered within the service's {spec.timeout_s:g} s "
                            "timeout." if status == 504 else
                            "No model could answer this request.")
+            if skipped:
+                span.attributes["workbench.breaker.skipped"] = skipped
+                errors.append(f"skipped (circuit open): {', '.join(skipped)}")
             if status != 200:
                 # The details (model names, provider errors) stay in the trace, not the reply.
                 span.status, span.error = "error", self.redact(" | ".join(errors))
@@ -277,12 +350,26 @@ class Service:
                        "requests at once (--max-waiting); give them this request_id."
                        if status == 504 else "Try again shortly; if it persists, give the "
                                              "service's operator this request_id.")
+                wait = None
+                if status == 502 and len(errors) == 1 and skipped:  # no model was called
+                    wait = self.breakers.retry_after(skipped)
+                    status, (message, fix) = 503, resting(wait)
+                    span.attributes["http.response.status_code"] = status
                 return Outcome(status, request_id, span.trace_id,
                                round((time.perf_counter() - started) * 1000, 2),
-                               message=message, fix=fix, primary=spec.model, arm=arm.name)
+                               message=message, fix=fix, primary=spec.model, arm=arm.name,
+                               retry_after=wait)
+            result, checked = content_filter.check_output(item, result, span, deadline=deadline)
+            if checked.blocked:
+                return refused(checked, span, request_id=request_id, started=started,
+                               primary=spec.model)
+            if gate is not None:
+                gate.finish()  # the held-back end of a reply that passed
             completion = result.completion
             if live is None:  # a shadow call is the operator's experiment, not the key's spend
                 self.limits.debit_result(client, result)  # tokens a minute, spend this month
+            if vector is not None and hit is None and result.parsed.ok:
+                semantic.store(vector, model, result)
             span.attributes.update({
                 "http.response.status_code": 200, "workbench.model": model,
                 "workbench.fallback_used": model != spec.model,
@@ -293,4 +380,5 @@ class Service:
                 span.attributes["workbench.agrees"] = agrees(live.result, result)
             return Outcome(200, request_id, span.trace_id,
                            round((time.perf_counter() - started) * 1000, 2), model=model,
-                           result=result, primary=spec.model, arm=arm.name)
+                           result=result, primary=spec.model, arm=arm.name,
+                           flags=[*screened.flags, *checked.flags])
