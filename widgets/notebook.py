@@ -77,8 +77,15 @@ def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
 
 
 def what_next(project: wb.Project) -> Any:
-    step = next_step(project.status()["phases"])
+    """The footer: the next phase on the learning path whose notebook exists."""
+    phases = project.status()["phases"]
+    step = next_step(phases)
     if step is None:
+        later = [p for p in phases if p["state"] != "done" and not p["available"]]
+        if later:
+            return mo.md("## What next\n\nEvery phase with a notebook holds results; "
+                         + ", ".join(f"phase {p['number']} ({p['title']})" for p in later)
+                         + " comes later.")
         return mo.md("## What next\n\nEvery phase holds results.")
     return mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
                  f"*{step['title']}*: {step['purpose']}")

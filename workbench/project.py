@@ -206,7 +206,7 @@ def open_project(path: str | os.PathLike | None = None, *, activate: bool = True
             if not (resolved / CARD_FILE).is_file():
                 raise NotAProject(
                     f"{resolved} is not a workbench project (it has no {CARD_FILE}).",
-                    f"Create one with `workbench init PATH`, or point at the project folder.")
+                    "Create one with `workbench init PATH`, or point at the project folder.")
             read_card(resolved / CARD_FILE)
             store = Store.open(resolved / DB_FILE)
             for sub in SUBDIRS:
@@ -236,6 +236,10 @@ def init_project(path: str | os.PathLike, *, name: str | None = None, descriptio
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ProjectExists(f"{target} exists and is not empty, so it cannot become a project.",
                             "Choose a new or empty folder.")
+    if at is not None:
+        from workbench.checkpoints import phases_before
+
+        phases_before(at)  # an unknown phase is refused before anything is made
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.creating-"))
     try:

@@ -25,10 +25,11 @@ from workbench.checkpoints.restoring import (
     Restored,
     add_stage,
     checkpoints_dir,
+    describe_start,
     load_manifest,
     phases_before,
     restore,
 )
 
 __all__ = ["CheckpointConflict", "CheckpointError", "Restored", "add_stage", "checkpoints_dir",
-           "load_manifest", "phases_before", "restore"]
+           "describe_start", "load_manifest", "phases_before", "restore"]

@@ -58,6 +58,13 @@ def build(out: str | Path, *, model: str | None = None,
     from workbench.store import migration_names
 
     model = model or BUNDLED_MODEL
+    if model.startswith("local/"):
+        from workbench.llm import local
+
+        # Convert the weights first: a run's token estimate counts with the bundled tokenizer
+        # once they are converted, by characters before, and the checkpoints must not depend
+        # on whether this machine converted them already.
+        local.build_cache(progress=False)
     titles = {p.number: p.title for p in PHASES}
     out = Path(out).resolve()
     started = time.time()

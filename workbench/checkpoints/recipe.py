@@ -24,7 +24,10 @@ PHASE3_REFERENCE = "fake/echo"  # what a model that understands nothing scores
 PHASE6_ITEMS = 6
 PHASE6_REPEATS = 2
 PHASE7_ITEMS = 6
-PHASE8_REQUESTS = 12
+# Each round takes at most requests + rated answers + 1 malformed request tokens from the
+# deployment's burst (10): 6 stays within it.
+PHASE8_REQUESTS = 6
+PHASE8_ROUNDS = 2
 
 
 def _split(project: Project):
@@ -131,11 +134,32 @@ def phase7(project: Project, model: str) -> None:
 
 def phase8(project: Project, model: str) -> None:
     """Monitoring: simulated users over HTTP (answers, a bad key, wrong fields, feedback), then
-    the card's alert rules checked on that traffic."""
-    from workbench.monitor import check_alerts
-    from workbench.sample import play_users
+    the card's alert rules checked on that traffic.
 
-    play_users(project, requests=PHASE8_REQUESTS)
+    The users come in rounds no bigger than the deployment's burst, with a pause that refills
+    it: whether a request is rate limited would otherwise depend on this machine's speed, and
+    two builds would hold different traffic."""
+    import secrets
+    import time
+
+    from workbench.monitor import check_alerts
+    from workbench.sample import simulate_users
+    from workbench.serve import latest_deployment, start_server
+
+    spec = latest_deployment(project).value
+    key = "wb-" + secrets.token_urlsafe(16)
+    service = start_server(project, api_keys=[key])
+    try:
+        for round_ in range(PHASE8_ROUNDS):
+            if round_:
+                time.sleep(spec.burst / (spec.rate_limit_per_minute / 60) + 1)
+            sent = simulate_users(project, service.url, key, requests=PHASE8_REQUESTS,
+                                  seed=round_)
+            if 429 in sent["statuses"]:
+                raise RuntimeError(f"simulated users were rate limited ({sent}): make "
+                                   "PHASE8_REQUESTS smaller than the deployment's burst")
+    finally:
+        service.stop()
     check_alerts(project)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.checkpoints import snapshot
-from workbench.checkpoints.build import FORMAT, MANIFEST, stage_folder
+from workbench.checkpoints.build import FORMAT, MANIFEST
 from workbench.errors import WorkbenchError
 
 
@@ -67,15 +67,15 @@ def pending_migrations(manifest: dict[str, Any]) -> list[str]:
     from workbench.store import migration_names
 
     current, theirs = migration_names(), list(manifest.get("schema") or [])
-    if theirs == current:
-        return []
-    if theirs and current[:len(theirs)] == theirs:
-        return current[len(theirs):]
     unknown = [m for m in theirs if m not in current]
+    if theirs and not unknown:
+        # Migrations apply by name (Store.migrate), so one numbered below the checkpoint's
+        # newest but merged later is applied like any other missing one.
+        return [m for m in current if m not in theirs]
     raise CheckpointError(
         f"The checkpoints were made with database schema {len(theirs)}"
         + (f", with migrations this workbench does not have ({', '.join(unknown)})"
-           if unknown else ", not a version of this workbench's schema")
+           if unknown else ", which names no migration")
         + f"; this workbench is at schema {len(current)}.",
         "Make them again with this workbench: `python datasets/tools/make_checkpoints.py` "
         "(or upgrade the workbench).")
@@ -213,6 +213,23 @@ def shift_card_dates(value: Any, days: int) -> Any:
 
 # -- a new project -----------------------------------------------------------------------------
 
+def describe_start(at: int) -> str:
+    """What a project restored ``--at`` ``at`` holds, in words."""
+    from workbench.phases import PHASES
+
+    titles = {p.number: p.title.lower() for p in PHASES}
+    before = phases_before(at)
+    done = ", ".join(f"{n} {titles[n]}" for n in before) or "nothing yet"
+    return (f"at phase {at} ({titles[at]}): it holds what the phases before it on the learning "
+            f"path leave ({done}); open notebooks/{_notebook(at)} next.")
+
+
+def _notebook(at: int) -> str:
+    from workbench.phases import PHASES
+
+    return next(p.notebook for p in PHASES if p.number == at)
+
+
 @dataclass
 class Restored:
     at: int
@@ -223,15 +240,10 @@ class Restored:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        from workbench.phases import PHASES
-
-        titles = {p.number: p.title.lower() for p in PHASES}
-        done = ", ".join(f"{n} {titles[n]}" for n in self.phases) or "nothing yet"
-        text = (f"at phase {self.at} ({titles[self.at]}): holds what phases before it leave "
-                f"on the learning path ({done})")
+        text = describe_start(self.at)
         if self.migrated:
-            text += (f"; the checkpoint was made with an older database schema and was "
-                     f"migrated ({', '.join(self.migrated)})")
+            text += (f" The checkpoint was made with an older database schema and was "
+                     f"migrated ({', '.join(self.migrated)}).")
         return text
 
 
