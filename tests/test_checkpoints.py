@@ -229,3 +229,24 @@ def test_the_shipped_checkpoints_are_what_the_script_makes(tmp_path):
     found = canonical.differences(canonical.canonical(checkpoints.checkpoints_dir()),
                                   canonical.canonical(tmp_path / "made"))
     assert found == [], f"run `{REMAKE}` and commit datasets/checkpoints"
+
+
+def test_what_next_follows_the_path_and_never_names_a_missing_notebook(tmp_path, monkeypatch):
+    """At phase 5 every other phase is done; with 05's notebook missing (an older checkout or
+    a trimmed workshop copy) nobody is sent there, and the overview lists the path's order."""
+    import workbench.phases as phases
+
+    project = workbench.init_project(tmp_path / "p", at=5)
+    status = project.status()["phases"]
+    assert [p["number"] for p in status] == list(LEARNING_PATH)
+    assert next_step(status)["notebook"] == "05_finetuning.py"
+    trimmed = tmp_path / "notebooks"
+    trimmed.mkdir()
+    for phase in phases.PHASES:
+        if phase.number != 5:
+            (trimmed / phase.notebook).write_text("")
+    monkeypatch.setattr(phases, "notebooks_dir", lambda: trimmed)
+    status = project.status()["phases"]
+    assert next_step(status) is None
+    at_six = workbench.init_project(tmp_path / "q", at=6)
+    assert next_step(at_six.status()["phases"])["number"] == 6

@@ -120,16 +120,17 @@ def test_items_slider(dataset: Any, *, script: int = 6, at_most: int = 20) -> An
 def prompt_version_dropdown(project: wb.Project, prefer: str | None = None,
                             label: str = "Prompt version") -> Any:
     """One picker over every version of every prompt in the project, each shown with its tags
-    and technique, set to ``workbench.prompts.defaults.default_version`` of ``prefer`` (else
-    the first prompt). Its value is ``(prompt name, version)``."""
-    from workbench.prompts.defaults import default_version
+    and technique, set to ``workbench.prompts.defaults.default_version`` of the project's
+    ``default_prompt`` (the deployed one, else ``prefer`` when the project has it, else the
+    newest). Its value is ``(prompt name, version)``."""
+    from workbench.prompts.defaults import default_prompt, default_version
     from workbench.prompts.versions import list_prompts, prompt_versions
 
     names = list_prompts(project)
     if not names:
         return mo.ui.dropdown({"no prompt saved yet": None}, label=label)
     options, default = {}, None
-    main = prefer if prefer in names else names[0]
+    main = default_prompt(project, prefer) or names[0]
     main_version, why = default_version(project, main)
     for name in names:
         for row in prompt_versions(project, name).itertuples():
