@@ -18,10 +18,15 @@ with app.setup:
     from widgets.notebook import callout, running_as_script
 
     import workbench as wb
-    from workbench import maintain
+    from workbench import labelqueue, maintain
+    from workbench.clusters import cluster_failures
     from workbench.data import load_split
     from workbench.data.versions import diff, find_split
+    from workbench.issue_drafts import issue_drafts
+    from workbench.review import weekly_review
     from workbench.serve import latest_deployment
+    from workbench.switch import switch_or_retrain
+    from workbench.whatif import cost_what_if
 
 
 @app.cell(hide_code=True)
@@ -29,18 +34,20 @@ def _():
     mo.md(r"""
     # Phase 9 · Maintenance
 
-    **What:** close the loop. Answers users marked wrong — with the correction they gave —
-    become **test cases**; they go into the test split as a **new dataset version**; the
-    prompt is **re-evaluated** against the **blessed baseline**; and a **gate** decides whether
-    it may ship: the card's targets, no significant regression, and the production cases
-    passing.
+    **What:** close the loop. What failed in production is grouped into **failure patterns**
+    (and issue drafts for your tracker); answers users marked wrong — with the correction they
+    gave, or a label you give them here — become **test cases** in a **new dataset version**;
+    the deployed prompt is **re-evaluated** against the **blessed baseline** and a **gate**
+    decides whether it may ship. Then: would another model or the newest adapter do better
+    (**switch or retrain?**), what would a month cost on each (**cost what-if**), and the
+    **weekly review** and the **CI jobs** that keep doing all this.
 
     **Why:** a test set written before launch knows nothing of the failures users find. Each
     one that is fixed without a test comes back with the next prompt change.
 
     **Prerequisites:** a deployment and feedback on it (one click makes a demo deployment and
     plays users against it). **You leave behind:** a new dataset version, a maintenance run,
-    and a gate result.
+    a gate result, issue drafts and the weekly review in `reports/`.
     """)
     return
 
@@ -92,10 +99,38 @@ def _(project):
 
 
 @app.cell(hide_code=True)
+def _(project):
+    patterns = cluster_failures(project)
+    draft_issues = mo.ui.run_button(label="Write issue drafts (Markdown, Linear and Jira CSV)")
+    mo.vstack([mo.md(r"""
+    ## 2 · Failure patterns
+
+    One complaint is an anecdote; twelve that read alike are a pattern. The failures of the
+    last 7 days — thumbs down and failed or unparsable requests — are grouped by **meaning**
+    (the bundled sentence embeddings), each group named by its keywords and its most typical
+    examples, and counted per day: a pattern that is **new** or **rising** comes first.
+    """), mo.md(patterns.sentence),
+        patterns.figure() if len(patterns.failures) else mo.md(""),
+        nb.table(patterns.clusters.drop(columns=["trace_ids"])) if len(patterns.clusters)
+        else mo.md(""), draft_issues])
+    return draft_issues, patterns
+
+
+@app.cell(hide_code=True)
+def _(draft_issues, patterns, project):
+    mo.stop(not (draft_issues.value or running_as_script()) or patterns.clusters.empty)
+    drafts = issue_drafts(project, patterns)
+    mo.callout(mo.md(drafts.sentence + " Import the CSV in Linear (Import → CSV) or Jira "
+                     "(System → External system import → CSV), or paste a Markdown file "
+                     "into a GitHub issue."), kind="info")
+    return
+
+
+@app.cell(hide_code=True)
 def _(deployment, project):
     blessed = maintain.ensure_baseline(project, deployment.prompt, deployment.evidence_run)
     mo.md(f"""
-    ## 2 · The baseline
+    ## 3 · The baseline
 
     Every later run is compared with a **blessed** run. Here that is
     `{blessed}` — {"the evaluation the deployment was based on" if blessed ==
@@ -108,7 +143,7 @@ def _(deployment, project):
 def _():
     add = mo.ui.run_button(label="Add the labelled cases to the test split")
     mo.vstack([mo.md(r"""
-    ## 3 · A new dataset version
+    ## 4 · A new dataset version
 
     The labelled cases are added to the **test** split (never train: a case you train on can
     no longer tell you whether the failure is fixed). A case already in the dataset is skipped;
@@ -133,12 +168,55 @@ def _(add, dataset, from_feedback, project):
 
 
 @app.cell(hide_code=True)
-def _(added):
+def _(added, dataset, project):
+    added  # the corrected cases first
+    from widgets import Annotator
+
+    queue = labelqueue.queue_failures(project, dataset)
+    queue_annotator = (mo.ui.anywidget(Annotator.from_dataset(
+        project, queue.name, labels=queue.labels, only_unlabeled=True))
+        if len(queue.pending) and queue.labels else None)
+    add_labelled = mo.ui.run_button(label="Save the labels and add them as test cases")
+    mo.vstack([mo.md(r"""
+    ## 5 · Label the failures
+
+    A thumbs down without a correction, a request the service failed on, an answer it could
+    not parse: each needs its expected answer before it can be a test case. They wait in the
+    dataset `""" + queue.name + r"""` — press a number key for a label, **S** to skip, **U**
+    to undo — and come back as test cases. For a team, send the same queue to Label Studio:
+    `queue.push(client)`, then `queue.pull(client)` and `queue.add_to_tests()`.
+    """), mo.md(queue.sentence),
+        queue_annotator if queue_annotator is not None else mo.md("_Nothing waits for a "
+                                                                   "label._"),
+        add_labelled])
+    return add_labelled, queue, queue_annotator
+
+
+@app.cell(hide_code=True)
+def _(add_labelled, queue, queue_annotator):
+    labelled_cases = None
+    if queue_annotator is not None and add_labelled.value:
+        try:
+            if queue_annotator.widget.annotations:
+                queue_annotator.widget.save()
+            labelled_cases = queue.add_to_tests()
+            labelled_view = mo.callout(mo.md(labelled_cases.sentence), kind="info")
+        except wb.WorkbenchError as exc:
+            labelled_view = callout(exc)
+    else:
+        labelled_view = mo.md("")
+    labelled_view
+    return (labelled_cases,)
+
+
+@app.cell(hide_code=True)
+def _(added, labelled_cases):
+    labelled_cases  # its cases are in the test split too
     evaluate = mo.ui.run_button(label="Re-evaluate and check the gate")
     whole_split = mo.ui.checkbox(label="the whole test split (slower), not only the "
                                        "baseline's items and the new cases")
     mo.vstack([mo.md(r"""
-    ## 4 · Re-evaluate, compare, gate
+    ## 6 · Re-evaluate, compare, gate
 
     The deployed prompt and model run on the new test split with the cache **off** (a hosted
     model can change behind the same name — that drift is what you are looking for). The run
@@ -186,17 +264,101 @@ def _(added, dataset, deployment, evaluate, project, whole_split):
 
 @app.cell(hide_code=True)
 def _():
+    choose = mo.ui.run_button(label="Run the candidates beside the deployed configuration")
+    mo.vstack([mo.md(r"""
+    ## 7 · Switch or retrain?
+
+    The production cases fail on what is deployed. Would a model you compared in phase 3, or
+    the newest adapter of phase 5, do better? Each runs the deployed prompt version on the same
+    items — the baseline's and the production cases — beside the deployed configuration, and
+    is compared with it item by item (McNemar's test on pass/fail, Wilcoxon on latency and
+    cost) and on the card's targets. A candidate **beats** it only when it loses no target the
+    deployed one meets and gains a target or passes significantly more items.
+    """), choose])
+    return (choose,)
+
+
+@app.cell(hide_code=True)
+def _(added, choose, labelled_cases, project):
+    added, labelled_cases  # the production cases are in the test split
+    mo.stop(not (choose.value or running_as_script()),
+            mo.md("Press **Run the candidates**."))
+    try:
+        with mo.status.spinner(title="Running the candidates on the production cases"):
+            verdict = switch_or_retrain(project, scope="baseline")
+        verdict_problem = None
+    except wb.WorkbenchError as exc:
+        verdict, verdict_problem = None, exc
+    mo.stop(verdict is None, callout(verdict_problem) if verdict_problem else None)
+    mo.vstack([mo.callout(mo.md(verdict.sentence),
+                          kind="success" if verdict.advice == "keep" else "warn"),
+               nb.table(verdict.table.drop(columns=["run_id"]))])
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    spend = cost_what_if(project)
+    mo.vstack([mo.md(r"""
+    ## 8 · Cost what-if
+
+    What would a month cost? From the service's real requests of the last 7 days — their
+    tokens, the cache's measured hit rate and the request rate — each model choice is priced
+    with the gateway's prices, and so is **routing**: short inputs to the cheapest choice, the
+    rest to the deployed model. (`cost_what_if(project, confident_sample=20)` also measures a
+    cascade: the cheap model first, the deployed one when its answer does not parse.)
+    """), mo.md(spend.sentence),
+        spend.figure() if len(spend.frame) else mo.md(""),
+        nb.table(spend.frame) if len(spend.frame) else mo.md("")])
+    return
+
+
+@app.cell(hide_code=True)
+def _():
+    write_review = mo.ui.run_button(label="Write the weekly review")
+    mo.vstack([mo.md(r"""
+    ## 9 · The weekly review
+
+    One offline HTML report for the team's weekly look: traffic, cost, quality against the
+    card, alerts, failure patterns, new test cases and gate results
+    (`workbench review --since 7d` writes the same).
+    """), write_review])
+    return (write_review,)
+
+
+@app.cell(hide_code=True)
+def _(added, labelled_cases, project, write_review):
+    added, labelled_cases  # the week's new cases are part of it
+    mo.stop(not (write_review.value or running_as_script()),
+            mo.md("Press **Write the weekly review**."))
+    review = weekly_review(project)
+    mo.callout(mo.md(f"Written to `{review.path}` (it opens offline):\n\n"
+                     + "\n".join(f"- {line}" for line in review.headline)), kind="info")
+    return
+
+
+@app.cell(hide_code=True)
+def _():
     mo.md(r"""
-    ## 5 · The same loop in CI
+    ## 10 · The same loop in CI
+
+    `workbench ci init` writes two GitHub Actions workflows into your repository's
+    `.github/workflows/`: **the gate on every pull request** that changes the project's card,
+    prompts (they live in `workbench.db`) or data — it evaluates the deployed prompt and runs
+    `workbench gate`, and the check fails when the gate does — and **a scheduled job** that
+    checks the alerts, writes the failure patterns as issue drafts, adds the production cases
+    and re-evaluates (`workbench maintain`), and keeps the weekly review as an artifact.
 
     ```bash
-    workbench maintain triage --dataset support     # cases in, re-evaluate, gate: exit 3 = do not ship
-    workbench eval triage --dataset support --gate  # any change: run, score, report, gate
-    workbench monitor --window 1h --fail-on-alert   # from cron, on the server
+    workbench ci init my-project                       # .github/workflows/workbench-*.yml
+    workbench ci init my-project --runner self-hosted  # the scheduled job beside the service
+    workbench maintain triage --dataset support        # cases, re-evaluate, gate (exit 3: no)
+    workbench failures --since 7d --issues drafts/     # patterns, and issue drafts to import
+    workbench review --since 7d                        # the weekly review
     ```
 
-    A pull request that changes a prompt runs `workbench eval ... --gate`; a nightly job
-    runs `workbench maintain ...` over the day's feedback. Both refuse untrusted judges.
+    The scheduled job reads the production traces, so it must run where they are: on a
+    self-hosted runner beside the service, or after copying the service's `workbench.db`.
     """)
     return
 

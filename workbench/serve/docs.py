@@ -79,7 +79,7 @@ _ERROR_TEXT = {
          "(circuit breaker), or the limits the service's processes share cannot be checked.",
     504: "No model answered within the service's timeout.",
 }
-KEYED_ERRORS = {401, 413, 429, 500}  # what any keyed route may answer
+KEYED_ERRORS = frozenset({401, 413, 429, 500})  # what any keyed route may answer
 
 
 def add_docs(app: Any, service: Service) -> None:

@@ -114,11 +114,13 @@ class Guard:
             return await answer(problem(refused.status, refused.message, refused.fix,
                                         request_id, **refused.headers))
         max_body = service.max_body
-        too_big = lambda: problem(  # made only when needed: most requests fit
-            413, f"The request body has more than {max_body:,} bytes.",
-            f"Keep each field to at most {spec.max_input_chars} characters (comments and "
-            f"corrections to {FEEDBACK_CHARS}); a body of such fields stays under "
-            f"{max_body:,} bytes even fully JSON-escaped.", request_id, close=True)
+        def too_big() -> Any:  # made only when needed: most requests fit
+            return problem(
+                413, f"The request body has more than {max_body:,} bytes.",
+                f"Keep each field to at most {spec.max_input_chars} characters (comments and "
+                f"corrections to {FEEDBACK_CHARS}); a body of such fields stays under "
+                f"{max_body:,} bytes even fully JSON-escaped.", request_id, close=True)
+
         sizes = [v for k, v in scope.get("headers") or [] if k.lower() == b"content-length"]
         if any(not s.strip().isdigit() or int(s) > max_body for s in sizes):
             note(path, 413, "body over the byte bound (Content-Length)", client, request_id)

@@ -1182,7 +1182,10 @@ class ContentFilter:
             return bool((segments and leaked(text, segments, given))
                         or find_blocked(text, pattern))
 
-        return StreamGate(on_text, trips, hold=max([HELD_BACK, *map(len, terms)]) + 1)
+        # Held back: as many characters as the longest blocked term, so a term split across
+        # pieces is seen whole before its start is sent. A leak is counted in runs of
+        # LEAK_WORDS words: fewer than that may reach the caller before the run trips.
+        return StreamGate(on_text, trips, hold=max(map(len, terms), default=0))
 
     def _redacted(self, result: ItemResult, verdict: Verdict) -> ItemResult:
         import dataclasses
@@ -1224,9 +1227,6 @@ class ContentFilter:
                         flags.extend(f for f in verdict.flags if f not in flags)
 
         return traced()
-
-
-HELD_BACK = 48  # characters of a streamed reply held back until what follows them is seen
 
 
 class StreamGate:
