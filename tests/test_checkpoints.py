@@ -158,6 +158,10 @@ def test_fill_button_restores_instead_of_recomputing(sample_project, monkeypatch
     found = states(sample_project)
     assert found[2] == found[4] == found[7] == found[8] == "done"
     assert sample_project.status()["model_calls"] > 0  # the sample's traced calls came along
+    from workbench.monitor import traffic
+
+    counted = traffic(sample_project)  # the dashboard's aggregates include the added traffic
+    assert counted.source == "service" and counted.total >= 10
     assert sample.fill_prerequisites(sample_project, 9) == []  # a second click changes nothing
 
 

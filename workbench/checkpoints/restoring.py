@@ -307,6 +307,11 @@ def restore(folder: str | Path, at: int, *, name: str | None = None,
             _insert(db, table, rows)
             if rows:
                 counts[table] = len(rows)
+        if "monitor_buckets" in {r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}:
+            from workbench import monitor_aggregates
+
+            monitor_aggregates.rebuild_db(db, now=now)  # the dashboards read these
         db.execute("COMMIT")
     finally:
         db.close()
@@ -433,9 +438,19 @@ def add_stage(project, phase: int, *, keep: Callable[[str, dict[str, Any]], bool
     for rel in new_files:  # data first: a record never points at a missing file
         (project.path / rel).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(project.path / rel, loaded.files[rel].read_bytes())
+    spans = [r["span_id"] for r in todo.get("spans", [])]
     with project.store.write() as w:
         for table in keys:
             _insert(w, table, [shifted(table, r, shift, months) for r in todo.get(table, [])])
+        if spans and "monitor_buckets" in {r[0] for r in w.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}:
+            from workbench import monitor_aggregates
+
+            for i in range(0, len(spans), 500):  # the dashboards read these, not the spans
+                chunk = spans[i:i + 500]
+                monitor_aggregates.add_stored(
+                    w, project.store, f"span_id IN ({', '.join('?' * len(chunk))})",
+                    tuple(chunk))
 
     card_changed = []
     wanted = {k: v for k, v in loaded.card_set.items()

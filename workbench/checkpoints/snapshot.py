@@ -10,7 +10,8 @@ stage-N/
 ```
 
 Every table of the project database is included except the response cache (a cache, not
-work: it would triple the size) and the bookkeeping tables; a table a later migration adds is
+work: it would triple the size), the monitoring aggregates (made again from the spans when a
+checkpoint is restored) and the bookkeeping tables; a table a later migration adds is
 included without a change here. ``reports/`` is left out: reports are views of the records
 (plotly inlined, megabytes each) and any notebook writes them again.
 """
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXCLUDED_TABLES = frozenset({"meta", "_migrations", "llm_cache"})
+# monitor_buckets (and any table named here) is derived from the spans: restoring makes it again.
+EXCLUDED_TABLES = frozenset({"meta", "_migrations", "llm_cache", "monitor_buckets"})
 EXCLUDED_TOP = frozenset({"reports", "workbench.toml", ".workbench.lock"})
 CARD_META = "workbench"  # the card's [workbench] table (format, created) belongs to the project
 STAGE_FILE = "stage.json"
