@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workbench.project import Project
 
-# Phase 4 runs these starter techniques side by side on the validation split (the notebook's
-# three quick ones but the slow structured output: the bundled model needs 80 tokens for it).
-PHASE4_TECHNIQUES = ("zero_shot", "role_system", "few_shot_random")
+# Phase 4 runs these starter techniques side by side on the validation split: quick ones that
+# need nothing but the prompt (a few-shot prompt could only be served or red-teamed with its
+# train split at hand, and the structured one needs 80 tokens on the bundled model).
+PHASE4_TECHNIQUES = ("zero_shot", "role_system", "delimited")
 PHASE4_ITEMS = 6
 PHASE3_ITEMS = 10
 PHASE3_REFERENCE = "fake/echo"  # what a model that understands nothing scores
