@@ -23,6 +23,7 @@ with app.setup:
     from workbench.data import load_split
     from workbench.data.versions import find_split
     from workbench.sketch import architecture_sketch
+    from workbench.bridges.card import export_card
 
 
 @app.cell(hide_code=True)
@@ -251,6 +252,47 @@ def _():
             "features. If it meets the targets, the LLM must beat it on something that "
             "matters."),
     })
+    return
+
+
+@app.cell(hide_code=True)
+def _(card):
+    mo.stop(card is None)
+    export_brief = mo.ui.run_button(label="Export the brief, sketch and matrix")
+    mo.vstack([mo.md(r"""
+    ## Take it where your team works
+
+    One click writes `exports/card/` in the project: `brief.md` (paste it into Notion or
+    Confluence), `architecture.drawio` (opens in Draw.io / diagrams.net, for the team to add
+    their own systems), `architecture.svg`, and the build-vs-buy matrix above as
+    `build_vs_buy.xlsx` (weights and notes on a second sheet) and `.csv` for Google Sheets.
+    The card stays the source of truth: export again after a change.
+    """), export_brief])
+    return (export_brief,)
+
+
+@app.cell(hide_code=True)
+def _(card, export_brief, project, weight_sliders):
+    mo.stop(card is None or not (export_brief.value or running_as_script()))
+    _files = export_card(project, build_vs_buy=buildvsbuy.score_options(
+        weights=weight_sliders.value, card=card))
+    nb.table([{"file": _path.name, "for": _for, "folder": str(_path.parent)}
+              for _for, _path in zip(["SVG pages", "Draw.io", "Sheets (CSV)", "Sheets / Excel",
+                                      "Notion / Confluence"], _files.values(), strict=False)])
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    exercise_view, exercise_pick, exercise_check = nb.exercises_panel(project, 1)
+    exercise_view
+    return exercise_check, exercise_pick
+
+
+@app.cell(hide_code=True)
+def _(exercise_check, exercise_pick, project):
+    nb.exercise_result(project, exercise_pick, exercise_check)
     return
 
 

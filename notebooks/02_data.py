@@ -25,6 +25,7 @@ with app.setup:
         step_from_dict,
     )
     from workbench.data.importing import describe_import, reimport_losses
+    from workbench.bridges.data import export_dataset
 
 
 @app.cell(hide_code=True)
@@ -510,6 +511,45 @@ def _():
             "Doubling a noisy dataset doubles the noise. Fix the flagged labels and remove "
             "duplicates first; then measure whether more data still helps."),
     })
+    return
+
+
+@app.cell(hide_code=True)
+def _(name, splitted):
+    splitted  # after the split
+    export_format = mo.ui.dropdown(["csv", "jsonl", "parquet"], value="parquet",
+                                   label="format")
+    export_data = mo.ui.run_button(label="Export the latest version")
+    mo.vstack([mo.md(f"""
+    ### Take it to other tools (DVC, spreadsheets, other pipelines)
+
+    The latest version of `{name}` goes out as one file and `{name}.lineage.json` beside it
+    (which version, every transform that made it, how to import it again) in
+    `exports/data/{name}/`. Track that folder with `dvc add exports/data/{name}`, and export
+    again after each new version; importing the file again gives the same content hash.
+    """), mo.hstack([export_format, export_data])])
+    return export_data, export_format
+
+
+@app.cell(hide_code=True)
+def _(export_data, export_format, name, project):
+    mo.stop(not (export_data.value or running_as_script()))
+    _made = export_dataset(project, name, format=export_format.value)
+    mo.callout(mo.md(_made.sentence), kind="success")
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    exercise_view, exercise_pick, exercise_check = nb.exercises_panel(project, 2)
+    exercise_view
+    return exercise_check, exercise_pick
+
+
+@app.cell(hide_code=True)
+def _(exercise_check, exercise_pick, project):
+    nb.exercise_result(project, exercise_pick, exercise_check)
     return
 
 

@@ -206,6 +206,20 @@ def _():
 @app.cell(hide_code=True)
 def _(project):
     mo.stop(project is None)
+    exercise_view, exercise_pick, exercise_check = nb.exercises_panel(project, 3)
+    exercise_view
+    return exercise_check, exercise_pick
+
+
+@app.cell(hide_code=True)
+def _(exercise_check, exercise_pick, project):
+    nb.exercise_result(project, exercise_pick, exercise_check)
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
     nb.what_next(project)
     return
 

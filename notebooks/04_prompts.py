@@ -30,6 +30,7 @@ with app.setup:
         tag_prompt,
     )
     from workbench.prompts.defaults import default_prompt
+    from workbench.bridges.promptfoo import import_promptfoo
 
 
 @app.cell(hide_code=True)
@@ -284,6 +285,55 @@ def _():
             "answer is somewhere in the text. Structured outputs with a schema, or a fixed "
             "label list, make the parse rate visible."),
     })
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    promptfoo_file = mo.ui.text(label="promptfooconfig.yaml", full_width=True,
+                                placeholder="path/to/promptfooconfig.yaml")
+    promptfoo_models = mo.ui.text(label="map providers (optional)", full_width=True,
+                                  placeholder="bedrock:claude=local/smollm2-135m, ...")
+    promptfoo_go = mo.ui.run_button(label="Import the promptfoo suite")
+    mo.vstack([mo.md(r"""
+    ## Bring a promptfoo suite
+
+    A `promptfooconfig.yaml` becomes prompt versions (one per prompt), a dataset (one row per
+    test) and per-test checks (`equals`, `contains`, `icontains`, `regex`, `is-json`, ...).
+    `openai:`, `anthropic:`, `ollama:` and `openrouter:` providers map to gateway models by
+    themselves; map others here. Assertions the workbench cannot score (`llm-rubric`,
+    `javascript`, ...) are listed, not dropped.
+    """), promptfoo_file, promptfoo_models, promptfoo_go])
+    return promptfoo_file, promptfoo_go, promptfoo_models
+
+
+@app.cell(hide_code=True)
+def _(project, promptfoo_file, promptfoo_go, promptfoo_models):
+    mo.stop(not promptfoo_go.value or not promptfoo_file.value.strip())
+    _pairs = [p.rpartition("=") for p in promptfoo_models.value.split(",") if "=" in p]
+    try:
+        _made = import_promptfoo(project, promptfoo_file.value.strip(),
+                                 models={k.strip(): v.strip() for k, _, v in _pairs})
+        _view = mo.vstack([mo.callout(mo.md(_made.sentence), kind="success"),
+                           nb.table(_made.unsupported) if _made.unsupported else mo.md("")])
+    except wb.WorkbenchError as _exc:
+        _view = callout(_exc)
+    _view
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    exercise_view, exercise_pick, exercise_check = nb.exercises_panel(project, 4)
+    exercise_view
+    return exercise_check, exercise_pick
+
+
+@app.cell(hide_code=True)
+def _(exercise_check, exercise_pick, project):
+    nb.exercise_result(project, exercise_pick, exercise_check)
     return
 
 

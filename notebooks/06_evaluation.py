@@ -23,6 +23,7 @@ with app.setup:
     from workbench.evaluate import baseline_runs, calibration, judge, loadtest, rag, redteam, stats
     from workbench.evaluate import judge_sample
     from workbench.evaluate.report import eval_report
+    from workbench.bridges import ragas as ragas_bridge, tracking
 
 
 @app.cell(hide_code=True)
@@ -398,6 +399,61 @@ def _():
             "A model judging its own outputs (or its family's) favours them. The workbench "
             "warns when the judge and the candidate match."),
     })
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    from workbench.runs import list_runs
+
+    _runs = list_runs(project).head(20)
+    track_runs = mo.ui.multiselect(list(_runs["run_id"]), label="runs",
+                                   value=list(_runs["run_id"])[:1])
+    track_to = mo.ui.radio(["mlflow", "wandb"], value="mlflow", label="to")
+    track_go = mo.ui.run_button(label="Export the runs")
+    ragas_go = mo.ui.run_button(label="Compare the RAG metrics with Ragas")
+    mo.vstack([mo.md(r"""
+    ## Take runs to MLflow or Weights & Biases
+
+    Each run goes out with its parameters, metrics and per-item table: to an MLflow store
+    (`exports/mlflow/mlflow.db` in the project; `mlflow ui --backend-store-uri
+    sqlite:///...` shows it) or as a W&B offline run in `exports/wandb/` (`wandb sync` uploads
+    it when you want). They need `pip install 'llmops-workbench[mlflow]'` or `[wandb]`.
+
+    With `ragas` installed, the second button checks that the workbench's id-based context
+    precision and recall agree with Ragas' own on the help-centre set.
+    """), mo.hstack([track_runs, track_to, track_go]), ragas_go])
+    return ragas_go, track_go, track_runs, track_to
+
+
+@app.cell(hide_code=True)
+def _(project, ragas_go, track_go, track_runs, track_to):
+    mo.stop(not (track_go.value or ragas_go.value))
+    try:
+        if track_go.value:
+            _done = tracking.export_runs(project, track_runs.value, to=track_to.value)
+            _view = mo.md("\n".join(f"- {d.sentence}" for d in _done))
+        else:
+            _compared = ragas_bridge.compare_with_ragas()
+            _view = mo.vstack([mo.md(_compared.attrs["sentence"]), nb.table(_compared)])
+    except wb.WorkbenchError as _exc:
+        _view = callout(_exc)
+    _view
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    exercise_view, exercise_pick, exercise_check = nb.exercises_panel(project, 6)
+    exercise_view
+    return exercise_check, exercise_pick
+
+
+@app.cell(hide_code=True)
+def _(exercise_check, exercise_pick, project):
+    nb.exercise_result(project, exercise_pick, exercise_check)
     return
 
 

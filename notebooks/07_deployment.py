@@ -28,6 +28,7 @@ with app.setup:
     from workbench.evaluate import loadtest
     from workbench.runs import start_run
     from workbench.serve import DeploymentRefused, plan_deployment, rollout, start_server
+    from workbench.bridges.promptfoo import export_promptfoo
 
 
 @app.cell(hide_code=True)
@@ -442,6 +443,53 @@ def _():
             "A fallback model answers when the main one fails — with its own quality. Evaluate "
             "it too, and watch how often it is used (phase 8)."),
     })
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    from workbench.runs import list_runs
+
+    _runs = list_runs(project).head(20)
+    pf_run = mo.ui.dropdown(list(_runs["run_id"]), label="evaluation run",
+                            value=(list(_runs["run_id"]) or [None])[0])
+    pf_url = mo.ui.text(value="http://127.0.0.1:8000", label="served at")
+    pf_go = mo.ui.run_button(label="Write the promptfoo config")
+    mo.vstack([mo.md(r"""
+    ## Check the service with promptfoo
+
+    An evaluation run becomes a `promptfooconfig.yaml` whose provider is this deployment's
+    OpenAI-compatible endpoint and whose tests are the run's items with its scorers as
+    assertions. Run `promptfoo eval -c exports/promptfoo/<run>/promptfooconfig.yaml` with
+    `WORKBENCH_API_KEY` set to one of the service's keys (the key is never written in the
+    file).
+    """), mo.hstack([pf_run, pf_url, pf_go])])
+    return pf_go, pf_run, pf_url
+
+
+@app.cell(hide_code=True)
+def _(pf_go, pf_run, pf_url, project):
+    mo.stop(not pf_go.value or not pf_run.value)
+    try:
+        _view = mo.md(export_promptfoo(project, pf_run.value, base_url=pf_url.value).sentence)
+    except wb.WorkbenchError as _exc:
+        _view = callout(_exc)
+    _view
+    return
+
+
+@app.cell(hide_code=True)
+def _(project):
+    mo.stop(project is None)
+    exercise_view, exercise_pick, exercise_check = nb.exercises_panel(project, 7)
+    exercise_view
+    return exercise_check, exercise_pick
+
+
+@app.cell(hide_code=True)
+def _(exercise_check, exercise_pick, project):
+    nb.exercise_result(project, exercise_pick, exercise_check)
     return
 
 

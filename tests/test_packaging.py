@@ -15,7 +15,8 @@ def pyproject():
 
 def declared() -> dict[str, Requirement]:
     project = pyproject()["project"]
-    reqs = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    reqs = [*project["dependencies"],
+            *(r for extra in project["optional-dependencies"].values() for r in extra)]
     return {Requirement(r).name: Requirement(r) for r in reqs}
 
 

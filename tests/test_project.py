@@ -49,6 +49,8 @@ def test_blank_database_migrates_to_the_expected_schema(project):
         "api_keys": ["name", "key_hash", "hint", "created_at", "version",
                      "rate_limit_per_minute", "tokens_per_minute", "monthly_budget_usd",
                      "last_used_at", "revoked_at"],
+        "exercise_checks": ["exercise", "attempt", "checked_at", "passed", "hint",
+                            "workbench_version"],
         "feedback": ["feedback_id", "trace_id", "request_id", "created_at", "rating", "comment",
                      "correction", "source"],
         "llm_cache": ["key", "model", "response", "created_at"],

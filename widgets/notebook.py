@@ -188,3 +188,34 @@ def table(rows: Any, **kwargs: Any) -> Any:
 def waiting_for(what: str) -> Any:
     """What a section shows until the step it needs has run (instead of its buttons)."""
     return mo.callout(mo.md(f"Waiting for {what}."), kind="neutral")
+
+
+def exercises_panel(project: wb.Project, phase: int) -> tuple[Any, Any, Any]:
+    """The phase's exercises (task and state of each), a picker and a Check button; the next
+    cell shows the verdict with ``exercise_result``."""
+    from workbench import exercises as ex
+
+    found = ex.exercises(phase)
+    states = {row["id"]: row for row in ex.status(project, phase)}
+    marks = {"passed": "✅ passed", "tried": "… tried", "not tried": "not tried yet"}
+    tasks = "\n\n".join(f"**{e.id} · {e.title}** ({marks[states[e.id]['state']]}, about "
+                        f"{e.minutes} min) — {e.task}" for e in found)
+    options = {f"{e.id} · {e.title}": e.id for e in found}
+    picker = mo.ui.dropdown(options, value=next(iter(options)), label="Exercise")
+    button = mo.ui.run_button(label="Check")
+    view = mo.vstack([mo.md("## Exercises\n\nEach check reads your project and says what is "
+                            "still missing, never the answer; every try is kept in the "
+                            "project.\n\n" + tasks), mo.hstack([picker, button], justify="start")])
+    return view, picker, button
+
+
+def exercise_result(project: wb.Project, picker: Any, button: Any) -> Any:
+    """Check the picked exercise when the button was pressed (headless: checked without
+    recording, so a tour leaves no attempts behind)."""
+    from workbench import exercises as ex
+
+    if not (button.value or running_as_script()):
+        return mo.md("Pick an exercise and press **Check**.")
+    result = ex.check(project, picker.value, record=not running_as_script())
+    return mo.callout(mo.md(result._repr_markdown_()),
+                      kind="success" if result.passed else "warn")

@@ -677,6 +677,57 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0 if done.passed else EXIT_GATE_FAILED
 
 
+def cmd_exercises(args: argparse.Namespace) -> int:
+    from workbench import exercises as ex
+
+    if args.solutions:
+        written = ex.write_solutions(args.solutions)
+        print(f"Wrote {len(written)} files to {Path(args.solutions).resolve()} "
+              f"({len(written) - 2} solutions, README.md, solutions.py)")
+        return 0
+    project = _project_for(args.path, required=bool(args.check))
+    if args.check:
+        results = [ex.check(project, exercise_id) for exercise_id in args.check]
+        if args.json:
+            print(json.dumps([r.__dict__ for r in results], indent=2))
+        else:
+            for r in results:
+                print(r)
+        return 0 if all(r.passed for r in results) else EXIT_ERROR
+    rows = (ex.status(project) if project is not None
+            else [{"id": e.id, "phase": e.phase, "title": e.title, "state": "",
+                   "attempts": 0} for e in ex.exercises()])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    marks = {"passed": "✔", "tried": "…", "not tried": " ", "": " "}
+    for row in rows:
+        tries = f"  ({row['attempts']} tries)" if row["attempts"] else ""
+        print(f"  [{marks[row['state']]}] {row['id']}  {row['title']}{tries}")
+    if project is not None:
+        passed = sum(r["state"] == "passed" for r in rows)
+        print(f"{passed} of {len(rows)} passed. Check one: workbench exercises --check 04.2")
+    return 0
+
+
+def cmd_class(args: argparse.Namespace) -> int:
+    from workbench.classview import read_class
+
+    view = read_class(args.folder)
+    if args.json:
+        print(view.students.to_json(orient="records", indent=2))
+    else:
+        shown = view.table()[["student", "state", "phases_done", "exercises_passed",
+                              "best_quality", "quality_target", "last_activity", "problem"]]
+        print(shown.to_string(index=False, na_rep="", max_colwidth=60))
+    if args.out != "-":
+        path = view.write_html(args.out)
+        if not args.json:
+            print(f"{len(view.students)} folders read in {view.seconds:.1f} s; "
+                  f"summary written to {path}")
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from workbench.review import weekly_review
 
@@ -804,6 +855,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=20, help="how many (default 20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+    runs_parser = p
 
     p = sub.add_parser(
         "eval", help="run a saved prompt on a dataset split, score it against the card, "
@@ -1072,6 +1124,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_maintain)
 
+    p = sub.add_parser("exercises", help="the guided notebooks' exercises and their status; "
+                                         "check one, or write out the solutions")
+    p.add_argument("path", nargs="?", help="project folder (default: WORKBENCH_PROJECT)")
+    p.add_argument("--check", action="append", default=[], metavar="ID",
+                   help="check an exercise (e.g. 04.2) and record the attempt (repeatable)")
+    p.add_argument("--solutions", metavar="DIR",
+                   help="write every exercise's solution to DIR (for instructors)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_exercises)
+
+    p = sub.add_parser("class", help="the instructor's view: read many students' project "
+                                     "folders (never modified) and write an HTML summary")
+    p.add_argument("folder", help="a folder holding one copied project folder per student")
+    p.add_argument("--out", default="class-summary.html",
+                   help="where to write the offline HTML summary ('-' for none)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_class)
+
     p = sub.add_parser(
         "review", help="the weekly review as an offline HTML report: traffic, cost, quality, "
                        "alerts, failure patterns, new cases, gate results")
@@ -1110,6 +1180,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: pip install of this version)")
     p.add_argument("--force", action="store_true", help="replace existing workflow files")
     p.set_defaults(func=cmd_ci)
+
+    from workbench.bridges.cli import register as register_bridges
+
+    register_bridges(sub, runs_parser)
 
     p = sub.add_parser("tour", help="make the sample project and run every notebook on it")
     p.add_argument("path", nargs="?", default="workbench-tour")

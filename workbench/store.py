@@ -333,6 +333,25 @@ def m012_semantic_cache(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX semantic_cache_by_deployment ON semantic_cache (deployment)")
 
 
+@migration
+def m013_exercises(db: sqlite3.Connection) -> None:
+    """Every check of a guided notebook's exercise (``workbench.exercises.check``): which
+    exercise, the attempt's number, when, whether it passed and the hint it gave. Checks are
+    events, not versions of a value, so they are rows here rather than records; the
+    instructor's view (``workbench class``) reads them from copies of students' projects."""
+    db.execute(
+        """CREATE TABLE exercise_checks (
+            exercise TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            checked_at REAL NOT NULL,
+            passed INTEGER NOT NULL,
+            hint TEXT NOT NULL,
+            workbench_version TEXT NOT NULL,
+            PRIMARY KEY (exercise, attempt)
+        )"""
+    )
+
+
 def migration_names() -> list[str]:
     return [fn.__name__ for fn in MIGRATIONS]
 

@@ -39,6 +39,8 @@ from workbench.evaluate.scorers import (
 
 # Registers the ``llm_judge`` scorer, so runs that used it can be rebuilt from their specs.
 from workbench.evaluate import judge as _judge  # noqa: E402,F401  (pydantic only at import)
+# Registers ``assertions`` (per-item checks, as an imported promptfoo suite has), likewise.
+from workbench.evaluate import assertions as _assertions  # noqa: E402,F401
 
 __all__ = [
     "bleu", "budget_scorers_from_card", "chrf", "cost_budget", "format_check", "json_schema",
