@@ -22,12 +22,14 @@ with app.setup:
     from workbench.data.versioning import find_split
     from workbench.prompts import (
         diff_prompts,
+        list_prompts,
+        project_starters,
         prompt_versions,
         react,
         render,
-        starter_prompts,
         tag_prompt,
     )
+    from workbench.prompts.defaults import default_prompt
     from workbench.bridges.promptfoo import import_promptfoo
 
 
@@ -76,7 +78,9 @@ def _(fill, project):
     mo.stop(not nb.fill_prerequisites(project, 4, fill))
     dataset = find_split(project, prefer=sample.SAMPLE_DATASET)
     labels = dataset.value.labels or []
-    starters = starter_prompts(labels)
+    # Starters for the card's task type (classification, extraction, question answering,
+    # generation, chat), written from its use case.
+    starters = project_starters(project, labels)
     return dataset, labels, starters
 
 
@@ -91,12 +95,17 @@ def _(project, starters):
     n_items = mo.ui.slider(4, 40, step=2, value=4 if running_as_script() else 6,
                            label="validation items", show_value=True)
     run_techniques = mo.ui.run_button(label="Run the techniques side by side")
+    # The project's prompts; the sample's name when it has none yet (the run saves it).
+    prompt_names = list_prompts(project) or [sample.SAMPLE_PROMPT]
+    prompt_pick = mo.ui.dropdown(
+        prompt_names, label="Prompt",
+        value=default_prompt(project, prefer=sample.SAMPLE_PROMPT) or prompt_names[0])
     mo.vstack([
         mo.md(r"""
         ## Techniques side by side
 
-        Each technique is saved as a **version** of the prompt `triage` and run on the same
-        validation items with the same model:
+        Each technique is saved as a **version** of the prompt picked below (the sample's is
+        `triage`) and run on the same validation items with the same model:
 
         - **zero-shot** — the bare task; **role/system** — who the model is and what it must
           output; **delimited** — the untrusted message inside tags the model is told never to
@@ -114,13 +123,22 @@ def _(project, starters):
         help and chain-of-thought to ramble. A hosted model (with a key) shows what the same prompts do
         on a capable model.
         """),
-        mo.hstack([technique_pick, model_pick, n_items]), run_techniques,
+        mo.hstack([prompt_pick, technique_pick, model_pick, n_items]), run_techniques,
     ])
-    return model_pick, n_items, run_techniques, technique_pick
+    return model_pick, n_items, prompt_pick, run_techniques, technique_pick
 
 
 @app.cell(hide_code=True)
-def _(dataset, model_pick, n_items, project, run_techniques, starters, technique_pick):
+def _(
+    dataset,
+    model_pick,
+    n_items,
+    project,
+    prompt_pick,
+    run_techniques,
+    starters,
+    technique_pick,
+):
     mo.stop(not (run_techniques.value or running_as_script()),
             mo.md("Press **Run the techniques side by side**."))
     chosen_prompts = {name: starters[name] for name in technique_pick.value}
@@ -131,7 +149,7 @@ def _(dataset, model_pick, n_items, project, run_techniques, starters, technique
                       f"{nb.plural(n_items.value, 'item')}",
                 completion_title="Techniques done") as bar:
             techniques = compare.compare_prompt_versions(
-                project, sample.SAMPLE_PROMPT, chosen_prompts, dataset=dataset.name,
+                project, prompt_pick.value, chosen_prompts, dataset=dataset.name,
                 model=model_pick.value, limit=n_items.value,
                 progress=nb.progress_callback(bar))
         technique_table = techniques.table()
@@ -166,10 +184,10 @@ def _(project, techniques):
 
 
 @app.cell(hide_code=True)
-def _(dataset, project):
+def _(dataset, project, prompt_pick):
     from widgets import Playground
 
-    playground = mo.ui.anywidget(Playground(project, sample.SAMPLE_PROMPT,
+    playground = mo.ui.anywidget(Playground(project, prompt_pick.value,
                                             dataset=dataset.name, n_items=4))
     mo.vstack([mo.md(r"""
     ## Playground
@@ -182,9 +200,9 @@ def _(dataset, project):
 
 
 @app.cell(hide_code=True)
-def _(playground, project):
+def _(playground, project, prompt_pick):
     playground.value.get("saved_count")  # refresh after a save from the playground
-    history = prompt_versions(project, sample.SAMPLE_PROMPT)
+    history = prompt_versions(project, prompt_pick.value)
     numbers = [str(v) for v in history["version"]]
     diff_a = mo.ui.dropdown(numbers, value=numbers[0], label="from")
     diff_b = mo.ui.dropdown(numbers, value=numbers[-1], label="to")
@@ -199,10 +217,10 @@ def _(playground, project):
 
 
 @app.cell(hide_code=True)
-def _(diff_a, diff_b, do_tag, project, tag_name, tag_version):
-    tag_change = (tag_prompt(project, sample.SAMPLE_PROMPT, int(tag_version.value),
+def _(diff_a, diff_b, do_tag, project, prompt_pick, tag_name, tag_version):
+    tag_change = (tag_prompt(project, prompt_pick.value, int(tag_version.value),
                              tag_name.value) if do_tag.value else None)
-    changes = diff_prompts(project, sample.SAMPLE_PROMPT, int(diff_a.value), int(diff_b.value))
+    changes = diff_prompts(project, prompt_pick.value, int(diff_a.value), int(diff_b.value))
     mo.vstack([
         mo.md(f"Changed: {', '.join(changes.changed_fields) or 'nothing'}"
               + (f" · {tag_change.message}" if tag_change is not None else "")),

@@ -222,15 +222,15 @@ def _():
 
 
 @app.cell(hide_code=True)
-def _(model_pick, project, red_every_case, run_red):
-    mo.stop(not (run_red.value or running_as_script()))
+def _(model_pick, project, red_every_case, run_red, version_pick):
+    mo.stop(not (run_red.value or running_as_script()) or version_pick.value is None)
     red_cases = redteam.load_cases()
     if running_as_script() or not red_every_case.value:  # one per category: a short run
         red_cases = list({case.category: case for case in reversed(red_cases)}.values())
     with mo.status.progress_bar(total=len(red_cases),
                                 title=f"Sending {nb.plural(len(red_cases), 'red-team case')}",
                                 completion_title="Red team done") as _red_bar:
-        red = redteam.run_redteam(project, sample.SAMPLE_PROMPT, model_pick.value,
+        red = redteam.run_redteam(project, version_pick.value[0], model_pick.value,
                                   cases=red_cases, progress=nb.progress_callback(_red_bar))
     mo.vstack([mo.md(f"Pass rate **{red.pass_rate:.0%}** over "
                      f"{nb.plural(len(red.results), 'case')}."),

@@ -86,6 +86,8 @@ def _(fill, project):
 @app.cell(hide_code=True)
 def _(dataset, project):
     usable = nb.usable_models()
+    # Every prompt version the project holds, set to the one phase 6 blessed or tagged.
+    version_pick = nb.prompt_version_dropdown(project, prefer=sample.SAMPLE_PROMPT)
     model_pick = nb.model_dropdown(project, usable)
     fallback_pick = mo.ui.multiselect(usable, label="Fallbacks (in order)")
     n_items = nb.test_items_slider(dataset)
@@ -96,28 +98,30 @@ def _(dataset, project):
     A deployment names the evaluation run that shows it meets the targets: the prompt
     version on the model, on the **test split**. (Phase 6 goes deeper: repeats, intervals,
     judges. Here one run is the evidence the gate reads.)
-    """), mo.hstack([model_pick, fallback_pick, n_items]), run_eval])
-    return fallback_pick, model_pick, n_items, run_eval
+    """), version_pick, mo.hstack([model_pick, fallback_pick, n_items]), run_eval])
+    return fallback_pick, model_pick, n_items, run_eval, version_pick
 
 
 @app.cell(hide_code=True)
-def _(dataset, model_pick, n_items, project, run_eval):
+def _(dataset, model_pick, n_items, project, run_eval, version_pick):
     mo.stop(not (run_eval.value or running_as_script()),
             mo.md("Press **Evaluate this configuration**."))
+    mo.stop(version_pick.value is None, mo.md("Save a prompt in phase 4 first."))
+    deploy_prompt, deploy_version = version_pick.value
     try:
         with mo.status.progress_bar(total=n_items.value,
                                     title=f"{model_pick.value} on {n_items.value} test items",
                                     completion_title="Evaluation done") as bar:
-            evidence = start_run(project, sample.SAMPLE_PROMPT, dataset=dataset.name,
-                                 split="test", model=model_pick.value, limit=n_items.value,
-                                 progress=nb.progress_callback(bar))
+            evidence = start_run(project, deploy_prompt, version=deploy_version,
+                                 dataset=dataset.name, split="test", model=model_pick.value,
+                                 limit=n_items.value, progress=nb.progress_callback(bar))
         eval_problem = None
     except wb.WorkbenchError as exc:
         evidence, eval_problem = None, exc
     mo.stop(evidence is None, callout(eval_problem) if eval_problem else None)
     mo.vstack([mo.md(f"Run `{evidence.run_id}` against the card's targets:"),
                nb.table(evidence.compare_to_card())])
-    return (evidence,)
+    return deploy_prompt, deploy_version, evidence
 
 
 @app.cell(hide_code=True)
@@ -140,11 +144,22 @@ def _():
 
 
 @app.cell(hide_code=True)
-def _(burst, deploy_now, evidence, fallback_pick, force, project, rate_limit):
+def _(
+    burst,
+    deploy_now,
+    deploy_prompt,
+    deploy_version,
+    evidence,
+    fallback_pick,
+    force,
+    project,
+    rate_limit,
+):
     mo.stop(not (deploy_now.value or running_as_script()),
             mo.md("Press **Check the gate and deploy**."))
     try:
-        deployment = plan_deployment(project, sample.SAMPLE_PROMPT, model=evidence.config["model"],
+        deployment = plan_deployment(project, deploy_prompt, version=deploy_version,
+                                     model=evidence.config["model"],
                                      fallbacks=list(fallback_pick.value), run_id=evidence.run_id,
                                      force=force.value, rate_limit_per_minute=rate_limit.value,
                                      burst=burst.value)
@@ -331,14 +346,16 @@ def _(deployment, service):
 
 
 @app.cell(hide_code=True)
-def _(canary_force, canary_go, canary_model, canary_share, client, dataset, n_items,
-      project):
+def _(canary_force, canary_go, canary_model, canary_share, client, dataset, deploy_prompt,
+      deploy_version, n_items, project):
     mo.stop(client is None or not (canary_go.value or running_as_script()))
     with mo.status.spinner(f"Evaluating {canary_model.value} ..."):
-        _run = start_run(project, sample.SAMPLE_PROMPT, dataset=dataset.name, split="test",
-                         model=canary_model.value, limit=n_items.value, progress=False)
+        _run = start_run(project, deploy_prompt, version=deploy_version, dataset=dataset.name,
+                         split="test", model=canary_model.value, limit=n_items.value,
+                         progress=False)
     try:
-        staged = plan_deployment(project, sample.SAMPLE_PROMPT, model=canary_model.value,
+        staged = plan_deployment(project, deploy_prompt, version=deploy_version,
+                                 model=canary_model.value,
                                  run_id=_run.run_id, canary=canary_share.value / 100,
                                  force=canary_force.value)
         _refused = None

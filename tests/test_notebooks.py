@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 import workbench
-from workbench.phases import notebooks_dir
+from workbench import sample
+from workbench.checkpoints import phases_before
+from workbench.phases import next_step, notebooks_dir
 from workbench.tour import guided_notebooks
 
 pytestmark = pytest.mark.model
@@ -32,21 +34,38 @@ def test_there_are_notebooks():
     assert [n.name for n in NOTEBOOKS][:1] == ["00_start.py"]
 
 
+def done_phases(project) -> set[int]:
+    return {p["number"] for p in project.status()["phases"] if p["state"] == "done"}
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_as_a_script_on_a_fresh_sample_project(notebook, tmp_path):
-    project = workbench.init_project(tmp_path / "p", sample=True)
+def test_notebook_runs_as_a_script_at_its_phase(notebook, tmp_path):
+    """A workshop that starts at phase N (`workbench init --sample --at N`): the project's
+    status shows the phases before N on the learning path done and N next, nothing is left to
+    fill, and the notebook of phase N runs headless on it right away. Notebook 00 runs on a
+    fresh sample project. (The fill button's path runs in the Jupyter twins' test and the
+    tour, on fresh sample projects.)"""
+    phase = int(notebook.name[:2])
+    if phase == 0:
+        project = workbench.init_project(tmp_path / "p", sample=True)
+    else:
+        project = workbench.init_project(tmp_path / "p", at=phase)
+        assert done_phases(project) == set(phases_before(phase))
+        assert next_step(project.status()["phases"])["number"] == phase
+        assert sample.missing_prerequisites(project, phase) == []
     proc = run_script(notebook, project.path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    if notebook.name == "00_start.py":  # its model call ran and was traced in the project
+    if phase == 0:  # its model call ran and was traced in the project
         assert project.status()["model_calls"] >= 1
+    else:  # what the earlier phases left is still there
+        assert done_phases(project) >= set(phases_before(phase))
 
 
 def test_evaluation_notebook_keeps_a_blessed_baseline_and_evaluates_the_tagged_version(
         tmp_path):
     """Blessing is a decision: notebook 06 run again must not re-bless, and it evaluates the
     version tagged for release, not whatever was saved last."""
-    from workbench import sample
     from workbench.evaluate.baseline_runs import bless, blessed
     from workbench.prompts import load_prompt, save_prompt, tag_prompt
     from workbench.runs import list_runs, start_run

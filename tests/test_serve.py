@@ -37,7 +37,10 @@ def ready(sample_project):
     from workbench import sample
     from workbench.data.splitting import load_split
 
-    sample.fill_prerequisites(sample_project, 7)
+    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
+    # bring all the versions phase 4 leaves.
+    sample.fill_prerequisites(sample_project, 4)
+    sample.save_sample_prompt(sample_project)
     test = load_split(sample_project, sample.SAMPLE_DATASET, "test")
     answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
 
@@ -368,7 +371,10 @@ def test_the_cli_deploys_and_serves_what_the_dockerfile_runs(sample_project):
     port) as a real process, called over HTTP."""
     from workbench import sample
 
-    sample.fill_prerequisites(sample_project, 7)
+    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
+    # bring all the versions phase 4 leaves.
+    sample.fill_prerequisites(sample_project, 4)
+    sample.save_sample_prompt(sample_project)
     evaluate(sample_project, "fake/echo")
     env = {**os.environ, "WORKBENCH_PROJECT": str(sample_project.path)}
     refused = subprocess.run([EXE, "deploy", "triage", "--model", "fake/echo"], env=env,

@@ -43,7 +43,10 @@ def ready(sample_project):
     from workbench.data.splitting import load_split
     from workbench.prompts import load_prompt, save_prompt
 
-    sample.fill_prerequisites(sample_project, 7)
+    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
+    # bring all the versions phase 4 leaves.
+    sample.fill_prerequisites(sample_project, 4)
+    sample.save_sample_prompt(sample_project)
     test = load_split(sample_project, sample.SAMPLE_DATASET, "test")
     answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
 
@@ -481,7 +484,10 @@ def test_the_cli_stages_promotes_and_rolls_back(sample_project):
     from workbench import sample
 
     project = sample_project
-    sample.fill_prerequisites(project, 7)
+    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
+    # bring all the versions phase 4 leaves.
+    sample.fill_prerequisites(project, 4)
+    sample.save_sample_prompt(project)
     evaluate(project, "fake/echo")
     evaluate(project, "fake/echo:latency=5ms")
     assert run("deploy", "triage", "--model", "fake/echo", "--force", "--burst", "3",

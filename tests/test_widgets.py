@@ -59,7 +59,9 @@ def test_overview_shows_the_project_status(project):
     widget = ProjectOverview(project)
 
     assert overview_state(widget) == expected_state(project)
-    assert [p["number"] for p in widget.phases] == list(range(1, 10))
+    # The cards follow the learning path, the order a beginner takes.
+    assert [p["number"] for p in widget.phases] == [1, 2, 4, 3, 6, 7, 8, 9, 5]
+    assert [p["step"] for p in widget.phases] == list(range(1, 10))
     # The sample project ships a filled card, so phase 1 is done and the path goes on to 2.
     assert widget.phases[0]["state"] == "done"
     assert widget.next_phase == 2
@@ -81,7 +83,7 @@ def test_selecting_a_phase(project):
     assert widget.selected_phase is None
 
     widget.set_state({"selected": 4})  # what a click in the frontend sends over the comm
-    assert widget.selected_phase == widget.phases[3]
+    assert widget.selected_phase == widget.phases[2]
     assert widget.selected_phase["title"] == "Prompt engineering"
 
     widget.selected = 42
@@ -93,14 +95,14 @@ def test_refresh_button_rereads_the_project(project):
 
     widget = ProjectOverview(project)
     widget.selected = 3
-    assert widget.phases[2]["state"] == "todo"
+    assert widget.selected_phase["state"] == "todo"
 
     project.update_card(lambda c: c.setdefault("model", {}).update(chosen="fake/echo"))
-    assert widget.phases[2]["state"] == "todo"  # nothing re-reads until asked
+    assert widget.selected_phase["state"] == "todo"  # nothing re-reads until asked
     widget.set_state({"refresh_count": 1})  # the Refresh button
 
     assert overview_state(widget) == expected_state(project, selected=3)
-    assert widget.selected_phase == {**widget.phases[2], "state": "done",
+    assert widget.selected_phase == {**widget.phases[3], "state": "done",
                                      "summary": "chosen model: fake/echo"}
 
 

@@ -77,8 +77,15 @@ def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
 
 
 def what_next(project: wb.Project) -> Any:
-    step = next_step(project.status()["phases"])
+    """The footer: the next phase on the learning path whose notebook exists."""
+    phases = project.status()["phases"]
+    step = next_step(phases)
     if step is None:
+        later = [p for p in phases if p["state"] != "done" and not p["available"]]
+        if later:
+            return mo.md("## What next\n\nEvery phase with a notebook holds results; "
+                         + ", ".join(f"phase {p['number']} ({p['title']})" for p in later)
+                         + " comes later.")
         return mo.md("## What next\n\nEvery phase holds results.")
     return mo.md(f"## What next\n\nOpen **{step['notebook']}** — phase {step['number']}, "
                  f"*{step['title']}*: {step['purpose']}")
@@ -113,16 +120,17 @@ def test_items_slider(dataset: Any, *, script: int = 6, at_most: int = 20) -> An
 def prompt_version_dropdown(project: wb.Project, prefer: str | None = None,
                             label: str = "Prompt version") -> Any:
     """One picker over every version of every prompt in the project, each shown with its tags
-    and technique, set to ``workbench.prompts.defaults.default_version`` of ``prefer`` (else
-    the first prompt). Its value is ``(prompt name, version)``."""
-    from workbench.prompts.defaults import default_version
+    and technique, set to ``workbench.prompts.defaults.default_version`` of the project's
+    ``default_prompt`` (the deployed one, else ``prefer`` when the project has it, else the
+    newest). Its value is ``(prompt name, version)``."""
+    from workbench.prompts.defaults import default_prompt, default_version
     from workbench.prompts.versions import list_prompts, prompt_versions
 
     names = list_prompts(project)
     if not names:
         return mo.ui.dropdown({"no prompt saved yet": None}, label=label)
     options, default = {}, None
-    main = prefer if prefer in names else names[0]
+    main = default_prompt(project, prefer) or names[0]
     main_version, why = default_version(project, main)
     for name in names:
         for row in prompt_versions(project, name).itertuples():

@@ -35,9 +35,16 @@ def _project_for(path: str | None, *, required: bool = True):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    project = init_project(args.path, name=args.name, sample=args.sample)
-    print(f"Created {'the sample ' if args.sample else ''}project '{project.name}' at "
-          f"{project.path}")
+    if args.at is not None:
+        from workbench.checkpoints import describe_start
+
+        project = init_project(args.path, name=args.name, at=args.at)
+        print(f"Created the sample project '{project.name}' at {project.path}")
+        print(f"  {describe_start(args.at)}")
+    else:
+        project = init_project(args.path, name=args.name, sample=args.sample)
+        print(f"Created {'the sample ' if args.sample else ''}project '{project.name}' at "
+              f"{project.path}")
     print(f"Use it: export {ENV_PROJECT}={project.path}   then   workbench notebooks")
     return 0
 
@@ -57,11 +64,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for phase in status["phases"]:
         print(f"  [{marks[phase['state']]}] {phase['number']}. {phase['title']:<20} "
               f"{phase['summary']}")
-    step = next_step(status["phases"])
+    step = next_step(status["phases"])  # on the learning path, never a missing notebook
     if step:
-        where = (f"notebooks/{step['notebook']}" if step["available"]
-                 else "its notebook is not written yet")
-        print(f"Next: phase {step['number']}, {step['title']} ({where})")
+        print(f"Next: phase {step['number']}, {step['title']} (notebooks/{step['notebook']})")
     return 0
 
 
@@ -807,6 +812,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--sample", action="store_true", help="start from the bundled sample project")
     p.add_argument("--name", help="project name (default: the folder name)")
+    p.add_argument("--at", type=int, metavar="N",
+                   help="start at phase N (1-9; implies --sample): the project holds what the "
+                        "phases before N on the learning path (1, 2, 4, 3, 6, 7, 8, 9, 5) leave "
+                        "in the sample, restored from prepared checkpoints in about a second")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("status", help="what a project holds, phase by phase")

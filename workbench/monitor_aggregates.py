@@ -667,6 +667,18 @@ def rebuild_db(db: sqlite3.Connection, *, now: float | None = None) -> int:
     return read
 
 
+def add_stored(db: sqlite3.Connection, store: Store | None, where: str,
+               params: tuple = ()) -> int:
+    """Merge the figures of spans already in the table (those ``where`` selects) into the
+    aggregates, inside the caller's write transaction: for spans written straight into it (a
+    prepared checkpoint's) rather than through the tracer's hook. Returns how many were read."""
+    facts = list(span_facts(db, store, where, params))
+    if facts:
+        cache = _deployments.setdefault(store, {}) if store is not None else {}
+        _write(db, _accumulate(db, facts, time.time(), cache))
+    return len(facts)
+
+
 def rebuild(project: Project) -> int:
     """Recompute the project's aggregates from its spans (after spans were written by a
     process without the hook, or to repair them). Returns how many spans were read."""

@@ -94,10 +94,14 @@ def _data_status(project: Project) -> tuple[str, str]:
 
 
 def phase_status(project: Project) -> list[dict[str, Any]]:
+    """Each phase's state and summary, in the learning path's order (``step`` is the place on
+    it), so the overview and ``workbench status`` read in the order a beginner follows."""
     card = project.card()
     nb_dir = notebooks_dir()
+    by_number = {p.number: p for p in PHASES}
     out = []
-    for phase in PHASES:
+    for step, number in enumerate(LEARNING_PATH, start=1):
+        phase = by_number[number]
         state, summary = "todo", "nothing yet"
         n = phase.number
         if n == 1:
@@ -149,7 +153,8 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
                 summary = ", ".join(f"{c} {kind.replace('_', ' ')} record{'s' * (c != 1)}"
                                     for kind, c in counts if c)
         out.append({
-            "number": n, "key": phase.key, "title": phase.title, "purpose": phase.purpose,
+            "number": n, "step": step, "key": phase.key, "title": phase.title,
+            "purpose": phase.purpose,
             "notebook": phase.notebook, "available": (nb_dir / phase.notebook).is_file(),
             "state": state, "summary": summary,
         })
@@ -157,9 +162,12 @@ def phase_status(project: Project) -> list[dict[str, Any]]:
 
 
 def next_step(status: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The first phase along the learning path that is not done yet."""
+    """The first phase along the learning path that is not done yet and whose notebook exists
+    (a phase whose notebook is not written yet is never where anyone is sent); None when no
+    such phase is left."""
     by_number = {p["number"]: p for p in status}
     for n in LEARNING_PATH:
-        if by_number[n]["state"] != "done":
-            return by_number[n]
+        phase = by_number[n]
+        if phase["state"] != "done" and phase.get("available", True):
+            return phase
     return None

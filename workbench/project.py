@@ -206,7 +206,7 @@ def open_project(path: str | os.PathLike | None = None, *, activate: bool = True
             if not (resolved / CARD_FILE).is_file():
                 raise NotAProject(
                     f"{resolved} is not a workbench project (it has no {CARD_FILE}).",
-                    f"Create one with `workbench init PATH`, or point at the project folder.")
+                    "Create one with `workbench init PATH`, or point at the project folder.")
             read_card(resolved / CARD_FILE)
             store = Store.open(resolved / DB_FILE)
             for sub in SUBDIRS:
@@ -222,11 +222,13 @@ def open_project(path: str | os.PathLike | None = None, *, activate: bool = True
 
 
 def init_project(path: str | os.PathLike, *, name: str | None = None, description: str = "",
-                 sample: bool = False, activate: bool = True) -> Project:
+                 sample: bool = False, at: int | None = None, activate: bool = True) -> Project:
     """Create a project folder. Refuses an existing project and any non-empty folder.
 
-    The folder is built beside its destination and renamed into place, so a failure leaves
-    nothing half-made."""
+    ``at`` (a phase, 1-9; implies ``sample``) restores the bundled checkpoint holding what the
+    phases before it on the learning path leave in the sample project, in about a second
+    (``workbench.checkpoints``). The folder is built beside its destination and renamed into
+    place, so a failure leaves nothing half-made."""
     target = Path(path).expanduser().resolve()
     if is_project(target):
         raise ProjectExists(f"{target} is already a workbench project.",
@@ -234,24 +236,33 @@ def init_project(path: str | os.PathLike, *, name: str | None = None, descriptio
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ProjectExists(f"{target} exists and is not empty, so it cannot become a project.",
                             "Choose a new or empty folder.")
+    if at is not None:
+        from workbench.checkpoints import phases_before
+
+        phases_before(at)  # an unknown phase is refused before anything is made
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.creating-"))
     try:
         from workbench import tomlcard
 
         template = None
-        if sample:
+        if at is not None:
+            from workbench.checkpoints import restore
+
+            restore(staging, at, name=name)
+        elif sample:
             from workbench.sample import sample_card, sample_card_text
 
             card, template = sample_card(), sample_card_text()  # keep its comments
         else:
             card = new_card(name or target.name, description)
-        if name:
-            card["project"]["name"] = name
-        (staging / CARD_FILE).write_text(tomlcard.dumps(card, template), encoding="utf-8")
-        for sub in SUBDIRS:
-            (staging / sub).mkdir()
-        Store.create(staging / DB_FILE).close()
+        if at is None:
+            if name:
+                card["project"]["name"] = name
+            (staging / CARD_FILE).write_text(tomlcard.dumps(card, template), encoding="utf-8")
+            for sub in SUBDIRS:
+                (staging / sub).mkdir()
+            Store.create(staging / DB_FILE).close()
         from workbench.fsutil import default_mode
 
         os.chmod(staging, default_mode(directory=True))  # mkdtemp made it private

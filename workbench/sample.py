@@ -115,10 +115,19 @@ def missing_prerequisites(project, phase: int) -> list[str]:
 
 
 def fill_prerequisites(project, phase: int) -> list[str]:
-    """Fill what ``missing_prerequisites`` reports from the sample project; returns what it did."""
+    """Fill what ``missing_prerequisites`` reports from the sample project; returns what it did.
+
+    Each need is restored from the prepared checkpoints (``workbench.checkpoints``: what the
+    phase that meets it left in the sample, in well under a second) when the project's own work
+    allows it: the sample's data under the sample's prompt, the sample's deployment under its
+    traffic. Otherwise — the user's own dataset, prompt or model — it is made on the project as
+    it is, as before (model calls, a forced deployment, simulated users)."""
     done = []
     for need in missing_prerequisites(project, phase):
-        if need == "card":
+        restored = _fill_from_checkpoint(project, need)
+        if restored:
+            done.append(restored)
+        elif need == "card":
             fill_sample_card(project)
             done.append("the sample project card")
         elif need == "data":
@@ -134,6 +143,58 @@ def fill_prerequisites(project, phase: int) -> list[str]:
             sent = play_users(project)
             done.append(f"traffic from simulated users ({describe_traffic(sent)})")
     return done
+
+
+# What each need restores: the stage of the phase that meets it, and the record kinds of
+# earlier stages the project must hold exactly (the stage's rows point at them).
+_CHECKPOINT_FILLS: dict[str, tuple[int, tuple[tuple[int, str], ...]]] = {
+    "card": (1, ()),
+    "data": (2, ()),
+    "prompt": (4, ((2, "dataset"),)),
+    "deployment": (7, ((2, "dataset"), (4, "prompt"))),
+    "feedback": (8, ((2, "dataset"), (4, "prompt"), (7, "deployment"))),
+}
+
+
+def _fill_from_checkpoint(project, need: str) -> str | None:
+    """Add the sample's work for ``need`` from the shipped checkpoints; what was added, or None
+    when this project's own work rules it out (the caller then makes it on the project)."""
+    from workbench.checkpoints import CheckpointConflict, CheckpointError, add_stage
+    from workbench.checkpoints.restoring import holds, load_manifest, stage_rows
+
+    if need not in _CHECKPOINT_FILLS:
+        return None
+    phase, needs = _CHECKPOINT_FILLS[need]
+    try:
+        for earlier, kind in needs:
+            loaded, _ = stage_rows(project, earlier)
+            rows = [r for r in loaded.rows.get("records", {}).values() if r["kind"] == kind]
+            if not holds(project, rows):
+                return None
+        if need == "deployment":
+            from workbench.llm.gateway import default_model
+
+            if default_model(project) != load_manifest()["model"]:
+                return None  # the project chose another model: deploy that one
+        if need == "card":
+            add_stage(project, phase, card_tables=PHASE1_TABLES)
+        else:
+            add_stage(project, phase)
+    except CheckpointConflict:
+        return None  # the project holds its own version of that work: keep it
+    except CheckpointError as exc:  # missing or stale checkpoints: compute instead
+        import sys
+
+        print(f"workbench: {exc.one_line()} Computing instead.", file=sys.stderr)
+        return None
+    return {
+        "card": "the sample project card",
+        "data": "the sample data, cleaned, redacted and split, with its classical baseline",
+        "prompt": f"the sample prompt '{SAMPLE_PROMPT}' (starter techniques compared, the "
+                  "best tagged candidate)",
+        "deployment": f"the sample deployment of '{SAMPLE_PROMPT}' with its evaluation",
+        "feedback": "the sample's traffic from simulated users, with feedback",
+    }[need]
 
 
 def describe_traffic(sent: dict[str, Any]) -> str:
@@ -186,8 +247,9 @@ def simulate_users(project, url: str, api_key: str, *, requests: int = 30,
                    feedback_share: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """Play users of a running service (``workbench.serve.start_server``): ask it the test
     split's messages in users' words (some twice), send a few bad requests (no key, wrong
-    fields), and rate a share of the answers — thumbs up when the answer is the expected label, down with the
-    expected label as the correction otherwise. Returns what was sent and what came back."""
+    fields), and rate a share of the answers — thumbs up when the answer is the expected label,
+    down with the expected label as the correction otherwise. Returns what was sent and what
+    came back."""
     import random
 
     import httpx

@@ -380,13 +380,15 @@ def _judge(case: RedTeamCase, reply: str, judge_model: str,
 
 
 def run_case(project: Project | None, prompt: PromptVersion, case: RedTeamCase, model: str, *,
-             judge_model: str | None = None, input_field: str = "input") -> CaseResult:
+             judge_model: str | None = None, input_field: str = "input",
+             train: Any = None) -> CaseResult:
     from workbench.prompts import complete_item
 
     item = {input_field: case.text}
     # No cache (a changed model must be probed again) and no repair turn (the first reply is
     # what a user would see).
-    result = complete_item(project, prompt, item, model=model, repair_retries=0, cache=False)
+    result = complete_item(project, prompt, item, model=model, train=train, repair_retries=0,
+                           cache=False)
     if result.completion is None:
         return CaseResult(case, None, False, [f"The call failed: {result.error}"], ["error"])
     reply = result.completion.text
@@ -406,18 +408,36 @@ def run_case(project: Project | None, prompt: PromptVersion, case: RedTeamCase, 
                       result.latency_s)
 
 
+def _few_shot_train(project: Project | None, prompt: PromptVersion, dataset: str | None):
+    """The train rows a few-shot prompt picks its examples from (None when it needs none)."""
+    if prompt.few_shot.mode not in ("random", "similar") or project is None:
+        return None
+    from workbench.data.split import load_split
+    from workbench.data.versions import find_split
+
+    split = find_split(project, prefer=dataset)
+    if split is None:
+        raise WorkbenchError(
+            f"The prompt picks {prompt.few_shot.mode} few-shot examples from a train split, "
+            "and the project has no split dataset.",
+            "Split a dataset in phase 2, or red-team a prompt without few-shot examples.")
+    return load_split(project, split.name, "train")
+
+
 def run_redteam(project: Project | None, prompt_name_or_version: str | PromptVersion | Any,
                 model: str | None = None, *,
                 cases: Sequence[RedTeamCase] | str | Path | None = None,
                 judge_model: str | None = None, concurrency: int = 4,
-                input_field: str = "input",
+                input_field: str = "input", dataset: str | None = None,
                 progress: bool | Callable[[int, int], None] = True) -> RedTeamReport:
     """Send every case through the prompt (``complete_item``, no cache, no repair turns), check
     each reply with the case's rules (and the judge, when given), and report per case and per
     category. ``cases``: a list of cases, a JSONL path (added to the bundled suite), or None
     (the bundled suite). ``input_field`` is the template variable that receives each case's
-    input (``{{ input }}`` by default)."""
+    input (``{{ input }}`` by default). A few-shot prompt takes its examples from the train
+    split of ``dataset`` (default: the project's split dataset), as it does when served."""
     name, prompt = _resolve_prompt(project, prompt_name_or_version)
+    train = _few_shot_train(project, prompt, dataset)
     if cases is None or isinstance(cases, (str, Path)):
         cases = load_cases(cases)
     cases = list(cases)
@@ -436,7 +456,7 @@ def run_redteam(project: Project | None, prompt_name_or_version: str | PromptVer
     def one(i: int) -> None:
         nonlocal done
         results[i] = run_case(project, prompt, cases[i], model, judge_model=judge_model,
-                              input_field=input_field)
+                              input_field=input_field, train=train)
         with lock:
             done += 1
             if bar is not None:

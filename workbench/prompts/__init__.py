@@ -25,7 +25,7 @@ from workbench.prompts.react import (
 )
 from workbench.prompts.rendering import FewShotLeak, render, select_examples
 from workbench.prompts.run import ItemResult, complete_item, json_mode_supported
-from workbench.prompts.techniques import starter_prompts
+from workbench.prompts.techniques import project_starters, starter_prompts, starter_prompts_for
 from workbench.prompts.templates import TemplateError, delimit
 from workbench.prompts.versions import (
     FewShot,
@@ -54,5 +54,5 @@ __all__ = [
     "diff_prompts", "extract_answer", "json_mode_supported", "list_prompts", "load_prompt",
     "lookup_order", "move_tag", "normalize_label", "parse_output", "prompt_text",
     "prompt_versions", "react", "render", "save_prompt", "schema_from_model", "select_examples",
-    "starter_prompts", "tag_of", "tag_prompt",
+    "project_starters", "starter_prompts", "starter_prompts_for", "tag_of", "tag_prompt",
 ]
