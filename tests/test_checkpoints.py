@@ -55,7 +55,7 @@ def test_init_at_phase_holds_what_the_phases_before_it_leave(tmp_path, at):
 
 
 def test_restored_work_happened_just_now_and_keeps_its_links(tmp_path):
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.evaluate.baseline_runs import blessed
     from workbench.monitor import traffic
     from workbench.runs import list_runs

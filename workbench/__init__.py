@@ -34,7 +34,8 @@ SUBMODULES = (
     "serve",  # 7 deployment
     "tracing", "otlp", "monitor",  # 8 monitoring
     "maintain", "clusters", "switch", "whatif", "review", "cicd",  # 9 maintenance
-    "phases", "report", "exercises", "bridges",  # across phases
+    "phases", "report", "exercises", "checkpoints", "wheelhouse", "classview", "bridges",
+    # across phases (the learning path, reports, workshops, other tools)
 )
 
 __all__ = [

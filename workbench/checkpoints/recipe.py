@@ -32,7 +32,7 @@ PHASE8_ROUNDS = 2
 
 
 def _split(project: Project):
-    from workbench.data.versions import find_split
+    from workbench.data.versioning import find_split
     from workbench.sample import SAMPLE_DATASET
 
     return find_split(project, prefer=SAMPLE_DATASET)
@@ -50,7 +50,7 @@ def phase2(project: Project, model: str) -> None:
     baseline, which needs the split to train and test on (notebook 01 prepares the data for it
     too)."""
     from workbench.baseline import run_baseline
-    from workbench.data.split import load_split
+    from workbench.data.splitting import load_split
     from workbench.sample import prepare_sample_data
 
     split = prepare_sample_data(project)

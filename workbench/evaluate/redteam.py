@@ -412,8 +412,8 @@ def _few_shot_train(project: Project | None, prompt: PromptVersion, dataset: str
     """The train rows a few-shot prompt picks its examples from (None when it needs none)."""
     if prompt.few_shot.mode not in ("random", "similar") or project is None:
         return None
-    from workbench.data.split import load_split
-    from workbench.data.versions import find_split
+    from workbench.data.splitting import load_split
+    from workbench.data.versioning import find_split
 
     split = find_split(project, prefer=dataset)
     if split is None:
