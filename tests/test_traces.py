@@ -7,41 +7,17 @@ from __future__ import annotations
 import random
 import time
 
-import httpx
 import pytest
+from served_traces import LONG, serve_traffic
 
-from workbench import llm, sample, traces
+from workbench import traces
 from workbench.monitor_aggregates import user_hash
-from workbench.serve import plan_deployment, start_server
-from workbench.tracing import Span, tagged, write_span
-
-KEY = "trace-viewer-key-0123"
-LONG = "my parcel " * 120  # 1,200 characters: cut in the viewer
+from workbench.tracing import Span, write_span
 
 
 @pytest.fixture
 def served(project):
-    """A deployment on a fake model that fails about half its calls (no retries), 10 requests
-    over HTTP from four end users (one with a long message), and one model call of a run."""
-    sample.save_sample_prompt(project)
-    plan_deployment(project, sample.SAMPLE_PROMPT, model="fake/echo:fail=500,fail_rate=0.5,seed=3",
-                    force=True, retries=0, cache=False, burst=40)
-    server = start_server(project, api_keys=[KEY])
-    codes = []
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            for i in range(10):
-                text = LONG if i == 9 else f"message {i}"
-                reply = client.post("/v1/predict", json={"input": text}, headers={
-                    "Authorization": f"Bearer {KEY}", "X-Workbench-User": f"user-{i % 4}"})
-                codes.append(reply.status_code)
-    finally:
-        server.stop()
-    with tagged(**{"workbench.run_id": "run-1", "workbench.prompt": "triage",
-                   "workbench.prompt_version": 2}):
-        llm.complete("Where is my parcel?", model="fake/echo", project=project, cache=False)
-    project.store.flush()
-    return project, codes
+    return project, serve_traffic(project)
 
 
 def _all(project, **filters):

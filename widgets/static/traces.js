@@ -147,8 +147,8 @@ function waterfall(model) {
       n.summary ? h("span", { class: "wb-tv-summary", text: n.summary }) : null),
     h("div", { class: "wb-tv-track" },
       h("div", { class: "wb-tv-bar", "data-status": n.status,
-                 style: `left: ${n.left_pct}%; width: max(2px, ${n.width_pct}%)` }),
-      h("span", { class: "wb-tv-bar-text", text: `+${ms(n.offset_ms)} · ${ms(n.duration_ms)}` })),
+                 style: `left: ${n.left_pct}%; width: max(2px, ${n.width_pct}%)` })),
+    h("span", { class: "wb-tv-bar-text", text: `+${ms(n.offset_ms)} · ${ms(n.duration_ms)}` }),
   ));
   return h("section", { class: "wb-tv-tree", "aria-label": "Trace tree" },
     h("h4", { class: "wb-tv-tree-title" }, "Trace ", h("code", { text: info.trace_id || "" }),
@@ -168,7 +168,7 @@ function detail(model) {
     if (!fields.length) return null;
     return h("div", { class: `wb-tv-section wb-tv-section-${section}` },
       h("h5", { text: title }),
-      h("dl", {}, fields.map((f) => [
+      h("dl", {}, fields.flatMap((f) => [
         h("dt", { text: f.key }),
         h("dd", {},
           h("pre", { class: "wb-tv-value", "data-field": f.key },
