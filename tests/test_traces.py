@@ -207,3 +207,23 @@ def test_the_frontend_draws_every_synced_trait_and_sends_only_known_ones():
     dropdowns = re.search(r"const FILTERS = \[(.*?)\];", esm, re.S)[1]
     sent = set(re.findall(r'send\("(\w+)"', esm)) | set(re.findall(r'\["(\w+)", "', dropdowns))
     assert {"kind", "status", "model", "prompt", "arm"} <= sent <= synced
+
+
+def test_an_attribute_filter_reads_a_bounded_stretch_per_page_and_searches_on(served,
+                                                                              monkeypatch):
+    project, _ = served
+    everyone = [r["trace_id"] for r in _all(project, user="user-2")]
+    assert len(everyone) == 2
+    monkeypatch.setattr(traces, "SCAN_LIMIT", 3)  # root spans read per page, at most
+    found, after, pages = [], None, 0
+    while True:
+        page = traces.list_traces(project, traces.TraceFilter(user="user-2"), after=after)
+        found += [r["trace_id"] for r in page.rows]
+        pages += 1
+        if page.next is None:
+            break
+        assert page.searched_to == page.next.start_time  # where the next page searches from
+        after = page.next
+    assert found == everyone and pages == 4  # 11 root spans, 3 a page
+    # Filters on the span's own columns use the time index: no bound, no stretch.
+    assert traces.list_traces(project, traces.TraceFilter(status="ok")).searched_to is None

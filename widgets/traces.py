@@ -53,6 +53,7 @@ class TraceViewer(anywidget.AnyWidget):
     has_more = traitlets.Bool(False).tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
     query_ms = traitlets.Float(0.0).tag(sync=True)
+    searched_to = traitlets.Unicode("").tag(sync=True)  # a filter's search stopped here (UTC)
     selected = traitlets.Unicode("").tag(sync=True)  # the trace clicked
     tree = traitlets.List(traitlets.Dict()).tag(sync=True)  # its spans, in tree order
     tree_info = traitlets.Dict().tag(sync=True)
@@ -149,6 +150,8 @@ class TraceViewer(anywidget.AnyWidget):
             self.rows = [_jsonable(r) for r in found.rows]
             self.has_more = found.has_more
             self.query_ms = round(found.seconds * 1000, 1)
+            self.searched_to = (traces.time_text(found.searched_to)
+                                if found.searched_to is not None else "")
             self.error = ""
 
     def _open_trace(self, trace_id: str) -> None:
@@ -219,6 +222,7 @@ class TraceViewer(anywidget.AnyWidget):
                 self.choices = {}
             self.rows = []
             self.has_more = False
+            self.searched_to = ""
             self.error = _message(exc)
 
 

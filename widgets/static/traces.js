@@ -5,8 +5,8 @@
 
 const TRAITS = [
   "project_path", "choices", "kind", "status", "model", "prompt", "arm", "user", "window",
-  "page", "has_more", "rows", "query_ms", "selected", "tree", "tree_info", "selected_span",
-  "span_detail", "expanded", "error",
+  "page", "has_more", "rows", "query_ms", "searched_to", "selected", "tree", "tree_info",
+  "selected_span", "span_detail", "expanded", "error",
 ];
 const FILTERS = [
   ["kind", "Kind", "every kind"],
@@ -87,8 +87,9 @@ function traceList(model) {
   const rows = model.get("rows") || [];
   const selected = model.get("selected") || "";
   if (!rows.length) {
-    return h("p", { class: "wb-tv-empty", text: model.get("error")
-      ? "" : "No traces match these filters in this time window." });
+    return h("p", { class: "wb-tv-empty", text: model.get("error") ? ""
+      : model.get("searched_to") ? "No traces match these filters in the part searched."
+        : "No traces match these filters in this time window." });
   }
   const head = h("tr", {}, ["Time (UTC)", "Trace", "Status", "Model", "Prompt", "Arm", "User",
                             "Duration", "Spans"].map((t) => h("th", { scope: "col", text: t })));
@@ -124,7 +125,12 @@ function pager(model) {
     h("button", { type: "button", class: "wb-tv-older", "data-page": page + 1,
                   disabled: !model.get("has_more"), text: "Older →" }),
     h("span", { class: "wb-tv-query", text: `${(model.get("rows") || []).length} traces · ` +
-                `read in ${model.get("query_ms") || 0} ms` }));
+                `read in ${model.get("query_ms") || 0} ms` }),
+    model.get("searched_to")
+      ? h("span", { class: "wb-tv-searched", role: "status",
+                    text: `Searched back to ${model.get("searched_to")} UTC: press Older to ` +
+                          "search further back." })
+      : null);
 }
 
 function waterfall(model) {
