@@ -70,3 +70,27 @@ def test_trace_viewer_filters_and_opens_a_trace_in_marimo(page, marimo_app, tmp_
     assert "system: You are a support triage assistant" in page.locator(
         ".wb-traces .wb-tv-detail").inner_text()
     assert not [p for p in page.problems if "page error" in p], page.problems
+
+
+def test_trace_viewer_opens_a_trace_in_jupyterlab(page, jupyter_lab, tmp_path):
+    import workbench
+    from workbench.project import forget_open_projects
+
+    project = workbench.init_project(tmp_path / "project", activate=False)
+    serve_traffic(project)
+    forget_open_projects()
+    jupyter_lab.write_notebook(
+        "traces.ipynb",
+        "from widgets import TraceViewer\n"
+        f"TraceViewer({str(project.path)!r}, kind='llm.call')")
+    jupyter_lab.open_notebook(page, "traces.ipynb")
+    jupyter_lab.run_all_cells(page)
+
+    row = page.locator(".jp-OutputArea .wb-traces tr[data-trace]")
+    row.first.wait_for()
+    assert row.count() == 1 and "run run-1" in row.first.inner_text()
+    row.first.click()
+    page.locator('.wb-traces .wb-tv-span[data-name="llm.call"]').wait_for()
+    detail = page.locator(".wb-traces .wb-tv-detail")
+    assert "user: Where is my parcel?" in detail.inner_text()
+    assert "gen_ai.output.messages" in detail.inner_text()
