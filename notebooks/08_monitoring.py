@@ -285,18 +285,28 @@ def _(project, sent):
 
 @app.cell(hide_code=True)
 def _(project, sent):
+    from widgets import TraceViewer
     from workbench import otlp as _otlp
 
-    tree = monitor.request_trace(project)
+    trace_viewer = mo.ui.anywidget(TraceViewer(project))
     mo.vstack([mo.md(r"""
-    ## 8 · One request, traced
+    ## 8 · Traces: every request, step by step
 
-    The last answered request and the model calls inside it (a repair turn shows up as a
-    second call). The attributes follow the OpenTelemetry GenAI conventions, so the same
-    traces go to Phoenix, Langfuse or any OTLP collector: live when
-    `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or afterwards with
-    `workbench traces export --otlp URL --since 1d`.
-    """), nb.table(tree), mo.md(_otlp.export_summary(project, since="1h"))])
+    Each row is one trace: a request to the service, or a model call made outside one (an
+    evaluation run's, the online judge's). Filter by status, model, prompt version, deployment
+    arm, end user (type the id the client sent: it is matched against its stored hash) or
+    time window, then click a trace. Its spans form a tree — the request, the content filter's
+    check of the input, the model call (a second one when a repair turn was needed), the check
+    of the output — each with a bar on the trace's timeline. Click a span to read what went in
+    (the request, the rendered messages) and what came out (the reply, tokens, cost, the
+    filter's verdict, whether the reply parsed); long values are cut, with a button to show
+    them whole. The list is read a page at a time with filters in SQL, so it stays quick over
+    a million spans.
+
+    The attributes follow the OpenTelemetry GenAI conventions, so the same traces go to
+    Phoenix, Langfuse or any OTLP collector: live when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+    or afterwards with `workbench traces export --otlp URL --since 1d`.
+    """), trace_viewer, mo.md(_otlp.export_summary(project, since="1h"))])
     return
 
 

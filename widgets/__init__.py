@@ -19,6 +19,7 @@ _LAZY = {
     "Playground": "widgets.playground",
     "ComparisonGrid": "widgets.grid",
     "TrainingMonitor": "widgets.training",
+    "TraceViewer": "widgets.traces",
 }
 
 __all__ = sorted(_LAZY)
