@@ -188,8 +188,10 @@ def test_the_tables_a_notebook_shows(traffic):
     assert summary["answered"] == codes.count(200) and summary["errors"] == codes.count(502)
     assert set(rules_frame(project)["metric"]) >= {"error_rate", "p95_latency"}
     tree = request_trace(project)
-    # the request, the content filter's checks of its input and answer, the model call
-    assert set(tree["span"]) == {"serve.request", "serve.filter", "llm.call"}
+    # the request, the content filter's checks of its input and answer, rendering, the model
+    # call, parsing its reply
+    assert set(tree["span"]) == {"serve.request", "serve.filter", "prompt.render", "llm.call",
+                                 "prompt.parse"}
 
 
 # -- one count of the last hour: the dashboard and the overview agree ------------------------------

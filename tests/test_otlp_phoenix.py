@@ -177,7 +177,9 @@ def _check(spans: list[dict], stored: list, made: dict) -> None:
         children = [s for s in spans if s["parent_id"] == request["context"]["span_id"]]
         checks = [s for s in children if s["name"] == "serve.filter"]
         assert checks and all(s["span_kind"] == "CHAIN" for s in checks)  # input, answer
-        children = [s for s in children if s["name"] != "serve.filter"]
+        steps = {s["name"] for s in children if s["name"].startswith("prompt.")}
+        assert steps == {"prompt.render", "prompt.parse"}  # the request's other steps
+        children = [s for s in children if s["name"].startswith("chat ")]
         assert children, "the model call inside the request"
         for call in children:  # a model call, inside the request
             assert call["context"]["trace_id"] == request["context"]["trace_id"]

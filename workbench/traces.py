@@ -264,7 +264,8 @@ def time_text(seconds: float) -> str:
 
 def span_label(name: str, attributes: dict[str, Any]) -> str:
     """What a person calls the span: ``chat fake/echo`` for a model call (its OpenTelemetry
-    GenAI name), ``POST /v1/predict`` for a request, ``content filter (input)``."""
+    GenAI name), ``POST /v1/predict`` for a request, ``content filter (input)``, ``render the
+    prompt``, ``parse the reply``."""
     if name == CALL:
         model = attributes.get("gen_ai.request.model")
         return f"chat {model}" if model else "chat"
@@ -276,6 +277,11 @@ def span_label(name: str, attributes: dict[str, Any]) -> str:
         return f"content filter ({stage})" if stage else "content filter"
     if name == "llm.moderation":
         return "moderation"
+    if name == "prompt.render":
+        return "render the prompt"
+    if name == "prompt.parse":
+        return "parse the reply" if attributes.get("workbench.parse_ok", True) else \
+            "parse the reply (failed)"
     return name
 
 

@@ -165,7 +165,7 @@ def repair_request(prompt: PromptVersion, error: str) -> str:
 def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[str, Any], *,
                   model: str | None = None, train: pd.DataFrame | None = None,
                   repair_retries: int = 1, deadline: float | None = None,
-                  on_text: Callable[[str], None] | None = None,
+                  on_text: Callable[[str], None] | None = None, trace_steps: bool = False,
                   **options: Any) -> ItemResult:
     """Answer one item with ``prompt``: pick few-shot examples from ``train``, render, call the
     model (``model`` or the prompt's, with the prompt's params; ``options`` go to
@@ -174,6 +174,9 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
     (``time.monotonic()``) bounds the whole item: each call gets only the time left, and no
     repair turn starts after it. With ``on_text``, the first call is streamed
     (``workbench.llm.stream``) and each piece of its reply passed to ``on_text`` as it comes.
+    With ``trace_steps`` (the service's requests), rendering and each parse are traced as
+    ``prompt.render`` and ``prompt.parse`` spans beside the model calls, so a request's trace
+    shows every step; runs leave them out (a span per step per item buys them nothing).
 
     Model and template failures land in ``error`` (the run goes on); a few-shot pool that holds
     evaluation rows raises ``FewShotLeak``, because every item of that run would be tainted."""
@@ -187,7 +190,11 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
     examples = select_examples(prompt, item, train)
     example_ids = [e.get("id") for e in examples if e.get("id") is not None]
     try:
-        messages = render_messages(prompt, item, examples=examples)
+        with _step(project, "prompt.render", trace_steps) as span:
+            messages = render_messages(prompt, item, examples=examples)
+            if span is not None:
+                span.attributes.update({"workbench.messages": messages,
+                                        "workbench.example_ids": example_ids})
     except TemplateError as exc:
         return ItemResult([], None, Parsed(None, False, exc.one_line()), 0, exc.one_line(),
                           example_ids=example_ids)
@@ -201,6 +208,19 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
     if prompt.output_schema is not None and "response_format" not in params and model \
             and json_mode_supported(model):
         params["response_format"] = {"type": "json_object"}
+    def parse(text: str) -> Parsed:
+        with _step(project, "prompt.parse", trace_steps) as span:
+            out = parse_output(prompt, text)
+            if span is not None:
+                span.attributes.update({
+                    "workbench.parse_ok": out.ok, "workbench.parse_error": out.error,
+                    "workbench.parsed": out.value if isinstance(
+                        out.value, str | int | float | bool | type(None)) else json.dumps(
+                        out.value, default=str)})
+                if not out.ok:
+                    span.status, span.error = "error", out.error
+        return out
+
     completions: list[Completion] = []
     conversation = list(messages)
     repaired = 0
@@ -223,7 +243,7 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
     try:
         reply = call()
         completions.append(reply)
-        parsed = parse_output(prompt, reply.text)
+        parsed = parse(reply.text)
         while not parsed.ok and repaired < repair_retries:
             if deadline is not None and deadline <= time.monotonic():
                 break  # no time for a repair turn: the unparsed reply stands
@@ -232,7 +252,7 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
             repaired += 1
             reply = call()
             completions.append(reply)
-            parsed = parse_output(prompt, reply.text)
+            parsed = parse(reply.text)
     except WorkbenchError as exc:
         if not completions:
             parsed = Parsed(None, False, exc.one_line())
@@ -240,6 +260,17 @@ def complete_item(project: Project | None, prompt: PromptVersion, item: Mapping[
                           exc.one_line(), completions, example_ids)
     return ItemResult(messages, completions[-1], parsed, repaired, None, completions,
                       example_ids)
+
+
+def _step(project: Project | None, name: str, enabled: bool):
+    """A span around one step of ``complete_item`` when ``enabled``, else nothing."""
+    if not enabled or project is None:
+        from contextlib import nullcontext
+
+        return nullcontext(None)
+    from workbench.tracing import trace
+
+    return trace(name, project)
 
 
 def _react_item(project, prompt: PromptVersion, messages: list[dict], model: str | None,

@@ -330,7 +330,7 @@ class Service:
                         self.project, arm.prompt, item, model=model, train=arm.train,
                         repair_retries=0 if streaming else spec.repair_retries,
                         cache=spec.cache, timeout=spec.timeout_s, retries=spec.retries,
-                        deadline=deadline, **streaming,
+                        deadline=deadline, trace_steps=True, **streaming,
                         **({"adapter": spec.adapter} if spec.adapter and i == 0 else {}))
                     if live is None:  # a shadow's failures are the candidate's, not serving's
                         self.breakers.record(circuit, result, counted=began < deadline)
