@@ -6,8 +6,6 @@ app = marimo.App()
 
 @app.cell
 def _():
-    import marimo as mo
-
     import workbench as wb
     from widgets import notebook as nb
 
