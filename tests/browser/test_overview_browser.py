@@ -13,12 +13,15 @@ pytestmark = pytest.mark.browser
 
 
 def check_cards(page) -> None:
-    """Nine card buttons, phase 1 done (the sample project's card is filled), phase 2 next."""
+    """Nine card buttons in the learning path's order, phase 1 done (the sample project's card
+    is filled), phase 2 next."""
+    from workbench.phases import LEARNING_PATH
+
     cards = page.locator(".wb-overview button.wb-card[data-phase]")
     cards.first.wait_for()
     assert cards.count() == 9
     assert [cards.nth(i).get_attribute("data-phase") for i in range(9)] == [
-        str(n) for n in range(1, 10)]
+        str(n) for n in LEARNING_PATH]
     first = page.locator('.wb-overview [data-phase="1"]')
     assert first.get_attribute("data-state") == "done"
     assert "Done" in first.inner_text()
