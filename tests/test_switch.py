@@ -70,7 +70,10 @@ def test_the_newest_adapter_is_found_by_its_files(shop):
 
 
 def test_a_candidate_that_fixes_the_cases_beats_the_deployed_one(shop):
-    report = switch_or_retrain(shop.project, adapter=None)
+    # The phase-3 models (the test above finds them), without the bundled model the sample's
+    # own phase 3 compared: its verdict is not what this test is about, and it is slow.
+    found = [m for m in candidate_models(shop.project) if m.startswith("fake/")]
+    report = switch_or_retrain(shop.project, models=found, adapter=None)
     table = report.table.set_index("configuration")
     assert list(table.index) == [DEPLOYED, "fake/worse", "fake/fixed", "fake/gone"]
     deployed, fixed, worse = table.loc[DEPLOYED], table.loc["fake/fixed"], \
