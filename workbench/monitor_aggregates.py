@@ -201,10 +201,14 @@ _pending_lock = threading.Lock()
 _retention: weakref.WeakKeyDictionary[Store, int | None] = weakref.WeakKeyDictionary()
 
 
-def add(project: Project | None, span: Span) -> None:
+_UNKNOWN = object()
+
+
+def add(project: Project | None, span: Span, retention_days: Any = _UNKNOWN) -> None:
     """The hook of ``tracing.write_span``, called before the span is stored: hash the span's
     end-user id in place, and queue its figures for the project's aggregates (written by the
-    background writer, in the transaction that stores the span)."""
+    background writer, in the transaction that stores the span). ``retention_days`` is the
+    card's trace retention, when the caller has read the privacy policy already."""
     if project is None:
         return
     a = span.attributes
@@ -232,10 +236,12 @@ def add(project: Project | None, span: Span) -> None:
         with _pending_lock:
             found = _pending.pop((key, span.trace_id), None)
         tokens = (found[0], found[1]) if found else (0, 0)
-    from workbench.privacy import project_policy
+    if retention_days is _UNKNOWN:
+        from workbench.privacy import project_policy
 
-    # Cached by the privacy module (re-read when the card changes).
-    _retention[project.store] = project_policy(project).trace_retention_days
+        # Cached by the privacy module (re-read when the card changes).
+        retention_days = project_policy(project).trace_retention_days
+    _retention[project.store] = retention_days
     end = span.end_time or span.start_time
     project.store.defer(_apply, fact_of(project.store, span.name, span.start_time, end,
                                         span.status, a, tokens))

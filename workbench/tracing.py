@@ -153,14 +153,14 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _aggregate(project: Project, span: Span) -> None:
+def _aggregate(project: Project, span: Span, retention_days: int | None) -> None:
     """Monitoring's share of a span (``workbench.monitor_aggregates.add``), imported on the
     first span: it also replaces a raw end-user id by its keyed hash before storage."""
     global _aggregate
     from workbench.monitor_aggregates import add
 
     _aggregate = add
-    add(project, span)
+    add(project, span, retention_days)
 
 
 def write_span(project: Project | None, span: Span) -> None:
@@ -175,8 +175,8 @@ def write_span(project: Project | None, span: Span) -> None:
     global _export_failed
     if project is None:
         return
-    _aggregate(project, span)
-    policy = _policy(project)
+    policy = _policy(project)  # one stat of the card a span: cached until the card changes
+    _aggregate(project, span, policy.trace_retention_days)
     if policy.raw_logging_forbidden:
         from workbench.privacy import redact_for_logs
 
