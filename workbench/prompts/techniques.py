@@ -74,6 +74,24 @@ def _role(use_case: str | None) -> str:
             if text else "You are a careful, accurate assistant. Be brief.")
 
 
+def _basic_starters(ask: str, role: str, k: int, common: dict) -> dict[str, PromptVersion]:
+    """The four starters every task type gets: the bare task, a role, and random and similar
+    few-shot examples (``k`` of them from the train split)."""
+    return {
+        "zero_shot": PromptVersion(template=ask, description="zero-shot: the bare task",
+                                   **common),
+        "role_system": PromptVersion(system=role, template=ask,
+                                     description="a role in the system prompt", **common),
+        "few_shot_random": PromptVersion(
+            system=role, template=ask, technique="few_shot", few_shot=FewShot(mode="random", k=k),
+            description=f"{k} random train examples", **common),
+        "few_shot_similar": PromptVersion(
+            system=role, template=ask, technique="few_shot",
+            few_shot=FewShot(mode="similar", k=k),
+            description=f"the {k} most similar train examples", **common),
+    }
+
+
 def starter_prompts_for(task_type: str | None, labels: list[str] | None = None, *,
                         use_case: str | None = None, model: str | None = None,
                         k: int = 3) -> dict[str, PromptVersion]:
@@ -92,23 +110,11 @@ def starter_prompts_for(task_type: str | None, labels: list[str] | None = None, 
     role = _role(use_case)
     common = {"model": model, "params": {"temperature": 0, "max_tokens": 64}}
     long = {"model": model, "params": {"temperature": 0, "max_tokens": 256}}
-    few = FewShot(mode="random", k=k)
-    similar = FewShot(mode="similar", k=k)
     if task_type == "extraction":
         ask = ("Extract the requested value from this text. Reply with the value only, exactly "
                "as written in the text, or 'none' if it is absent.\n\nText: {{ input }}")
         out = {
-            "zero_shot": PromptVersion(template=ask, description="zero-shot: the bare task",
-                                       **common),
-            "role_system": PromptVersion(system=role, template=ask,
-                                         description="a role in the system prompt", **common),
-            "few_shot_random": PromptVersion(system=role, template=ask, technique="few_shot",
-                                             few_shot=few,
-                                             description=f"{k} random train examples",
-                                             **common),
-            "few_shot_similar": PromptVersion(
-                system=role, template=ask, technique="few_shot", few_shot=similar,
-                description=f"the {k} most similar train examples", **common),
+            **_basic_starters(ask, role, k, common),
             "structured": PromptVersion(
                 system=role, technique="structured",
                 output_schema={"type": "object", "properties": {"value": {
@@ -121,17 +127,7 @@ def starter_prompts_for(task_type: str | None, labels: list[str] | None = None, 
     elif task_type == "question_answering":
         ask = "Answer the question in one short sentence.\n\nQuestion: {{ input }}"
         out = {
-            "zero_shot": PromptVersion(template=ask, description="zero-shot: the bare task",
-                                       **common),
-            "role_system": PromptVersion(system=role, template=ask,
-                                         description="a role in the system prompt", **common),
-            "few_shot_random": PromptVersion(system=role, template=ask, technique="few_shot",
-                                             few_shot=few,
-                                             description=f"{k} random train examples",
-                                             **common),
-            "few_shot_similar": PromptVersion(
-                system=role, template=ask, technique="few_shot", few_shot=similar,
-                description=f"the {k} most similar train examples", **common),
+            **_basic_starters(ask, role, k, common),
             "chain_of_thought": PromptVersion(
                 system=role, technique="chain_of_thought",
                 template="Question: {{ input }}\n\nFirst think step by step in one or two "
@@ -144,16 +140,7 @@ def starter_prompts_for(task_type: str | None, labels: list[str] | None = None, 
         ask = "{{ input }}" if task_type == "chat" else \
             "Write a helpful, concise reply to this.\n\n{{ input }}"
         out = {
-            "zero_shot": PromptVersion(template=ask, description="zero-shot: the bare task",
-                                       **long),
-            "role_system": PromptVersion(system=role, template=ask,
-                                         description="a role in the system prompt", **long),
-            "few_shot_random": PromptVersion(system=role, template=ask, technique="few_shot",
-                                             few_shot=few,
-                                             description=f"{k} random train examples", **long),
-            "few_shot_similar": PromptVersion(
-                system=role, template=ask, technique="few_shot", few_shot=similar,
-                description=f"the {k} most similar train examples", **long),
+            **_basic_starters(ask, role, k, long),
         }
         params = long
     else:
