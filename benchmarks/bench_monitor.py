@@ -140,7 +140,13 @@ def timed(fn, runs: int = 3) -> tuple[float, float]:
 
 
 def queries(project) -> list[tuple[str, object]]:
-    from workbench import monitor, monitor_anomaly, monitor_cost, monitor_figures
+    from workbench import (
+        monitor,
+        monitor_alerts,
+        monitor_anomaly,
+        monitor_cost,
+        monitor_figures,
+    )
 
     return [
         ("resolve_source (service or calls)", lambda: monitor.resolve_source(project)),
@@ -171,7 +177,7 @@ def queries(project) -> list[tuple[str, object]]:
         ("budget status (projection)", lambda: monitor_cost.budget_status(project)),
         ("anomaly alerts (7-day baseline)", lambda: monitor_anomaly.anomaly_alerts(
             project, source="service")),
-        ("check_alerts: every kind", lambda: monitor.check_alerts(project, record=False,
+        ("check_alerts: every kind", lambda: monitor_alerts.check_alerts(project, record=False,
                                                                   notify=False)),
         ("figure: traffic and users, 7 d", lambda: monitor_figures.traffic_figure(project)),
         ("figure: cost against the budget", lambda: monitor_figures.cost_figure(project)),

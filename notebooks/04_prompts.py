@@ -18,7 +18,7 @@ with app.setup:
     from widgets.notebook import callout, running_as_script
 
     import workbench as wb
-    from workbench import compare, llm, sample
+    from workbench import compare, llm, prompt_grid, sample
     from workbench.data.versioning import find_split
     from workbench.prompts import (
         diff_prompts,
@@ -148,7 +148,7 @@ def _(
                 title=f"Running {nb.plural(len(chosen_prompts), 'prompt version')} on "
                       f"{nb.plural(n_items.value, 'item')}",
                 completion_title="Techniques done") as bar:
-            techniques = compare.compare_prompt_versions(
+            techniques = prompt_grid.compare_prompt_versions(
                 project, prompt_pick.value, chosen_prompts, dataset=dataset.name,
                 model=model_pick.value, limit=n_items.value,
                 progress=nb.progress_callback(bar))

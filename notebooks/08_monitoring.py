@@ -20,7 +20,14 @@ with app.setup:
     from widgets.notebook import running_as_script
 
     import workbench as wb
-    from workbench import monitor, monitor_cost, monitor_figures, monitor_judge, sample
+    from workbench import (
+        monitor,
+        monitor_alerts,
+        monitor_cost,
+        monitor_figures,
+        monitor_judge,
+        sample,
+    )
     from workbench.evaluate.judge import Rubric
     from workbench.monitor_drift import check_drift
     from workbench.serve import latest_deployment, start_server
@@ -255,7 +262,7 @@ def _(project, run_drift):
 @app.cell(hide_code=True)
 def _(project, sent):
     rules = monitor.rules_frame(project)
-    alerts = monitor.check_alerts(project)
+    alerts = monitor_alerts.check_alerts(project)
     mo.vstack([mo.md(r"""
     ## 7 · Alerts, and who hears about them
 

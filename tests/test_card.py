@@ -321,7 +321,7 @@ def test_phase_one_modules_import_light():
 
 def test_run_cost_limit_is_a_known_constraint(sample_project):
     from workbench.card import load_card
-    from workbench.runs import run_cost_limit
+    from workbench.costs import run_cost_limit
 
     sample_project.update_card(lambda c: c["constraints"].update(run_cost_limit_usd=0.5))
     assert load_card(sample_project).constraints.run_cost_limit_usd == 0.5

@@ -10,7 +10,7 @@ import math
 import pandas as pd
 import pytest
 
-from workbench import compare
+from workbench import compare, prompt_grid
 from workbench.card import load_card, parse_card
 from workbench.compare import (
     BASELINE_LABEL,
@@ -18,12 +18,12 @@ from workbench.compare import (
     InvalidWeights,
     build_table,
     decision_matrix,
-    grid_from_frames,
     item_passed,
     pareto_front,
     pareto_plot,
 )
 from workbench.errors import WorkbenchError
+from workbench.prompt_grid import grid_from_frames
 from workbench.sample import sample_card
 
 LABELS = ["billing", "technical", "account"]
@@ -297,7 +297,7 @@ def test_the_grid_and_the_statistics_judge_an_item_the_same_way():
 
 
 def test_column_labels_say_what_differs():
-    labels = compare._column_labels
+    labels = prompt_grid._column_labels
     assert labels([{"prompt": "p", "prompt_version": 1, "model": "m"},
                    {"prompt": "p", "prompt_version": 2, "model": "m"}], ["a", "b"]) == ["v1", "v2"]
     assert labels([{"prompt": "p", "prompt_version": 1, "model": "m1"},
@@ -385,7 +385,7 @@ def test_compare_models_with_a_baseline_and_two_prompt_versions(tiny_project):
     assert table.loc[2, "kind"] == "baseline" and table.loc[2, "model"]  # the method
     assert not math.isnan(table.loc[2, "accuracy"])
 
-    grid = compare.compare_prompts(tiny_project, [r1.run_id, r2.run_id])
+    grid = prompt_grid.compare_prompts(tiny_project, [r1.run_id, r2.run_id])
     assert [c["label"] for c in grid.columns] == ["v1 fake/cmp-bad", "v2 fake/cmp-good"]
     assert len(grid.flipped) == 6
     assert all(i["flips"][0]["direction"] == "fixed" for i in grid.items if i["flipped"])
@@ -421,14 +421,14 @@ def test_compare_prompt_versions_saves_each_and_runs_them_on_the_same_items(tiny
     prompts = {"plain": PromptVersion(template="Classify: {{ input }}", labels=LABELS),
                "polite": PromptVersion(system="Be brief.", template="Classify: {{ input }}",
                                        labels=LABELS)}
-    result = compare.compare_prompt_versions(tiny_project, "triage", prompts, dataset="tiny",
+    result = prompt_grid.compare_prompt_versions(tiny_project, "triage", prompts, dataset="tiny",
                                              model="fake/cmp-good")
     assert result.versions == {"plain": 1, "polite": 2}
     assert prompt_versions(tiny_project, "triage")["version"].tolist() == [1, 2]
     table = result.table()
     assert table["label"].tolist() == ["plain", "polite"]
     assert table["version"].tolist() == [1, 2] and table["n"].tolist() == [9, 9]
-    again = compare.compare_prompt_versions(tiny_project, "triage",
+    again = prompt_grid.compare_prompt_versions(tiny_project, "triage",
                                             {"polite": prompts["polite"]}, dataset="tiny",
                                             model="fake/cmp-good")
     assert again.versions == {"polite": 2}  # the latest version unchanged: no new version

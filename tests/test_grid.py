@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from workbench.compare import grid_from_frames
+from workbench.prompt_grid import grid_from_frames
 
 
 def frame(outputs, expected=("billing", "technical", "account")):

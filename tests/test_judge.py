@@ -13,17 +13,19 @@ from workbench.errors import UnknownModel
 from workbench.evaluate import scorer_from_spec
 from workbench.evaluate.judge import (
     JudgeError,
-    JudgeRunRecord,
     Rubric,
     judge,
-    judge_labels,
     judge_name,
-    judge_run,
     judge_scorer,
-    judge_scores,
     pairwise,
-    pairwise_runs,
     self_judging_warning,
+)
+from workbench.evaluate.judge_runs import (
+    JudgeRunRecord,
+    judge_labels,
+    judge_run,
+    judge_scores,
+    pairwise_runs,
 )
 from workbench.llm import fake
 

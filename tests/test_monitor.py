@@ -16,7 +16,6 @@ from workbench import llm
 from workbench.monitor import (
     MonitorError,
     alerts_frame,
-    check_alerts,
     dashboard,
     feedback_frame,
     record_feedback,
@@ -24,6 +23,7 @@ from workbench.monitor import (
     timeline,
     window_metrics,
 )
+from workbench.monitor_alerts import check_alerts
 from workbench.serve import plan_deployment, start_server
 
 KEY = "monitor-test-key-0123"

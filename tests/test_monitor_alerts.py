@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import monitor, monitor_config, monitor_cost
+from workbench import monitor, monitor_alerts, monitor_config, monitor_cost
 from workbench.monitor_notify import read_log
 from workbench.tracing import Span, write_span
 
@@ -138,7 +138,7 @@ def test_anomalies_fire_against_the_metrics_own_past(project):
         assert alerts[name].details["baseline_hours"] >= 24
     assert "robust z from its last 7 days" in alerts["p95_latency_anomaly"].message
     # check_alerts stores them with their kind.
-    checked = monitor.check_alerts(project, now=NOW, notify=False)
+    checked = monitor_alerts.check_alerts(project, now=NOW, notify=False)
     stored = monitor.alerts_frame(project, kind="anomaly")
     assert set(stored["rule"]) == {a.rule.metric for a in checked
                                    if a.kind == "anomaly" and a.status == "firing"}
@@ -226,7 +226,7 @@ def test_firing_alerts_go_to_the_log_and_the_webhook_once_then_resolve(project, 
         "webhook_url": hook.url, "webhook_timeout_s": 2}))
     now = time.time()
     _failing(project, now)
-    first = monitor.check_alerts(project, now=now)
+    first = monitor_alerts.check_alerts(project, now=now)
     assert first.delivery.webhook == "sent" and first.delivery.attempts == 1
     assert len(hook.bodies) == 1
     body = hook.bodies[0]
@@ -240,7 +240,7 @@ def test_firing_alerts_go_to_the_log_and_the_webhook_once_then_resolve(project, 
     assert "secret-token-123" not in (project.path / "logs" / "alerts.jsonl").read_text()
 
     # Still firing a minute later: not sent again (a cron job would page every run).
-    again = monitor.check_alerts(project, now=now + 60)
+    again = monitor_alerts.check_alerts(project, now=now + 60)
     assert again.delivery.notified == [] and "error_rate" in " ".join(again.delivery.suppressed)
     assert len(hook.bodies) == 1
     # Hours later with the errors gone: one "resolved".
@@ -248,7 +248,7 @@ def test_firing_alerts_go_to_the_log_and_the_webhook_once_then_resolve(project, 
     for i in range(10):
         _request(project, later - 60 - i)
     project.store.flush()
-    resolved = monitor.check_alerts(project, now=later)
+    resolved = monitor_alerts.check_alerts(project, now=later)
     assert len(hook.bodies) == 2
     assert {a["rule"]: a["status"] for a in hook.bodies[1]["alerts"]} == \
         {"error_rate": "resolved"}
@@ -261,7 +261,7 @@ def test_a_failing_receiver_is_retried_and_a_dead_one_never_hangs_the_check(proj
         "webhook_url": flaky.url, "webhook_retries": 2, "webhook_timeout_s": 2}))
     now = time.time()
     _failing(project, now)
-    alerts = monitor.check_alerts(project, now=now)
+    alerts = monitor_alerts.check_alerts(project, now=now)
     assert (alerts.delivery.webhook, alerts.delivery.attempts) == ("sent", 2)
     assert len(flaky.bodies) == 2
 
@@ -270,14 +270,14 @@ def test_a_failing_receiver_is_retried_and_a_dead_one_never_hangs_the_check(proj
                                        webhook_retries=1)
     _failing(project, now + 5 * 3600)  # still failing hours later: due to be sent again
     started = time.monotonic()
-    later = monitor.check_alerts(project, now=now + 5 * 3600, settings=settings)
+    later = monitor_alerts.check_alerts(project, now=now + 5 * 3600, settings=settings)
     took = time.monotonic() - started
     assert later.delivery.webhook == "failed" and later.delivery.attempts == 2
     assert "no answer within 0.3 s" in later.delivery.error
     assert took < 3, took  # two 0.3 s attempts and a 0.5 s pause, not the receiver's 3 s
     assert read_log(project)[-1]["status"] == "failed"
     # Not marked as sent: the next check tries again.
-    retried = monitor.check_alerts(project, now=now + 5 * 3600 + 60,
+    retried = monitor_alerts.check_alerts(project, now=now + 5 * 3600 + 60,
                                    settings=settings.model_copy(update={
                                        "webhook_url": flaky.url}))
     assert retried.delivery.webhook == "sent"
@@ -288,7 +288,7 @@ def test_a_4xx_is_not_retried(project, receiver):
     now = time.time()
     _failing(project, now)
     settings = monitor_config.settings(project, webhook_url=gone.url)
-    alerts = monitor.check_alerts(project, now=now, settings=settings)
+    alerts = monitor_alerts.check_alerts(project, now=now, settings=settings)
     assert (alerts.delivery.webhook, alerts.delivery.attempts) == ("failed", 1)
     assert alerts.delivery.error == "HTTP 404"
 

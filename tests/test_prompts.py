@@ -328,7 +328,7 @@ def split_project(tmp_path):
 
 
 def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_project, fakes):
-    from workbench import compare, sample
+    from workbench import prompt_grid, sample
     from workbench.data.versioning import find_split
 
     project = split_project
@@ -340,7 +340,7 @@ def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_pr
         labels = find_split(project, prefer=sample.SAMPLE_DATASET).value.labels
         chosen = {k: v for k, v in starter_prompts(labels).items()
                   if k != "few_shot_similar"}  # (no embedding model needed)
-        techniques = compare.compare_prompt_versions(project, "triage", chosen, dataset="tiny",
+        techniques = prompt_grid.compare_prompt_versions(project, "triage", chosen, dataset="tiny",
                                                      model="fake/tech-reader", limit=3)
         latest = int(prompt_versions(project, "triage")["version"].iloc[-1])
         tag = tag_prompt(project, "triage", latest, "candidate", move=False)

@@ -12,11 +12,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from production import REFUNDS, copy_of, week_template
+
 from workbench.evaluate.gate import check_gate
 from workbench.maintain import add_test_cases, cases_from_feedback
-from workbench.monitor import check_alerts
+from workbench.monitor_alerts import check_alerts
 from workbench.review import weekly_review
 
 REPO = Path(__file__).resolve().parents[1]

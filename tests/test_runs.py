@@ -261,7 +261,8 @@ def priced(request):
 
 def test_the_cost_estimate_refuses_above_the_limit_until_confirmed(project, prompts, tickets,
                                                                    priced):
-    from workbench.runs import CostNotConfirmed, estimate_cost, start_run
+    from workbench.costs import CostNotConfirmed, estimate_cost
+    from workbench.runs import start_run
 
     project.update_card(lambda card: card.setdefault("constraints", {}).update(
         run_cost_limit_usd=0.05))
@@ -291,7 +292,7 @@ def test_the_cost_estimate_refuses_above_the_limit_until_confirmed(project, prom
 
 
 def test_the_limit_defaults_to_a_share_of_the_monthly_budget(project):
-    from workbench.runs import DEFAULT_RUN_COST_LIMIT_USD, run_cost_limit
+    from workbench.costs import DEFAULT_RUN_COST_LIMIT_USD, run_cost_limit
 
     assert run_cost_limit(project) == DEFAULT_RUN_COST_LIMIT_USD
     project.update_card(lambda card: card.setdefault("constraints", {}).update(
@@ -302,7 +303,8 @@ def test_the_limit_defaults_to_a_share_of_the_monthly_budget(project):
 def test_hosted_estimates_need_no_call_and_hosted_runs_are_refused_in_tests(project, prompts,
                                                                             tickets):
     from workbench.errors import HostedCallsDisabled
-    from workbench.runs import estimate_cost, start_run
+    from workbench.costs import estimate_cost
+    from workbench.runs import start_run
 
     stored = make_prompt(project, prompts)
     items = [{"id": "a", "input": "Where is my parcel", "expected": "shipping"}]

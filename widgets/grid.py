@@ -1,6 +1,6 @@
 """The comparison grid (phase 4): prompt versions (or models) × items, flipped items marked.
 
-All logic is ``workbench.compare.compare_prompts`` (the same call a script makes); this class
+All logic is ``workbench.prompt_grid.compare_prompts`` (the same call a script makes); this class
 turns its ``GridData`` into traits, and filters the rows when the front end ticks "only flipped".
 ``static/grid.js`` only draws the traits and reports the tick.
 """
@@ -17,7 +17,7 @@ import anywidget
 import traitlets
 
 import workbench
-from workbench.compare import GridData, compare_prompts
+from workbench.prompt_grid import GridData, compare_prompts
 from workbench.errors import WorkbenchError
 
 _STATIC = Path(__file__).parent / "static"

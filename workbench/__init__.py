@@ -20,8 +20,8 @@ from workbench.version import __version__
 SUBMODULES = (
     "card", "baseline", "buildvsbuy", "sketch",  # 1 problem
     "data", "pii", "privacy", "labelstudio",  # 2 data
-    "llm", "compare",  # 3 models
-    "prompts", "runs",  # 4 prompts
+    "llm", "run_table", "compare",  # 3 models
+    "prompts", "prompt_grid", "costs", "runs",  # 4 prompts
     "finetune",  # 5 fine-tuning
     "evaluate",  # 6 evaluation
     "serve",  # 7 deployment

@@ -11,28 +11,12 @@ import sys
 from pathlib import Path
 
 from workbench.create import init_project
-from workbench.errors import ProjectNotFound, WorkbenchError
-from workbench.project import ENV_PROJECT, is_project, open_project
+from workbench.errors import WorkbenchError
+from workbench.project import ENV_PROJECT, find_project
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_GATE_FAILED = 3  # eval --gate / gate: the run may not ship (not an error of the command)
-
-
-def _project_for(path: str | None, *, required: bool = True):
-    """--project / PATH, else WORKBENCH_PROJECT, else the current folder if it is a project."""
-    if path:
-        return open_project(path)
-    if os.environ.get(ENV_PROJECT):
-        return open_project()
-    if is_project(Path.cwd()):
-        return open_project(Path.cwd())
-    if required:
-        raise ProjectNotFound("No project given, WORKBENCH_PROJECT is not set, and this folder "
-                              "is not a project.",
-                              "Pass the project's path, or create one with "
-                              "`workbench init PATH --sample`.")
-    return None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -53,7 +37,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from workbench.phases import next_step, project_status
 
-    project = _project_for(args.path)
+    project = find_project(args.path)
     status = project_status(project)
     if args.json:
         print(json.dumps(status, indent=2))
@@ -90,7 +74,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     from workbench.llm.gateway import stream
 
-    project = _project_for(args.project, required=False)
+    project = find_project(args.project, required=False)
     options = dict(system=args.system, max_tokens=args.max_tokens,
                    temperature=args.temperature, cache=not args.no_cache, project=project)
     reply = stream(args.text, args.model, **options)
@@ -111,7 +95,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from workbench.phases import notebooks_dir
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     env = dict(os.environ, **{ENV_PROJECT: str(project.path), "MARIMO_SKIP_UPDATE_CHECK": "1"})
     folder = notebooks_dir()
     # Run the servers with this interpreter, so they see the same packages as the workbench.
@@ -170,7 +154,7 @@ def _as_flags(text: str) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     from workbench.data.importing import ImportFailed, describe_import, import_data
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     metadata = args.metadata
     if metadata and metadata != "*":
         metadata = [c.strip() for c in metadata.split(",") if c.strip()]
@@ -213,7 +197,7 @@ def _table(frame, columns: list[str]) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.runs import list_runs
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     runs = list_runs(project).head(args.last)
     if args.json:
         print(runs.to_json(orient="records", date_format="iso"))
@@ -243,7 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from workbench.evaluate.report import eval_report
     from workbench.runs import start_run
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     options = {}
     if args.repair_retries is not None:
         options["repair_retries"] = args.repair_retries
@@ -277,7 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bless(args: argparse.Namespace) -> int:
     from workbench.evaluate.baseline_runs import bless
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     stored = bless(project, args.run_id, scope=args.scope)
     print(f"Blessed run {args.run_id} as the {args.scope} baseline "
           f"(baseline record version {stored.version}).")
@@ -287,7 +271,7 @@ def cmd_bless(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from workbench.evaluate.gate import check_gate
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     gate = check_gate(project, args.run_id, judges=tuple(args.judge),
                       baseline=not args.no_baseline)
     return _print_gate(gate, args.json)
@@ -296,7 +280,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from workbench.serve import plan_deployment
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     version = int(args.version) if args.version and args.version.isdigit() else args.version
     deployment = plan_deployment(
         project, args.prompt, version=version, model=args.model, adapter=args.adapter,
@@ -326,7 +310,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def _rollout_verb(args: argparse.Namespace, verb: str) -> int:
     from workbench.serve import rollout
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     evidence = rollout.arm_metrics(project)
     deployment = getattr(rollout, verb)(project, reason=args.reason or "")
     if len(evidence):
@@ -352,9 +336,12 @@ def cmd_cache_measure(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from workbench.report import write_report
-    from workbench.serve.semantic_cache import DEFAULT_THRESHOLDS, measure_semantic_cache
+    from workbench.serve.semantic_cache import (
+        DEFAULT_THRESHOLDS,
+        measure_semantic_cache,
+    )
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     thresholds = DEFAULT_THRESHOLDS
     if args.thresholds:
         try:
@@ -400,7 +387,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         record_decision,
     )
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     version = int(args.version) if args.version and args.version.isdigit() else args.version
     changes = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank,
                "batch_size": args.batch_size, "max_length": args.max_length,
@@ -458,7 +445,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from workbench.serve import serve
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     if args.no_auth:
         try:
             loopback = ipaddress.ip_address(args.host).is_loopback
@@ -485,7 +472,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     from workbench.serve import keys
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     if args.action == "create":
         key = keys.create_key(project, args.name, rate_limit_per_minute=args.rate_limit,
                               tokens_per_minute=args.tokens_per_minute,
@@ -547,10 +534,11 @@ def _plain(value):  # NaN is not JSON: no measurement is null
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from workbench import monitor_aggregates, monitor_config
-    from workbench.monitor import check_alerts, window_metrics
+    from workbench.monitor import window_metrics
+    from workbench.monitor_alerts import check_alerts
     from workbench.monitor_cost import budget_status
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     settings = monitor_config.settings(
         project, webhook_url=args.webhook, webhook_timeout_s=args.webhook_timeout,
         webhook_retries=args.webhook_retries, alert_log=False if args.no_alert_log else None)
@@ -630,7 +618,7 @@ def cmd_traces_export(args: argparse.Namespace) -> int:
         raise WorkbenchError("traces export needs --otlp URL (or --dry-run).",
                              "e.g. workbench traces export --otlp http://127.0.0.1:6006 "
                              "--since 1d")
-    project = _project_for(args.project)
+    project = find_project(args.project)
     headers: dict[str, str] = {}
     for header in args.header:
         headers.update(parse_key_values(header, "--header"))
@@ -652,7 +640,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     from workbench.maintain import add_test_cases, cases_from_feedback, re_evaluate
     from workbench.serve import NotDeployed, latest_deployment
 
-    project = _project_for(args.project)
+    project = find_project(args.project)
     # Re-evaluate what is deployed: its prompt version and model, unless told otherwise.
     try:
         deployed = latest_deployment(project).value
@@ -696,7 +684,7 @@ def cmd_exercises(args: argparse.Namespace) -> int:
         print(f"Wrote {len(written)} files to {Path(args.solutions).resolve()} "
               f"({len(written) - 2} solutions, README.md, solutions.py)")
         return 0
-    project = _project_for(args.path, required=bool(args.check))
+    project = find_project(args.path, required=bool(args.check))
     if args.check:
         results = [ex.check(project, exercise_id) for exercise_id in args.check]
         if args.json:
@@ -742,7 +730,7 @@ def cmd_class(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from workbench.review import weekly_review
 
-    project = _project_for(args.path)
+    project = find_project(args.path)
     review = weekly_review(project, since_s=args.since, path=args.out)
     for line in review.headline:
         print(line)
@@ -756,7 +744,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
     from workbench.clusters import cluster_failures
     from workbench.issue_drafts import issue_drafts
 
-    project = _project_for(args.path)
+    project = find_project(args.path)
     found = cluster_failures(project, since=time.time() - args.since)
     drafts = issue_drafts(project, found, args.issues) if args.issues is not None else None
     if args.json:
@@ -784,7 +772,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
 def cmd_ci(args: argparse.Namespace) -> int:
     from workbench.cicd import ci_init
 
-    project = _project_for(args.path)
+    project = find_project(args.path)
     written = ci_init(project, force=args.force, repo=args.repo, prompt=args.prompt,
                       dataset=args.dataset, schedule=args.schedule, runner=args.runner,
                       install=args.install)

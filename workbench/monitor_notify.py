@@ -1,6 +1,6 @@
 """The notifier: alerts leave the project as JSON lines in a log file and as a webhook POST.
 
-``deliver`` (called by ``monitor.check_alerts``) sends what changed since the last check:
+``deliver`` (called by ``monitor_alerts.check_alerts``) sends what changed since the last check:
 
 - an alert that starts firing is sent at once; one that keeps firing is sent again only after
   ``renotify_after_h`` (default 4 h), so a cron job checking every five minutes does not page

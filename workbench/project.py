@@ -220,6 +220,23 @@ def open_project(path: str | os.PathLike | None = None, *, activate: bool = True
 _default_failed: str | None = None
 
 
+def find_project(path: str | os.PathLike | None, *, required: bool = True) -> Project | None:
+    """The project a command means: ``path`` (its --project / PATH), else WORKBENCH_PROJECT,
+    else the current folder if it is a project; None (or ProjectNotFound when ``required``)."""
+    if path:
+        return open_project(path)
+    if os.environ.get(ENV_PROJECT):
+        return open_project()
+    if is_project(Path.cwd()):
+        return open_project(Path.cwd())
+    if required:
+        raise ProjectNotFound("No project given, WORKBENCH_PROJECT is not set, and this folder "
+                              "is not a project.",
+                              "Pass the project's path, or create one with "
+                              "`workbench init PATH --sample`.")
+    return None
+
+
 def active_project() -> Project | None:
     """The project model calls are recorded in: the last one opened, else WORKBENCH_PROJECT."""
     global _active, _default_failed

@@ -181,7 +181,8 @@ def switch_or_retrain(project: Project, *, models: list[str] | None = None,
 
     from workbench.data.versioning import find_split
     from workbench.evaluate.stats import compare_runs, primary_scorer
-    from workbench.runs import CostNotConfirmed, start_run
+    from workbench.costs import CostNotConfirmed
+    from workbench.runs import start_run
     from workbench.serve import latest_deployment
 
     if scope not in SCOPES:

@@ -118,9 +118,9 @@ def _call_tokens(project: Project, trace_ids: list[str]) -> dict[str, tuple[int,
 def price(model: str) -> tuple[float, float, bool]:
     """USD per input token and per output token of ``model`` (the gateway's pricing), and
     whether it is known."""
-    from workbench.runs import _price
+    from workbench.costs import price_per_token
 
-    return _price(model)
+    return price_per_token(model)
 
 
 @dataclass

@@ -19,9 +19,9 @@ from workbench.bridges import BridgeError
 
 
 def _project(args: argparse.Namespace):
-    from workbench.cli import _project_for
+    from workbench.project import find_project
 
-    return _project_for(args.project)
+    return find_project(args.project)
 
 
 def cmd_card_export(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def phase4(project: Project, model: str) -> None:
     on the validation split; the best one is tagged ``candidate`` (the version later phases
     pick by default)."""
     from workbench.bundled import SAMPLE_PROMPT
-    from workbench.compare import compare_prompt_versions
+    from workbench.prompt_grid import compare_prompt_versions
     from workbench.prompts import starter_prompts, tag_prompt
 
     split = _split(project)
@@ -143,7 +143,7 @@ def phase8(project: Project, model: str) -> None:
     import secrets
     import time
 
-    from workbench.monitor import check_alerts
+    from workbench.monitor_alerts import check_alerts
     from workbench.sample import simulate_users
     from workbench.serve import latest_deployment, start_server
 

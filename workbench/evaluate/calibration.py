@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 DEFAULT_BAR = 0.6
 MIN_ITEMS = 10  # fewer labelled items than this cannot make a judge trusted
 MIN_COVERAGE = 0.8  # a judge must give a readable verdict on this share of the labelled items
+# The sample's offline stand-in judge (``judge_sample``): calibrated for show, never trusted.
+STAND_IN_JUDGE = "fake/keyword-judge"
 
 Labels = Sequence[Any] | Mapping[Any, Any]  # or a pandas Series keyed by item id
 
@@ -327,8 +329,6 @@ def calibrate(project: Project, judge_name: str, judge_labels: Labels, human_lab
     ``labelled_by="example"`` (labels shipped with a sample, e.g. to show the workflow) the
     agreement is recorded but the judge stays untrusted, and so does the bundled keyword rule
     that stands in for a judge model offline."""
-    from workbench.evaluate.judge_sample import STAND_IN_JUDGE
-
     result = agreement(judge_labels, human_labels, bar=bar, weights=weights, labels=labels,
                        rubric=rubric)
 

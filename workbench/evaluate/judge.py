@@ -30,16 +30,14 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.errors import ModelCallFailed, WorkbenchError
 from workbench.evaluate.scorers import Score, Scorer, register_scorer
-from workbench.records import Record, Stored
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from workbench.project import Project
 
@@ -235,7 +233,8 @@ def parse_judgement(raw: str | None, rubric: Rubric, judge_model: str = "") -> J
     return JudgeScore(value, value >= rubric.threshold, reason, raw, True, judge_model)
 
 
-def _parse_winner(raw: str | None) -> tuple[Literal["A", "B", "tie"] | None, str]:
+def parse_winner(raw: str | None) -> tuple[Literal["A", "B", "tie"] | None, str]:
+    """A pairwise reply's verdict ("A", "B", "tie"; None when unreadable) and its reason."""
     if raw is None:
         return None, "the call failed"
     data = _json_object(raw) or {}
@@ -275,12 +274,12 @@ def judge(project: Project | None, rubric: Rubric, *, question: str | None, answ
     A failed call or an unreadable reply gives ``parsed_ok=False`` and ``score=None``."""
     _check_reference(rubric, reference)
     messages = rubric_messages(rubric, question=question, answer=answer, reference=reference)
-    with _judge_tags(judge_name(rubric, judge_model)):
+    with judge_tags(judge_name(rubric, judge_model)):
         raw = _call(project, messages, judge_model, options)
     return parse_judgement(raw, rubric, judge_model)
 
 
-def _judge_tags(name: str, run_id: str | None = None):
+def judge_tags(name: str, run_id: str | None = None):
     """A judge's model calls carry its name (and the run it judges) in their spans."""
     from workbench.tracing import tagged
 
@@ -344,8 +343,10 @@ class PairwiseResult:
         return self.order_ab is not None and self.order_ba is not None
 
 
-def _combine(ab: tuple[Any, str], ba: tuple[Any, str], raw: tuple[str | None, str | None]
-             ) -> PairwiseResult:
+def combine_orders(ab: tuple[Any, str], ba: tuple[Any, str],
+                   raw: tuple[str | None, str | None]) -> PairwiseResult:
+    """One verdict from the two orders: the same winner both ways, a tie, "inconsistent"
+    when it flips with the order, "unscored" when a reply cannot be read."""
     first, why_first = ab
     second_shown, why_second = ba
     # In the second order the answers were swapped: "A" there means the original B.
@@ -379,10 +380,10 @@ def pairwise(project: Project | None, *, question: str, answer_a: str, answer_b:
                            criteria=criteria, reference=reference)
     ba = pairwise_messages(question=question, first=answer_b, second=answer_a,
                            criteria=criteria, reference=reference)
-    with _judge_tags(f"pairwise:{judge_model}"):
+    with judge_tags(f"pairwise:{judge_model}"):
         raw_ab = _call(project, ab, judge_model, dict(options))
         raw_ba = _call(project, ba, judge_model, dict(options))
-    return _combine(_parse_winner(raw_ab), _parse_winner(raw_ba), (raw_ab, raw_ba))
+    return combine_orders(parse_winner(raw_ab), parse_winner(raw_ba), (raw_ab, raw_ba))
 
 
 # -- self-judging --------------------------------------------------------------------------------
@@ -437,147 +438,6 @@ def self_judging_warning(judge_model: str, candidate_model: str) -> str | None:
 
 # -- judging a whole run -------------------------------------------------------------------------
 
-class JudgedItem(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    item_id: str
-    score: int | None
-    passed: bool | None
-    reason: str
-    parsed_ok: bool
-    raw: str | None = None
-
-
-class JudgeRunRecord(Record):
-    """A judge's scores for every item of a run (kind ``"judge_run"``, named
-    ``"<run_id>/<judge name>"``)."""
-
-    kind: ClassVar[str] = "judge_run"
-    run_id: str
-    judge_name: str
-    judge_model: str
-    rubric: Rubric
-    candidate_model: str
-    warning: str | None = None
-    items: list[JudgedItem]
-
-
 def judge_name(rubric: Rubric, judge_model: str) -> str:
     """How a judge (a rubric on a model) is named in records and calibration."""
     return f"{rubric.name}@{judge_model}"
-
-
-def judge_run(project: Project, run_id: str, rubric: Rubric, judge_model: str, *,
-              concurrency: int | None = None, progress: Any = True,
-              **options: Any) -> Stored[JudgeRunRecord]:
-    """Judge every answered item of a run (its input is the question, its expected value the
-    reference) with ``complete_many``, and store the scores as a ``JudgeRunRecord``.
-
-    ``judge_scores(stored)`` turns the record into a DataFrame."""
-    import warnings
-
-    from workbench.llm.gateway import complete_many
-    from workbench.runs import load_run
-
-    run = load_run(project, run_id)
-    items = run.items
-    warning = self_judging_warning(judge_model, run.model)
-    if warning:
-        warnings.warn(warning, stacklevel=2)
-    todo, prompts = [], []
-    for row in items.itertuples(index=False):
-        if row.output is None:
-            continue
-        reference = None if row.expected is None or row.expected != row.expected \
-            else str(row.expected)
-        if rubric.reference_required and reference is None:
-            continue
-        todo.append(str(row.item_id))
-        prompts.append(rubric_messages(rubric, question=str(row.input), answer=row.output,
-                                       reference=reference))
-    options.setdefault("temperature", 0)
-    with _judge_tags(judge_name(rubric, judge_model), run_id):
-        replies = complete_many(prompts, judge_model, concurrency=concurrency,
-                                progress=progress, on_error="return", project=project,
-                                **options) if prompts else []
-    judged = []
-    for item_id, reply in zip(todo, replies, strict=True):
-        raw = None if isinstance(reply, Exception) else reply.text
-        s = parse_judgement(raw, rubric, judge_model)
-        reason = f"The judge call failed: {reply}" if isinstance(reply, Exception) else s.reason
-        judged.append(JudgedItem(item_id=item_id, score=s.score, passed=s.passed,
-                                 reason=reason, parsed_ok=s.parsed_ok, raw=raw))
-    name = judge_name(rubric, judge_model)
-    record = JudgeRunRecord(run_id=run_id, judge_name=name, judge_model=judge_model,
-                            rubric=rubric, candidate_model=run.model, warning=warning,
-                            items=judged)
-    return project.records.save(f"{run_id}/{name}", record)
-
-
-def judge_scores(stored: Stored[JudgeRunRecord] | JudgeRunRecord) -> pd.DataFrame:
-    """One row per judged item: item_id, score, passed, reason, parsed_ok."""
-    import pandas as pd
-
-    record = getattr(stored, "value", stored)
-    frame = pd.DataFrame([i.model_dump(exclude={"raw"}) for i in record.items],
-                         columns=["item_id", "score", "passed", "reason", "parsed_ok"])
-    # Unscored items keep None (not NaN): a missing judgement is not a number.
-    frame["score"] = pd.Series([i.score for i in record.items], dtype=object)
-    return frame
-
-
-def judge_labels(stored: Stored[JudgeRunRecord] | JudgeRunRecord,
-                 field: Literal["passed", "score", "label"] = "passed") -> dict[str, Any]:
-    """The judge's label per item id (pass/fail, the score, or the rubric's label for the
-    score), for ``calibration.calibrate`` beside people's labels of the same items; pass
-    ``rubric=record.rubric`` there so weighted kappa uses the rubric's order. Items the judge
-    did not score are left out."""
-    record = getattr(stored, "value", stored)
-    if field == "label":
-        return {i.item_id: record.rubric.label_of(i.score) for i in record.items if i.parsed_ok}
-    return {i.item_id: getattr(i, field) for i in record.items if i.parsed_ok}
-
-
-def load_judge_run(project: Project, run_id: str, name: str) -> Stored[JudgeRunRecord]:
-    return project.records.get(JudgeRunRecord, f"{run_id}/{name}")
-
-
-def pairwise_runs(project: Project, run_a: str, run_b: str, judge_model: str, *,
-                  criteria: Sequence[str] = ("Which answer is more correct and more helpful",),
-                  concurrency: int | None = None, progress: Any = True,
-                  **options: Any) -> pd.DataFrame:
-    """Pairwise judgement of two runs over the items both answered, both orders per item:
-    item_id, winner, order_ab, order_ba, reason. ``.attrs["summary"]`` counts wins, ties,
-    inconsistent verdicts and unscored pairs."""
-    import pandas as pd
-
-    from workbench.llm.gateway import complete_many
-    from workbench.runs import load_run
-
-    a = load_run(project, run_a).items.set_index("item_id")
-    b = load_run(project, run_b).items.set_index("item_id")
-    shared = [i for i in a.index if i in b.index and a.at[i, "output"] is not None
-              and b.at[i, "output"] is not None]
-    prompts = []
-    for i in shared:
-        question = str(a.at[i, "input"])
-        prompts.append(pairwise_messages(question=question, first=a.at[i, "output"],
-                                         second=b.at[i, "output"], criteria=criteria))
-        prompts.append(pairwise_messages(question=question, first=b.at[i, "output"],
-                                         second=a.at[i, "output"], criteria=criteria))
-    options.setdefault("temperature", 0)
-    with _judge_tags(f"pairwise:{judge_model}"):
-        replies = complete_many(prompts, judge_model, concurrency=concurrency,
-                                progress=progress, on_error="return", project=project,
-                                **options) if prompts else []
-    texts = [None if isinstance(r, Exception) else r.text for r in replies]
-    rows = []
-    for n, item_id in enumerate(shared):
-        raw = (texts[2 * n], texts[2 * n + 1])
-        result = _combine(_parse_winner(raw[0]), _parse_winner(raw[1]), raw)
-        rows.append({"item_id": item_id, "winner": result.winner, "order_ab": result.order_ab,
-                     "order_ba": result.order_ba, "reason": result.reason})
-    frame = pd.DataFrame(rows, columns=["item_id", "winner", "order_ab", "order_ba", "reason"])
-    counts = frame["winner"].value_counts()
-    frame.attrs["summary"] = {k: int(counts.get(k, 0))
-                              for k in ("A", "B", "tie", "inconsistent", "unscored")}
-    return frame

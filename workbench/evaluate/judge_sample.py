@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-STAND_IN_JUDGE = "fake/keyword-judge"
+from workbench.evaluate.calibration import STAND_IN_JUDGE
 
 _RUDE = re.compile(r"yourself|calm down|that's on you|goodbye|just glue|should have|"
                    r"it was delivered|^no\.$", re.IGNORECASE)

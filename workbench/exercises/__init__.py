@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.exercises.catalog import UnknownExercise, exercise, exercises
 from workbench.exercises.model import Exercise, Verdict
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ __all__ = [
     "CheckResult", "Exercise", "UnknownExercise", "Verdict", "check", "exercise", "exercises",
     "status", "status_frame", "write_solutions",
 ]
-
-
-class UnknownExercise(WorkbenchError):
-    """No exercise has that id."""
 
 
 @dataclass(frozen=True)
@@ -62,31 +59,6 @@ class CheckResult:
         verdict = "✅ **Passed**" if self.passed else "❌ **Not yet**"
         return (f"**{self.exercise} · {self.title}** — {verdict} (attempt {self.attempt})\n\n"
                 f"{self.hint}")
-
-
-def exercises(phase: int | None = None) -> list[Exercise]:
-    """Every exercise in notebook order (01.1, 01.2, 02.1, ...), or one phase's."""
-    from workbench.exercises.catalog import EXERCISES
-
-    return [e for e in EXERCISES if phase is None or e.phase == phase]
-
-
-def exercise(exercise_id: str) -> Exercise:
-    """The exercise with this id (``"04.2"``; ``"4.2"`` is read the same way)."""
-    wanted = _normal_id(exercise_id)
-    for found in exercises():
-        if found.id == wanted:
-            return found
-    raise UnknownExercise(f"There is no exercise {exercise_id!r}.",
-                          "The exercises are " + ", ".join(e.id for e in exercises()) + ".")
-
-
-def _normal_id(exercise_id: str) -> str:
-    text = str(exercise_id).strip()
-    phase, dot, number = text.partition(".")
-    if dot and phase.isdigit() and number.isdigit():
-        return f"{int(phase):02d}.{int(number)}"
-    return text
 
 
 def _opened(project: Project | str | os.PathLike) -> Project:

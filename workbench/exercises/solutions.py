@@ -243,7 +243,12 @@ ADAPTER = "exercise"
 def solve_05_1(project: Project, models: Models = Models()):
     """A quick LoRA (a few steps on 8 train examples: enough to see the loop, not to learn the
     task), then base and adapter on the same four test items. Returns the comparison."""
-    from workbench.finetune import FineTune, before_after, build_training_data, make_options
+    from workbench.finetune import (
+        FineTune,
+        before_after,
+        build_training_data,
+        make_options,
+    )
 
     prompt = _prompt(project)
     options = make_options(epochs=1, learning_rate=2e-3, eval_every=2, validation_examples=4,
@@ -355,7 +360,7 @@ def solve_07_2(project: Project, models: Models = Models()) -> None:
 
 def solve_08_1(project: Project, models: Models = Models()) -> None:
     """Break the service on purpose (a model that always fails), send six requests, check."""
-    from workbench.monitor import check_alerts
+    from workbench.monitor_alerts import check_alerts
 
     _deploy(project, models.broken)
 

@@ -15,7 +15,7 @@ from workbench.fsutil import atomic_write_text
 
 
 def solution_markdown(exercise_id: str) -> str:
-    from workbench.exercises import exercise
+    from workbench.exercises.catalog import exercise
     from workbench.exercises.solutions import SOLUTIONS
 
     found = exercise(exercise_id)
@@ -33,8 +33,8 @@ def solution_markdown(exercise_id: str) -> str:
 
 def write_solutions(folder: str | os.PathLike) -> list[Path]:
     """Write ``NN.M.md`` for each exercise, ``README.md`` listing them, and ``solutions.py``."""
-    from workbench.exercises import exercises
     from workbench.exercises import solutions as module
+    from workbench.exercises.catalog import exercises
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

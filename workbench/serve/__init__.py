@@ -18,13 +18,15 @@ per-key requests and tokens a minute and a monthly budget; see ``workbench.serve
 those in ``WORKBENCH_API_KEYS`` (comma-separated) or the ``api_keys`` argument, which are never
 written to the project, its traces or the deployment files.
 
-The package's modules, one concept each: ``deployment`` (planning, the gate, the deployment
-record and files), ``protection`` (keys, rate limits, text and body rules), ``service`` (what a
+The package's modules, one concept each, from the base up: ``deployment`` (what a deployment
+is: the recorded spec, how it reads, the body-size rule; it imports no sibling), ``files``
+(recording one with its files), ``planning`` (choosing one against the gate),
+``outcome`` (how one item was answered), ``protection`` (keys, text and body rules), ``service`` (what a
 running service serves and shares; answering one item), ``guard`` (the ASGI layer that applies
 the protections), ``app`` (the FastAPI app: errors, routes), ``openai_api`` (the same service
 in OpenAI's dialect: /v1/chat/completions, /v1/models), ``demo`` (the page at /), ``docs``
 (OpenAPI, /docs), ``running`` (uvicorn, in the foreground or on a thread), ``keys`` (the
-project's API keys), ``limits`` (the ``Counters`` every limit is kept in; budgets),
+project's API keys), ``limits`` (the ``Counters`` every limit is kept in, rate buckets, budgets),
 ``rollout`` (a canary or shadow candidate beside the live deployment, promote and rollback,
 per-arm figures), ``safety`` (the content filter), ``breaker`` (a circuit breaker per model),
 ``shared_state`` (Redis: limits and the cache shared by several processes), ``compose``
@@ -39,15 +41,13 @@ from workbench.serve.deployment import (
     Deployment,
     DeploymentRefused,
     DeploymentSpec,
-    Limits,
     NotDeployed,
-    default_limits,
-    dockerfile,
     latest_deployment,
-    plan_deployment,
-    write_deploy_files,
 )
-from workbench.serve.protection import RateLimiter, api_keys_from_env
+from workbench.serve.files import dockerfile, write_deploy_files
+from workbench.serve.limits import RateLimiter
+from workbench.serve.planning import Limits, default_limits, plan_deployment
+from workbench.serve.protection import api_keys_from_env
 from workbench.serve.running import RunningServer, serve, start_server
 from workbench.serve.semantic_cache import (
     SemanticCacheMeasurement,

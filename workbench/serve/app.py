@@ -9,11 +9,11 @@ import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.serve.demo import add_demo_page
+from workbench.serve.deployment import FEEDBACK_CHARS
 from workbench.serve.docs import KEYED_ERRORS, add_docs
 from workbench.serve.guard import Guard
 from workbench.serve.openai_api import add_openai_routes, is_openai_path, openai_problem
 from workbench.serve.protection import (
-    FEEDBACK_CHARS,
     MAX_LISTED,
     TEXT_PATTERN,
     UNKNOWN_ROUTE,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from workbench.serve.deployment import max_body_bytes
+
 if TYPE_CHECKING:
     from workbench.serve.deployment import DeploymentSpec
 
@@ -19,14 +21,6 @@ COMPOSE_FILE = "compose.yaml"
 NGINX_FILE = "nginx.conf"
 SERVICE_PORT = 8000
 PUBLISHED_PORT = 8000
-
-
-def max_body_bytes(spec: DeploymentSpec) -> int:
-    """The service's own byte bound on a request body (``Service.max_body``)."""
-    from workbench.serve.protection import BODY_SLACK, BYTES_PER_CHAR, FEEDBACK_CHARS
-
-    return BODY_SLACK + BYTES_PER_CHAR * max(len(spec.variables) * spec.max_input_chars,
-                                             2 * FEEDBACK_CHARS + 64)
 
 
 def compose_yaml(spec: DeploymentSpec, *, replicas: int = REPLICAS) -> str:

@@ -20,7 +20,7 @@ import hashlib
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from workbench.serve.protection import FEEDBACK_CHARS
+from workbench.serve.deployment import FEEDBACK_CHARS
 
 if TYPE_CHECKING:
     from workbench.serve.service import Service

@@ -9,10 +9,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from workbench.serve.deployment import ENV_API_KEYS
+from workbench.serve.deployment import ENV_API_KEYS, FEEDBACK_CHARS
 from workbench.serve.keys import Caller
 from workbench.serve.protection import (
-    FEEDBACK_CHARS,
     MAX_DEPTH,
     UNKNOWN_ROUTE,
     _depth,

@@ -228,13 +228,28 @@ class _CardBudget:
         return self.usd
 
 
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``; the
+    buckets live in ``counters`` (``workbench.serve.limits``: this process's memory unless
+    given, Redis when the service runs several workers)."""
+
+    def __init__(self, per_minute: int, burst: int, *, counters: Counters | None = None,
+                 prefix: str = "rate:"):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.counters = counters if counters is not None else MemoryCounters()
+        self.prefix = prefix
+
+    def take(self, client: str) -> float:
+        """0 when the request may go ahead, else the seconds until it may."""
+        return self.counters.take(self.prefix + client, rate_per_s=self.rate, burst=self.burst)
+
+
 class ServiceLimits:
     """Every per-caller limit of one service, kept in ``counters``: ``admit`` before a
     request, ``debit`` after an answer, ``describe`` for ``GET /v1/info``."""
 
     def __init__(self, project: Project, spec: DeploymentSpec, counters: Counters):
-        from workbench.serve.protection import RateLimiter  # it imports this module
-
         self.project = project
         self.spec = spec
         self.counters = counters

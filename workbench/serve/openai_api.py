@@ -65,7 +65,8 @@ from workbench.serve.protection import (
 )
 
 if TYPE_CHECKING:
-    from workbench.serve.service import Outcome, Service
+    from workbench.serve.outcome import Outcome
+    from workbench.serve.service import Service
 
 CHAT = "/v1/chat/completions"
 MODELS = "/v1/models"

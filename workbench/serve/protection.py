@@ -9,30 +9,8 @@ import os
 import re
 
 from workbench.serve.deployment import ENV_API_KEYS, NotDeployed
-from workbench.serve.limits import Counters, MemoryCounters
-
-
-class RateLimiter:
-    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``; the
-    buckets live in ``counters`` (``workbench.serve.limits``: this process's memory unless
-    given, Redis when the service runs several workers)."""
-
-    def __init__(self, per_minute: int, burst: int, *, counters: Counters | None = None,
-                 prefix: str = "rate:"):
-        self.rate = per_minute / 60.0
-        self.burst = float(burst)
-        self.counters = counters if counters is not None else MemoryCounters()
-        self.prefix = prefix
-
-    def take(self, client: str) -> float:
-        """0 when the request may go ahead, else the seconds until it may."""
-        return self.counters.take(self.prefix + client, rate_per_s=self.rate, burst=self.burst)
-
 
 MIN_KEY_CHARS = 16
-BYTES_PER_CHAR = 12  # the longest JSON escape of one character: "\ud83d\ude00" (a surrogate pair)
-BODY_SLACK = 16_384  # bytes for the JSON syntax, the field names and whitespace
-FEEDBACK_CHARS = 2000  # a comment or correction sent to POST /v1/feedback
 USER_CHARS = 128  # an end-user id (OpenAI's `user`, the X-Workbench-User header)
 MAX_DEPTH = 32  # JSON nesting in a request body (a valid one nests 1 level)
 MAX_LISTED = 10  # problems a 422 names; the rest are counted

@@ -57,9 +57,11 @@ from workbench.serve.deployment import (
     DeploymentRefused,
     DeploymentSpec,
     NotDeployed,
+    candidate_label,
+    describe,
     latest_deployment,
-    record_deployment,
 )
+from workbench.serve.files import record_deployment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,38 +123,6 @@ def parse_share(value: Any) -> float:
                            "That is a promotion: stage it below 100% and `workbench promote` "
                            "it, or deploy it directly.")
     return share
-
-
-def percent(share: float | None) -> str:
-    return "" if share is None else f"{share * 100:.4g}%"
-
-
-def describe(spec: DeploymentSpec) -> str:
-    """'triage' v2 on fake/oracle (adapter x)."""
-    from pathlib import Path
-
-    adapter = f" with adapter {Path(spec.adapter).name}" if spec.adapter else ""
-    return f"'{spec.prompt}' v{spec.prompt_version} on {spec.model}{adapter}"
-
-
-def candidate_label(spec: DeploymentSpec) -> str:
-    """'10% canary' or 'shadow', for sentences."""
-    if spec.candidate_mode == "canary":
-        return f"{percent(spec.canary_share)} canary"
-    return "shadow"
-
-
-def candidate_text(spec: DeploymentSpec) -> str:
-    """The sentence a deployment's summary adds when it has a staged candidate ('' if not)."""
-    candidate = spec.candidate
-    if candidate is None:
-        return ""
-    state = ("passed the gate" if candidate.gate_passed else
-             "FORCED past a failing gate" if candidate.forced else "not gated")
-    role = (f"answers {percent(spec.canary_share)} of the end users" if
-            spec.candidate_mode == "canary" else "is called on every request and answers "
-                                                 "nobody (shadow)")
-    return f" Candidate {describe(candidate)} ({state}) {role}."
 
 
 def salt_of(spec: DeploymentSpec) -> str:

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 FilterMode = Literal["block", "flag", "off"]
 PURPOSE_ATTRIBUTE = "workbench.purpose"  # on a model call made by the filter, not to answer
-FILTER_MODES: tuple[str, ...] = ("block", "flag", "off")
 THRESHOLD = 0.5  # an input scoring this or more is an attack
 BLOCKED_STATUS = 422  # understood, and refused for what it says
 
@@ -1278,7 +1277,7 @@ def refused(verdict: Verdict, span: Span, *, request_id: str, started: float, pr
     """The ``Outcome`` of a request the filter blocked: 422, why in words, the trace marked."""
     import time
 
-    from workbench.serve.service import Outcome
+    from workbench.serve.outcome import Outcome
 
     blocking = [c for c in verdict.checks if c.action == "block"]
     span.status = "error"

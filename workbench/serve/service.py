@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workbench.serve.breaker import Breakers, resting
-from workbench.serve.deployment import ENV_API_KEYS, NotDeployed, latest_deployment
-from workbench.serve.protection import (
-    _COUNT_REFUSAL,
-    BODY_SLACK,
-    BYTES_PER_CHAR,
-    FEEDBACK_CHARS,
-    RateLimiter,
-    _checked_keys,
-    api_keys_from_env,
+from workbench.serve.deployment import (
+    ENV_API_KEYS,
+    NotDeployed,
+    latest_deployment,
+    max_body_bytes,
 )
+from workbench.serve.limits import RateLimiter
+from workbench.serve.outcome import Outcome
+from workbench.serve.protection import _COUNT_REFUSAL, _checked_keys, api_keys_from_env
 from workbench.serve.safety import ContentFilter, refused
 
 if TYPE_CHECKING:
@@ -33,29 +31,6 @@ if TYPE_CHECKING:
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/redoc",
                           "/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css",
                           "/docs/favicon.png"})
-
-
-@dataclass
-class Outcome:
-    """How one item was answered: ``status`` 200 with ``result`` and ``model``, or an error
-    status with the message and fix a caller may see (details stay in the trace)."""
-
-    status: int
-    request_id: str
-    trace_id: str
-    latency_ms: float
-    model: str | None = None
-    result: Any = None  # workbench.prompts.run.ItemResult when status == 200
-    message: str | None = None
-    fix: str | None = None
-    primary: str = ""  # the deployment's first model: another one answering is a fallback
-    arm: str = "live"  # which arm answered (workbench.serve.rollout)
-    flags: list[str] = field(default_factory=list)  # content checks that found something
-    retry_after: float | None = None  # seconds, when every model is resting (503)
-
-    @property
-    def fallback_used(self) -> bool:
-        return self.model is not None and self.model != self.primary
 
 
 SHADOW_CLIENT = "shadow"  # whose spend a shadow's calls are: the service's, never a key's
@@ -123,8 +98,7 @@ class Service:
                                            prefix="unknown:")
         # Characters are limited per field once decoded (the request models); bytes at this
         # separate, higher bound: every field at its limit, each character in its longest escape.
-        self.max_body = BODY_SLACK + BYTES_PER_CHAR * max(
-            len(spec.variables) * spec.max_input_chars, 2 * FEEDBACK_CHARS + 64)
+        self.max_body = max_body_bytes(spec)
         self.public = set(PUBLIC_PATHS)
         self.routes: dict[str, set[str]] = {}  # path -> methods of the keyed routes
         # Routes that call a model: bounded by the deployment's queue (max_waiting) and timeout.

@@ -10,7 +10,7 @@ def _():
     import pandas as pd
 
     from widgets import ComparisonGrid
-    from workbench.compare import grid_from_frames
+    from workbench.prompt_grid import grid_from_frames
 
     def run(outputs, expected=("billing", "technical", "account")):
         return pd.DataFrame([

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from widgets import ComparisonGrid
-from workbench.compare import grid_from_frames
+from workbench.prompt_grid import grid_from_frames
 
 LABELS = ["billing", "technical", "account"]
 
