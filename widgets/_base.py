@@ -26,7 +26,7 @@ import traitlets
 
 import workbench
 from workbench.errors import WorkbenchError
-from workbench.project import ENV_PROJECT
+from workbench.project import DB_FILE, ENV_PROJECT
 
 STATIC = Path(__file__).parent / "static"
 HELPERS = "_dom.js"
@@ -86,21 +86,21 @@ def jsonable(value: Any) -> Any:
 # -- storage problems as sentences ------------------------------------------------------------
 # (what went wrong, what to do), by SQLite's error name; the text of older SQLite builds is
 # matched as a fallback, since Python only names the error from 3.11 on.
-_DB = "the project's database (.workbench/workbench.db)"
+_DB = f"the project's database ({DB_FILE} in the project folder)"
 _SQLITE_PROBLEMS: list[tuple[tuple[str, ...], tuple[str, ...], str, str]] = [
     (("SQLITE_BUSY", "SQLITE_LOCKED"), ("locked", "busy"),
-     f"{_DB} is locked by another program that is writing to it (a long run, `workbench serve`,"
-     " a backup or another notebook)",
+     f"{_DB} is locked by another program using it (a long run, `workbench serve`, a backup "
+     "or another notebook)",
      "Wait for it to finish (or stop it), then try again."),
     (("SQLITE_CORRUPT", "SQLITE_NOTADB"), ("malformed", "not a database"),
      f"{_DB} is damaged",
-     "Copy the project folder somewhere safe, then restore workbench.db from a backup "
-     "(workbench.db.bak-* beside it, if any, or your own copy); the workbench never "
-     "overwrites it."),
+     f"Copy the project folder somewhere safe, then restore {DB_FILE} from a backup "
+     f"({DB_FILE}.bak-* beside it, if any, or your own copy); the workbench never overwrites "
+     "it."),
     (("SQLITE_READONLY",), ("readonly", "read-only"),
      f"{_DB} is read-only here",
-     "Make the project folder and its .workbench folder writable by you (or copy the project "
-     "to a folder you own and open that), then try again."),
+     f"Make the project folder and its {DB_FILE} (with the -wal and -shm files beside it) "
+     "writable by you, or copy the project to a folder you own and open that; then try again."),
     (("SQLITE_CANTOPEN",), ("unable to open",),
      f"{_DB} cannot be opened",
      "Check the project folder still exists, is mounted and is readable by you, then try "
@@ -114,7 +114,7 @@ _SQLITE_PROBLEMS: list[tuple[tuple[str, ...], tuple[str, ...], str, str]] = [
     ((), ("no such table", "no such column"),
      f"{_DB} lacks a table or column the workbench needs (another program changed it, or it "
      "is a partial copy)",
-     "Restore workbench.db from a backup (workbench.db.bak-* beside it, if any), or copy the "
+     f"Restore {DB_FILE} from a backup ({DB_FILE}.bak-* beside it, if any), or copy the "
      "project again from where it came."),
 ]
 
