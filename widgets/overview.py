@@ -12,7 +12,7 @@ import traitlets
 
 import workbench
 from widgets._base import PROBLEMS, STATIC, ProjectWidget, front_end, problem_message
-from workbench.phases import next_step
+from workbench.phases import next_step, project_status
 
 
 class ProjectOverview(ProjectWidget):
@@ -45,7 +45,7 @@ class ProjectOverview(ProjectWidget):
     def refresh(self) -> None:
         """Re-read the project (opening it first if that failed before)."""
         try:
-            status = self.open_project().status()
+            status = project_status(self.open_project())
         except PROBLEMS as exc:
             self._show_error(exc)
             return
