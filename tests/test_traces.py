@@ -190,7 +190,9 @@ def test_storage_problems_are_one_sentence_in_the_widget(project, tmp_path):
     project.store.db.execute("DROP TABLE spans")
     w.refresh()
     assert w.rows == []
-    assert w.error.startswith("The traces could not be read (OperationalError: no such table")
+    assert w.error.startswith("The traces could not be read: the project's database")
+    assert "lacks a table" in w.error and "Restore workbench.db" in w.error
+    assert w.error.endswith("(SQLite: OperationalError: no such table: spans)")
     w.selected = "0" * 32
     assert "no such table" in w.error and w.tree == []
 
@@ -200,9 +202,10 @@ def test_the_frontend_draws_every_synced_trait_and_sends_only_known_ones():
     from pathlib import Path
 
     from widgets import TraceViewer
+    from widgets._base import front_end
 
     esm = (Path(traces.__file__).parents[1] / "widgets/static/traces.js").read_text()
-    assert str(TraceViewer._esm) == esm and "export default" in esm
+    assert str(TraceViewer._esm) == front_end("traces.js") and "export default" in esm
     drawn = set(re.findall(r'"(\w+)"', re.search(r"const TRAITS = \[(.*?)\];", esm, re.S)[1]))
     synced = set(TraceViewer.class_trait_names(sync=True)) - {
         "_esm", "_css", "_anywidget_id", "_dom_classes", "_model_module", "_model_module_version",

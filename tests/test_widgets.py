@@ -157,10 +157,12 @@ def test_a_broken_card_is_reported_after_opening(project):
 
 def test_the_frontend_listens_to_every_synced_trait():
     from widgets import ProjectOverview, overview
+    from widgets._base import front_end
 
     static = Path(overview.__file__).parent / "static"
     esm = (static / "overview.js").read_text(encoding="utf-8")
-    assert str(ProjectOverview._esm) == esm  # anywidget loaded the file beside the module
+    # anywidget got the file beside the module, with the shared helpers written in
+    assert str(ProjectOverview._esm) == front_end("overview.js")
     assert str(ProjectOverview._css) == (static / "overview.css").read_text(encoding="utf-8")
     assert "export default" in esm and "render(" in esm
     listened = set(re.findall(r'"(\w+)"', re.search(r"const TRAITS = \[(.*?)\]", esm).group(1)))

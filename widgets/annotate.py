@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
 
+from widgets._base import STATIC, front_end
 from workbench.data.versioning import DatasetError
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from workbench.project import Project
     from workbench.records import Stored
 
-_STATIC = Path(__file__).parent / "static"
 
 LABELLED, SKIPPED = "labelled", "skipped"
 SKIP_KEYS = ("s", "S")
@@ -58,8 +57,8 @@ class Annotator(anywidget.AnyWidget):
     been labelled or skipped.
     """
 
-    _esm = _STATIC / "annotate.js"
-    _css = _STATIC / "annotate.css"
+    _esm = front_end("annotate.js")
+    _css = STATIC / "annotate.css"
 
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     shortcuts = traitlets.Dict().tag(sync=True)  # key -> what it does, for the frontend to capture

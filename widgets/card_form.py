@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
 import workbench
+from widgets._base import PROBLEMS, STATIC, ProjectWidget, front_end, problem_message
 from workbench.card import (
     MEASURABLE_METRICS,
     PRIVACY_SUGGESTIONS,
@@ -29,9 +27,7 @@ from workbench.card import (
     parse_card,
     save_card,
 )
-from workbench.project import ENV_PROJECT
 
-_STATIC = Path(__file__).parent / "static"
 FORM_SECTIONS = ("use_case", "metrics", "constraints")
 _USE_CASE_FIELDS = ("description", "users", "task_type", "inputs", "outputs")
 _METRIC_FIELDS = ("name", "target", "direction", "unit")
@@ -40,7 +36,7 @@ _NUMBER_FIELDS = {"monthly_budget_usd": float, "expected_requests_per_day": int,
 _LIST_FIELDS = ("privacy", "blocked_terms")
 
 
-class CardForm(anywidget.AnyWidget):
+class CardForm(ProjectWidget):
     """Edit the project card in a notebook.
 
     ``project`` is an open ``workbench.Project``, a path, or ``None`` for ``WORKBENCH_PROJECT``.
@@ -48,10 +44,9 @@ class CardForm(anywidget.AnyWidget):
     never raised, so the notebook cell always renders the form.
     """
 
-    _esm = _STATIC / "card_form.js"
-    _css = _STATIC / "card_form.css"
+    _esm = front_end("card_form.js")
+    _css = STATIC / "card_form.css"
 
-    project_path = traitlets.Unicode("").tag(sync=True)
     use_case = traitlets.Dict().tag(sync=True)
     metrics = traitlets.List(traitlets.Dict()).tag(sync=True)
     constraints = traitlets.Dict().tag(sync=True)
@@ -77,9 +72,7 @@ class CardForm(anywidget.AnyWidget):
     save_answers = traitlets.Int(0).tag(sync=True)
 
     def __init__(self, project: workbench.Project | str | os.PathLike | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.project: workbench.Project | None = None
-        self._source = project
+        super().__init__(project, **kwargs)
         self.metric_catalog = [
             {"name": m.name, "units": list(m.units), "direction": m.direction,
              "description": m.description, "phases": list(m.phases),
@@ -93,9 +86,9 @@ class CardForm(anywidget.AnyWidget):
     def reload(self) -> None:
         """Show the card as it is on disk (a hand edit included) and any problems it has."""
         try:
-            project = self._open()
+            project = self.open_project()
             raw = project.card()
-        except (workbench.WorkbenchError, OSError, sqlite3.Error) as exc:
+        except PROBLEMS as exc:
             self._fail(exc)
             return
         card, problems = parse_card(raw)
@@ -116,7 +109,7 @@ class CardForm(anywidget.AnyWidget):
 
     def _save(self) -> bool:
         try:
-            project = self._open()
+            project = self.open_project()
             draft, row_of = self.draft()
             merged = {**project.card(), **draft}
             card, problems = parse_card(merged)
@@ -124,7 +117,7 @@ class CardForm(anywidget.AnyWidget):
                 card = save_card(project, card, sections=FORM_SECTIONS)
         except CardProblems as exc:
             card, problems = None, exc.problems
-        except (workbench.WorkbenchError, OSError, sqlite3.Error) as exc:
+        except PROBLEMS as exc:
             self._fail(exc)
             return False
         if card is None:
@@ -186,15 +179,6 @@ class CardForm(anywidget.AnyWidget):
         self.privacy_effects = policy(rules).effects()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _open(self) -> workbench.Project:
-        if self.project is None:
-            if isinstance(self._source, workbench.Project):
-                self.project = self._source
-            else:
-                self.project = workbench.open_project(self._source)
-            self.project_path = str(self.project.path)
-        return self.project
-
     def _show_raw(self, raw: dict[str, Any]) -> None:
         # Fill the form from the file even when it is invalid, so the user can fix it here.
         use_case = raw.get("use_case") if isinstance(raw.get("use_case"), dict) else {}
@@ -216,17 +200,10 @@ class CardForm(anywidget.AnyWidget):
     def _fail(self, exc: Exception) -> None:
         if isinstance(exc, CardProblems):
             errors = exc.problems
-        elif isinstance(exc, workbench.WorkbenchError):
-            errors = [exc.one_line()]
-        else:  # a disk or database problem: one friendly line, never a traceback
-            errors = [f"The project could not be read or written ({type(exc).__name__}: {exc}). "
-                      "Check the folder exists and is writable, then try again."]
-        where = (str(self.project.path) if self.project is not None
-                 else str(Path(self._source).expanduser())
-                 if isinstance(self._source, str | os.PathLike)
-                 else os.environ.get(ENV_PROJECT, ""))
+        else:
+            errors = [problem_message(exc, "The project card", "read or saved")]
         with self.hold_sync():
-            self.project_path = where
+            self.project_path = self.where()
             self.errors = errors
             self.status = "error"
             self.message = "The card could not be loaded or saved."

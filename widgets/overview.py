@@ -6,21 +6,16 @@ All logic lives here in Python; ``static/overview.js`` only draws the traits and
 from __future__ import annotations
 
 import os
-import sqlite3
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
 import workbench
+from widgets._base import PROBLEMS, STATIC, ProjectWidget, front_end, problem_message
 from workbench.phases import next_step, project_status
-from workbench.project import ENV_PROJECT
-
-_STATIC = Path(__file__).parent / "static"
 
 
-class ProjectOverview(anywidget.AnyWidget):
+class ProjectOverview(ProjectWidget):
     """Shows a project's nine phases as cards; click one to see how to do it.
 
     ``project`` is an open ``workbench.Project``, a path, or ``None`` for ``WORKBENCH_PROJECT``.
@@ -28,11 +23,10 @@ class ProjectOverview(anywidget.AnyWidget):
     still shows something useful (and the Refresh button tries again).
     """
 
-    _esm = _STATIC / "overview.js"
-    _css = _STATIC / "overview.css"
+    _esm = front_end("overview.js")
+    _css = STATIC / "overview.css"
 
     project_name = traitlets.Unicode("").tag(sync=True)
-    project_path = traitlets.Unicode("").tag(sync=True)
     phases = traitlets.List(traitlets.Dict()).tag(sync=True)
     next_phase = traitlets.Int(0).tag(sync=True)  # 0: every phase is done (or none readable)
     selected = traitlets.Int(0).tag(sync=True)  # the phase the user clicked; 0: none
@@ -40,9 +34,7 @@ class ProjectOverview(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, project: workbench.Project | str | os.PathLike | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.project: workbench.Project | None = None
-        self._source = project
+        super().__init__(project, **kwargs)
         self.observe(lambda _change: self.refresh(), names="refresh_count")
         self.refresh()
 
@@ -53,10 +45,8 @@ class ProjectOverview(anywidget.AnyWidget):
     def refresh(self) -> None:
         """Re-read the project (opening it first if that failed before)."""
         try:
-            if self.project is None:
-                self.project = self._open()
-            status = project_status(self.project)
-        except (workbench.WorkbenchError, OSError, sqlite3.Error) as exc:
+            status = project_status(self.open_project())
+        except PROBLEMS as exc:
             self._show_error(exc)
             return
         step = next_step(status["phases"])
@@ -67,25 +57,9 @@ class ProjectOverview(anywidget.AnyWidget):
             self.next_phase = step["number"] if step else 0
             self.error = ""
 
-    def _open(self) -> workbench.Project:
-        if isinstance(self._source, workbench.Project):
-            return self._source
-        return workbench.open_project(self._source)
-
     def _show_error(self, exc: Exception) -> None:
-        if isinstance(exc, workbench.WorkbenchError):
-            message = exc.one_line()
-        else:  # a disk or database problem: still one friendly line, never a traceback
-            message = (f"The project could not be read ({type(exc).__name__}: {exc}). "
-                       "Check the folder exists and is readable, then press Refresh.")
-        if self.project is not None:
-            where = str(self.project.path)
-        elif isinstance(self._source, (str, os.PathLike)):
-            where = str(Path(self._source).expanduser())
-        else:
-            where = os.environ.get(ENV_PROJECT, "")
         with self.hold_sync():
-            self.project_path = where
+            self.project_path = self.where()
             self.phases = []
             self.next_phase = 0
-            self.error = message
+            self.error = problem_message(exc)

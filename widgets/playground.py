@@ -15,18 +15,15 @@ else happens here, through the same kernel calls a script makes:
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
 import workbench
+from widgets._base import PROBLEMS, STATIC, ProjectWidget, front_end, problem_message
 from workbench.errors import WorkbenchError
 
-_STATIC = Path(__file__).parent / "static"
 DEFAULT_TEMPERATURE = 0.0
 DEFAULT_MAX_TOKENS = 256
 PREVIEW_CHARS = 400
@@ -38,17 +35,16 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-class Playground(anywidget.AnyWidget):
+class Playground(ProjectWidget):
     """Try a prompt on ``n_items`` items of a dataset split, beside the last saved version.
 
     ``project`` is an open ``workbench.Project``, a path, or ``None`` for ``WORKBENCH_PROJECT``.
     A prompt that does not exist yet starts from ``{{ input }}`` and is saved as version 1.
     Problems are shown in ``error`` (and ``template_error`` for a template), never raised."""
 
-    _esm = _STATIC / "playground.js"
-    _css = _STATIC / "playground.css"
+    _esm = front_end("playground.js")
+    _css = STATIC / "playground.css"
 
-    project_path = traitlets.Unicode("").tag(sync=True)
     prompt_name = traitlets.Unicode("").tag(sync=True)
     dataset = traitlets.Unicode("").tag(sync=True)
     split = traitlets.Unicode("validation").tag(sync=True)
@@ -82,9 +78,7 @@ class Playground(anywidget.AnyWidget):
 
     def __init__(self, project: workbench.Project | str | os.PathLike | None, prompt_name: str,
                  *, dataset: str, split: str = "validation", n_items: int = 5, **kwargs):
-        super().__init__(**kwargs)
-        self.project: workbench.Project | None = None
-        self._source = project
+        super().__init__(project, **kwargs)
         self._stored = None  # the Stored[PromptVersion] the draft started from
         self._rows: list[dict[str, Any]] = []  # the sample items, as complete_item wants them
         self._previous_cache: dict[str, list[dict[str, Any]]] = {}  # _behaviour -> outputs
@@ -101,14 +95,6 @@ class Playground(anywidget.AnyWidget):
         self.reload()
 
     # -- loading -------------------------------------------------------------------------------
-    def _open(self) -> workbench.Project:
-        if self.project is None:
-            if isinstance(self._source, workbench.Project):
-                self.project = self._source
-            else:
-                self.project = workbench.open_project(self._source)
-        return self.project
-
     def reload(self) -> None:
         """Load the latest saved version into the draft and sample the items again."""
         from workbench.data.splitting import load_split
@@ -116,14 +102,14 @@ class Playground(anywidget.AnyWidget):
         from workbench.prompts import PromptVersion, load_prompt
 
         try:
-            project = self._open()
+            project = self.open_project()
             try:
                 self._stored = load_prompt(project, self.prompt_name)
                 prompt = self._stored.value
             except RecordNotFound:
                 self._stored, prompt = None, PromptVersion()
             rows = load_split(project, self.dataset, self.split).head(self.n_items)
-        except (WorkbenchError, OSError, sqlite3.Error) as exc:
+        except PROBLEMS as exc:
             self._fail(exc)
             return
         self._rows = [{k: v for k, v in row.items()} for row in rows.to_dict("records")]
@@ -132,7 +118,6 @@ class Playground(anywidget.AnyWidget):
         params = prompt.params or {}
         shown_model = prompt.model or self._default_model(project)
         with self.hold_sync():
-            self.project_path = str(project.path)
             self.version = self._stored.version if self._stored else 0
             self.system = prompt.system
             self.template = prompt.template
@@ -326,7 +311,7 @@ class Playground(anywidget.AnyWidget):
 
         try:
             draft = self.draft()
-            stored = save_prompt(self._open(), self.prompt_name, draft)
+            stored = save_prompt(self.open_project(), self.prompt_name, draft)
         except TemplateError as exc:
             with self.hold_sync():
                 self.template_error = {"part": exc.part, "variable": exc.variable,
@@ -335,8 +320,8 @@ class Playground(anywidget.AnyWidget):
                 self.status = "error"
                 self.message = "Not saved: fix the template first."
             return 0
-        except (WorkbenchError, ValueError, OSError, sqlite3.Error) as exc:
-            self._fail(exc)
+        except (*PROBLEMS, ValueError) as exc:
+            self._fail(exc, "saved")
             return 0
         self._stored = stored
         if stored.unchanged:  # behaves like a saved version: that version, nothing stored
@@ -366,19 +351,18 @@ class Playground(anywidget.AnyWidget):
             self.message = message
 
     # -- problems ------------------------------------------------------------------------------
-    def _fail(self, exc: BaseException) -> None:
-        if isinstance(exc, WorkbenchError):
-            message = exc.one_line()
-        elif isinstance(exc, ValueError) and hasattr(exc, "errors"):  # pydantic
+    def _fail(self, exc: BaseException, verb: str = "read or run") -> None:
+        if isinstance(exc, ValueError) and hasattr(exc, "errors"):  # pydantic
             message = "; ".join(e.get("msg", "") for e in exc.errors()) + "."
-        else:
+        elif isinstance(exc, PROBLEMS):
+            message = problem_message(exc, f"The prompt {self.prompt_name}", verb)
+        else:  # a failure inside a run (the model, a parser): its own words
             message = f"{type(exc).__name__}: {exc}"
         with self.hold_sync():
             self.error = message
             self.status = "error"
             self.message = "Something went wrong; see the message."
-            if self.project is not None:
-                self.project_path = str(self.project.path)
+            self.project_path = self.where()
 
 
 class _Stop(Exception):

@@ -9,23 +9,26 @@ and reports clicks, choices and "show more" toggles.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
 import workbench
+from widgets._base import (
+    PROBLEMS,
+    STATIC,
+    ProjectWidget,
+    front_end,
+    jsonable,
+    problem_message,
+)
 from workbench import traces
-from workbench.errors import WorkbenchError
 
-_STATIC = Path(__file__).parent / "static"
 _FILTERS = ("kind", "status", "model", "prompt", "arm", "user", "window")
 
 
-class TraceViewer(anywidget.AnyWidget):
+class TraceViewer(ProjectWidget):
     """The stored traces, newest first, a page at a time, filtered by kind (service requests or
     model calls), status, model, prompt version, deployment arm, end user and time window. Click
     a trace to see its spans as a tree with a timing bar each (the request, its content filter
@@ -36,10 +39,9 @@ class TraceViewer(anywidget.AnyWidget):
     Filters can be set here too (``TraceViewer(p, status="error", window="7d")``). Problems
     (an unreadable project, a database error) land in ``error`` as one sentence."""
 
-    _esm = _STATIC / "traces.js"
-    _css = _STATIC / "traces.css"
+    _esm = front_end("traces.js")
+    _css = STATIC / "traces.css"
 
-    project_path = traitlets.Unicode("").tag(sync=True)
     choices = traitlets.Dict().tag(sync=True)  # each filter's possible values
     kind = traitlets.Unicode("").tag(sync=True)  # "": every kind
     status = traitlets.Unicode("").tag(sync=True)
@@ -65,12 +67,10 @@ class TraceViewer(anywidget.AnyWidget):
 
     def __init__(self, project: workbench.Project | str | os.PathLike | None = None, *,
                  now: float | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(project, **kwargs)
         if self.window not in traces.WINDOWS:
             raise traces.TraceError(f"{self.window!r} is not a time window the viewer knows.",
                                     f"Use one of {', '.join(traces.WINDOWS)}.")
-        self.project: workbench.Project | None = None
-        self._source = project
         self._now = now  # fixed "now" for tests; None: the clock at each query
         self._cursors: list[traces.Cursor | None] = [None]
         self._tree: traces.TraceTree | None = None
@@ -86,11 +86,8 @@ class TraceViewer(anywidget.AnyWidget):
     def refresh(self) -> None:
         """Read the choices and the first page again (new traces arrive all the time)."""
         try:
-            if self.project is None:
-                self.project = self._open()
-            self.project_path = str(self.project.path)
-            self.choices = traces.filter_choices(self.project)
-        except (WorkbenchError, OSError, sqlite3.Error) as exc:
+            self.choices = traces.filter_choices(self.open_project())
+        except PROBLEMS as exc:
             self._fail(exc)
             return
         self._restart()
@@ -134,7 +131,7 @@ class TraceViewer(anywidget.AnyWidget):
         try:
             found = traces.list_traces(self.project, self.filters(),
                                        limit=self.page_size, after=self._cursors[page])
-        except (WorkbenchError, OSError, sqlite3.Error) as exc:
+        except PROBLEMS as exc:
             self._fail(exc, keep_choices=True)
             return
         del self._cursors[page + 1:]
@@ -147,7 +144,7 @@ class TraceViewer(anywidget.AnyWidget):
                     self.page = page
                 finally:
                     self._quiet = False
-            self.rows = [_jsonable(r) for r in found.rows]
+            self.rows = [jsonable(r) for r in found.rows]
             self.has_more = found.has_more
             self.query_ms = round(found.seconds * 1000, 1)
             self.searched_to = (traces.time_text(found.searched_to)
@@ -162,7 +159,7 @@ class TraceViewer(anywidget.AnyWidget):
             return
         try:
             tree = traces.trace_tree(self.project, trace_id)
-        except (WorkbenchError, OSError, sqlite3.Error) as exc:
+        except PROBLEMS as exc:
             self._tree = None
             with self.hold_sync():
                 self.tree, self.tree_info, self.span_detail = [], {}, {}
@@ -173,7 +170,7 @@ class TraceViewer(anywidget.AnyWidget):
         nodes = []
         for node in tree.nodes:
             left = 100 * node.offset_ms / total
-            nodes.append(_jsonable({
+            nodes.append(jsonable({
                 "span_id": node.span_id, "parent_id": node.parent_id, "name": node.name,
                 "label": node.label, "depth": node.depth, "offset_ms": node.offset_ms,
                 "duration_ms": node.duration_ms, "status": node.status,
@@ -203,7 +200,7 @@ class TraceViewer(anywidget.AnyWidget):
         if node is None:
             self.span_detail = {}
             return
-        self.span_detail = _jsonable({
+        self.span_detail = jsonable({
             "span_id": node.span_id, "label": node.label, "name": node.name,
             "status": node.status, "error": node.error or "",
             "time": traces.time_text(node.start), "duration_ms": node.duration_ms,
@@ -211,11 +208,6 @@ class TraceViewer(anywidget.AnyWidget):
             "fields": traces.node_fields(node, expanded=set(self.expanded))})
 
     # -- problems ------------------------------------------------------------------------------
-    def _open(self) -> workbench.Project:
-        if isinstance(self._source, workbench.Project):
-            return self._source
-        return workbench.open_project(self._source)
-
     def _fail(self, exc: Exception, *, keep_choices: bool = False) -> None:
         with self.hold_sync():
             if not keep_choices:
@@ -227,21 +219,4 @@ class TraceViewer(anywidget.AnyWidget):
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, WorkbenchError):
-        return exc.one_line()
-    # A disk or database problem: one friendly line, never a traceback.
-    return (f"The traces could not be read ({type(exc).__name__}: {exc}). Check the project "
-            "folder exists and is readable (and not being restored), then press Refresh.")
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values for the comm (NaN becomes None)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+    return problem_message(exc, "The traces")

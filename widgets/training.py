@@ -8,23 +8,20 @@ after the step it is in and keeps the best weights). ``static/training.js`` only
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
-from widgets.grid import _jsonable
+from widgets._base import STATIC, front_end, jsonable
 from workbench.finetune import FineTune, TrainingState
-
-_STATIC = Path(__file__).parent / "static"
 
 
 class TrainingMonitor(anywidget.AnyWidget):
     """Shows one ``FineTune`` as it trains. Attach it before ``start()`` (or ``run()``)."""
 
-    _esm = _STATIC / "training.js"
-    _css = _STATIC / "training.css"
+    _esm = front_end("training.js")
+    _css = STATIC / "training.css"
 
     state = traitlets.Dict().tag(sync=True)
     stop_requests = traitlets.Int(0).tag(sync=True)  # the front end's Stop clicks
@@ -44,7 +41,7 @@ class TrainingMonitor(anywidget.AnyWidget):
 
     def show(self, state: TrainingState) -> None:
         with self._lock:  # updates come from the training thread
-            self.state = _jsonable(state.to_dict())
+            self.state = jsonable(state.to_dict())
 
     def _on_stop(self, _change: Any) -> None:
         if self.job is not None and self.stop_requests > 0:

@@ -4,23 +4,10 @@
 // decided in Python. Plain ES module, no build step, no network; item text goes in through
 // textContent, never innerHTML, since it comes from user data.
 
+import { h } from "./_dom.js";
+
 const TRAITS = ["labels", "shortcuts", "current", "position", "total", "labelled", "skipped",
   "can_undo", "finished", "annotations", "message", "error"];
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 function shortcutFor(keys, action) {
   return Object.keys(keys).find((key) => keys[key] === action);

@@ -3,6 +3,8 @@
 // and writes, then sends back the saved (normalised) card, the errors and the status.
 // User text always goes in through textContent or .value, never innerHTML.
 
+import { bump, h } from "./_dom.js";
+
 const FIELDS = ["use_case", "metrics", "constraints"];
 const REDRAW_ON = [...FIELDS, "errors", "missing", "status", "message", "decisions",
   "chosen_model", "project_path", "saved_count", "save_answers", "privacy_effects"];
@@ -18,23 +20,6 @@ const CONSTRAINTS = [
   ["latency_budget_s", "Latency budget (s)", "2"],
 ];
 let nextId = 0;
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key === "value") node.value = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 function copy(value) {
   return JSON.parse(JSON.stringify(value ?? null));
@@ -93,8 +78,7 @@ export default {
       model.set("use_case", { ...draft.use_case });
       model.set("metrics", metrics);
       model.set("constraints", constraints);
-      model.set("save_requests", (model.get("save_requests") || 0) + 1);
-      model.save_changes();
+      bump(model, "save_requests");
       const button = root.querySelector(".wb-cf-save");
       if (button) {
         button.setAttribute("aria-busy", "true");
@@ -103,8 +87,7 @@ export default {
     };
 
     const reload = () => {
-      model.set("reload_requests", (model.get("reload_requests") || 0) + 1);
-      model.save_changes();
+      bump(model, "reload_requests");
     };
 
     const textField = (section, key, label, hint, multiline, invalid) => {

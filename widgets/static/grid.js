@@ -2,22 +2,9 @@
 // "only flipped" tick. Plain ES module, no build step, no network. Python decides pass/fail,
 // flips and the filter; text from data and models goes in through textContent.
 
-const TRAITS = ["columns", "rows", "total_rows", "flipped", "only_flipped", "error"];
+import { h } from "./_dom.js";
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
+const TRAITS = ["columns", "rows", "total_rows", "flipped", "only_flipped", "error"];
 
 const pct = (x) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`);
 

@@ -2,28 +2,10 @@
 // Plain ES module, no build step, no network. Every piece of project text goes in through
 // textContent, never innerHTML, since names and summaries come from user files.
 
+import { bump, h, withCode } from "./_dom.js";
+
 const STATE_LABELS = { done: "Done", started: "Started", todo: "To do" };
 const TRAITS = ["project_name", "project_path", "phases", "next_phase", "selected", "error"];
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-// Kernel messages quote commands in `backticks`: show those as code.
-function withCode(text) {
-  return String(text).split("`").map((part, i) => (i % 2 ? h("code", { text: part }) : part));
-}
 
 function stateOf(phase) {
   return STATE_LABELS[phase.state] ? phase.state : "todo";
@@ -170,8 +152,7 @@ export default {
         button.textContent = "Refresh";
         button.removeAttribute("aria-busy");
       }, 700);
-      model.set("refresh_count", (model.get("refresh_count") || 0) + 1);
-      model.save_changes();
+      bump(model, "refresh_count");
     };
 
     root.addEventListener("click", (event) => {

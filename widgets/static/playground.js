@@ -3,25 +3,12 @@
 // the template, runs the model, compares and saves. Text from prompts, data and models goes in
 // through textContent (never innerHTML).
 
+import { bump, h } from "./_dom.js";
+
 const DRAFT = ["system", "template", "model", "temperature", "max_tokens", "description"];
 const VIEW = ["prompt_name", "version", "dataset", "split", "model_choices", "items", "outputs",
   "previous_outputs", "previous_label", "running", "progress", "progress_total", "status",
   "message", "error", "template_error", "project_path"];
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 function field(label, control, hint) {
   return h("label", { class: "wb-pg-field" }, h("span", { class: "wb-pg-label", text: label }),
@@ -73,7 +60,6 @@ export default {
       model.set(name, value);
       model.save_changes();
     };
-    const bump = (name) => send(name, (model.get(name) || 0) + 1);
 
     const system = h("textarea", { class: "wb-pg-system", rows: 3, spellcheck: "false",
       "aria-label": "System prompt" });
@@ -95,8 +81,8 @@ export default {
     temperature.addEventListener("change", () => send("temperature", Number(temperature.value) || 0));
     maxTokens.addEventListener("change", () => send("max_tokens", Math.max(1, Math.round(Number(maxTokens.value) || 1))));
     description.addEventListener("input", () => send("description", description.value));
-    runButton.addEventListener("click", () => bump("run_requests"));
-    saveButton.addEventListener("click", () => bump("save_requests"));
+    runButton.addEventListener("click", () => bump(model, "run_requests"));
+    saveButton.addEventListener("click", () => bump(model, "save_requests"));
 
     const title = h("h3", { class: "wb-pg-title" });
     const status = h("div", { class: "wb-pg-status", role: "status" });

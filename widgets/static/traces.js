@@ -3,6 +3,8 @@
 // Every piece of trace text goes in through textContent, never innerHTML: traces hold what
 // users and models wrote.
 
+import { bump, h, withCode } from "./_dom.js";
+
 const TRAITS = [
   "project_path", "choices", "kind", "status", "model", "prompt", "arm", "user", "window",
   "page", "has_more", "rows", "query_ms", "searched_to", "selected", "tree", "tree_info",
@@ -22,26 +24,6 @@ const WINDOW_LABELS = {
 const KIND_LABELS = { "serve.request": "service requests", "llm.call": "model calls",
                       "llm.moderation": "moderation calls" };
 const SECTIONS = [["input", "Inputs"], ["output", "Outputs"], ["detail", "Details"]];
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-// Kernel messages quote commands in `backticks`: show those as code.
-function withCode(text) {
-  return String(text).split("`").map((part, i) => (i % 2 ? h("code", { text: part }) : part));
-}
 
 function ms(value) {
   if (value === null || value === undefined) return "";
@@ -224,7 +206,7 @@ export default {
       model.set(name, value);
       model.save_changes();
     };
-    const onRefresh = () => send("refresh_count", (model.get("refresh_count") || 0) + 1);
+    const onRefresh = () => bump(model, "refresh_count");
 
     root.addEventListener("change", (event) => {
       const target = event.target;

@@ -1,34 +1,14 @@
 // Training monitor: draws widgets.training.TrainingMonitor's state (loss curves, progress) and
 // reports Stop clicks. Plain ES module, no build step, no network; the chart is inline SVG.
 
-const SVG = "http://www.w3.org/2000/svg";
+import { bump, h, svgEl } from "./_dom.js";
+
 const DONE = ["finished", "early_stopped", "stopped", "interrupted", "failed"];
 const LABELS = {
   ready: "ready", loading: "loading the model", training: "training", stopping: "stopping",
   finished: "finished", early_stopped: "stopped early (validation loss stopped improving)",
   stopped: "stopped", interrupted: "interrupted (resume it)", failed: "failed",
 };
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function s(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-  return node;
-}
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
@@ -39,12 +19,12 @@ function duration(seconds) {
 function chart(state) {
   const W = 560, H = 220, L = 44, R = 12, T = 12, B = 28;
   const train = state.train_losses || [], val = state.validation_losses || [];
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "wb-train-chart", role: "img",
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: "wb-train-chart", role: "img",
     "aria-label": "training and validation loss by step" });
   const all = [...train, ...val];
   const total = Math.max(1, state.total_steps || 1);
   if (!all.length) {
-    const t = s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "wb-train-empty" });
+    const t = svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "wb-train-empty" });
     t.textContent = "The loss curves appear after the first step.";
     svg.append(t);
     return svg;
@@ -55,24 +35,24 @@ function chart(state) {
   const y = (v) => T + (H - T - B) * (1 - (v - bottom) / (top - bottom || 1));
   for (let i = 0; i <= 4; i++) {
     const v = bottom + ((top - bottom) * i) / 4;
-    svg.append(s("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "wb-train-grid" }));
-    const label = s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "wb-train-tick" });
+    svg.append(svgEl("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "wb-train-grid" }));
+    const label = svgEl("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "wb-train-tick" });
     label.textContent = v.toFixed(2);
     svg.append(label);
   }
-  const xl = s("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "wb-train-tick" });
+  const xl = svgEl("text", { x: W - R, y: H - 6, "text-anchor": "end", class: "wb-train-tick" });
   xl.textContent = `step (of ${total})`;
   svg.append(xl);
   const line = (points, cls) => {
     if (!points.length) return;
-    svg.append(s("polyline", { points: points.map((p) => `${x(p[0])},${y(p[1])}`).join(" "),
+    svg.append(svgEl("polyline", { points: points.map((p) => `${x(p[0])},${y(p[1])}`).join(" "),
       class: cls, fill: "none" }));
-    for (const p of points) svg.append(s("circle", { cx: x(p[0]), cy: y(p[1]), r: 2.5, class: cls }));
+    for (const p of points) svg.append(svgEl("circle", { cx: x(p[0]), cy: y(p[1]), r: 2.5, class: cls }));
   };
   line(train, "wb-train-train");
   line(val, "wb-train-val");
   if (state.best_step) {
-    svg.append(s("line", { x1: x(state.best_step), x2: x(state.best_step), y1: T, y2: H - B,
+    svg.append(svgEl("line", { x1: x(state.best_step), x2: x(state.best_step), y1: T, y2: H - B,
       class: "wb-train-best" }));
   }
   return svg;
@@ -89,8 +69,7 @@ export default {
       const stop = h("button", { class: "wb-train-stop", type: "button",
         disabled: done || status === "stopping" || status === "ready" }, "Stop");
       stop.addEventListener("click", () => {
-        model.set("stop_requests", (model.get("stop_requests") || 0) + 1);
-        model.save_changes();
+        bump(model, "stop_requests");
         stop.disabled = true;
       });
       const pct = st.total_steps ? Math.round((100 * (st.step || 0)) / st.total_steps) : 0;
