@@ -26,6 +26,54 @@ def _isolated(monkeypatch):
     forget_open_projects()
 
 
+# Fake models the kernel itself registers while it works (the stand-in calibration judge, the
+# exercises' scripted models): a test that reaches that code leaves them registered by design.
+# They are still removed after each test; only fakes registered by test code count as leaks.
+KERNEL_FAKES = frozenset({"keyword-judge", "exercise-other", "exercise-oracle", "exercise-judge"})
+
+
+@pytest.fixture(autouse=True)
+def _fake_models_left_as_found(request):
+    """Each test starts with the fake models the one before it started with: fakes registered
+    during a test are removed (and replaced ones restored) afterwards, and a test whose own
+    code left one registered errors, naming it, so the leak is fixed where it is made."""
+    from workbench.llm import fake
+
+    saved = fake.snapshot()
+    yield
+    now = fake.snapshot()
+    changed = {name for name in now.keys() | saved.keys()
+               if name not in now or name not in saved
+               or now[name][0] is not saved[name][0] or now[name][1] != saved[name][1]}
+    fake.restore(saved)
+    leaked = sorted(changed - KERNEL_FAKES)
+    if leaked:
+        pytest.fail(f"{request.node.nodeid} left the fake model registry changed: "
+                    f"{', '.join('fake/' + n for n in leaked)}. Register fakes in tests with the "
+                    "fake_model fixture, which puts the registry back after the test.",
+                    pytrace=False)
+
+
+@pytest.fixture
+def fake_model():
+    """Register a scripted fake model for this test only: ``fake_model(name, replies,
+    input_cost_per_token=..., output_cost_per_token=...)`` returns ``fake/<name>`` (see
+    ``workbench.llm.fake.register_fake``). After the test each name it registered is put back
+    as it was: removed, or the fake it replaced restored."""
+    from workbench.llm import fake
+
+    saved = fake.snapshot()
+    names: set[str] = set()
+
+    def register(name: str, replies, **prices) -> str:
+        model = fake.register_fake(name, replies, **prices)
+        names.add(model)
+        return model
+
+    yield register
+    fake.restore(saved, names)
+
+
 @pytest.fixture
 def project(tmp_path):
     import workbench
