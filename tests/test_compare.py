@@ -327,17 +327,16 @@ def tiny_project(tmp_path):
     return project
 
 
-def _register_fakes():
-    from workbench.llm.fake import register_fake
+@pytest.fixture
+def cmp_fakes(fake_model):
+    """``fake/cmp-good`` finds the label in the message; ``fake/cmp-bad`` always says billing."""
+    fake_model("cmp-good", lambda m: next(lb for lb in LABELS if lb in m[-1]["content"]))
+    fake_model("cmp-bad", ["billing"])
 
-    register_fake("cmp-good", lambda m: next(lb for lb in LABELS if lb in m[-1]["content"]))
-    register_fake("cmp-bad", ["billing"])
 
-
-def test_compare_models_runs_each_model_on_the_same_split(tiny_project):
+def test_compare_models_runs_each_model_on_the_same_split(tiny_project, cmp_fakes):
     from workbench.prompts import PromptVersion, save_prompt
 
-    _register_fakes()
     save_prompt(tiny_project, "triage", PromptVersion(template="Classify: {{ input }}",
                                                       labels=LABELS, model="fake/cmp-good"))
     cmp = compare.compare_models(tiny_project, "triage",
@@ -364,12 +363,11 @@ def test_compare_models_runs_each_model_on_the_same_split(tiny_project):
     assert len(grid.flipped) == 6  # every non-billing item broke
 
 
-def test_compare_models_with_a_baseline_and_two_prompt_versions(tiny_project):
+def test_compare_models_with_a_baseline_and_two_prompt_versions(tiny_project, cmp_fakes):
     from workbench.baseline import run_baseline
     from workbench.data import load_split
     from workbench.prompts import PromptVersion, save_prompt
 
-    _register_fakes()
     run_baseline(tiny_project, load_split(tiny_project, "tiny", "train"),
                  load_split(tiny_project, "tiny", "test"))
     v1 = save_prompt(tiny_project, "triage", PromptVersion(template="{{ input }}", labels=LABELS,
@@ -414,10 +412,10 @@ def test_recommend_never_lets_a_fast_wrong_model_win_on_speed():
     assert model == "local/smollm2-135m" and "no candidate meets every target" in why
 
 
-def test_compare_prompt_versions_saves_each_and_runs_them_on_the_same_items(tiny_project):
+def test_compare_prompt_versions_saves_each_and_runs_them_on_the_same_items(
+        tiny_project, cmp_fakes):
     from workbench.prompts import PromptVersion, prompt_versions
 
-    _register_fakes()
     prompts = {"plain": PromptVersion(template="Classify: {{ input }}", labels=LABELS),
                "polite": PromptVersion(system="Be brief.", template="Classify: {{ input }}",
                                        labels=LABELS)}
