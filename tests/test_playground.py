@@ -9,12 +9,11 @@ LABELS = ["billing", "technical", "account"]
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, fake_model):
     """A sample-card project with a small split dataset and a fake model that reads the label
     out of the message (and says 'unsure' when the template hides it)."""
     import workbench
     from workbench.data import import_data, split
-    from workbench.llm.fake import register_fake
 
     proj = workbench.init_project(tmp_path / "pg", sample=True, activate=False)
     rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 3]}",
@@ -27,8 +26,8 @@ def project(tmp_path):
         text = messages[-1]["content"]
         return next((lb for lb in LABELS if lb in text), "unsure")
 
-    register_fake("pg-reader", reader)
-    register_fake("pg-billing", ["billing"])
+    fake_model("pg-reader", reader)
+    fake_model("pg-billing", ["billing"])
     return proj
 
 
