@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.records import RecordNotFound
 from workbench.serve import (
     DeploymentRefused,
@@ -31,7 +30,7 @@ EXE = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workb
 
 
 @pytest.fixture
-def ready(sample_project):
+def ready(sample_project, fake_model):
     """The sample project with its data and prompt, and ``fake/oracle`` that knows every answer
     of the test split (so the gate can pass)."""
     from workbench import sample
@@ -49,11 +48,9 @@ def ready(sample_project):
         return next((label for question, label in answers.items() if question in text),
                     "other")
 
-    register_fake("oracle", oracle)
-    register_fake("broken", lambda messages: "never reached")
-    yield sample_project, test
-    unregister_fake("oracle")
-    unregister_fake("broken")
+    fake_model("oracle", oracle)
+    fake_model("broken", lambda messages: "never reached")
+    return sample_project, test
 
 
 def evaluate(project, model, limit=12):

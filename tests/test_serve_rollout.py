@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import (
     DeploymentRefused,
     DeploymentSpec,
@@ -35,7 +34,7 @@ EXE = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workb
 
 
 @pytest.fixture
-def ready(sample_project):
+def ready(sample_project, fake_model):
     """The sample project ready for phase 7, with two models that know every test answer
     (``fake/oracle``, and ``fake/oracle2`` that bills a little), a second prompt version, and
     both configurations evaluated: 'triage' v1 on fake/oracle, v2 on fake/oracle2."""
@@ -55,17 +54,15 @@ def ready(sample_project):
         return next((label for question, label in answers.items() if question in text),
                     "other")
 
-    register_fake("oracle", oracle)
-    register_fake("oracle2", oracle, input_cost_per_token=1e-7)
+    fake_model("oracle", oracle)
+    fake_model("oracle2", oracle, input_cost_per_token=1e-7)
     first = load_prompt(sample_project, "triage")
     second = save_prompt(sample_project, "triage", first.value.model_copy(
         update={"system": first.value.system + " Be brief."}))
     assert second.version == 2
     evaluate(sample_project, "fake/oracle", version=1)
     evaluate(sample_project, "fake/oracle2", version=2)
-    yield sample_project, test
-    unregister_fake("oracle")
-    unregister_fake("oracle2")
+    return sample_project, test
 
 
 def evaluate(project, model, *, version=None, limit=12):
