@@ -75,6 +75,15 @@ def fake_model():
 
 
 @pytest.fixture
+def shop(tmp_path_factory, tmp_path, fake_model):
+    """A private copy of the production week (tests/production.py: the sample project deployed
+    on ``fake/shop`` with a week of users' requests and feedback), ``fake/shop`` registered."""
+    from production import copy_of, week_template
+
+    return copy_of(week_template(tmp_path_factory), tmp_path, fake_model)
+
+
+@pytest.fixture
 def project(tmp_path):
     import workbench
 
