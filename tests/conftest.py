@@ -75,6 +75,30 @@ def fake_model():
 
 
 @pytest.fixture
+def oracle_project(sample_project, fake_model):
+    """The sample project with its data and its prompt as one version (v1), and ``fake/oracle``
+    that knows every answer of the test split (so a gate on it passes). Returns the project,
+    the test split and the oracle's reply function (to register under other names too)."""
+    from workbench import sample
+    from workbench.data.splitting import load_split
+
+    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
+    # bring all the versions phase 4 leaves.
+    sample.fill_prerequisites(sample_project, 4)
+    sample.save_sample_prompt(sample_project)
+    test = load_split(sample_project, sample.SAMPLE_DATASET, "test")
+    answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
+
+    def oracle(messages):
+        text = messages[-1]["content"]
+        return next((label for question, label in answers.items() if question in text),
+                    "other")
+
+    fake_model("oracle", oracle)
+    return sample_project, test, oracle
+
+
+@pytest.fixture
 def shop(tmp_path_factory, tmp_path, fake_model):
     """A private copy of the production week (tests/production.py: the sample project deployed
     on ``fake/shop`` with a week of users' requests and feedback), ``fake/shop`` registered."""
