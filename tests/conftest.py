@@ -75,6 +75,29 @@ def fake_model():
 
 
 @pytest.fixture
+def make_split_project(tmp_path):
+    """``make_split_project(labels, n)``: a sample-card project (not made the open one) holding
+    dataset 'tiny' of ``n`` messages, the i-th about ``labels[i % len(labels)]`` and worded by
+    ``text(i, label)``, with constant ``metadata`` columns, split 70/15/15 without the
+    near-duplicate check (the messages differ only by their numbers)."""
+    def make(labels, n, *, text=lambda i, label: f"message {i} about {label}", metadata=None):
+        import pandas as pd
+
+        import workbench
+        from workbench.data import import_data, split
+
+        project = workbench.init_project(tmp_path / "tiny", sample=True, activate=False)
+        rows = [{"id": f"T{i:03d}", "input": text(i, labels[i % len(labels)]),
+                 "expected": labels[i % len(labels)], **(metadata or {})} for i in range(n)]
+        import_data(project, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
+                    id="id", **({"metadata": list(metadata)} if metadata else {}))
+        split(project, "tiny", near_duplicate_threshold=None)
+        return project
+
+    return make
+
+
+@pytest.fixture
 def oracle_project(sample_project, fake_model):
     """The sample project with its data and its prompt as one version (v1), and ``fake/oracle``
     that knows every answer of the test split (so a gate on it passes). Returns the project,

@@ -311,20 +311,12 @@ def test_column_labels_say_what_differs():
 # -- end to end with the run engine and fake models -----------------------------------------------
 
 @pytest.fixture
-def tiny_project(tmp_path):
+def tiny_project(make_split_project):
     """A sample-card project with a 60-row, 3-label dataset split 70/15/15 (9 validation)."""
     pytest.importorskip("workbench.runs", reason="the run engine (workbench.runs) is not in this "
                         "checkout yet")
-    import workbench
-    from workbench.data import import_data, split
-
-    project = workbench.init_project(tmp_path / "tiny", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 3]} number {i * 7}",
-             "expected": LABELS[i % 3]} for i in range(60)]
-    import_data(project, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id")
-    split(project, "tiny", near_duplicate_threshold=None)
-    return project
+    return make_split_project(LABELS, 60,
+                              text=lambda i, label: f"message {i} about {label} number {i * 7}")
 
 
 @pytest.fixture

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 LABELS = ["billing", "technical", "account"]
 
 
 @pytest.fixture
-def project(tmp_path, fake_model):
+def project(make_split_project, fake_model):
     """A sample-card project with a small split dataset and a fake model that reads the label
     out of the message (and says 'unsure' when the template hides it)."""
-    import workbench
-    from workbench.data import import_data, split
-
-    proj = workbench.init_project(tmp_path / "pg", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 3]}",
-             "expected": LABELS[i % 3], "channel": "email"} for i in range(40)]
-    import_data(proj, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id", metadata=["channel"])
-    split(proj, "tiny", near_duplicate_threshold=None)
+    proj = make_split_project(LABELS, 40, metadata={"channel": "email"})
 
     def reader(messages):
         text = messages[-1]["content"]

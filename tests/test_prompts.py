@@ -300,17 +300,8 @@ def test_versions_stored_before_reuse_still_load_and_match_without_rewriting(pro
 
 
 @pytest.fixture
-def split_project(tmp_path):
-    import workbench
-    from workbench.data import import_data, split
-
-    proj = workbench.init_project(tmp_path / "tech", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 5]}",
-             "expected": LABELS[i % 5]} for i in range(50)]
-    import_data(proj, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id")
-    split(proj, "tiny", near_duplicate_threshold=None)
-    return proj
+def split_project(make_split_project):
+    return make_split_project(LABELS, 50)
 
 
 def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_project, fake_model):
