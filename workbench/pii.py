@@ -1085,17 +1085,6 @@ def redact_dataset(project: Project, name: str, version: int | str | None = None
                         parent=parent.version)
 
 
-# -- the project's privacy rule ------------------------------------------------------------------
-
-def privacy_forbids_external(project: Project) -> bool:
-    """Whether the card's privacy rules forbid sending PII to external (hosted) APIs, e.g.
-    ``privacy = ["no PII to external APIs"]``. ``workbench.privacy`` reads the rules (the raw
-    ones, so a mistake elsewhere in the card never lets PII out)."""
-    from workbench.privacy import project_policy
-
-    return project_policy(project).external_pii_forbidden
-
-
 # -- evaluation ----------------------------------------------------------------------------------
 
 def load_sample(path: str | Path | None = None) -> list[dict[str, Any]]:
