@@ -26,9 +26,10 @@ def _isolated(monkeypatch):
     forget_open_projects()
 
 
-# Fake models the kernel itself registers while it works (the stand-in calibration judge, the
-# exercises' scripted models): a test that reaches that code leaves them registered by design.
-# They are still removed after each test; only fakes registered by test code count as leaks.
+# Fake models the kernel itself registers while it works (the stand-in calibration judge of
+# workbench/evaluate/judge_sample.py, the scripted models of workbench/exercises/solutions.py):
+# a test that reaches that code leaves them registered by design. They are still removed after
+# each test; only fakes registered by test code count as leaks.
 KERNEL_FAKES = frozenset({"keyword-judge", "exercise-other", "exercise-oracle", "exercise-judge"})
 
 
@@ -50,7 +51,8 @@ def _fake_models_left_as_found(request):
     if leaked:
         pytest.fail(f"{request.node.nodeid} left the fake model registry changed: "
                     f"{', '.join('fake/' + n for n in leaked)}. Register fakes in tests with the "
-                    "fake_model fixture, which puts the registry back after the test.",
+                    "fake_model fixture, which puts the registry back after the test (a fake the "
+                    "kernel itself registers belongs in KERNEL_FAKES in tests/conftest.py).",
                     pytrace=False)
 
 
