@@ -61,7 +61,19 @@ def shop_model(answers: dict[str, str]):
 
 def make_production(project, *, corrections: int = 2) -> Production:
     """Deploy ``fake/shop`` on the sample project and play a week of users against it. The
-    first ``corrections`` refund complaints get a correction with their thumbs down."""
+    first ``corrections`` refund complaints get a correction with their thumbs down.
+    ``fake/shop`` is registered only while the week is played (the week is built once and
+    shared by many tests): ``copy_of`` registers it for the test that works on a copy."""
+    from workbench.llm import fake
+
+    saved = fake.snapshot()
+    try:
+        return _play_week(project, corrections)
+    finally:
+        fake.restore(saved, ["shop"])
+
+
+def _play_week(project, corrections: int) -> Production:
     from workbench import sample
     from workbench.data.splitting import load_split
     from workbench.evaluate.baseline_runs import bless
@@ -147,13 +159,13 @@ def week_template(tmp_path_factory) -> Production:
     return _BUILT["week"]
 
 
-def copy_of(template: Production, folder) -> Production:
-    """A private copy of the production week's project, opened, with ``fake/shop`` registered."""
+def copy_of(template: Production, folder, fake_model) -> Production:
+    """A private copy of the production week's project, opened, with ``fake/shop`` registered
+    through ``fake_model`` (the test's fixture of that name, which removes it afterwards)."""
     import dataclasses
     import shutil
 
     from workbench.data.splitting import load_split
-    from workbench.llm.fake import register_fake
     from workbench.project import open_project
 
     target = folder / "shop"
@@ -162,6 +174,6 @@ def copy_of(template: Production, folder) -> Production:
     project = open_project(target)
     test = load_split(project, "support", "test")
     answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
-    register_fake("shop", shop_model(answers), input_cost_per_token=PRICE_IN,
-                  output_cost_per_token=PRICE_OUT)
+    fake_model("shop", shop_model(answers), input_cost_per_token=PRICE_IN,
+               output_cost_per_token=PRICE_OUT)
     return dataclasses.replace(template, project=project)

@@ -12,7 +12,6 @@ from workbench.evaluate.baseline_runs import (
     blessed,
     compare_to_baseline,
 )
-from workbench.llm import fake
 
 LABELS = ["billing", "shipping"]
 TEXTS = [f"ticket {i}" for i in range(12)]
@@ -38,14 +37,15 @@ def tickets(project):
     return "tickets"
 
 
-def _run(project, name: str, wrong: set[int], *, cost: float, latency: float,
+def _run(project, fake_model, name: str, wrong: set[int], *, cost: float, latency: float,
          prompt: str = "intent") -> str:
-    """A finished run that gets the items in ``wrong`` wrong, with set costs and latencies."""
+    """A finished run on ``fake/<name>`` that gets the items in ``wrong`` wrong, with set costs
+    and latencies."""
     from workbench.runs import start_run
 
     answers = {t: (_other(e) if i in wrong else e)
                for i, (t, e) in enumerate(zip(TEXTS, EXPECTED, strict=True))}
-    model = fake.register_fake(name, lambda m: answers[m[-1]["content"]])
+    model = fake_model(name, lambda m: answers[m[-1]["content"]])
     run_id = start_run(project, prompt, dataset="tickets", model=model, progress=False).run_id
     with project.store.write() as db:  # fake models are free and instant: set what we test
         db.execute("UPDATE run_items SET cost_usd = ?, latency_s = ? WHERE run_id = ?",
@@ -53,8 +53,8 @@ def _run(project, name: str, wrong: set[int], *, cost: float, latency: float,
     return run_id
 
 
-def test_bless_per_prompt_and_globally(project, tickets):
-    first = _run(project, "m1", set(), cost=0.001, latency=1.0)
+def test_bless_per_prompt_and_globally(project, tickets, fake_model):
+    first = _run(project, fake_model, "m1", set(), cost=0.001, latency=1.0)
     assert blessed(project) is None and blessed(project, "intent") is None
     with pytest.raises(NoBaseline, match="bless"):
         compare_to_baseline(project, first)
@@ -64,17 +64,17 @@ def test_bless_per_prompt_and_globally(project, tickets):
     assert blessed(project, "other") is None  # blessed for its own prompt only
     assert blessed(project) == first  # no global one: the latest blessing
 
-    other = _run(project, "m2", set(), cost=0.001, latency=1.0, prompt="other")
+    other = _run(project, fake_model, "m2", set(), cost=0.001, latency=1.0, prompt="other")
     bless(project, other, scope="global", note="project-wide")
     assert blessed(project) == other and blessed(project, "other") == other
     assert blessed(project, "intent") == first  # the prompt's own wins over the global one
     assert project.records.get(BlessedBaseline, "*").value.note == "project-wide"
 
 
-def test_compare_to_baseline_item_by_item(project, tickets):
-    baseline = _run(project, "base", {0, 1, 2, 3, 4, 5}, cost=0.0010, latency=1.0)
+def test_compare_to_baseline_item_by_item(project, tickets, fake_model):
+    baseline = _run(project, fake_model, "base", {0, 1, 2, 3, 4, 5}, cost=0.0010, latency=1.0)
     # The candidate fixes 0-4, breaks 6, and still misses 5: 5 improved, 1 regressed.
-    candidate = _run(project, "cand", {5, 6}, cost=0.0012, latency=0.6)
+    candidate = _run(project, fake_model, "cand", {5, 6}, cost=0.0012, latency=0.6)
     bless(project, baseline)
     diff = compare_to_baseline(project, candidate)
     assert diff.baseline_id == baseline and diff.run_id == candidate
@@ -103,9 +103,9 @@ def test_compare_to_baseline_item_by_item(project, tickets):
     assert not diff.comparison.significant
 
 
-def test_a_real_improvement_and_an_explicit_baseline(project, tickets):
-    worse = _run(project, "worse", set(range(10)), cost=0.0, latency=1.0)
-    better = _run(project, "better", set(), cost=0.0, latency=1.0)
+def test_a_real_improvement_and_an_explicit_baseline(project, tickets, fake_model):
+    worse = _run(project, fake_model, "worse", set(range(10)), cost=0.0, latency=1.0)
+    better = _run(project, fake_model, "better", set(), cost=0.0, latency=1.0)
     diff = compare_to_baseline(project, better, baseline_id=worse)  # nothing blessed needed
     assert diff.summary["improved"] == 10 and diff.summary["p_value"] == pytest.approx(2 / 1024)
     assert diff.sentence == ("0 items regressed, 10 improved (2 unchanged); accuracy 0.17 → 1.00 "
@@ -114,14 +114,14 @@ def test_a_real_improvement_and_an_explicit_baseline(project, tickets):
     assert diff.comparison.verdict == "This run is better than the baseline (p = 0.002)."
 
 
-def test_the_version_people_work_on_by_default(project, tickets):
+def test_the_version_people_work_on_by_default(project, tickets, fake_model):
     """Deployed, else tagged production, then candidate, else the blessed baseline's version,
     else the newest: never simply the newest when something says otherwise."""
     from workbench.prompts import PromptVersion, save_prompt, tag_prompt
     from workbench.prompts.defaults import default_version
 
     assert default_version(project, "intent") == (1, "newest")
-    run_v1 = _run(project, "m9", set(), cost=0.001, latency=1.0)
+    run_v1 = _run(project, fake_model, "m9", set(), cost=0.001, latency=1.0)
     save_prompt(project, "intent", PromptVersion(system="Label it, briefly.", labels=LABELS))
     assert default_version(project, "intent") == (2, "newest")
     bless(project, run_v1)

@@ -21,7 +21,6 @@ from workbench.bridges.promptfoo import (
     load_suite,
     run_suite,
 )
-from workbench.llm.fake import register_fake, unregister_fake
 
 PROMPTFOO = Path(__file__).resolve().parents[1] / "tools" / "promptfoo"
 KEY = "wb-test-key-0123456789"
@@ -67,10 +66,8 @@ def reply(messages) -> str:
 
 
 @pytest.fixture
-def pf_model():
-    model = register_fake("pf", reply)
-    yield model
-    unregister_fake("pf")
+def pf_model(fake_model):
+    return fake_model("pf", reply)
 
 
 def write_config(folder: Path, config: dict) -> Path:

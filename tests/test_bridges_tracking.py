@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from workbench.bridges import BridgeError
-from workbench.llm.fake import register_fake, unregister_fake
 
 
 @pytest.fixture
-def run_of(project):
+def run_of(project, fake_model):
     """A finished run of three items on a fake model, with two scorers."""
     import pandas as pd
 
@@ -27,7 +26,7 @@ def run_of(project):
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
 
-    register_fake("tracker", lambda messages: "billing")
+    fake_model("tracker", lambda messages: "billing")
     import_data(project, pd.DataFrame({"text": ["Refund me", "App crashes", "Card charged"],
                                        "label": ["billing", "technical", "billing"]}),
                 name="tickets", input="text", expected="label")
@@ -36,8 +35,7 @@ def run_of(project):
     run = start_run(project, "triage", dataset="tickets", split=None, model="fake/tracker",
                     scorers=[normalized_match(), contains(text="bill")], progress=False,
                     name="triage on tracker", temperature=0)
-    yield run
-    unregister_fake("tracker")
+    return run
 
 
 def test_runs_go_to_a_local_mlflow_store_and_read_back_whole(project, run_of, tmp_path):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from production import DAY, copy_of, week_template
+from production import DAY
 from workbench.clusters import (
     DISTANCE,
     ClusterError,
@@ -23,11 +23,6 @@ from workbench.clusters import (
 )
 from workbench.issue_drafts import LINEAR_COLUMNS, issue_drafts, priority
 from workbench.sample import datasets_dir
-
-
-@pytest.fixture
-def shop(tmp_path_factory, tmp_path):
-    return copy_of(week_template(tmp_path_factory), tmp_path)
 
 
 def _labelled(name: str) -> list[dict]:

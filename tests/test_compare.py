@@ -311,33 +311,24 @@ def test_column_labels_say_what_differs():
 # -- end to end with the run engine and fake models -----------------------------------------------
 
 @pytest.fixture
-def tiny_project(tmp_path):
+def tiny_project(make_split_project):
     """A sample-card project with a 60-row, 3-label dataset split 70/15/15 (9 validation)."""
     pytest.importorskip("workbench.runs", reason="the run engine (workbench.runs) is not in this "
                         "checkout yet")
-    import workbench
-    from workbench.data import import_data, split
-
-    project = workbench.init_project(tmp_path / "tiny", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 3]} number {i * 7}",
-             "expected": LABELS[i % 3]} for i in range(60)]
-    import_data(project, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id")
-    split(project, "tiny", near_duplicate_threshold=None)
-    return project
+    return make_split_project(LABELS, 60,
+                              text=lambda i, label: f"message {i} about {label} number {i * 7}")
 
 
-def _register_fakes():
-    from workbench.llm.fake import register_fake
+@pytest.fixture
+def cmp_fakes(fake_model):
+    """``fake/cmp-good`` finds the label in the message; ``fake/cmp-bad`` always says billing."""
+    fake_model("cmp-good", lambda m: next(lb for lb in LABELS if lb in m[-1]["content"]))
+    fake_model("cmp-bad", ["billing"])
 
-    register_fake("cmp-good", lambda m: next(lb for lb in LABELS if lb in m[-1]["content"]))
-    register_fake("cmp-bad", ["billing"])
 
-
-def test_compare_models_runs_each_model_on_the_same_split(tiny_project):
+def test_compare_models_runs_each_model_on_the_same_split(tiny_project, cmp_fakes):
     from workbench.prompts import PromptVersion, save_prompt
 
-    _register_fakes()
     save_prompt(tiny_project, "triage", PromptVersion(template="Classify: {{ input }}",
                                                       labels=LABELS, model="fake/cmp-good"))
     cmp = compare.compare_models(tiny_project, "triage",
@@ -364,12 +355,11 @@ def test_compare_models_runs_each_model_on_the_same_split(tiny_project):
     assert len(grid.flipped) == 6  # every non-billing item broke
 
 
-def test_compare_models_with_a_baseline_and_two_prompt_versions(tiny_project):
+def test_compare_models_with_a_baseline_and_two_prompt_versions(tiny_project, cmp_fakes):
     from workbench.baseline import run_baseline
     from workbench.data import load_split
     from workbench.prompts import PromptVersion, save_prompt
 
-    _register_fakes()
     run_baseline(tiny_project, load_split(tiny_project, "tiny", "train"),
                  load_split(tiny_project, "tiny", "test"))
     v1 = save_prompt(tiny_project, "triage", PromptVersion(template="{{ input }}", labels=LABELS,
@@ -414,10 +404,10 @@ def test_recommend_never_lets_a_fast_wrong_model_win_on_speed():
     assert model == "local/smollm2-135m" and "no candidate meets every target" in why
 
 
-def test_compare_prompt_versions_saves_each_and_runs_them_on_the_same_items(tiny_project):
+def test_compare_prompt_versions_saves_each_and_runs_them_on_the_same_items(
+        tiny_project, cmp_fakes):
     from workbench.prompts import PromptVersion, prompt_versions
 
-    _register_fakes()
     prompts = {"plain": PromptVersion(template="Classify: {{ input }}", labels=LABELS),
                "polite": PromptVersion(system="Be brief.", template="Classify: {{ input }}",
                                        labels=LABELS)}

@@ -11,7 +11,6 @@ from workbench.evaluate.baseline_runs import bless
 from workbench.evaluate.calibration import calibrate
 from workbench.evaluate.judge import Rubric, judge_name, judge_scorer
 from workbench.evaluate.report import eval_report, eval_tables
-from workbench.llm import fake
 
 LABELS = ["billing", "shipping"]
 TEXTS = [f"ticket {i}" for i in range(12)]
@@ -40,7 +39,8 @@ def tickets(project):
     return "tickets"
 
 
-def _judge() -> str:
+def _judge(fake_model) -> str:
+    """``fake/label-judge``: scores 5 when shown the ticket as question and the right answer."""
     def reply(messages):
         text = messages[-1]["content"]
         reference = text.split("REFERENCE ANSWER (correct; judge the ANSWER against it):\n")[1]
@@ -49,26 +49,27 @@ def _judge() -> str:
         good = "QUESTION:\nticket" in text and reference.startswith(answer + "\n")
         return json.dumps({"score": 5 if good else 2, "reason": "checked"})
 
-    return fake.register_fake("label-judge", reply)
+    return fake_model("label-judge", reply)
 
 
-def _run(project, name: str, wrong: set[int], scorers=None) -> str:
+def _run(project, fake_model, name: str, wrong: set[int], scorers=None) -> str:
     from workbench.evaluate import default_scorers
     from workbench.runs import start_run
 
     answers = {t: (LABELS[1 - LABELS.index(e)] if i in wrong else e)
                for i, (t, e) in enumerate(zip(TEXTS, EXPECTED, strict=True))}
-    model = fake.register_fake(name, lambda m: answers[m[-1]["content"]])
+    model = fake_model(name, lambda m: answers[m[-1]["content"]])
     chosen = default_scorers("classification") + list(scorers or [])
     return start_run(project, "intent", dataset="tickets", model=model, progress=False,
                      scorers=chosen).run_id
 
 
-def test_tables_and_report_with_judge_and_baseline(project, tickets):
-    judge_model = _judge()
-    base = _run(project, "m-base", {1})
+def test_tables_and_report_with_judge_and_baseline(project, tickets, fake_model):
+    judge_model = _judge(fake_model)
+    base = _run(project, fake_model, "m-base", {1})
     bless(project, base)
-    run_id = _run(project, "m-new", {1, 2, 3}, scorers=[judge_scorer(RUBRIC, judge_model)])
+    run_id = _run(project, fake_model, "m-new", {1, 2, 3},
+                  scorers=[judge_scorer(RUBRIC, judge_model)])
     name = judge_name(RUBRIC, judge_model)
     calibrate(project, name, [True, False] * 6, [True, False] * 6)
 
@@ -105,8 +106,8 @@ def test_tables_and_report_with_judge_and_baseline(project, tickets):
     assert "2 items regressed" in text and "trusted" in text
 
 
-def test_a_run_without_judge_or_baseline_still_reports(project, tickets):
-    run_id = _run(project, "m-only", set())
+def test_a_run_without_judge_or_baseline_still_reports(project, tickets, fake_model):
+    run_id = _run(project, fake_model, "m-only", set())
     tables = eval_tables(project, run_id)
     assert tables["failures"].empty and tables["judge"].empty
     assert tables["baseline"].empty and tables["baseline"].attrs["sentence"] is None
@@ -116,25 +117,23 @@ def test_a_run_without_judge_or_baseline_still_reports(project, tickets):
     assert "No baseline is blessed" in text and "<script src=" not in text
 
 
-def test_an_uncalibrated_judge_is_shown_as_untrusted(project, tickets):
-    run_id = _run(project, "m-j", {0}, scorers=[judge_scorer(RUBRIC, _judge())])
+def test_an_uncalibrated_judge_is_shown_as_untrusted(project, tickets, fake_model):
+    run_id = _run(project, fake_model, "m-j", {0},
+                  scorers=[judge_scorer(RUBRIC, _judge(fake_model))])
     judge = eval_tables(project, run_id)["judge"].iloc[0]
     assert not judge["trusted"] and "Never calibrated" in judge["reason"]
 
 
-def test_items_a_judge_could_not_read_are_left_out_not_counted_as_zero(project, tickets):
+def test_items_a_judge_could_not_read_are_left_out_not_counted_as_zero(project, tickets,
+                                                                        fake_model):
     from workbench.evaluate.judge import llm_judge
     from workbench.runs import start_run
 
     replies = iter(['{"score": 5, "reason": "right"}', "gibberish"] * 20)
-    judge = fake.register_fake("moody", lambda messages: next(replies))
-    labeller = fake.register_fake("labeller", {"ticket": "billing"})
-    try:
-        run = start_run(project, "intent", dataset=tickets, model=labeller, progress=False,
-                        scorers=[llm_judge(RUBRIC.model_dump(), judge)], cache=False)
-    finally:
-        fake.unregister_fake("moody")
-        fake.unregister_fake("labeller")
+    judge = fake_model("moody", lambda messages: next(replies))
+    labeller = fake_model("labeller", {"ticket": "billing"})
+    run = start_run(project, "intent", dataset=tickets, model=labeller, progress=False,
+                    scorers=[llm_judge(RUBRIC.model_dump(), judge)], cache=False)
     values = run.items["score.llm_judge"]
     assert values.isna().sum() == 6 and (values.dropna() == 1.0).all()
     assert run.totals["scores"]["llm_judge"] == 1.0
@@ -170,8 +169,8 @@ def _assert_for_people(text: str) -> None:
     assert not re.search(r"\b1 (alerts|items|runs|labels)\b", shown)
 
 
-def test_the_report_of_the_blessed_run_says_it_is_the_baseline(project, tickets):
-    base = _run(project, "m-blessed", {1, 4})
+def test_the_report_of_the_blessed_run_says_it_is_the_baseline(project, tickets, fake_model):
+    base = _run(project, fake_model, "m-blessed", {1, 4})
     bless(project, base)
     text = eval_report(project, base).read_text(encoding="utf-8")
     body = _section(text, "Comparison with the blessed baseline")
@@ -179,17 +178,17 @@ def test_the_report_of_the_blessed_run_says_it_is_the_baseline(project, tickets)
     assert "This run is the blessed baseline" in body
     _assert_for_people(text)
 
-    later = _run(project, "m-later", {2, 3})
+    later = _run(project, fake_model, "m-later", {2, 3})
     text = eval_report(project, later).read_text(encoding="utf-8")
     body = _section(text, "Comparison with the blessed baseline")
     assert base in body and "2 items regressed" in body
     _assert_for_people(text)
 
 
-def test_the_confusion_matrix_has_one_column_per_label(project, tickets):
+def test_the_confusion_matrix_has_one_column_per_label(project, tickets, fake_model):
     import re
 
-    run_id = _run(project, "m-confused", {0, 5})
+    run_id = _run(project, fake_model, "m-confused", {0, 5})
     table = eval_tables(project, run_id)["confusion"]
     assert list(table.columns) == ["expected", *LABELS]
     text = eval_report(project, run_id).read_text(encoding="utf-8")
@@ -203,14 +202,14 @@ def test_the_confusion_matrix_has_one_column_per_label(project, tickets):
     assert "<th></th>" not in matrix  # no stray index column
 
 
-def test_a_run_without_labels_has_no_labels_row_and_no_python_reprs(project, tickets):
+def test_a_run_without_labels_has_no_labels_row_and_no_python_reprs(project, tickets, fake_model):
     from workbench.evaluate.scorers import json_schema
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
 
     project.update_card(lambda c: c["use_case"].update(task_type="generation"))
     save_prompt(project, "free", PromptVersion(system="Answer."))
-    model = fake.register_fake("m-free", lambda m: '{"team": "billing"}')
+    model = fake_model("m-free", lambda m: '{"team": "billing"}')
     run = start_run(project, "free", dataset="tickets", model=model, progress=False,
                     scorers=[json_schema({"type": "object", "required": ["team"]})],
                     temperature=0.3, response_format={"mode": "json"})

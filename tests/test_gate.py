@@ -4,7 +4,6 @@ import pytest
 
 from workbench.evaluate.calibration import calibrate
 from workbench.evaluate.gate import GateResult, check_gate
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.prompts import PromptVersion, save_prompt
 from workbench.runs import start_run
 
@@ -12,7 +11,7 @@ LABELS = ["account", "billing"]
 
 
 @pytest.fixture
-def triage_project(sample_project):
+def triage_project(sample_project, fake_model):
     import pandas as pd
 
     from workbench.data import save_version
@@ -21,11 +20,9 @@ def triage_project(sample_project):
              "expected": "billing" if i % 2 else "account", "split": "test"} for i in range(20)]
     save_version(sample_project, "tiny", pd.DataFrame(rows), transform="import")
     save_prompt(sample_project, "triage", PromptVersion(template="{{ input }}", labels=LABELS))
-    register_fake("gate-good", {"refund": "billing", "password": "account"})
-    register_fake("gate-bad", ["billing"])
-    yield sample_project
-    unregister_fake("gate-good")
-    unregister_fake("gate-bad")
+    fake_model("gate-good", {"refund": "billing", "password": "account"})
+    fake_model("gate-bad", ["billing"])
+    return sample_project
 
 
 def run(project, model):
@@ -70,21 +67,18 @@ def test_a_significant_regression_against_the_blessed_baseline_fails(triage_proj
 
 
 def test_the_judges_a_run_was_scored_by_must_be_trusted_and_judge_score_is_measured(
-        triage_project):
+        triage_project, fake_model):
     from workbench.evaluate.judge import llm_judge
     from workbench.evaluate.scorers import exact_match
 
-    register_fake("harsh", lambda messages: '{"score": 1, "reason": "no"}')
-    try:
-        triage_project.update_card(lambda c: c["metrics"].append(
-            {"name": "judge_score", "target": 0.8, "direction": ">=", "unit": "fraction"}))
-        rubric = {"criteria": ["Names the right team."], "name": "team"}
-        run_id = start_run(triage_project, "triage", dataset="tiny", split="test",
-                           model="fake/gate-good", progress=False, cache=False,
-                           scorers=[exact_match(), llm_judge(rubric, "fake/harsh")]).run_id
-        gate = check_gate(triage_project, run_id)  # no judges named: the run's own count
-    finally:
-        unregister_fake("harsh")
+    fake_model("harsh", lambda messages: '{"score": 1, "reason": "no"}')
+    triage_project.update_card(lambda c: c["metrics"].append(
+        {"name": "judge_score", "target": 0.8, "direction": ">=", "unit": "fraction"}))
+    rubric = {"criteria": ["Names the right team."], "name": "team"}
+    run_id = start_run(triage_project, "triage", dataset="tiny", split="test",
+                       model="fake/gate-good", progress=False, cache=False,
+                       scorers=[exact_match(), llm_judge(rubric, "fake/harsh")]).run_id
+    gate = check_gate(triage_project, run_id)  # no judges named: the run's own count
     assert not gate.passed
     assert any("Judge team@fake/harsh is not trusted" in r for r in gate.reasons)
     assert any(r.startswith("judge_score misses its target") for r in gate.reasons)

@@ -14,12 +14,11 @@ from workbench.errors import (
     ModelUnavailable,
     UnknownModel,
 )
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.tracing import spans, trace
 
 
 @pytest.fixture
-def counted():
+def counted(fake_model):
     """A scripted fake that counts how often the model itself is reached."""
     calls = []
 
@@ -27,9 +26,7 @@ def counted():
         calls.append(messages)
         return f"answer {len(calls)}"
 
-    model = register_fake("counted", answer)
-    yield model, calls
-    unregister_fake("counted")
+    return fake_model("counted", answer), calls
 
 
 def test_echo_returns_text_usage_cost_and_a_span(project):
@@ -75,18 +72,35 @@ def test_without_a_project_nothing_is_recorded(counted, tmp_path):
     assert len(calls) == 2 and list(tmp_path.iterdir()) == []
 
 
-def test_scripted_lists_and_keyword_replies():
-    register_fake("cycle", ["one", "two"])
-    register_fake("router", {"refund": "billing", "password": "account", "*": "other"})
+def test_scripted_lists_and_keyword_replies(fake_model):
+    fake_model("cycle", ["one", "two"])
+    fake_model("router", {"refund": "billing", "password": "account", "*": "other"})
+    texts = [llm.complete(f"q{i}", model="fake/cycle").text for i in range(3)]
+    assert texts == ["one", "two", "one"]
+    assert llm.complete("I want a refund", model="fake/router").text == "billing"
+    assert llm.complete("forgot my password", model="fake/router").text == "account"
+    assert llm.complete("hello", model="fake/router").text == "other"
+
+
+def test_a_snapshot_of_the_fake_models_restores_replaced_and_removes_added_ones():
+    from workbench.llm import fake
+
+    fake.register_fake("kept", ["old"], output_cost_per_token=0.5)
     try:
-        texts = [llm.complete(f"q{i}", model="fake/cycle").text for i in range(3)]
-        assert texts == ["one", "two", "one"]
-        assert llm.complete("I want a refund", model="fake/router").text == "billing"
-        assert llm.complete("forgot my password", model="fake/router").text == "account"
-        assert llm.complete("hello", model="fake/router").text == "other"
+        saved = fake.snapshot()
+        fake.register_fake("kept", ["new"])
+        fake.register_fake("added", ["hi"])
+        fake.restore(saved, ["fake/added"])  # only the names given
+        assert "fake/added" not in fake.registered_fakes()
+        assert llm.complete("x", model="fake/kept", cache=False).text == "new"
+        fake.register_fake("added", ["hi"])
+        fake.restore(saved)
+        assert fake.registered_fakes().count("fake/kept") == 1
+        assert "fake/added" not in fake.registered_fakes()
+        assert llm.complete("x", model="fake/kept", cache=False).text == "old"
+        assert fake.price("fake/kept") == (0.0, 0.5)
     finally:
-        unregister_fake("cycle")
-        unregister_fake("router")
+        fake.unregister_fake("kept")
 
 
 def test_simulated_latency_is_real_time():

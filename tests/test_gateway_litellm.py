@@ -125,10 +125,9 @@ def test_calls_to_in_process_models_never_import_litellm(tmp_path):
     assert out.stdout.strip() == "False"
 
 
-def test_with_litellm_callbacks_of_their_own_users_see_every_model_there(project):
+def test_with_litellm_callbacks_of_their_own_users_see_every_model_there(project, fake_model):
     """Someone who sends litellm's callbacks to their own observability keeps seeing the bundled
     and fake models there: the gateway then routes them through litellm too."""
-    from workbench.llm.fake import register_fake, unregister_fake
     from workbench.llm.gateway import litellm
 
     lib = litellm()
@@ -137,8 +136,8 @@ def test_with_litellm_callbacks_of_their_own_users_see_every_model_there(project
     def callback(kwargs, response, start, end):
         seen.append(kwargs["model"])
 
-    model = register_fake("billed", lambda m: "one two", input_cost_per_token=0.01,
-                          output_cost_per_token=0.02)
+    model = fake_model("billed", lambda m: "one two", input_cost_per_token=0.01,
+                       output_cost_per_token=0.02)
     lib.success_callback = [callback]
     try:
         reply = llm.complete("a b c", model=model, cache=False)
@@ -147,7 +146,6 @@ def test_with_litellm_callbacks_of_their_own_users_see_every_model_there(project
         assert "".join(streamed) == "d e" and echoed.text == "f g"
     finally:
         lib.success_callback = []
-        unregister_fake("billed")
     for _ in range(50):  # litellm runs success callbacks on a background thread
         if len(seen) >= 2:
             break

@@ -46,25 +46,17 @@ def test_grid_without_runs_or_with_an_unknown_run_says_so(sample_project):
     assert w.rows == [] and w.columns == []
 
 
-def test_grid_loads_runs_and_refreshes(tmp_path):
+def test_grid_loads_runs_and_refreshes(make_split_project, fake_model):
     pytest.importorskip("workbench.runs", reason="the run engine is not in this checkout yet")
-    import workbench
     from widgets import ComparisonGrid
-    from workbench.data import import_data, split
-    from workbench.llm.fake import register_fake
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
 
     labels = ["billing", "technical", "account"]
-    project = workbench.init_project(tmp_path / "g", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {labels[i % 3]}",
-             "expected": labels[i % 3]} for i in range(40)]
-    import_data(project, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id")
-    split(project, "tiny", near_duplicate_threshold=None)
-    register_fake("grid-reader",
-                  lambda m: next((lb for lb in labels if lb in m[-1]["content"]), "none"))
-    register_fake("grid-billing", ["billing"])
+    project = make_split_project(labels, 40)
+    fake_model("grid-reader",
+               lambda m: next((lb for lb in labels if lb in m[-1]["content"]), "none"))
+    fake_model("grid-billing", ["billing"])
     v1 = save_prompt(project, "triage", PromptVersion(labels=labels, model="fake/grid-billing"))
     v2 = save_prompt(project, "triage", PromptVersion(labels=labels, model="fake/grid-reader"))
     r1 = start_run(project, "triage", version=v1.version, dataset="tiny", progress=False)

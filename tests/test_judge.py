@@ -27,7 +27,6 @@ from workbench.evaluate.judge_runs import (
     judge_scores,
     pairwise_runs,
 )
-from workbench.llm import fake
 
 RUBRIC = Rubric(criteria=["Answers the question correctly", "Is concise"], scale=(1, 5),
                 pass_threshold=4, name="correct")
@@ -37,20 +36,20 @@ def _answer(messages) -> str:
     return re.search(r"ANSWER:\n(.*?)\n\nReply", messages[-1]["content"], re.DOTALL).group(1)
 
 
-def scoring_judge(name: str = "judge") -> str:
+def scoring_judge(fake_model, name: str = "judge") -> str:
     """A judge that gives 5 to answers mentioning Paris, 2 to others, as the format asks."""
     def reply(messages):
         good = "Paris" in _answer(messages)
         return json.dumps({"score": 5 if good else 2,
                            "reason": "Names the capital." if good else "Wrong city."})
 
-    return fake.register_fake(name, reply)
+    return fake_model(name, reply)
 
 
-def test_a_rubric_judgement_is_scored_with_a_reason(project):
+def test_a_rubric_judgement_is_scored_with_a_reason(project, fake_model):
     seen = []
-    model = fake.register_fake("seeing-judge", lambda m: seen.append(m) or
-                               '```json\n{"score": 4, "reason": "Right, a bit long."}\n```')
+    model = fake_model("seeing-judge", lambda m: seen.append(m) or
+                       '```json\n{"score": 4, "reason": "Right, a bit long."}\n```')
     result = judge(project, RUBRIC, question="Capital of France?", answer="It is Paris.",
                    reference="Paris", judge_model=model)
     assert (result.score, result.passed, result.reason, result.parsed_ok) == \
@@ -60,7 +59,7 @@ def test_a_rubric_judgement_is_scored_with_a_reason(project):
     assert "REFERENCE ANSWER" in prompt and "It is Paris." in prompt
     assert '{"score": <integer 1-5>' in prompt
     low = judge(project, RUBRIC, question="Capital of France?", answer="Lyon",
-                judge_model=scoring_judge())
+                judge_model=scoring_judge(fake_model))
     assert (low.score, low.passed, low.parsed_ok) == (2, False, True)
     with pytest.raises(JudgeError, match="reference"):
         judge(project, RUBRIC.model_copy(update={"reference_required": True}),
@@ -70,28 +69,28 @@ def test_a_rubric_judgement_is_scored_with_a_reason(project):
         Rubric(criteria=["x"], scale=(1, 5), pass_threshold=6)
 
 
-def test_a_garbage_reply_is_unparsed_not_a_zero(project):
-    garbage = fake.register_fake("garbage-judge", ["I really liked this answer!"])
+def test_a_garbage_reply_is_unparsed_not_a_zero(project, fake_model):
+    garbage = fake_model("garbage-judge", ["I really liked this answer!"])
     result = judge(project, RUBRIC, question="q", answer="a", judge_model=garbage)
     assert (result.score, result.passed, result.parsed_ok) == (None, None, False)
     assert result.raw == "I really liked this answer!"
     assert result.reason.startswith("The judge's reply had no score, so this answer is not scored")
-    off_scale = fake.register_fake("nine-judge", ['{"score": 9, "reason": "great"}'])
+    off_scale = fake_model("nine-judge", ['{"score": 9, "reason": "great"}'])
     assert not judge(project, RUBRIC, question="q", answer="a",
                      judge_model=off_scale).parsed_ok
     failed = judge(project, RUBRIC, question="q", answer="a", judge_model="fake/echo:fail=500")
     assert (failed.parsed_ok, failed.raw) == (False, None) and "call failed" in failed.reason
     for reply in ('{"score": NaN, "reason": "x"}', '{"score": Infinity, "reason": "x"}',
                   '{"score": 1e999, "reason": "x"}'):
-        odd = fake.register_fake("odd-judge", [reply])
+        odd = fake_model("odd-judge", [reply])
         assert not judge(project, RUBRIC, question="q", answer="a",
                          judge_model=odd).parsed_ok  # unscored, not a crash
-    lenient = fake.register_fake("chatty-judge", ["Sure! {'score': 5, 'reason': 'ok'} Bye."])
+    lenient = fake_model("chatty-judge", ["Sure! {'score': 5, 'reason': 'ok'} Bye."])
     assert judge(project, RUBRIC, question="q", answer="a", judge_model=lenient).score == 5
 
 
-def test_the_judge_is_a_scorer_rebuilt_from_its_spec():
-    model = scoring_judge("scorer-judge")
+def test_the_judge_is_a_scorer_rebuilt_from_its_spec(fake_model):
+    model = scoring_judge(fake_model, "scorer-judge")
     scorer = judge_scorer(RUBRIC, model)
     assert scorer.spec() == {"name": "llm_judge", "args": {
         "rubric": RUBRIC.model_dump(mode="json"), "judge_model": model}}
@@ -100,37 +99,37 @@ def test_the_judge_is_a_scorer_rebuilt_from_its_spec():
     assert (good.value, good.passed) == (1.0, True)
     assert good.reason == f"{model} scored 5/5: Names the capital."
     assert (bad.value, bad.passed) == (0.25, False)
-    garbage = judge_scorer(RUBRIC, fake.register_fake("g2", ["no idea"]))("Paris", "Paris")
+    garbage = judge_scorer(RUBRIC, fake_model("g2", ["no idea"]))("Paris", "Paris")
     assert garbage.passed is None and "not scored" in garbage.reason  # not counted as a failure
 
 
-def _pairwise_judge(name: str, pick) -> str:
+def _pairwise_judge(fake_model, name: str, pick) -> str:
     def reply(messages):
         text = messages[-1]["content"]
         first = re.search(r"ANSWER A:\n(.*?)\n\nANSWER B", text, re.DOTALL).group(1)
         second = re.search(r"ANSWER B:\n(.*?)\n\nReply", text, re.DOTALL).group(1)
         return json.dumps({"winner": pick(first, second), "reason": "because"})
 
-    return fake.register_fake(name, reply)
+    return fake_model(name, reply)
 
 
-def test_pairwise_runs_both_orders_and_catches_position_bias(project):
-    fair = _pairwise_judge("fair", lambda a, b: "A" if "Paris" in a else "B")
+def test_pairwise_runs_both_orders_and_catches_position_bias(project, fake_model):
+    fair = _pairwise_judge(fake_model, "fair", lambda a, b: "A" if "Paris" in a else "B")
     result = pairwise(project, question="Capital of France?", answer_a="Lyon",
                       answer_b="Paris", judge_model=fair)
     assert (result.winner, result.order_ab, result.order_ba) == ("B", "B", "B")
     assert result.reason == "Both orders agree (B): because"
 
-    biased = _pairwise_judge("first-wins", lambda a, b: "A")
+    biased = _pairwise_judge(fake_model, "first-wins", lambda a, b: "A")
     result = pairwise(project, question="Capital of France?", answer_a="Lyon",
                       answer_b="Paris", judge_model=biased)
     assert (result.winner, result.order_ab, result.order_ba) == ("inconsistent", "A", "B")
     assert "position bias" in result.reason
 
-    tie = _pairwise_judge("tie", lambda a, b: "tie")
+    tie = _pairwise_judge(fake_model, "tie", lambda a, b: "tie")
     assert pairwise(project, question="q", answer_a="x", answer_b="y",
                     judge_model=tie).winner == "tie"
-    garbage = fake.register_fake("pair-garbage", ["dunno"])
+    garbage = fake_model("pair-garbage", ["dunno"])
     unread = pairwise(project, question="q", answer_a="x", answer_b="y", judge_model=garbage)
     assert unread.winner == "unscored" and not unread.parsed_ok
     assert "could not be read" in unread.reason
@@ -160,9 +159,9 @@ def _capital_run(project, model: str) -> str:
                      progress=False).run_id
 
 
-def test_judge_run_stores_a_score_per_item(project):
-    candidate = fake.register_fake("candidate", {"France": "Paris", "Italy": "Paris",
-                                                 "Spain": "Madrid"})
+def test_judge_run_stores_a_score_per_item(project, fake_model):
+    candidate = fake_model("candidate", {"France": "Paris", "Italy": "Paris",
+                                         "Spain": "Madrid"})
     run_id = _capital_run(project, candidate)
 
     def reply(messages):
@@ -172,7 +171,7 @@ def test_judge_run_stores_a_score_per_item(project):
             return "no comment"
         return json.dumps({"score": 5 if ref == _answer(messages) else 1, "reason": "vs ref"})
 
-    judge_model = fake.register_fake("run-judge", reply)
+    judge_model = fake_model("run-judge", reply)
     stored = judge_run(project, run_id, RUBRIC, judge_model, progress=False)
     assert stored.name == f"{run_id}/{judge_name(RUBRIC, judge_model)}"
     assert stored.value.warning is None and stored.value.candidate_model == candidate
@@ -197,15 +196,15 @@ def test_judge_run_stores_a_score_per_item(project):
     assert "own outputs" in own.value.warning
 
 
-def test_pairwise_over_two_runs(project):
+def test_pairwise_over_two_runs(project, fake_model):
     from workbench.runs import start_run
 
-    weak = fake.register_fake("weak", ["Lyon"])
-    strong = fake.register_fake("strong", {"France": "Paris", "Italy": "Rome", "Spain": "Madrid"})
+    weak = fake_model("weak", ["Lyon"])
+    strong = fake_model("strong", {"France": "Paris", "Italy": "Rome", "Spain": "Madrid"})
     run_a = _capital_run(project, weak)
     run_b = start_run(project, "capital", dataset="capitals", model=strong,
                       progress=False).run_id
-    picker = _pairwise_judge("picker", lambda a, b: "B" if a == "Lyon" else "A")
+    picker = _pairwise_judge(fake_model, "picker", lambda a, b: "B" if a == "Lyon" else "A")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         table = pairwise_runs(project, run_a, run_b, picker, progress=False)
@@ -245,7 +244,7 @@ def test_a_run_scored_by_its_own_model_warns(project):
                   scorers=[llm_judge({"criteria": ["Repeats the input."]}, "fake/echo")])
 
 
-def test_a_rubric_with_ordered_labels_tells_the_judge_and_gives_labels(project):
+def test_a_rubric_with_ordered_labels_tells_the_judge_and_gives_labels(project, fake_model):
     from workbench.evaluate.calibration import agreement
 
     order = ["incorrect", "partially_correct", "correct"]
@@ -255,8 +254,8 @@ def test_a_rubric_with_ordered_labels_tells_the_judge_and_gives_labels(project):
     with pytest.raises(ValueError, match="3 labels"):
         Rubric(criteria=["x"], scale=(1, 5), labels=order)
     seen = []
-    model = fake.register_fake("label-judge-2", lambda m: seen.append(m) or
-                               '{"score": "partially_correct", "reason": "half"}')
+    model = fake_model("label-judge-2", lambda m: seen.append(m) or
+                       '{"score": "partially_correct", "reason": "half"}')
     result = judge(project, graded, question="q", answer="a", judge_model=model)
     assert (result.score, graded.label_of(result.score)) == (2, "partially_correct")
     assert "1 = incorrect, 2 = partially_correct, 3 = correct" in seen[0][-1]["content"]

@@ -6,17 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from production import CHARGES, GARBLED, REFUNDS, copy_of, week_template
+from production import CHARGES, GARBLED, REFUNDS
 from test_labelstudio import ls_server  # noqa: F401  the real Label Studio server fixture
 from workbench.data.splitting import load_split
 from workbench.data.versioning import DatasetError, get_version, load
 from workbench.labelqueue import LabelQueueError, label_queue, queue_cases, queue_failures
 from workbench.maintain import CASE_PREFIX
-
-
-@pytest.fixture
-def shop(tmp_path_factory, tmp_path):
-    return copy_of(week_template(tmp_path_factory), tmp_path)
 
 
 def test_failures_without_a_label_are_queued_once(shop):

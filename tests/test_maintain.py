@@ -16,7 +16,6 @@ import pytest
 from workbench.data.splitting import load_split
 from workbench.data.versioning import get_version, load
 from workbench.evaluate.baseline_runs import bless
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.maintain import (
     MaintenanceError,
     add_test_cases,
@@ -34,7 +33,7 @@ RIGHT = {NEW[0]: "billing", NEW[1]: "shipping", NEW[2]: "account"}
 
 
 @pytest.fixture
-def fed_back(sample_project):
+def fed_back(sample_project, fake_model):
     """A deployment of ``fake/learner`` (right on the test split, wrong on three new messages
     users then corrected, and failing on one more), with feedback sent over HTTP."""
     from workbench import sample
@@ -57,7 +56,7 @@ def fed_back(sample_project):
                 return label if fixed["now"] else "other"
         return "other"
 
-    register_fake("learner", learner)
+    fake_model("learner", learner)
     before = start_run(project, "triage", dataset="support", split="test",
                        model="fake/learner", progress=False)
     bless(project, before.run_id)
@@ -77,8 +76,7 @@ def fed_back(sample_project):
             "request_id": reply["request_id"], "rating": "down",
             "correction": "technical" if known["expected"] != "technical" else "billing"})
     server.stop()
-    yield project, fixed, known
-    unregister_fake("learner")
+    return project, fixed, known
 
 
 def test_thumbs_down_with_a_correction_becomes_a_labelled_case(fed_back):

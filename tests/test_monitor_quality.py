@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from workbench import monitor, monitor_judge
-from workbench.llm import fake
 from workbench.tracing import Span, write_span
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
@@ -33,7 +32,7 @@ def _answered(project, start, question, answer, *, arm=None):
 
 
 @pytest.fixture
-def judged_traffic(project):
+def judged_traffic(project, fake_model):
     """120 answers in the last hour, right when the team named is the one the question is
     about; a fake judge that says so (and costs money, like a hosted one)."""
     rng = random.Random(4)
@@ -54,13 +53,12 @@ def judged_traffic(project):
         right = f"about {answer.strip()} " in question
         return json.dumps({"score": 5 if right else 1, "reason": "team check"})
 
-    model = fake.register_fake("live-judge", judge, input_cost_per_token=1e-6)
+    model = fake_model("live-judge", judge, input_cost_per_token=1e-6)
     project.update_card(lambda c: c.__setitem__("monitoring", {
         "judge_model": model, "judge_sample_rate": 0.3,
         "judge_criteria": ["The answer names the team the question is about"],
         "judge_rubric": "team-check"}))
-    yield project, truth, model
-    fake.unregister_fake("live-judge")
+    return project, truth, model
 
 
 def test_the_online_judge_samples_once_and_its_verdicts_wait_for_calibration(judged_traffic):

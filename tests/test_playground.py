@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 LABELS = ["billing", "technical", "account"]
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(make_split_project, fake_model):
     """A sample-card project with a small split dataset and a fake model that reads the label
     out of the message (and says 'unsure' when the template hides it)."""
-    import workbench
-    from workbench.data import import_data, split
-    from workbench.llm.fake import register_fake
-
-    proj = workbench.init_project(tmp_path / "pg", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 3]}",
-             "expected": LABELS[i % 3], "channel": "email"} for i in range(40)]
-    import_data(proj, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id", metadata=["channel"])
-    split(proj, "tiny", near_duplicate_threshold=None)
+    proj = make_split_project(LABELS, 40, metadata={"channel": "email"})
 
     def reader(messages):
         text = messages[-1]["content"]
         return next((lb for lb in LABELS if lb in text), "unsure")
 
-    register_fake("pg-reader", reader)
-    register_fake("pg-billing", ["billing"])
+    fake_model("pg-reader", reader)
+    fake_model("pg-billing", ["billing"])
     return proj
 
 

@@ -13,7 +13,6 @@ import pytest
 from pydantic import BaseModel, Field
 
 from workbench.errors import RecordNotFound
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.prompts import (
     FewShot,
     FewShotLeak,
@@ -42,19 +41,6 @@ from workbench.prompts import (
 from workbench.prompts.react import parse_step
 
 LABELS = ["billing", "technical", "shipping", "account", "other"]
-
-
-@pytest.fixture
-def fakes():
-    names: list[str] = []
-
-    def make(name, replies):
-        names.append(name)
-        return register_fake(name, replies)
-
-    yield make
-    for name in names:
-        unregister_fake(name)
 
 
 @pytest.fixture
@@ -314,26 +300,17 @@ def test_versions_stored_before_reuse_still_load_and_match_without_rewriting(pro
 
 
 @pytest.fixture
-def split_project(tmp_path):
-    import workbench
-    from workbench.data import import_data, split
-
-    proj = workbench.init_project(tmp_path / "tech", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 5]}",
-             "expected": LABELS[i % 5]} for i in range(50)]
-    import_data(proj, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id")
-    split(proj, "tiny", near_duplicate_threshold=None)
-    return proj
+def split_project(make_split_project):
+    return make_split_project(LABELS, 50)
 
 
-def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_project, fakes):
+def test_running_the_techniques_again_adds_no_versions_and_moves_no_tag(split_project, fake_model):
     from workbench import prompt_grid, sample
     from workbench.data.versioning import find_split
 
     project = split_project
-    fakes("tech-reader", lambda m: next((lb for lb in LABELS if lb in m[-1]["content"]),
-                                        "other"))
+    fake_model("tech-reader", lambda m: next((lb for lb in LABELS if lb in m[-1]["content"]),
+                                             "other"))
     sample.save_sample_prompt(project, "triage")  # what phase 5+ fill in: role_system, v1
     def run_all():
         """The Jupyter twin's cells, top to bottom: the starters are built again each time."""
@@ -506,7 +483,7 @@ def test_a_schema_from_elsewhere_is_checked_with_jsonschema():
 
 # -- complete_item --------------------------------------------------------------------------------
 
-def test_complete_item_renders_calls_and_parses(project, fakes):
+def test_complete_item_renders_calls_and_parses(project, fake_model):
     seen = []
 
     def model(messages):
@@ -514,7 +491,7 @@ def test_complete_item_renders_calls_and_parses(project, fakes):
         return "Intent: Billing"
 
     prompt = PromptVersion(system="Route tickets.", template="{{ input }}", labels=LABELS,
-                           model=fakes("router", model), params={"temperature": 0})
+                           model=fake_model("router", model), params={"temperature": 0})
     result = complete_item(project, prompt, {"id": "1", "input": "double charge"})
     assert (result.parsed.value, result.parsed.ok, result.repaired, result.error) == (
         "billing", True, 0, None)
@@ -523,7 +500,7 @@ def test_complete_item_renders_calls_and_parses(project, fakes):
     assert result.completion.text == "Intent: Billing" and len(result.completions) == 1
 
 
-def test_a_bad_structured_reply_gets_one_repair_turn(project, fakes):
+def test_a_bad_structured_reply_gets_one_repair_turn(project, fake_model):
     conversations = []
 
     def model(messages):
@@ -533,7 +510,7 @@ def test_a_bad_structured_reply_gets_one_repair_turn(project, fakes):
 
     prompt = PromptVersion(output_schema=schema_from_model(Ticket), technique="structured")
     result = complete_item(project, prompt, {"input": "double charge"},
-                           model=fakes("repairable", model))
+                           model=fake_model("repairable", model))
     assert (result.parsed.ok, result.parsed.value, result.repaired) == (
         True, {"intent": "billing", "urgent": False}, 1)
     repair = conversations[1][-2:]
@@ -542,9 +519,9 @@ def test_a_bad_structured_reply_gets_one_repair_turn(project, fakes):
     assert "one JSON object" in repair[1]["content"] and len(result.completions) == 2
 
 
-def test_a_reply_still_bad_after_repair_is_recorded_as_not_parsed(project, fakes):
+def test_a_reply_still_bad_after_repair_is_recorded_as_not_parsed(project, fake_model):
     prompt = PromptVersion(output_schema=schema_from_model(Ticket))
-    model = fakes("stubborn", lambda messages: '{"intent": "refunds"}')
+    model = fake_model("stubborn", lambda messages: '{"intent": "refunds"}')
     result = complete_item(project, prompt, {"input": "x"}, model=model)
     assert (result.parsed.ok, result.repaired, result.error) == (False, 1, None)
     assert "urgent: Field required" in result.parsed.error
@@ -563,9 +540,9 @@ def test_model_and_template_errors_are_recorded_not_raised(project):
     assert missing.messages == [] and "'nope'" in missing.error
 
 
-def test_complete_item_uses_the_train_split_for_examples(project, frame, fakes):
+def test_complete_item_uses_the_train_split_for_examples(project, frame, fake_model):
     seen = []
-    model = fakes("fewshot", lambda m: seen.append(m) or "shipping")
+    model = fake_model("fewshot", lambda m: seen.append(m) or "shipping")
     prompt = PromptVersion(template="{{ input }}", labels=LABELS, technique="few_shot",
                            few_shot=FewShot(mode="random", k=2, seed=1))
     result = complete_item(project, prompt, frame.iloc[-1], model=model,
@@ -597,7 +574,7 @@ def test_json_mode_is_requested_from_providers_that_have_it(project, monkeypatch
 
 # -- ReAct -------------------------------------------------------------------------------------
 
-def test_react_with_a_model_that_follows_the_format_uses_the_tool(project, fakes):
+def test_react_with_a_model_that_follows_the_format_uses_the_tool(project, fake_model):
     def model(messages):
         last = messages[-1]["content"]
         if last.startswith("Question:"):
@@ -606,7 +583,7 @@ def test_react_with_a_model_that_follows_the_format_uses_the_tool(project, fakes
         assert last.startswith("Observation: order A1001: status=shipped")
         return "Thought: I know the answer\nFinal Answer: shipped with DHL, due 2026-12-02"
 
-    trace = react(project, "Where is order A1001?", model=fakes("agent", model))
+    trace = react(project, "Where is order A1001?", model=fake_model("agent", model))
     assert (trace.answer, trace.followed_format, trace.stopped, trace.tools_used) == (
         "shipped with DHL, due 2026-12-02", True, "answered", ["lookup_order"])
     first = trace.steps[0]
@@ -616,20 +593,20 @@ def test_react_with_a_model_that_follows_the_format_uses_the_tool(project, fakes
     assert "Final Answer" in trace.transcript() and len(trace.to_frame()) == 2
 
 
-def test_react_with_a_model_that_ignores_the_format_says_so(project, fakes):
-    model = fakes("rambler", ["Order A1001 is probably on its way, have a nice day!"])
+def test_react_with_a_model_that_ignores_the_format_says_so(project, fake_model):
+    model = fake_model("rambler", ["Order A1001 is probably on its way, have a nice day!"])
     trace = react(project, "Where is order A1001?", model=model)
     assert (trace.answer, trace.followed_format, trace.stopped, trace.tools_used) == (
         None, False, "format_not_followed", [])
     assert "did not follow the ReAct format" in trace.summary()
 
 
-def test_react_reports_unknown_tools_tool_errors_and_the_step_limit(project, fakes):
+def test_react_reports_unknown_tools_tool_errors_and_the_step_limit(project, fake_model):
     def boom(arg):
         raise RuntimeError("database down")
 
-    model = fakes("looper", ["Thought: try\nAction: weather[Oslo]",
-                             "Action: lookup_order[A1002]", "Action: broken[x]"])
+    model = fake_model("looper", ["Thought: try\nAction: weather[Oslo]",
+                                  "Action: lookup_order[A1002]", "Action: broken[x]"])
     trace = react(project, "q", {"lookup_order": boom, "broken": boom}, model=model,
                   max_steps=3)
     assert trace.stopped == "max_steps" and trace.answer is None
@@ -638,11 +615,11 @@ def test_react_reports_unknown_tools_tool_errors_and_the_step_limit(project, fak
         "Error: RuntimeError: database down", "Error: RuntimeError: database down"]
 
 
-def test_react_prompt_through_complete_item(project, fakes):
+def test_react_prompt_through_complete_item(project, fake_model):
     script = ["Thought: compute\nAction: calculator[12 * (3 + 4)]", "Final Answer: 84"]
     prompt = PromptVersion(technique="react", template="{{ input }}")
     result = complete_item(project, prompt, {"input": "What is 12*(3+4)?"},
-                           model=fakes("maths", script))
+                           model=fake_model("maths", script))
     assert (result.parsed.value, result.parsed.ok, result.error) == ("84", True, None)
     assert result.messages[2] == {"role": "assistant",
                                   "content": "Thought: compute\nAction: calculator[12 * (3 + 4)]"}

@@ -27,7 +27,6 @@ from workbench.evaluate.rag import (
     load_qa,
     split_sentences,
 )
-from workbench.llm.fake import register_fake, unregister_fake
 
 
 def bag_of_words(texts):
@@ -40,7 +39,7 @@ def bag_of_words(texts):
 
 
 @pytest.fixture
-def judge():
+def judge(fake_model):
     """A fake judge: a function from the prompt text to its reply, set per test."""
     script = {}
 
@@ -49,9 +48,7 @@ def judge():
         script.setdefault("prompts", []).append(prompt)
         return script["fn"](prompt)
 
-    model = register_fake("rag-judge", reply)
-    yield model, script
-    unregister_fake("rag-judge")
+    return fake_model("rag-judge", reply), script
 
 
 # -- bundled data ---------------------------------------------------------------------------------
@@ -202,7 +199,7 @@ def test_id_based_metrics():
         "Yes.", "It costs $8 per month.", "Two months are free!"]
 
 
-def test_answer_and_evaluate_with_fake_models(project, judge):
+def test_answer_and_evaluate_with_fake_models(project, judge, fake_model):
     model, script = judge
 
     def reply(prompt):
@@ -217,17 +214,14 @@ def test_answer_and_evaluate_with_fake_models(project, judge):
         return json.dumps([{"verdict": 1}])
 
     script["fn"] = reply
-    register_fake("rag-answerer", ["Plus costs $8 per month."])
-    try:
-        retriever = Retriever(load_documents(), embed_fn=bag_of_words)
-        item = next(q for q in load_qa() if q.id == "Q01")
-        result = rag.answer(project, item.question, retriever, "fake/echo", k=2)
-        assert result.answer.startswith("Help-centre excerpts:\n[1] (")
-        assert result.answer.endswith(f"Question: {item.question}\nAnswer:")
-        table = evaluate_rag(project, [item], retriever, "fake/rag-answerer", k=3,
-                             judge_model=model, progress=False)
-    finally:
-        unregister_fake("rag-answerer")
+    fake_model("rag-answerer", ["Plus costs $8 per month."])
+    retriever = Retriever(load_documents(), embed_fn=bag_of_words)
+    item = next(q for q in load_qa() if q.id == "Q01")
+    result = rag.answer(project, item.question, retriever, "fake/echo", k=2)
+    assert result.answer.startswith("Help-centre excerpts:\n[1] (")
+    assert result.answer.endswith(f"Question: {item.question}\nAnswer:")
+    table = evaluate_rag(project, [item], retriever, "fake/rag-answerer", k=3,
+                         judge_model=model, progress=False)
     row = table.iloc[0]
     assert row["answer"] == "Plus costs $8 per month."
     assert row["faithfulness"] == 1.0 and row["context_recall"] == 1.0

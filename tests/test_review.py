@@ -11,8 +11,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-from production import REFUNDS, copy_of, week_template
+from production import REFUNDS
 
 from workbench.evaluate.gate import check_gate
 from workbench.maintain import add_test_cases, cases_from_feedback
@@ -25,11 +24,6 @@ SECTIONS = ["This week", "Traffic", "Traffic, latency, cost and feedback over th
             "Quality against the card's targets (production)", "Evaluation runs in the window",
             "Alerts", "Failure patterns", "Failure patterns per day",
             "New test cases from production", "Gate results"]
-
-
-@pytest.fixture
-def shop(tmp_path_factory, tmp_path):
-    return copy_of(week_template(tmp_path_factory), tmp_path)
 
 
 class _Loads(HTMLParser):

@@ -56,9 +56,10 @@ def make_prompt(project, prompts, name="intent", **fields):
 
 
 class Scripted:
-    """A fake model that answers from a script and counts its calls per input."""
+    """A fake model that answers from a script and counts its calls per input; ``register`` is
+    the test's ``fake_model`` fixture, which removes it after the test."""
 
-    def __init__(self, answers: dict[str, str], name: str = "scripted", *,
+    def __init__(self, register, answers: dict[str, str], name: str = "scripted", *,
                  interrupt_after: int | None = None, hold_s: float = 0.0):
         self.answers = answers
         self.calls: dict[str, int] = {}
@@ -68,7 +69,7 @@ class Scripted:
         self.interrupt_after = interrupt_after
         self.hold_s = hold_s
         self.lock = threading.Lock()
-        self.model = fake.register_fake(name, self.reply)
+        self.model = register(name, self.reply)
 
     def reply(self, messages: list[dict]) -> str:
         text = messages[-1]["content"]
@@ -104,13 +105,13 @@ def _seven_of_ten() -> dict[str, str]:
 
 # -- the tests ------------------------------------------------------------------------------------
 
-def test_a_run_stores_every_item_and_right_totals(project, prompts, tickets):
+def test_a_run_stores_every_item_and_right_totals(project, prompts, tickets, fake_model):
     import pandas as pd
 
     from workbench.runs import list_runs, load_run, start_run
 
     make_prompt(project, prompts)
-    model = Scripted(_seven_of_ten()).model
+    model = Scripted(fake_model, _seven_of_ten()).model
     run = start_run(project, "intent", dataset=tickets, model=model, progress=False,
                     name="first")
     assert run.status == "finished"
@@ -154,26 +155,26 @@ def test_a_run_stores_every_item_and_right_totals(project, prompts, tickets):
     assert project.records.count("run") == 1
 
 
-def test_the_card_metrics_compare_with_a_run(project, prompts, tickets):
+def test_the_card_metrics_compare_with_a_run(project, prompts, tickets, fake_model):
     from workbench.runs import start_run
 
     project.update_card(lambda card: card.update(metrics=[
         {"name": "accuracy", "target": 0.8, "direction": ">=", "unit": "fraction"},
         {"name": "cost_per_request", "target": 0.01, "direction": "<=", "unit": "USD"}]))
     make_prompt(project, prompts)
-    run = start_run(project, "intent", dataset=tickets, model=Scripted(_seven_of_ten()).model,
-                    progress=False)
+    model = Scripted(fake_model, _seven_of_ten()).model
+    run = start_run(project, "intent", dataset=tickets, model=model, progress=False)
     rows = run.compare_to_card()[["metric", "status"]].to_dict("records")
     assert rows == [{"metric": "accuracy", "status": "fail"},
                     {"metric": "cost_per_request", "status": "pass"}]
 
 
 def test_an_interrupted_run_resumes_without_repeating_finished_items(project, prompts,
-                                                                     tickets):
+                                                                     tickets, fake_model):
     from workbench.runs import load_run, resume_run, start_run
 
     make_prompt(project, prompts)
-    script = Scripted(_seven_of_ten(), interrupt_after=4, hold_s=0.01)
+    script = Scripted(fake_model, _seven_of_ten(), interrupt_after=4, hold_s=0.01)
     with pytest.raises(KeyboardInterrupt):
         start_run(project, "intent", dataset=tickets, model=script.model, concurrency=2,
                   progress=False, cache=False)  # no cache: count every model call
@@ -223,21 +224,21 @@ def test_failed_calls_are_recorded_and_can_be_retried(project, prompts, tickets)
     assert again.totals["done"] == 10
 
 
-def test_concurrency_is_bounded(project, prompts, tickets):
+def test_concurrency_is_bounded(project, prompts, tickets, fake_model):
     from workbench.runs import start_run
 
     make_prompt(project, prompts)
-    script = Scripted(_seven_of_ten(), hold_s=0.03)
+    script = Scripted(fake_model, _seven_of_ten(), hold_s=0.03)
     start_run(project, "intent", dataset=tickets, model=script.model, concurrency=3,
               progress=False)
     assert script.most_in_flight == 3
 
 
-def test_limit_and_the_cache(project, prompts, tickets):
+def test_limit_and_the_cache(project, prompts, tickets, fake_model):
     from workbench.runs import start_run
 
     make_prompt(project, prompts)
-    script = Scripted(_seven_of_ten())
+    script = Scripted(fake_model, _seven_of_ten())
     first = start_run(project, "intent", dataset=tickets, model=script.model, limit=3,
                       progress=False)
     assert first.totals["n"] == 3 and script.total == 3
@@ -250,13 +251,11 @@ def test_limit_and_the_cache(project, prompts, tickets):
 
 
 @pytest.fixture
-def priced(request):
+def priced(request, fake_model):
     """A fake model billed like a hosted one (removed afterwards)."""
     name = f"priced{abs(hash(request.node.name)) % 10_000}"
-    model = fake.register_fake(name, lambda messages: "billing", input_cost_per_token=0.001,
-                               output_cost_per_token=0.002)
-    yield model
-    fake.unregister_fake(name)
+    return fake_model(name, lambda messages: "billing", input_cost_per_token=0.001,
+                      output_cost_per_token=0.002)
 
 
 def test_the_cost_estimate_refuses_above_the_limit_until_confirmed(project, prompts, tickets,
@@ -343,14 +342,15 @@ def test_importing_runs_loads_no_heavy_module():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-def test_ctrl_c_stops_between_items_and_keeps_every_finished_one(project, prompts, tickets):
+def test_ctrl_c_stops_between_items_and_keeps_every_finished_one(project, prompts, tickets,
+                                                                 fake_model):
     import os
     import signal
 
     from workbench.runs import load_run, resume_run, start_run
 
     make_prompt(project, prompts)
-    script = Scripted(_seven_of_ten(), hold_s=0.02)
+    script = Scripted(fake_model, _seven_of_ten(), hold_s=0.02)
     original = script.reply
 
     pressed = []
@@ -363,7 +363,7 @@ def test_ctrl_c_stops_between_items_and_keeps_every_finished_one(project, prompt
         return answer
 
     script.reply = reply
-    fake.register_fake("scripted", reply)
+    fake_model("scripted", reply)
     with pytest.raises(KeyboardInterrupt):
         start_run(project, "intent", dataset=tickets, model=script.model, concurrency=2,
                   cache=False, progress=False)

@@ -28,7 +28,6 @@ from workbench.evaluate.scorers import (
     scorer_names,
     semantic_similarity,
 )
-from workbench.llm import fake
 
 NEW = ["json_schema", "bleu", "chrf", "rouge", "semantic_similarity", "length", "format_check",
        "latency_budget", "cost_budget"]
@@ -129,14 +128,14 @@ def test_old_four_argument_scorers_still_work_when_an_item_is_passed():
     assert isinstance(shouty(), Scorer)
 
 
-def test_the_judge_scorer_sees_the_question_when_given_the_item():
+def test_the_judge_scorer_sees_the_question_when_given_the_item(fake_model):
     seen = []
 
     def reply(messages):
         seen.append(messages[-1]["content"])
         return json.dumps({"score": 5, "reason": "ok"})
 
-    model = fake.register_fake("question-judge", reply)
+    model = fake_model("question-judge", reply)
     scorer = judge_scorer(Rubric(criteria=["Answers the question"]), model)
     assert scorer("Paris", "Paris", item={"input": "What is the capital of France?"}).passed
     assert "QUESTION:\nWhat is the capital of France?" in seen[-1]
@@ -144,7 +143,7 @@ def test_the_judge_scorer_sees_the_question_when_given_the_item():
     assert "QUESTION" not in seen[-1]
 
 
-def test_a_run_passes_the_item_to_scorers(project):
+def test_a_run_passes_the_item_to_scorers(project, fake_model):
     import pandas as pd
 
     from workbench.data.versioning import save_version
@@ -161,9 +160,9 @@ def test_a_run_passes_the_item_to_scorers(project):
         questions.append(messages[-1]["content"].split("QUESTION:\n")[1].split("\n")[0])
         return json.dumps({"score": 4, "reason": "fine"})
 
-    judge_model = fake.register_fake("run-judge", reply)
+    judge_model = fake_model("run-judge", reply)
     answers = {"What is 2+2?": "4", "Capital of France?": "Lyon"}
-    model = fake.register_fake("answerer", lambda m: answers[m[-1]["content"]])
+    model = fake_model("answerer", lambda m: answers[m[-1]["content"]])
     run = start_run(project, "qa", dataset="qs", model=model, progress=False, scorers=[
         judge_scorer(Rubric(criteria=["Correct"]), judge_model), latency_budget(60.0),
         cost_budget(1.0), rouge()])
@@ -263,7 +262,7 @@ def test_only_bleu_and_chrf_have_a_corpus_score():
     assert corpus_score("bleu", [None], [None]).n == 0
 
 
-def test_a_run_shows_corpus_bleu_and_chrf_beside_the_mean_sentence_scores(project):
+def test_a_run_shows_corpus_bleu_and_chrf_beside_the_mean_sentence_scores(project, fake_model):
     import pandas as pd
     import sacrebleu
 
@@ -286,7 +285,7 @@ def test_a_run_shows_corpus_bleu_and_chrf_beside_the_mean_sentence_scores(projec
             raise ModelCallFailed("The model is down.")
         return text
 
-    model = fake.register_fake("corpus-writer", reply)
+    model = fake_model("corpus-writer", reply)
     run = start_run(project, "reply", dataset="replies", model=model, progress=False,
                     scorers=[bleu(), chrf()], retries=0)
     run = load_run(project, run.run_id)

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import redis_server
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import (
     SemanticCacheNotMeasured,
     measure_semantic_cache,
@@ -36,7 +35,7 @@ PAIRS = pd.DataFrame([
 
 
 @pytest.fixture
-def labelled(sample_project):
+def labelled(sample_project, fake_model):
     from workbench import sample
     from workbench.data import import_data
 
@@ -49,9 +48,8 @@ def labelled(sample_project):
         text = messages[-1]["content"].lower()
         return "billing" if "charged" in text else "account" if "account" in text else "other"
 
-    register_fake("triage-counter", triage)
-    yield sample_project, calls
-    unregister_fake("triage-counter")
+    fake_model("triage-counter", triage)
+    return sample_project, calls
 
 
 def test_false_hits_are_pairs_served_each_others_answer_with_different_labels(labelled):

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.records import RecordNotFound
 from workbench.serve import (
     DeploymentRefused,
@@ -31,29 +30,12 @@ EXE = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workb
 
 
 @pytest.fixture
-def ready(sample_project):
-    """The sample project with its data and prompt, and ``fake/oracle`` that knows every answer
-    of the test split (so the gate can pass)."""
-    from workbench import sample
-    from workbench.data.splitting import load_split
-
-    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
-    # bring all the versions phase 4 leaves.
-    sample.fill_prerequisites(sample_project, 4)
-    sample.save_sample_prompt(sample_project)
-    test = load_split(sample_project, sample.SAMPLE_DATASET, "test")
-    answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
-
-    def oracle(messages):
-        text = messages[-1]["content"]
-        return next((label for question, label in answers.items() if question in text),
-                    "other")
-
-    register_fake("oracle", oracle)
-    register_fake("broken", lambda messages: "never reached")
-    yield sample_project, test
-    unregister_fake("oracle")
-    unregister_fake("broken")
+def ready(oracle_project, fake_model):
+    """The sample project with its data and prompt, ``fake/oracle`` that knows every answer of
+    the test split (so the gate can pass) and ``fake/broken``."""
+    project, test, _ = oracle_project
+    fake_model("broken", lambda messages: "never reached")
+    return project, test
 
 
 def evaluate(project, model, limit=12):

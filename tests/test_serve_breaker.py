@@ -9,7 +9,6 @@ import time
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.prompts.run import ItemResult
 from workbench.records import Completion
 from workbench.serve import plan_deployment, start_server
@@ -106,13 +105,12 @@ def test_breakers_off_never_skip():
 # -- over HTTP -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def project(sample_project):
+def project(sample_project, fake_model):
     from workbench import sample
 
     sample.save_sample_prompt(sample_project)
-    register_fake("steady", lambda m: "billing")
-    yield sample_project
-    unregister_fake("steady")
+    fake_model("steady", lambda m: "billing")
+    return sample_project
 
 
 def _calls(project, model: str) -> int:

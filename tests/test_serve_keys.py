@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 import workbench
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import plan_deployment, start_server
 from workbench.serve.keys import (
     KeyNotFound,
@@ -51,20 +50,19 @@ def _db_bytes(project) -> bytes:
 
 
 @pytest.fixture
-def deployed(sample_project):
+def deployed(sample_project, fake_model):
     """The sample project deployed on ``fake/priced`` ($0.01 a call, no response cache), with
     room for many requests a minute at the deployment's limits."""
     from workbench import sample
     from workbench.runs import start_run
 
-    register_fake("priced", ["billing"], output_cost_per_token=CENTS)
+    fake_model("priced", ["billing"], output_cost_per_token=CENTS)
     sample.fill_prerequisites(sample_project, 7)
     start_run(sample_project, sample.SAMPLE_PROMPT, dataset=sample.SAMPLE_DATASET,
               split="test", model="fake/priced", limit=2, progress=False)
     plan_deployment(sample_project, "triage", model="fake/priced", force=True, cache=False,
                     burst=1000, rate_limit_per_minute=6000)
-    yield sample_project
-    unregister_fake("priced")
+    return sample_project
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import plan_deployment, start_server
 from workbench.tracing import spans
 
@@ -27,15 +26,14 @@ PROMPTFOO = Path(__file__).resolve().parents[1] / "tools" / "promptfoo"
 
 
 @pytest.fixture
-def project(sample_project):
+def project(sample_project, fake_model):
     """The sample project (the 'triage' prompt, one variable 'input') and ``fake/courier``,
     which answers ``REPLY`` to everything."""
     from workbench import sample
 
     sample.fill_prerequisites(sample_project, 7)
-    register_fake("courier", lambda messages: REPLY)
-    yield sample_project
-    unregister_fake("courier")
+    fake_model("courier", lambda messages: REPLY)
+    return sample_project
 
 
 def serve(project, model="fake/courier", **limits):

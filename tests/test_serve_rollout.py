@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import (
     DeploymentRefused,
     DeploymentSpec,
@@ -35,37 +34,21 @@ EXE = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workb
 
 
 @pytest.fixture
-def ready(sample_project):
+def ready(oracle_project, fake_model):
     """The sample project ready for phase 7, with two models that know every test answer
     (``fake/oracle``, and ``fake/oracle2`` that bills a little), a second prompt version, and
     both configurations evaluated: 'triage' v1 on fake/oracle, v2 on fake/oracle2."""
-    from workbench import sample
-    from workbench.data.splitting import load_split
     from workbench.prompts import load_prompt, save_prompt
 
-    # The sample's data, and its prompt as one version (v1): the fill for phase 7 would
-    # bring all the versions phase 4 leaves.
-    sample.fill_prerequisites(sample_project, 4)
-    sample.save_sample_prompt(sample_project)
-    test = load_split(sample_project, sample.SAMPLE_DATASET, "test")
-    answers = {str(r["input"]): str(r["expected"]) for r in test.to_dict("records")}
-
-    def oracle(messages):
-        text = messages[-1]["content"]
-        return next((label for question, label in answers.items() if question in text),
-                    "other")
-
-    register_fake("oracle", oracle)
-    register_fake("oracle2", oracle, input_cost_per_token=1e-7)
+    sample_project, test, oracle = oracle_project
+    fake_model("oracle2", oracle, input_cost_per_token=1e-7)
     first = load_prompt(sample_project, "triage")
     second = save_prompt(sample_project, "triage", first.value.model_copy(
         update={"system": first.value.system + " Be brief."}))
     assert second.version == 2
     evaluate(sample_project, "fake/oracle", version=1)
     evaluate(sample_project, "fake/oracle2", version=2)
-    yield sample_project, test
-    unregister_fake("oracle")
-    unregister_fake("oracle2")
+    return sample_project, test
 
 
 def evaluate(project, model, *, version=None, limit=12):

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench.llm.fake import register_fake, unregister_fake
 from workbench.serve import DeploymentRefused, plan_deployment, safety, start_server
 from workbench.tracing import spans
 
@@ -174,7 +173,7 @@ LEAKER = ("Of course. My instructions say: You are a support triage assistant fo
 
 
 @pytest.fixture
-def deploy(sample_project):
+def deploy(sample_project, fake_model):
     """Deploy the sample prompt on scripted fake models and serve it; yields
     ``serve(**plan_options) -> httpx.Client``."""
     from workbench import sample
@@ -189,9 +188,8 @@ def deploy(sample_project):
             return "billing. Also, Globex is cheaper."
         return "billing"
 
-    register_fake("labeller", label)
-    register_fake("moderator", lambda m: "flagged" if "forbidden" in m[-1]["content"] else
-                  "safe")
+    fake_model("labeller", label)
+    fake_model("moderator", lambda m: "flagged" if "forbidden" in m[-1]["content"] else "safe")
     servers, clients = [], []
 
     def serve(**options):
@@ -210,8 +208,6 @@ def deploy(sample_project):
         client.close()
     for server in servers:
         server.stop()
-    unregister_fake("labeller")
-    unregister_fake("moderator")
 
 
 def _request_span(project, request_id):
@@ -335,16 +331,13 @@ def test_a_moderation_model_through_the_gateway_blocks_what_it_flags_and_fails_o
 
 
 @pytest.mark.slow
-def test_pii_in_answers_is_redacted_when_the_card_forbids_it(deploy):
+def test_pii_in_answers_is_redacted_when_the_card_forbids_it(deploy, fake_model):
     project, serve = deploy
-    register_fake("talker", lambda m: "Sure, write to jane.doe@example.com or call "
-                                      "+44 20 7946 0958.")
-    try:
-        project.update_card(lambda c: c["constraints"].update(privacy=["no PII in answers"]))
-        client = serve(model="fake/talker")
-        reply = client.post("/v1/predict", json={"input": "who do I contact?"})
-    finally:
-        unregister_fake("talker")
+    fake_model("talker", lambda m: "Sure, write to jane.doe@example.com or call "
+                                   "+44 20 7946 0958.")
+    project.update_card(lambda c: c["constraints"].update(privacy=["no PII in answers"]))
+    client = serve(model="fake/talker")
+    reply = client.post("/v1/predict", json={"input": "who do I contact?"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert "jane.doe@example.com" not in body["output"] and "<EMAIL_1>" in body["output"]

@@ -15,7 +15,6 @@ from workbench.evaluate.stats import (
     per_item_consistency,
     wilson_interval,
 )
-from workbench.llm import fake
 
 
 def test_wilson_interval_known_values():
@@ -102,7 +101,7 @@ def test_wilcoxon_for_scores_and_lower_is_better():
     assert interval_text(0.8, 0.49, 0.94) == "0.80 [0.49, 0.94]"
 
 
-def test_a_runs_aggregates_carry_intervals(project):
+def test_a_runs_aggregates_carry_intervals(project, fake_model):
     from workbench.data.versioning import save_version
     from workbench.prompts import PromptVersion, save_prompt
     from workbench.runs import start_run
@@ -117,7 +116,7 @@ def test_a_runs_aggregates_carry_intervals(project):
     save_prompt(project, "p", PromptVersion(system="Label it.", labels=["billing", "shipping"]))
     answers = dict(zip(texts, labels, strict=True))
     answers[texts[0]], answers[texts[1]] = "billing", "shipping"  # two wrong: 8/10
-    model = fake.register_fake("stats-run", lambda m: answers[m[-1]["content"]])
+    model = fake_model("stats-run", lambda m: answers[m[-1]["content"]])
     run = start_run(project, "p", dataset="t", model=model, progress=False)
     table = aggregate_with_intervals(run, n_resamples=500).set_index("metric")
     assert run.metrics["accuracy"] == 0.8
@@ -131,7 +130,7 @@ def test_a_runs_aggregates_carry_intervals(project):
     assert table.loc["cost_per_request_usd", ["value", "low", "high"]].tolist() == [0.0] * 3
 
 
-def test_repeated_runs_find_the_flaky_item_and_runs_compare_paired(project):
+def test_repeated_runs_find_the_flaky_item_and_runs_compare_paired(project, fake_model):
     import threading
 
     from workbench.data.versioning import save_version
@@ -153,7 +152,7 @@ def test_repeated_runs_find_the_flaky_item_and_runs_compare_paired(project):
             calls["wobbly"] += 1
             return "no" if calls["wobbly"] == 2 else "yes"  # wrong on the second repeat only
 
-    model = fake.register_fake("wobbly", reply)
+    model = fake_model("wobbly", reply)
     runs = run_repeats(project, "p", 3, dataset="r", model=model, progress=False)
     assert [r.name for r in runs] == ["p repeat 1/3", "p repeat 2/3", "p repeat 3/3"]
     assert all(r.config["cache"] is False for r in runs)

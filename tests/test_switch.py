@@ -10,7 +10,7 @@ import pytest
 
 from production import CHARGES, REFUNDS, copy_of, week_template
 from workbench.data.splitting import load_split
-from workbench.llm.fake import register_fake, unregister_fake
+from workbench.llm.fake import unregister_fake
 from workbench.maintain import add_test_cases, cases_from_feedback
 from workbench.runs import start_run
 from workbench.switch import (
@@ -25,11 +25,11 @@ MONEY = set(REFUNDS) | set(CHARGES)
 
 
 @pytest.fixture
-def shop(tmp_path_factory, tmp_path):
+def shop(tmp_path_factory, tmp_path, fake_model):
     """The production week with its complaints labelled "billing" in the test split, and a
     phase-3 comparison of three fake models: ``fixed`` (right on the test split and the
     complaints), ``worse`` (always "other") and ``gone`` (registered then, not now)."""
-    shop = copy_of(week_template(tmp_path_factory), tmp_path)
+    shop = copy_of(week_template(tmp_path_factory), tmp_path, fake_model)
     project = shop.project
     cases = cases_from_feedback(project)
     cases = cases[cases["input"].isin(MONEY)].assign(expected="billing")
@@ -41,16 +41,14 @@ def shop(tmp_path_factory, tmp_path):
         text = messages[-1]["content"]
         return next((label for q, label in truth.items() if q in text), "other")
 
-    register_fake("fixed", fixed)
-    register_fake("worse", ["other"])
-    register_fake("gone", ["other"])
+    fake_model("fixed", fixed)
+    fake_model("worse", ["other"])
+    fake_model("gone", ["other"])
     for model in ("fake/fixed", "fake/worse", "fake/gone"):
         start_run(project, "triage", dataset="support", split="validation", model=model,
                   limit=4, progress=False)
     unregister_fake("gone")
-    yield shop
-    for name in ("fixed", "worse"):
-        unregister_fake(name)
+    return shop
 
 
 def test_candidates_are_the_phase_3_models_newest_first(shop):
@@ -106,8 +104,8 @@ def test_with_no_better_candidate_the_advice_is_to_retrain(shop):
         switch_or_retrain(shop.project, scope="everything")
 
 
-def test_cases_are_needed_when_only_the_cases_run(tmp_path_factory, tmp_path):
-    shop = copy_of(week_template(tmp_path_factory), tmp_path)
+def test_cases_are_needed_when_only_the_cases_run(tmp_path_factory, tmp_path, fake_model):
+    shop = copy_of(week_template(tmp_path_factory), tmp_path, fake_model)
     with pytest.raises(SwitchError, match="no production case"):
         switch_or_retrain(shop.project, models=[], adapter=None, scope="cases")
     keep = switch_or_retrain(shop.project, models=[], adapter=None)  # baseline items only

@@ -9,14 +9,8 @@ import time
 
 import pytest
 
-from production import PRICE_IN, PRICE_OUT, copy_of, week_template
-from workbench.llm.fake import register_fake, unregister_fake
+from production import PRICE_IN, PRICE_OUT
 from workbench.whatif import DAYS_PER_MONTH, WhatIfError, cost_what_if, traffic_tokens
-
-
-@pytest.fixture
-def shop(tmp_path_factory, tmp_path):
-    return copy_of(week_template(tmp_path_factory), tmp_path)
 
 
 def _calls(project) -> dict[str, tuple[int, int]]:
@@ -45,13 +39,10 @@ def test_every_answered_request_with_the_tokens_of_its_calls(shop):
                garbled.to_dict("records"))
 
 
-def test_the_scenarios_price_the_measured_traffic(shop):
-    register_fake("tiny", ["billing"], input_cost_per_token=PRICE_IN / 10,
-                  output_cost_per_token=PRICE_OUT / 10)
-    try:
-        plan = cost_what_if(shop.project, models=["fake/tiny", "fake/echo"], short_tokens=60)
-    finally:
-        unregister_fake("tiny")
+def test_the_scenarios_price_the_measured_traffic(shop, fake_model):
+    fake_model("tiny", ["billing"], input_cost_per_token=PRICE_IN / 10,
+               output_cost_per_token=PRICE_OUT / 10)
+    plan = cost_what_if(shop.project, models=["fake/tiny", "fake/echo"], short_tokens=60)
     traffic = plan.traffic
     frame = plan.frame.set_index("scenario")
     observed = (plan.until - traffic["time"].min()) / 86400
@@ -87,14 +78,11 @@ def test_the_scenarios_price_the_measured_traffic(shop):
     assert "answered requests" in plan.sentence and "$200.00" in plan.sentence
 
 
-def test_a_cascade_measures_how_often_the_cheap_model_answers(shop):
-    register_fake("tiny", lambda messages: "billing" if "refund" in
-                  messages[-1]["content"].lower() else "no idea at all",
-                  input_cost_per_token=PRICE_IN / 10, output_cost_per_token=PRICE_OUT / 10)
-    try:
-        plan = cost_what_if(shop.project, models=["fake/tiny"], confident_sample=19)
-    finally:
-        unregister_fake("tiny")
+def test_a_cascade_measures_how_often_the_cheap_model_answers(shop, fake_model):
+    fake_model("tiny", lambda messages: "billing" if "refund" in
+               messages[-1]["content"].lower() else "no idea at all",
+               input_cost_per_token=PRICE_IN / 10, output_cost_per_token=PRICE_OUT / 10)
+    plan = cost_what_if(shop.project, models=["fake/tiny"], confident_sample=19)
     cascade = plan.cascade
     assert cascade["tried"] == 19 and cascade["model"] == "fake/tiny"
     # It answers the 5 refund complaints validly; served said "other" there: no agreement.

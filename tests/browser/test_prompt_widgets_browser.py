@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -15,20 +14,13 @@ LABELS = ["billing", "technical", "account"]
 
 
 @pytest.fixture
-def prompt_project(tmp_path):
+def prompt_project(make_split_project):
     """A project with a split dataset 'tiny' and prompt 'triage' v1 on the fake model the app
     registers (it always answers 'billing')."""
-    import workbench
-    from workbench.data import import_data, split
     from workbench.project import forget_open_projects
     from workbench.prompts import PromptVersion, save_prompt
 
-    project = workbench.init_project(tmp_path / "pg", sample=True, activate=False)
-    rows = [{"id": f"T{i:03d}", "input": f"message {i} about {LABELS[i % 3]}",
-             "expected": LABELS[i % 3]} for i in range(40)]
-    import_data(project, pd.DataFrame(rows), name="tiny", input="input", expected="expected",
-                id="id")
-    split(project, "tiny", near_duplicate_threshold=None)
+    project = make_split_project(LABELS, 40)
     save_prompt(project, "triage", PromptVersion(template="Label: {{ input }}", labels=LABELS,
                                                  model="fake/pg-billing"))
     forget_open_projects()  # the marimo server opens it in its own process

@@ -12,20 +12,18 @@ REPLY = "This message is about shipping"
 
 
 @pytest.fixture
-def service(tmp_path):
+def service(tmp_path, fake_model):
     import workbench
     from workbench import sample
-    from workbench.llm.fake import register_fake, unregister_fake
     from workbench.serve import plan_deployment, start_server
 
     project = workbench.init_project(tmp_path / "project", sample=True, activate=False)
     sample.fill_prerequisites(project, 7)
-    register_fake("courier", lambda messages: REPLY)
+    fake_model("courier", lambda messages: REPLY)
     plan_deployment(project, "triage", model="fake/courier", force=True)
     server = start_server(project, api_keys=[KEY])
     yield project, server
     server.stop()
-    unregister_fake("courier")
 
 
 def test_a_beta_user_asks_and_corrects_an_answer_from_the_page(page, service):

@@ -18,7 +18,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +55,37 @@ def register_fake(name: str, replies: Replies, *, input_cost_per_token: float = 
 
 
 def unregister_fake(name: str) -> None:
+    """Forget ``fake/<name>`` and its price (nothing happens if it was never registered)."""
     _registry.pop(name.removeprefix("fake/"), None)
     _prices.pop(name.removeprefix("fake/"), None)
+
+
+Snapshot = dict[str, tuple[Replies, tuple[float, float] | None]]
+
+
+def snapshot() -> Snapshot:
+    """The registered fake models, each with its replies and price, to hand to ``restore``
+    later: code that registers fakes for a while (a test, a demo) can leave the registry as it
+    found it, including a fake it replaced under the same name."""
+    return {name: (replies, _prices.get(name)) for name, replies in _registry.items()}
+
+
+def restore(saved: Snapshot, names: Iterable[str] | None = None) -> None:
+    """Put the registry back as ``snapshot`` found it: fakes registered since are removed, and
+    those replaced or removed since come back with their price. ``names`` (with or without
+    ``fake/``) limits this to those fake models."""
+    chosen = set(_registry) | set(saved) if names is None else {
+        n.removeprefix("fake/") for n in names}
+    for name in chosen:
+        if name not in saved:
+            unregister_fake(name)
+            continue
+        replies, cost = saved[name]
+        _registry[name] = replies
+        if cost is None:
+            _prices.pop(name, None)
+        else:
+            _prices[name] = cost
 
 
 def price(model: str) -> tuple[float, float]:
