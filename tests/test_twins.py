@@ -43,13 +43,17 @@ UI_ONLY: dict[str, dict[str, str]] = {
     },
     "06_evaluation.py": {
         "workbench.llm.registry.models":
-            "fills the judge dropdown with hosted models; the twin names its judge",
+            "fills the judge dropdown with hosted models; the twin names its judge in JUDGE",
         "workbench.runs.list_runs":
-            "fills the multiselect of runs to export; the twin exports the run it just made",
+            "fills the multiselect of runs to export; the twin exports the repeat runs it made",
     },
     "07_deployment.py": {
         "workbench.runs.list_runs":
             "fills the promptfoo run dropdown; the twin uses the evaluation run it names",
+    },
+    "09_maintenance.py": {
+        "workbench.data.splitting.load_split":
+            "sizes the re-evaluation progress bar; the twin shows no progress bar",
     },
 }
 
