@@ -986,6 +986,16 @@ def scan(texts: Iterable[str], batch_size: int = 256, ner: bool = True) -> pd.Da
     return pd.DataFrame(rows, columns=["row", "type", "text", "start", "end", "score"])
 
 
+def counts_by_type(found: pd.DataFrame) -> pd.DataFrame:
+    """A ``scan`` summarised: one row per PII type with how many were ``found``, by type name;
+    empty (with those columns) when the scan found nothing."""
+    import pandas as pd
+
+    if found.empty:
+        return pd.DataFrame({"type": pd.Series(dtype=object), "found": pd.Series(dtype=int)})
+    return found.groupby("type").size().rename("found").reset_index()
+
+
 # -- redaction -----------------------------------------------------------------------------------
 
 Mode = Literal["placeholder", "mask"]
@@ -1086,6 +1096,15 @@ def redact_dataset(project: Project, name: str, version: int | str | None = None
 
 
 # -- the project's privacy rule ------------------------------------------------------------------
+
+def describe_redaction(params: dict[str, Any]) -> str:
+    """What a ``redact_dataset`` version replaced, from its transform params, as a sentence
+    ending: "3 email address, 1 person replaced by placeholders."."""
+    replaced = ", ".join(f"{n:,} {kind.lower().replace('_', ' ')}"
+                         for kind, n in params.get("counts", {}).items())
+    how = "placeholders" if params.get("mode") == "placeholder" else "masks"
+    return f"{replaced or 'nothing'} replaced by {how}."
+
 
 def privacy_forbids_external(project: Project) -> bool:
     """Whether the card's privacy rules forbid sending PII to external (hosted) APIs, e.g.
