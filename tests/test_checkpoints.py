@@ -14,7 +14,7 @@ import pytest
 import workbench
 from workbench import checkpoints, sample
 from workbench.checkpoints import build, canonical, restoring, snapshot
-from workbench.phases import LEARNING_PATH, next_step
+from workbench.phases import LEARNING_PATH, next_step, phase_status
 from workbench.store import migration_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ REMAKE = "python datasets/tools/make_checkpoints.py"
 
 
 def states(project) -> dict[int, str]:
-    return {p["number"]: p["state"] for p in project.status()["phases"]}
+    return {p["number"]: p["state"] for p in phase_status(project)}
 
 
 def test_the_shipped_checkpoints_are_current():
@@ -48,7 +48,7 @@ def test_init_at_phase_holds_what_the_phases_before_it_leave(tmp_path, at):
     before = set(checkpoints.phases_before(at))
     found = states(project)
     assert {n for n, s in found.items() if s == "done"} == before, found
-    assert next_step(project.status()["phases"])["number"] == at
+    assert next_step(phase_status(project))["number"] == at
     # The notebook of phase N has what it needs right away: nothing to fill.
     assert sample.missing_prerequisites(project, at) == []
     assert project.card()["project"]["name"] == "Help desk triage"
@@ -241,7 +241,7 @@ def test_what_next_follows_the_path_and_never_names_a_missing_notebook(tmp_path,
     import workbench.phases as phases
 
     project = workbench.init_project(tmp_path / "p", at=5)
-    status = project.status()["phases"]
+    status = phase_status(project)
     assert [p["number"] for p in status] == list(LEARNING_PATH)
     assert next_step(status)["notebook"] == "05_finetuning.py"
     trimmed = tmp_path / "notebooks"
@@ -250,7 +250,7 @@ def test_what_next_follows_the_path_and_never_names_a_missing_notebook(tmp_path,
         if phase.number != 5:
             (trimmed / phase.notebook).write_text("")
     monkeypatch.setattr(phases, "notebooks_dir", lambda: trimmed)
-    status = project.status()["phases"]
+    status = phase_status(project)
     assert next_step(status) is None
     at_six = workbench.init_project(tmp_path / "q", at=6)
-    assert next_step(at_six.status()["phases"])["number"] == 6
+    assert next_step(phase_status(at_six))["number"] == 6

@@ -12,7 +12,7 @@ import pytest
 import workbench
 from workbench import sample
 from workbench.checkpoints import phases_before
-from workbench.phases import next_step, notebooks_dir
+from workbench.phases import next_step, notebooks_dir, phase_status
 from workbench.tour import guided_notebooks
 
 pytestmark = pytest.mark.model
@@ -35,7 +35,7 @@ def test_there_are_notebooks():
 
 
 def done_phases(project) -> set[int]:
-    return {p["number"] for p in project.status()["phases"] if p["state"] == "done"}
+    return {p["number"] for p in phase_status(project) if p["state"] == "done"}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
@@ -51,7 +51,7 @@ def test_notebook_runs_as_a_script_at_its_phase(notebook, tmp_path):
     else:
         project = workbench.init_project(tmp_path / "p", at=phase)
         assert done_phases(project) == set(phases_before(phase))
-        assert next_step(project.status()["phases"])["number"] == phase
+        assert next_step(phase_status(project))["number"] == phase
         assert sample.missing_prerequisites(project, phase) == []
     proc = run_script(notebook, project.path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

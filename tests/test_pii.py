@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from workbench import pii
+from workbench.privacy import project_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -361,11 +362,11 @@ def _set_privacy(project, rules):
 ])
 def test_privacy_rule_phrasings(project, rules, forbids):
     _set_privacy(project, rules)
-    assert pii.privacy_forbids_external(project) is forbids
+    assert project_policy(project).external_pii_forbidden is forbids
 
 
 def test_sample_project_forbids_pii_to_external_apis(sample_project):
-    assert pii.privacy_forbids_external(sample_project)
+    assert project_policy(sample_project).external_pii_forbidden
 
 
 def test_gateway_redacts_hosted_calls_when_the_card_says_so(sample_project, monkeypatch):

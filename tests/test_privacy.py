@@ -9,7 +9,7 @@ import time
 import pytest
 
 from workbench import card as card_module
-from workbench import pii, privacy
+from workbench import privacy
 from workbench.tracing import Span, spans, write_span
 
 # (rule, forbids external PII, forbids raw logging, retention days)
@@ -51,7 +51,7 @@ def test_one_reading_of_each_wording(project, rule, external, raw, days):
     # The card module, the gateway's check and the policy agree: one reading, one place.
     _set_privacy(project, [rule])
     assert card_module.privacy_forbids_external_pii(card_module.load_card(project)) is external
-    assert pii.privacy_forbids_external(project) is external
+    assert privacy.project_policy(project).external_pii_forbidden is external
     got = privacy.project_policy(project)
     assert (got.external_pii_forbidden, got.raw_logging_forbidden,
             got.trace_retention_days) == (external, raw, days)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import workbench
-from workbench.phases import next_step
+from workbench.phases import next_step, project_status
 from workbench.project import forget_open_projects
 
 
@@ -36,7 +36,7 @@ def overview_state(widget) -> dict:
 
 
 def expected_state(project, selected: int = 0) -> dict:
-    status = project.status()
+    status = project_status(project)
     return {
         "project_name": status["name"],
         "project_path": status["path"],

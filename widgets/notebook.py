@@ -14,7 +14,7 @@ import marimo as mo
 
 import workbench as wb
 from workbench import sample
-from workbench.phases import next_step
+from workbench.phases import next_step, phase_status
 
 
 def running_as_script() -> bool:
@@ -117,7 +117,7 @@ def fill_prerequisites(project: wb.Project, phase: int, fill: Any) -> bool:
 
 def what_next(project: wb.Project) -> Any:
     """The footer: the next phase on the learning path whose notebook exists."""
-    phases = project.status()["phases"]
+    phases = phase_status(project)
     step = next_step(phases)
     if step is None:
         later = [p for p in phases if p["state"] != "done" and not p["available"]]

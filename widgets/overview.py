@@ -14,7 +14,7 @@ import anywidget
 import traitlets
 
 import workbench
-from workbench.phases import next_step
+from workbench.phases import next_step, project_status
 from workbench.project import ENV_PROJECT
 
 _STATIC = Path(__file__).parent / "static"
@@ -55,7 +55,7 @@ class ProjectOverview(anywidget.AnyWidget):
         try:
             if self.project is None:
                 self.project = self._open()
-            status = self.project.status()
+            status = project_status(self.project)
         except (workbench.WorkbenchError, OSError, sqlite3.Error) as exc:
             self._show_error(exc)
             return

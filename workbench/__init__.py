@@ -11,17 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from workbench.create import init_project, open_or_create_sample
 from workbench.errors import WorkbenchError
-from workbench.project import (
-    Project,
-    active_project,
-    init_project,
-    open_or_create_sample,
-    open_project,
-    use_project,
-)
-
-__version__ = "0.1.0"
+from workbench.project import Project, active_project, open_project, use_project
+from workbench.version import __version__
 
 # The kernel's parts in the order of the lifecycle, each loaded when first touched.
 SUBMODULES = (

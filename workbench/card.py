@@ -737,7 +737,7 @@ def metric_status(card: ProjectCard, name: str,
 
 def _fmt_measured(value: float) -> str:
     """Three significant digits, never e-notation (``0.00906``, not ``9.06e-03``)."""
-    from workbench.evaluate.report import format_number
+    from workbench.formatting import format_number
 
     return format_number(value)
 

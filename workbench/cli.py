@@ -10,8 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from workbench.create import init_project
 from workbench.errors import ProjectNotFound, WorkbenchError
-from workbench.project import ENV_PROJECT, init_project, is_project, open_project
+from workbench.project import ENV_PROJECT, is_project, open_project
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -50,10 +51,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from workbench.phases import next_step
+    from workbench.phases import next_step, project_status
 
     project = _project_for(args.path)
-    status = project.status()
+    status = project_status(project)
     if args.json:
         print(json.dumps(status, indent=2))
         return 0

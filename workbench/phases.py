@@ -93,6 +93,12 @@ def _data_status(project: Project) -> tuple[str, str]:
     return ("done" if split_any else "started"), "; ".join(parts)
 
 
+def project_status(project: Project) -> dict[str, Any]:
+    """What the project holds (``Project.status``) and each phase's state (``phase_status``), as
+    plain data: what ``workbench status`` prints and the overview widget shows."""
+    return {**project.status(), "phases": phase_status(project)}
+
+
 def phase_status(project: Project) -> list[dict[str, Any]]:
     """Each phase's state and summary, in the learning path's order (``step`` is the place on
     it), so the overview and ``workbench status`` read in the order a beginner follows."""

@@ -1095,8 +1095,6 @@ def redact_dataset(project: Project, name: str, version: int | str | None = None
                         parent=parent.version)
 
 
-# -- the project's privacy rule ------------------------------------------------------------------
-
 def describe_redaction(params: dict[str, Any]) -> str:
     """What a ``redact_dataset`` version replaced, from its transform params, as a sentence
     ending: "3 email address, 1 person replaced by placeholders."."""
@@ -1104,15 +1102,6 @@ def describe_redaction(params: dict[str, Any]) -> str:
                          for kind, n in params.get("counts", {}).items())
     how = "placeholders" if params.get("mode") == "placeholder" else "masks"
     return f"{replaced or 'nothing'} replaced by {how}."
-
-
-def privacy_forbids_external(project: Project) -> bool:
-    """Whether the card's privacy rules forbid sending PII to external (hosted) APIs, e.g.
-    ``privacy = ["no PII to external APIs"]``. ``workbench.privacy`` reads the rules (the raw
-    ones, so a mistake elsewhere in the card never lets PII out)."""
-    from workbench.privacy import project_policy
-
-    return project_policy(project).external_pii_forbidden
 
 
 # -- evaluation ----------------------------------------------------------------------------------

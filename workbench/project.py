@@ -13,9 +13,7 @@ default project.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import tomllib
 from collections.abc import Callable, Iterator
@@ -27,7 +25,6 @@ from typing import Any
 from workbench.errors import (
     InvalidCard,
     NotAProject,
-    ProjectExists,
     ProjectNotFound,
 )
 from workbench.fsutil import atomic_write_text
@@ -100,9 +97,9 @@ class Project:
         return Records(self.store)
 
     def status(self) -> dict[str, Any]:
-        """What the project holds, as plain data (the CLI prints it, widgets show it)."""
-        from workbench.phases import phase_status
-
+        """What the project folder holds, as plain data: records, model calls, cache, reports.
+        Which phases are done is read above the project: ``workbench.phases.project_status``
+        (this and the phases, what ``workbench status`` prints and the overview shows)."""
         self.store.flush()
         db = self.store.db
         spans = db.execute("SELECT COUNT(*), MIN(start_time), MAX(start_time) FROM spans"
@@ -116,7 +113,6 @@ class Project:
             "last_call": _iso(spans[2]) if spans[2] else None,
             "cache_entries": db.execute("SELECT COUNT(*) FROM llm_cache").fetchone()[0],
             "reports": sorted(p.name for p in self.reports_dir.glob("*.html")),
-            "phases": phase_status(self),
         }
 
     def close(self) -> None:
@@ -221,71 +217,7 @@ def open_project(path: str | os.PathLike | None = None, *, activate: bool = True
     return project
 
 
-def init_project(path: str | os.PathLike, *, name: str | None = None, description: str = "",
-                 sample: bool = False, at: int | None = None, activate: bool = True) -> Project:
-    """Create a project folder. Refuses an existing project and any non-empty folder.
-
-    ``at`` (a phase, 1-9; implies ``sample``) restores the bundled checkpoint holding what the
-    phases before it on the learning path leave in the sample project, in about a second
-    (``workbench.checkpoints``). The folder is built beside its destination and renamed into
-    place, so a failure leaves nothing half-made."""
-    target = Path(path).expanduser().resolve()
-    if is_project(target):
-        raise ProjectExists(f"{target} is already a workbench project.",
-                            "Open it with open_project(path) or `workbench status PATH`.")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ProjectExists(f"{target} exists and is not empty, so it cannot become a project.",
-                            "Choose a new or empty folder.")
-    if at is not None:
-        from workbench.checkpoints import phases_before
-
-        phases_before(at)  # an unknown phase is refused before anything is made
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.creating-"))
-    try:
-        from workbench import tomlcard
-
-        template = None
-        if at is not None:
-            from workbench.checkpoints import restore
-
-            restore(staging, at, name=name)
-        elif sample:
-            from workbench.sample import sample_card, sample_card_text
-
-            card, template = sample_card(), sample_card_text()  # keep its comments
-        else:
-            card = new_card(name or target.name, description)
-        if at is None:
-            if name:
-                card["project"]["name"] = name
-            (staging / CARD_FILE).write_text(tomlcard.dumps(card, template), encoding="utf-8")
-            for sub in SUBDIRS:
-                (staging / sub).mkdir()
-            Store.create(staging / DB_FILE).close()
-        from workbench.fsutil import default_mode
-
-        os.chmod(staging, default_mode(directory=True))  # mkdtemp made it private
-        if target.exists():
-            target.rmdir()
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return open_project(target, activate=activate)
-
-
 _default_failed: str | None = None
-
-
-def open_or_create_sample(folder: str | os.PathLike) -> Project:
-    """For notebooks: the ``WORKBENCH_PROJECT`` project when it is set; otherwise the project in
-    ``folder``, made from the bundled sample if it does not exist yet."""
-    if os.environ.get(ENV_PROJECT):
-        return open_project()
-    if is_project(folder):
-        return open_project(folder)
-    return init_project(folder, sample=True)
 
 
 def active_project() -> Project | None:

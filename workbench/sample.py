@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import tomllib
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-
-def datasets_dir() -> Path:
-    """The bundled sample data: the checkout's datasets/ folder, or the copy inside a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "datasets", here / "_datasets"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("The bundled datasets folder is missing; reinstall the workbench.")
-
-
-def sample_card_text() -> str:
-    return (datasets_dir() / "sample_project" / "workbench.toml").read_text(encoding="utf-8")
-
-
-def sample_card() -> dict[str, Any]:
-    card = tomllib.loads(sample_card_text())
-    card["workbench"]["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return card
-
-
-
-SAMPLE_DATASET = "support"
-# Tickets about the same problem read alike; 0.97 catches re-sent messages without throwing away
-# distinct customers who asked the same thing (0.92 would drop a third of this sample).
-SAMPLE_NEAR_DUPLICATE_THRESHOLD = 0.97
-PHASE1_TABLES = ("use_case", "metrics", "constraints")
+from workbench.bundled import (  # noqa: F401  (the sample's facts, named here for notebooks)
+    PHASE1_TABLES,
+    SAMPLE_DATASET,
+    SAMPLE_NEAR_DUPLICATE_THRESHOLD,
+    SAMPLE_PROMPT,
+    datasets_dir,
+    sample_card,
+    sample_card_text,
+)
 
 
 def fill_sample_card(project) -> None:
@@ -77,8 +57,6 @@ def prepare_sample_data(project, name: str = SAMPLE_DATASET):
     redact_dataset(project, name)
     return split(project, name, near_duplicate_threshold=SAMPLE_NEAR_DUPLICATE_THRESHOLD)
 
-
-SAMPLE_PROMPT = "triage"
 
 
 def save_sample_prompt(project, name: str = SAMPLE_PROMPT):

@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.create import init_project
 from workbench.phases import next_step, notebooks_dir
-from workbench.project import ENV_PROJECT, Project, init_project, is_project, open_project
+from workbench.project import ENV_PROJECT, Project, is_project, open_project
 
 NOTEBOOK_TIMEOUT_S = 1800
 
@@ -85,10 +86,11 @@ def write_tour_report(project: Project, runs: list[NotebookRun]) -> Path:
     import pandas as pd
     import plotly.express as px
 
+    from workbench.phases import project_status
     from workbench.report import write_report
     from workbench.tracing import spans_frame
 
-    status = project.status()
+    status = project_status(project)
     phases = pd.DataFrame([{"phase": p["number"], "title": p["title"], "state": p["state"],
                             "holds": p["summary"], "notebook": p["notebook"]}
                            for p in status["phases"]])

@@ -24,6 +24,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench import span_export
+from workbench.span_export import set_exporter  # noqa: F401  (tracing.set_exporter)
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -117,40 +120,22 @@ def _policy(project: Project) -> PrivacyPolicy:
 def _first_export(project: Project, span: Span, attributes: dict[str, Any]) -> None:
     """The first span of a process decides whether spans are exported live: only when an
     OTLP endpoint is set (then ``workbench.otlp`` is imported and its thread started)."""
-    global _export
     with _decide_lock:
-        if _export is _first_export:  # not decided by another thread meanwhile
+        if span_export.offer is span_export.UNDECIDED:  # not decided by another thread meanwhile
             if not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                     or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
-                _export = None
+                set_exporter(None)
             else:
                 from workbench import otlp
 
-                otlp.live_from_env()  # sets _export through set_exporter
-        offer = _export
-    if offer is not None and offer is not _first_export:
+                otlp.live_from_env()  # fills the slot (or empties it) through set_exporter
+        offer = span_export.offer
+    if offer is not None and offer is not span_export.UNDECIDED:
         offer(project, span, attributes)
 
 
-# The live exporter's ``offer`` (workbench.otlp), None when spans are not exported, or
-# _first_export until the first span of this process decides.
-_export: Callable[[Project, Span, dict[str, Any]], None] | None = _first_export
 _export_failed = False
 _decide_lock = threading.Lock()
-
-
-def set_exporter(offer: Callable[[Project, Span, dict[str, Any]], None] | None) -> None:
-    """Send every span written from now on to ``offer`` too (``workbench.otlp.start_live``)."""
-    global _export
-    _export = offer
-
-
-def _reset_after_fork() -> None:
-    global _export
-    _export = _first_export  # the parent's exporter thread does not exist in the child
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _aggregate(project: Project, span: Span, retention_days: int | None) -> None:
@@ -186,10 +171,13 @@ def write_span(project: Project | None, span: Span) -> None:
     project.store.defer(_INSERT, (
         span.span_id, span.trace_id, span.parent_id, span.name, span.start_time,
         span.end_time, span.status, span.error, _encode(attributes)))
-    export = _export
+    export = span_export.offer
     if export is not None:
         try:
-            export(project, span, attributes)
+            if export is span_export.UNDECIDED:
+                _first_export(project, span, attributes)
+            else:
+                export(project, span, attributes)
         except Exception as exc:  # noqa: BLE001 (exporting must never break the call)
             if not _export_failed:
                 _export_failed = True

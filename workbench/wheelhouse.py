@@ -401,7 +401,7 @@ def build_wheelhouse(dest: str | os.PathLike, *, with_labelstudio: bool = False,
     is its own virtualenv, with its own pins."""
     from filelock import FileLock, Timeout
 
-    from workbench import __version__
+    from workbench.version import __version__
 
     started = time.perf_counter()
     dest = Path(dest).expanduser().resolve()

@@ -12,14 +12,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from workbench.bundled import PHASE1_TABLES, datasets_dir
 from workbench.checkpoints import snapshot
 from workbench.checkpoints.recipe import STEPS
+from workbench.checkpoints.snapshot import FORMAT, MANIFEST  # noqa: F401  (build.MANIFEST)
 
-FORMAT = 1
-MANIFEST = "manifest.json"
 # The bundled files the recipe reads: a change to one makes the shipped checkpoints stale.
 INPUTS = ("support_messages.csv", "sample_project/workbench.toml", "judge_calibration.jsonl")
-PHASE1_TABLES = ("use_case", "metrics", "constraints")
 
 
 def stage_folder(phase: int) -> str:
@@ -27,14 +26,12 @@ def stage_folder(phase: int) -> str:
 
 
 def input_digests() -> dict[str, str]:
-    from workbench.sample import datasets_dir
-
     return {name: snapshot.file_digest(datasets_dir() / name) for name in INPUTS}
 
 
 def _start_project(folder: Path):
     """The project ``--at 1`` restores: the sample card's name, nothing of phase 1."""
-    from workbench.project import init_project
+    from workbench.create import init_project
 
     project = init_project(folder, sample=True)
 
@@ -50,12 +47,12 @@ def build(out: str | Path, *, model: str | None = None,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the recipe on a fresh sample project with ``model`` (default: the bundled one) and
     write the checkpoints to ``out`` (replaced whole, atomically); returns the manifest."""
-    from workbench import __version__
     from workbench.fsutil import publish_dir, staged_dir
     from workbench.llm import BUNDLED_MODEL
     from workbench.phases import LEARNING_PATH, PHASES
     from workbench.project import forget_open_projects
     from workbench.store import migration_names
+    from workbench.version import __version__
 
     model = model or BUNDLED_MODEL
     if model.startswith("local/"):

@@ -32,8 +32,8 @@ PHASE8_ROUNDS = 2
 
 
 def _split(project: Project):
+    from workbench.bundled import SAMPLE_DATASET
     from workbench.data.versioning import find_split
-    from workbench.sample import SAMPLE_DATASET
 
     return find_split(project, prefer=SAMPLE_DATASET)
 
@@ -62,9 +62,9 @@ def phase4(project: Project, model: str) -> None:
     """Prompts: starter techniques saved as versions of the sample prompt and run side by side
     on the validation split; the best one is tagged ``candidate`` (the version later phases
     pick by default)."""
+    from workbench.bundled import SAMPLE_PROMPT
     from workbench.compare import compare_prompt_versions
     from workbench.prompts import starter_prompts, tag_prompt
-    from workbench.sample import SAMPLE_PROMPT
 
     split = _split(project)
     starters = starter_prompts(split.value.labels or [])
@@ -85,8 +85,8 @@ def phase4(project: Project, model: str) -> None:
 def phase3(project: Project, model: str) -> None:
     """Models: the candidate prompt on the validation split with the model and a reference that
     understands nothing; the model is chosen in the card."""
+    from workbench.bundled import SAMPLE_PROMPT
     from workbench.compare import choose, compare_models
-    from workbench.sample import SAMPLE_PROMPT
 
     split = _split(project)
     compare_models(project, SAMPLE_PROMPT, [model, PHASE3_REFERENCE], dataset=split.name,
@@ -98,9 +98,9 @@ def phase3(project: Project, model: str) -> None:
 def phase6(project: Project, model: str) -> None:
     """Evaluation: repeats on the test split, the first blessed as the baseline; the offline
     stand-in judge compared with the sample's shipped labels (recorded, never trusted)."""
+    from workbench.bundled import SAMPLE_PROMPT
     from workbench.evaluate import baseline_runs, calibration, judge, judge_sample, stats
     from workbench.prompts.defaults import default_version
-    from workbench.sample import SAMPLE_PROMPT
 
     split = _split(project)
     version, _ = default_version(project, SAMPLE_PROMPT)
@@ -119,9 +119,9 @@ def phase6(project: Project, model: str) -> None:
 def phase7(project: Project, model: str) -> None:
     """Deployment: one evaluation on the test split as the evidence, then the deployment —
     forced past the gate when it fails, which the decision log records."""
+    from workbench.bundled import SAMPLE_PROMPT
     from workbench.prompts.defaults import default_version
     from workbench.runs import start_run
-    from workbench.sample import SAMPLE_PROMPT
     from workbench.serve import plan_deployment
 
     split = _split(project)

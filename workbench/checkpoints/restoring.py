@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.checkpoints import snapshot
-from workbench.checkpoints.build import FORMAT, MANIFEST
+from workbench.checkpoints.snapshot import FORMAT, MANIFEST
 from workbench.errors import WorkbenchError
 
 
@@ -32,7 +32,7 @@ class CheckpointConflict(CheckpointError):
 
 
 def checkpoints_dir() -> Path:
-    from workbench.sample import datasets_dir
+    from workbench.bundled import datasets_dir
 
     return datasets_dir() / "checkpoints"
 
@@ -281,8 +281,8 @@ def restore(folder: str | Path, at: int, *, name: str | None = None,
     """Write the project ``--at`` ``at`` into ``folder`` (new and empty: ``init_project`` hands
     its staging folder): card, database and files of every phase before ``at`` on the path."""
     from workbench import tomlcard
+    from workbench.bundled import sample_card_text
     from workbench.project import CARD_FILE, DB_FILE, SUBDIRS
-    from workbench.sample import sample_card_text
 
     started = time.perf_counter()
     folder = Path(folder)

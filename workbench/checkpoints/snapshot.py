@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 # monitor_buckets (and any table named here) is derived from the spans: restoring makes it again.
+FORMAT = 1  # of a checkpoint folder: a reader refuses another
+MANIFEST = "manifest.json"  # the file naming the schema, the inputs' and each stage's digest
 EXCLUDED_TABLES = frozenset({"meta", "_migrations", "llm_cache", "monitor_buckets"})
 EXCLUDED_TOP = frozenset({"reports", "workbench.toml", ".workbench.lock"})
 CARD_META = "workbench"  # the card's [workbench] table (format, created) belongs to the project

@@ -21,7 +21,7 @@ _RUDE = re.compile(r"yourself|calm down|that's on you|goodbye|just glue|should h
 
 
 def sample_path() -> Path:
-    from workbench.sample import datasets_dir
+    from workbench.bundled import datasets_dir
 
     return datasets_dir() / "judge_calibration.jsonl"
 

@@ -68,7 +68,7 @@ class QAItem:
 
 
 def _datasets() -> Path:
-    from workbench.sample import datasets_dir
+    from workbench.bundled import datasets_dir
 
     return datasets_dir()
 

@@ -76,7 +76,7 @@ class RedTeamCase(BaseModel):
 
 
 def bundled_path() -> Path:
-    from workbench.sample import datasets_dir
+    from workbench.bundled import datasets_dir
 
     return datasets_dir() / "redteam.jsonl"
 

@@ -22,6 +22,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.formatting import MISSING, format_number, is_missing
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -44,48 +46,7 @@ def _short(value: Any, n: int = _TEXT) -> Any:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
-# -- numbers and values for people ------------------------------------------------------------
-
-MISSING = "—"  # what a report shows where nothing was measured (never "nan" or "None")
-_SIGNIFICANT = 3  # significant digits of a measured number
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    import pandas as pd
-
-    if value is pd.NA:  # a nullable column's gap: pd.NA != pd.NA is NA, not True
-        return True
-    try:
-        return bool(value != value)  # NaN, numpy's and pandas' too
-    except (TypeError, ValueError):  # an array-like: not a missing scalar
-        return False
-
-
-def format_number(value: Any, digits: int = _SIGNIFICANT) -> str:
-    """A number as a person reads it: at most ``digits`` significant digits, never in
-    e-notation nor with 16 digits (``0.000552``, ``0.15``, ``1,234``); integers with thousands
-    separators; a missing value (None, NaN) as "—"."""
-    import numpy as np
-
-    if _is_missing(value):
-        return MISSING
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    x = float(value)
-    if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
-    if x == int(x) and abs(x) < 1e15:
-        return f"{int(x):,}"
-    if abs(x) >= 10 ** digits:
-        return f"{round(x):,}"
-    text = np.format_float_positional(x, precision=digits, unique=False, fractional=False,
-                                      trim="-")
-    return text.rstrip(".") if "." in text else text
-
+# -- values for people ----------------------------------------------------------------------------
 
 def _format_time(value: Any) -> str:
     """A moment to the second, in the time zone it was stored in (``2026-05-04 21:30:54
@@ -105,7 +66,7 @@ def format_value(value: Any, limit: int = _TEXT) -> str:
 
     if isinstance(value, str):
         text = value
-    elif _is_missing(value):
+    elif is_missing(value):
         return MISSING
     elif isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
         return format_number(value)
@@ -141,7 +102,7 @@ def _config_table(run: Run) -> pd.DataFrame:
     import pandas as pd
 
     c = run.config
-    options = {k: v for k, v in (c.get("options") or {}).items() if not _is_missing(v)}
+    options = {k: v for k, v in (c.get("options") or {}).items() if not is_missing(v)}
     rows = [("run_id", run.run_id), ("name", run.name), ("status", run.status),
             ("prompt", f"{run.prompt} v{run.prompt_version}"), ("model", run.model),
             ("dataset", f"{run.dataset} v{run.dataset_version}"), ("split", run.split),
@@ -151,7 +112,7 @@ def _config_table(run: Run) -> pd.DataFrame:
             ("cache", None if c.get("cache") is None else ("on" if c.get("cache") else "off")),
             ("options", "; ".join(f"{k} = {_arg_text(v)}" for k, v in options.items()))]
     return pd.DataFrame([{"setting": k, "value": format_value(v)} for k, v in rows
-                         if not _is_missing(v) and v != ""], columns=["setting", "value"])
+                         if not is_missing(v) and v != ""], columns=["setting", "value"])
 
 
 def _arg_text(value: Any, limit: int = 80) -> str:
@@ -346,7 +307,6 @@ def eval_tables(project: Project, run_id: str, *, judge_name: str | None = None,
     (classification only),
     ``failures`` (the worst items), ``judge`` (trust of each judge used or named),
     ``baseline`` and ``baseline_changes`` (when a baseline exists)."""
-    import pandas as pd
 
     from workbench.evaluate.stats import aggregate_with_intervals
     from workbench.runs import load_run
@@ -408,13 +368,13 @@ def _figures(items: pd.DataFrame) -> list[Any]:
     every: list[float] = []
     for key in keys:
         values = [float(s[key]["value"]) for s in items["scores"]
-                  if s and key in s and not _is_missing(s[key].get("value"))]
+                  if s and key in s and not is_missing(s[key].get("value"))]
         every += values
     if every:
         start, end, size = score_axis(every)
     for key in keys:
         values = [float(s[key]["value"]) for s in items["scores"]
-                  if s and key in s and not _is_missing(s[key].get("value"))]
+                  if s and key in s and not is_missing(s[key].get("value"))]
         if values:
             # Plotly's bins are closed on the left: a score of exactly ``end`` (1.0) is drawn
             # in the last bin, [0.95, 1], not in one past the axis.
@@ -448,12 +408,12 @@ def _status_html(targets: pd.DataFrame) -> str:
         css = {"pass": "ok", "fail": "bad"}.get(r.status, "")
         factor = UNITS.get(r.unit, ("", 1.0))[1]  # shown in the unit the target is written in
         unit = "" if r.unit in (None, "", "fraction") else f" {r.unit}"
-        if _is_missing(r.value):
+        if is_missing(r.value):
             value, reading = "not measured", r.text
         else:
             shown = float(r.value) / factor
             value = format_number(shown)
-            if not _is_missing(r.low):
+            if not is_missing(r.low):
                 value += f" [{format_number(r.low / factor)}, {format_number(r.high / factor)}]"
             reading = (f"{r.metric} {format_number(shown)}{unit} (target {r.target}{unit}): "
                        f"{r.status}")

@@ -22,7 +22,7 @@ STATUS_COLUMNS = ["id", "phase", "title", "state", "attempts", "first_passed", "
 def record(project: Project, exercise_id: str, verdict: Verdict) -> tuple[int, float]:
     """Store one attempt; returns its number (1 for the first) and its time. The number is
     taken inside the write transaction, so two notebooks checking at once never share one."""
-    from workbench import __version__
+    from workbench.version import __version__
 
     now = time.time()
     with project.store.write() as db:

@@ -167,9 +167,9 @@ def solve_02_1(project: Project, models: Models = Models()) -> None:
 def solve_02_2(project: Project, models: Models = Models()) -> None:
     """Find suspects with ``label_issues`` (a classifier trained on the rest disagrees), read
     them, and relabel. The corrections below are the answer key shipped with the exercise."""
+    from workbench.bundled import SAMPLE_DATASET
     from workbench.data import get_version, load, save_version
     from workbench.exercises.catalog.p02_data import label_errors
-    from workbench.sample import SAMPLE_DATASET
 
     _split_data(project)
     latest = get_version(project, SAMPLE_DATASET)

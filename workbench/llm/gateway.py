@@ -235,9 +235,10 @@ def prepare(prompt: Prompt, model: str | None = None, *, system: str | None = No
                 timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
                 retries=DEFAULT_RETRIES if retries is None else retries, adapter=adapter_path)
     if is_hosted(model) and project is not None:
-        from workbench.pii import Placeholders, privacy_forbids_external, redact_messages
+        from workbench.pii import Placeholders, redact_messages
+        from workbench.privacy import project_policy
 
-        if privacy_forbids_external(project):  # the card says: no PII to external APIs
+        if project_policy(project).external_pii_forbidden:  # the card says: no PII to external APIs
             placeholders = Placeholders()
             call.messages = redact_messages(call.messages, placeholders=placeholders)
             call.redacted = placeholders.counts

@@ -209,15 +209,15 @@ def resource_attributes(project_name: str | None,
                         environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The resource every span is sent with: the service, the workbench, the project; then
     ``OTEL_RESOURCE_ATTRIBUTES``, then ``OTEL_SERVICE_NAME`` (the standard precedence)."""
-    import workbench
+    from workbench.version import __version__
 
     env = os.environ if environ is None else environ
     attributes: dict[str, Any] = {
         "service.name": DEFAULT_SERVICE_NAME,
-        "service.version": workbench.__version__,
+        "service.version": __version__,
         "telemetry.sdk.name": "llmops-workbench",
         "telemetry.sdk.language": "python",
-        "telemetry.sdk.version": workbench.__version__,
+        "telemetry.sdk.version": __version__,
     }
     if project_name:
         attributes["workbench.project.name"] = project_name

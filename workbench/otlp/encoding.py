@@ -298,7 +298,7 @@ class Deployments:
 def encode(groups: Iterable[tuple[Mapping[str, Any], Iterable[SpanRow]]]) -> bytes:
     """An ``ExportTraceServiceRequest`` (serialized) holding each (resource, spans) group."""
     trace_service_pb2, trace_pb2 = _proto()
-    import workbench
+    from workbench.version import __version__
 
     Status = trace_pb2.Status
     ok = Status(code=Status.STATUS_CODE_OK)
@@ -308,7 +308,7 @@ def encode(groups: Iterable[tuple[Mapping[str, Any], Iterable[SpanRow]]]) -> byt
         resource_spans.resource.attributes.extend(_key_values(resource))
         scope_spans = resource_spans.scope_spans.add()
         scope_spans.scope.name = "workbench.tracing"
-        scope_spans.scope.version = workbench.__version__
+        scope_spans.scope.version = __version__
         add = scope_spans.spans.add
         for row in rows:
             name, kind, attributes = span_name_and_attributes(row.name, row.attributes)

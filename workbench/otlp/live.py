@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+from workbench.span_export import set_exporter
 from workbench.otlp.config import (
     DEFAULT_BATCH,
     DEFAULT_DELAY_S,
@@ -243,8 +244,6 @@ def start_live(url: str | None = None, *, headers: Mapping[str, str] | None = No
     ``batch_size``, ``delay_s``, ``retry_base_s``, ...); by default they come from the
     ``OTEL_BSP_*`` variables."""
     global _live, _live_off_reason
-    from workbench import tracing
-
     env = dict(os.environ if environ is None else environ)
     stop_live()
     off = live_disabled_by_env(env) if url is None else None
@@ -252,7 +251,7 @@ def start_live(url: str | None = None, *, headers: Mapping[str, str] | None = No
     if endpoint is None:
         _live_off_reason = off or ("no OTEL_EXPORTER_OTLP_ENDPOINT or "
                                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
-        tracing.set_exporter(None)
+        set_exporter(None)
         return None
     if headers:
         endpoint = Endpoint(endpoint.url, {**endpoint.headers, **headers}, endpoint.timeout_s,
@@ -267,18 +266,16 @@ def start_live(url: str | None = None, *, headers: Mapping[str, str] | None = No
     with _live_lock:
         _live = LiveExporter(endpoint, environ=env, **{**defaults, **options})
         _live_off_reason = None
-    tracing.set_exporter(_live.offer)
+    set_exporter(_live.offer)
     return _live
 
 
 def stop_live(timeout: float | None = None) -> dict[str, Any] | None:
     """Flush (one last attempt, within ``timeout``) and stop live export; returns its counts."""
     global _live, _live_off_reason
-    from workbench import tracing
-
     with _live_lock:
         live, _live = _live, None
-    tracing.set_exporter(None)
+    set_exporter(None)
     if live is None or live.pid != os.getpid():
         return None
     live.shutdown(timeout)

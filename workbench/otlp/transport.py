@@ -112,9 +112,9 @@ class Sender:
 
 
 def _user_agent() -> str:
-    import workbench
+    from workbench.version import __version__
 
-    return f"llmops-workbench/{workbench.__version__} (OTLP/HTTP protobuf)"
+    return f"llmops-workbench/{__version__} (OTLP/HTTP protobuf)"
 
 
 def _rejected(payload: bytes, response: http.client.HTTPResponse) -> int:

@@ -64,10 +64,10 @@ def create_app(project: Project | str | os.PathLike | None = None, *,
     when Redis stops answering, requests get 503 rather than an uncounted pass."""
     from fastapi import FastAPI
 
-    import workbench
+    from workbench.project import Project, open_project
 
-    if not isinstance(project, workbench.Project):
-        project = workbench.open_project(project)
+    if not isinstance(project, Project):
+        project = open_project(project)
     service = Service(project, api_keys=api_keys, allow_anonymous=allow_anonymous,
                       redis_url=redis_url)
 

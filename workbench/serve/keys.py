@@ -104,9 +104,9 @@ def key_id(digest_hex: str) -> str:
 
 def _opened(project: ProjectLike) -> Project:
     """A project, or a path to one (None: ``WORKBENCH_PROJECT``)."""
-    import workbench
+    from workbench.project import Project, open_project
 
-    return project if isinstance(project, workbench.Project) else workbench.open_project(project)
+    return project if isinstance(project, Project) else open_project(project)
 
 
 def _whole(name: str, value: Any) -> int | None:

@@ -959,9 +959,10 @@ def _moderation_endpoint(project: Project | None, model: str, text: str,
         raise HostedCallsDisabled(f"Calls to hosted models are switched off here, so {model} "
                                   "was not asked.", f"Set {ENV_ALLOW_HOSTED}=1.")
     if project is not None:
-        from workbench.pii import privacy_forbids_external, redact
+        from workbench.pii import redact
+        from workbench.privacy import project_policy
 
-        if privacy_forbids_external(project):
+        if project_policy(project).external_pii_forbidden:
             text = redact(text).text
     with trace("llm.moderation", project, **{"gen_ai.operation.name": "moderation",
                                              "gen_ai.request.model": model}) as span:

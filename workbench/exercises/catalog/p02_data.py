@@ -21,7 +21,7 @@ NOT_PII = ("03.01.2025", "48213", "INV-20931", "4.2.0", "2024-118")
 
 
 def exercise_file(name: str):
-    from workbench.sample import datasets_dir
+    from workbench.bundled import datasets_dir
 
     return datasets_dir() / "exercises" / name
 
@@ -77,15 +77,15 @@ def label_errors() -> dict[str, dict[str, str]]:
 def original_labels() -> dict[str, str]:
     import csv
 
-    from workbench.sample import datasets_dir
+    from workbench.bundled import datasets_dir
 
     with open(datasets_dir() / "support_messages.csv", encoding="utf-8", newline="") as f:
         return {row["ticket_id"]: row["intent"] for row in csv.DictReader(f)}
 
 
 def check_label_errors(project: Project) -> Verdict:
+    from workbench.bundled import SAMPLE_DATASET
     from workbench.data.versioning import datasets, get_version, load
-    from workbench.sample import SAMPLE_DATASET
 
     if SAMPLE_DATASET not in datasets(project):
         return Verdict(False, f"There is no dataset '{SAMPLE_DATASET}': import the sample "
