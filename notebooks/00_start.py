@@ -15,7 +15,6 @@ with app.setup:
     import widgets.notebook as nb
     from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import llm
     from workbench.tracing import spans_frame
 
@@ -114,12 +113,10 @@ def _(ask, model, project, question):
     mo.stop(project is None or not (ask.value or running_as_script()),
             mo.md("Press **Ask** to call the model."))
     with mo.status.spinner(f"Asking {model.value} ..."):
-        try:
+        with nb.caught() as _problem:
             reply = llm.complete(question.value, model=model.value, project=project)
-        except wb.WorkbenchError as exc:
-            reply = exc
-    if isinstance(reply, wb.WorkbenchError):
-        answer = mo.callout(mo.md(reply._repr_markdown_()), kind="danger")
+    if _problem:
+        answer = _problem.view
     else:
         answer = mo.vstack([
             mo.md(f"> {reply.text}"),

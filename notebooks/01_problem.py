@@ -16,10 +16,9 @@ with app.setup:
     import widgets.notebook as nb
     from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import buildvsbuy, sample
     from workbench.baseline import run_baseline
-    from workbench.card import MEASURABLE_METRICS, add_decision, load_card
+    from workbench.card import add_decision, load_card, where_measured
     from workbench.data import load_split
     from workbench.data.versioning import find_split
     from workbench.sketch import architecture_sketch
@@ -98,21 +97,14 @@ def _(project, use_sample):
 def _(form, project):
     mo.stop(project is None)
     form.value["saved_count"]  # re-read the card after every save
-    try:
+    card = None
+    with nb.caught() as _problem:
         card = load_card(project)
-        card_problem = None
-    except wb.WorkbenchError as exc:
-        card, card_problem = None, exc
-    if card_problem is not None:
-        shown = mo.callout(mo.md(card_problem._repr_markdown_()), kind="danger")
+    if _problem:
+        shown = _problem.view
     else:
-        measured_by = [
-            {"metric": m.name, "target": f"{m.direction} {m.target:g} {m.unit}",
-             "measured in phases": ", ".join(map(str, MEASURABLE_METRICS[m.name].phases))
-             if m.name in MEASURABLE_METRICS else "—"}
-            for m in card.metrics]
         shown = mo.vstack([mo.md("### Success metrics and where they are measured"),
-                           nb.table(measured_by)])
+                           nb.table(where_measured(card))])
     shown
     return (card,)
 
@@ -193,14 +185,11 @@ def _(card, make_data, project):
             mo.md("No labelled split yet: run phase 2 (`02_data.py`), or prepare the sample "
                   "data with the button above."))
     dataset_name = split_version.name
-    try:
+    with nb.caught("warn") as _problem:
         baseline = run_baseline(project, load_split(project, dataset_name, "train"),
                                 load_split(project, dataset_name, "test")).value
-        baseline_problem = None
-    except wb.WorkbenchError as exc:
-        baseline, baseline_problem = None, exc
-    if baseline_problem is not None:
-        baseline_view = mo.callout(mo.md(baseline_problem._repr_markdown_()), kind="warn")
+    if _problem:
+        baseline_view = _problem.view
     else:
         baseline_view = mo.vstack([
             mo.md(f"**{baseline.method}** on `{dataset_name}` v{split_version.version}: "

@@ -14,9 +14,8 @@ with app.setup:
     import marimo as mo
 
     import widgets.notebook as nb
-    from widgets.notebook import callout, running_as_script
+    from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import data, pii, sample
     from workbench.data.cleaning import (
         apply_steps,
@@ -115,20 +114,18 @@ def _(card_ready, confirm_import, dataset_name, do_import, expected_column, id_c
       input_column, metadata_columns, project, source):
     mo.stop(project is None or not card_ready)
     name = dataset_name.value.strip() or sample.SAMPLE_DATASET
-    imported, import_problem = None, None
+    imported, _problem = None, None
     # Importing again starts over from the raw file: say what the new version would lack.
     losses = reimport_losses(project, name)
     asked = bool(do_import.value and losses and not confirm_import.value)
     if not asked and (do_import.value or confirm_import.value
                       or (running_as_script() and name not in data.datasets(project))):
-        try:
+        with nb.caught() as _problem:
             imported = data.import_data(
                 project, source.value, name=name, input=input_column.value.strip(),
                 expected=expected_column.value.strip() or None,
                 id=id_column.value.strip() or None,
                 metadata=[c.strip() for c in metadata_columns.value.split(",") if c.strip()])
-        except wb.WorkbenchError as exc:
-            import_problem = exc
     if asked:
         import_view = mo.vstack([mo.callout(mo.md(
             f"Dataset **{name}** has had work done since its file was imported. Importing "
@@ -136,8 +133,8 @@ def _(card_ready, confirm_import, dataset_name, do_import, expected_column, id_c
             + "\n".join(f"- {loss}" for loss in losses)
             + "\n\nEarlier versions stay as they are. Import a changed file under a new "
               "dataset name instead, or go ahead:"), kind="warn"), confirm_import])
-    elif import_problem is not None:
-        import_view = callout(import_problem)
+    elif _problem:
+        import_view = _problem.view
     elif imported is not None:
         import_view = mo.md(describe_import(imported).replace("\n", "  \n"))
     elif name in data.datasets(project):
@@ -192,12 +189,10 @@ def _(near_threshold, raw_frame):
 @app.cell(hide_code=True)
 def _(raw_frame):
     with mo.status.spinner("Looking for likely label errors ..."):
-        try:
+        suspects = None
+        with nb.caught() as _problem:
             suspects = data.label_issues(raw_frame)
-            suspects_problem = None
-        except wb.WorkbenchError as exc:
-            suspects, suspects_problem = None, exc
-    (callout(suspects_problem) if suspects_problem is not None else mo.vstack([
+    (_problem.view if _problem else mo.vstack([
         mo.md(f"""
         ### Likely label errors
 
@@ -282,21 +277,13 @@ def _(cleaned, do_redact, name, project, redact_mode):
     redacted = None
     if (do_redact.value or running_as_script()) and not found.empty:
         redacted = pii.redact_dataset(project, name, mode=redact_mode.value)
-    by_type = (found.groupby("type").size().rename("found").reset_index()
-               if not found.empty else found)
-    if redacted:
-        redaction = redacted.value.transform.params
-        replaced = ", ".join(f"{n:,} {kind.lower().replace('_', ' ')}"
-                             for kind, n in redaction["counts"].items())
-        redaction_note = (f"Saved **version {redacted.version}**: {replaced} replaced by "
-                          + ("placeholders." if redaction["mode"] == "placeholder"
-                             else "masks."))
-    else:
-        redaction_note = ""
+    redaction_note = (f"Saved **version {redacted.version}**: "
+                      + pii.describe_redaction(redacted.value.transform.params)
+                      if redacted else "")
     mo.vstack([
         mo.md(f"**{nb.plural(len(found), 'personal detail')}** in "
               f"**{nb.plural(found['row'].nunique() if not found.empty else 0, 'message')}**."),
-        nb.table(by_type),
+        nb.table(pii.counts_by_type(found)),
         mo.md(redaction_note),
     ])
     return (redacted,)
@@ -335,11 +322,8 @@ def _(name, project, redacted, suspects):
     from widgets import Annotator
 
     labels = data.get_version(project, name).value.labels or []
-    current = data.load(project, name).set_index("id")
-    review_items = [
-        {"id": row_id, "input": str(current.at[row_id, "input"]),
-         "label": str(current.at[row_id, "expected"])}
-        for row_id in (suspects["id"] if suspects is not None else []) if row_id in current.index]
+    review_items = data.review_items(data.load(project, name),
+                                     suspects["id"] if suspects is not None else [])
     annotator = mo.ui.anywidget(Annotator(review_items, labels)) if review_items and labels \
         else None
     save_labels = mo.ui.run_button(label="Save the reviewed labels as a new version")
@@ -362,11 +346,11 @@ def _(name, project, redacted, suspects):
 def _(annotator, name, project, save_labels):
     relabelled = None
     if annotator is not None and save_labels.value:
-        try:
+        with nb.caught() as _problem:
             relabelled = annotator.widget.save(project, name)
             label_view = mo.md(f"Saved **version {relabelled.version}**.")
-        except wb.WorkbenchError as exc:
-            label_view = callout(exc)
+        if _problem:
+            label_view = _problem.view
     else:
         label_view = mo.md("")
     label_view
@@ -402,7 +386,7 @@ def _():
 @app.cell(hide_code=True)
 def _(labelstudio, ls_pull, ls_push, ls_token, ls_url, name, project):
     mo.stop(not (ls_push.value or ls_pull.value))
-    try:
+    with nb.caught() as _problem:
         client = labelstudio.LabelStudio(ls_url.value, ls_token.value or None)
         if ls_push.value:
             ls_project = labelstudio.push(project, name, client=client)
@@ -410,8 +394,8 @@ def _(labelstudio, ls_pull, ls_push, ls_token, ls_url, name, project):
         else:
             pulled = labelstudio.pull(project, name, client=client)
             ls_view = mo.md(f"Pulled annotations into **version {pulled.version}**.")
-    except wb.WorkbenchError as exc:
-        ls_view = callout(exc)
+    if _problem:
+        ls_view = _problem.view
     ls_view
     return
 
@@ -438,19 +422,17 @@ def _(do_split, name, near_threshold, project, redacted, relabelled, seed, train
       validation_share):
     redacted, relabelled  # after the earlier steps
     test_share = round(1 - train_share.value - validation_share.value, 2)
-    splitted, split_problem = None, None
+    splitted, _problem = None, None
     if do_split.value or running_as_script():
-        try:
+        with nb.caught() as _problem:
             splitted = data.split(project, name,
                                   ratios=(train_share.value, validation_share.value, test_share),
                                   seed=int(seed.value),
                                   near_duplicate_threshold=near_threshold.value)
-        except wb.WorkbenchError as exc:
-            split_problem = exc
-    if split_problem is not None:
-        split_view = callout(split_problem)
+    if _problem:
+        split_view = _problem.view
     elif splitted is not None:
-        leaks = data.check_leakage(data.load(project, name, splitted.version),
+        leaks = data.version_leaks(project, name, splitted.version,
                                    near_duplicate_threshold=near_threshold.value)
         split_view = mo.vstack([
             mo.md(f"Saved **version {splitted.version}**: "

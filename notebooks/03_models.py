@@ -14,9 +14,8 @@ with app.setup:
     import marimo as mo
 
     import widgets.notebook as nb
-    from widgets.notebook import callout, running_as_script
+    from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import compare, llm, sample
     from workbench.data.versioning import find_split
     from workbench.prompts import list_prompts
@@ -104,7 +103,7 @@ def _(candidates, dataset, n_items, project, prompt_pick, run_all):
     models = list(candidates.value) or [llm.BUNDLED_MODEL]
     if running_as_script() and "fake/echo" not in models:
         models.append("fake/echo")
-    try:
+    with nb.caught() as _problem:
         with mo.status.progress_bar(
                 total=len(models) * n_items.value,
                 title=f"Running {nb.plural(len(models), 'model')} on "
@@ -114,10 +113,7 @@ def _(candidates, dataset, n_items, project, prompt_pick, run_all):
             comparison = compare.compare_models(project, prompt_pick.value, models,
                                                 dataset=dataset.name, limit=n_items.value,
                                                 progress=nb.progress_callback(bar))
-        comparison_problem = None
-    except wb.WorkbenchError as exc:
-        comparison, comparison_problem = None, exc
-    mo.stop(comparison is None, callout(comparison_problem) if comparison_problem else None)
+    _problem.stop()
     table = comparison.table()
     mo.vstack([
         mo.md("## Results against the targets"),
@@ -150,11 +146,11 @@ def _(comparison):
 
 @app.cell(hide_code=True)
 def _(comparison, weights):
-    try:
+    with nb.caught() as _problem:
         ranked = comparison.matrix(weights.value)
         matrix_view = nb.table(ranked)
-    except wb.WorkbenchError as exc:
-        ranked, matrix_view = None, callout(exc)
+    if _problem:
+        ranked, matrix_view = None, _problem.view
     mo.vstack([matrix_view,
                mo.md("Pareto front: " + ", ".join(f"**{m}**" for m in comparison.pareto_front())),
                comparison.plot()])
@@ -175,13 +171,13 @@ def _(comparison, ranked, table):
 @app.cell(hide_code=True)
 def _(choose_it, chosen, project, reason):
     mo.stop(not (choose_it.value or running_as_script()) or not chosen.value)
-    try:
+    with nb.caught() as _problem:
         compare.choose(project, chosen.value, reason.value)
         choice_view = mo.callout(mo.md(f"**{chosen.value}** is the project's model now: later "
                                        "phases and the served API use it by default."),
                                  kind="success")
-    except wb.WorkbenchError as exc:
-        choice_view = callout(exc)
+    if _problem:
+        choice_view = _problem.view
     choice_view
     return
 

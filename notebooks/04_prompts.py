@@ -15,9 +15,8 @@ with app.setup:
     import marimo as mo
 
     import widgets.notebook as nb
-    from widgets.notebook import callout, running_as_script
+    from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import compare, llm, prompt_grid, sample
     from workbench.data.versioning import find_split
     from workbench.prompts import (
@@ -142,7 +141,7 @@ def _(
     mo.stop(not (run_techniques.value or running_as_script()),
             mo.md("Press **Run the techniques side by side**."))
     chosen_prompts = {name: starters[name] for name in technique_pick.value}
-    try:
+    with nb.caught() as _problem:
         with mo.status.progress_bar(
                 total=len(chosen_prompts) * n_items.value,
                 title=f"Running {nb.plural(len(chosen_prompts), 'prompt version')} on "
@@ -161,8 +160,8 @@ def _(
             mo.md("\n".join(f"- **{k}** did not run: {v}"
                             for k, v in techniques.failures.items())),
         ])
-    except wb.WorkbenchError as exc:
-        techniques, technique_view = None, callout(exc)
+    if _problem:
+        techniques, technique_view = None, _problem.view
     technique_view
     return (techniques,)
 
@@ -312,13 +311,13 @@ def _(project):
 def _(project, promptfoo_file, promptfoo_go, promptfoo_models):
     mo.stop(not promptfoo_go.value or not promptfoo_file.value.strip())
     _pairs = [p.rpartition("=") for p in promptfoo_models.value.split(",") if "=" in p]
-    try:
+    with nb.caught() as _problem:
         _made = import_promptfoo(project, promptfoo_file.value.strip(),
                                  models={k.strip(): v.strip() for k, _, v in _pairs})
         _view = mo.vstack([mo.callout(mo.md(_made.sentence), kind="success"),
                            nb.table(_made.unsupported) if _made.unsupported else mo.md("")])
-    except wb.WorkbenchError as _exc:
-        _view = callout(_exc)
+    if _problem:
+        _view = _problem.view
     _view
     return
 

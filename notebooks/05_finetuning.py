@@ -141,15 +141,12 @@ def _(dataset):
 
 @app.cell(hide_code=True)
 def _(dataset, max_length, n_train, project, prompt_pick):
-    try:
+    with nb.caught() as _problem:
         data = build_training_data(project, prompt_pick.value, dataset.name,
                                    limit=n_train.value,
                                    options=make_options(max_length=max_length.value,
                                                         too_long="drop"))
-        data_problem = None
-    except wb.WorkbenchError as exc:
-        data, data_problem = None, exc
-    mo.stop(data is None, callout(data_problem) if data_problem else None)
+    _problem.stop()
     shown = data.preview(2)
     mo.vstack([
         nb.table([{"": k, "value": v} for k, v in data.summary().items()],
@@ -195,7 +192,7 @@ def _(prompt_pick):
 @app.cell(hide_code=True)
 def _(accumulation, adapter_name, alpha, batch_size, data, dropout, epochs, learning_rate,
       max_length, modules, project, rank, replace, resume, seed):
-    try:
+    with nb.caught() as _problem:
         options = make_options(rank=int(rank.value), alpha=float(alpha.value),
                                dropout=dropout.value, target_modules=list(modules.value),
                                learning_rate=float(learning_rate.value), epochs=epochs.value,
@@ -205,10 +202,7 @@ def _(accumulation, adapter_name, alpha, batch_size, data, dropout, epochs, lear
                                too_long="drop")
         job = FineTune(project, data, adapter_name.value, options=options,
                        overwrite=replace.value, resume=resume.value)
-        job_problem = None
-    except wb.WorkbenchError as exc:
-        job, job_problem = None, exc
-    mo.stop(job is None, callout(job_problem) if job_problem else None)
+    _problem.stop()
     estimate_button = mo.ui.run_button(label="Estimate time and memory")
     discarded = (mo.callout(mo.md(f"An interrupted training of `{job.name}` (step "
                                   f"{job.discards_checkpoint}) will be discarded when you "
@@ -396,12 +390,12 @@ def _(data, export_axolotl_button, job, project):
 @app.cell(hide_code=True)
 def _(import_button, import_name, import_path, project):
     mo.stop(not import_button.value)
-    try:
+    with nb.caught() as _problem:
         imported = import_adapter(project, import_path.value, import_name.value)
         shown_import = mo.callout(mo.md(f"Imported as `local/smollm2-135m:{imported.name}`."),
                                   kind="success")
-    except wb.WorkbenchError as exc:
-        shown_import = callout(exc)
+    if _problem:
+        shown_import = _problem.view
     shown_import
     return
 

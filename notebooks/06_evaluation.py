@@ -15,9 +15,8 @@ with app.setup:
     import marimo as mo
 
     import widgets.notebook as nb
-    from widgets.notebook import callout, running_as_script
+    from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import llm, sample
     from workbench.data.versioning import find_split
     from workbench.evaluate import baseline_runs, calibration, judge, loadtest, rag, redteam, stats
@@ -101,7 +100,7 @@ def _(dataset, model_pick, n_items, project, repeats, run_eval, version_pick):
             mo.md("Press **Evaluate on the test split**."))
     mo.stop(version_pick.value is None, mo.md("Save a prompt in phase 4 first."))
     eval_prompt, eval_version = version_pick.value
-    try:
+    with nb.caught() as _problem:
         with mo.status.progress_bar(total=repeats.value * n_items.value,
                                     title=f"{eval_prompt} v{eval_version}: {repeats.value} "
                                           f"repeats on {n_items.value} test items",
@@ -111,10 +110,7 @@ def _(dataset, model_pick, n_items, project, repeats, run_eval, version_pick):
                                             dataset=dataset.name, split="test",
                                             model=model_pick.value, limit=n_items.value,
                                             progress=nb.progress_callback(bar))
-        eval_problem = None
-    except wb.WorkbenchError as exc:
-        repeat_runs, eval_problem = None, exc
-    mo.stop(repeat_runs is None, callout(eval_problem) if eval_problem else None)
+    _problem.stop()
     first_run = repeat_runs[0]
     consistency = stats.per_item_consistency([r.items for r in repeat_runs])
     mo.vstack([
@@ -226,7 +222,7 @@ def _(model_pick, project, red_every_case, run_red, version_pick):
     mo.stop(not (run_red.value or running_as_script()) or version_pick.value is None)
     red_cases = redteam.load_cases()
     if running_as_script() or not red_every_case.value:  # one per category: a short run
-        red_cases = list({case.category: case for case in reversed(red_cases)}.values())
+        red_cases = redteam.one_per_category(red_cases)
     with mo.status.progress_bar(total=len(red_cases),
                                 title=f"Sending {nb.plural(len(red_cases), 'red-team case')}",
                                 completion_title="Red team done") as _red_bar:
@@ -259,15 +255,15 @@ def _():
 @app.cell(hide_code=True)
 def _(load_seconds, load_target, project, run_load):
     mo.stop(not (run_load.value or running_as_script()))
-    try:
+    with nb.caught() as _problem:
         with mo.status.spinner("Load testing ..."):
             load = loadtest.load_test(load_target.value, concurrency_levels=(1, 4, 16),
                                       duration_s=load_seconds.value, max_requests=400,
                                       project=project)
         load_view = mo.vstack([nb.table(load.levels()),
                                loadtest.plot(load)])
-    except wb.WorkbenchError as exc:
-        load_view = callout(exc)
+    if _problem:
+        load_view = _problem.view
     load_view
     return
 
@@ -285,9 +281,7 @@ def _():
     from widgets import Annotator
 
     human_labeller = mo.ui.anywidget(Annotator(
-        [{"id": r["id"], "input": f"Q: {r['question']}\n\nA: {r['answer']}\n\n"
-                                  f"Reference: {r['reference']}"} for r in calibration_rows],
-        ["pass", "fail"]))
+        judge_sample.annotation_items(calibration_rows), ["pass", "fail"]))
     calibrate_now = mo.ui.run_button(label="Judge the sample and compare with people")
     mo.vstack([mo.md(f"""
     ## 6 · LLM-as-judge, calibrated against people
@@ -430,15 +424,15 @@ def _(project):
 @app.cell(hide_code=True)
 def _(project, ragas_go, track_go, track_runs, track_to):
     mo.stop(not (track_go.value or ragas_go.value))
-    try:
+    with nb.caught() as _problem:
         if track_go.value:
             _done = tracking.export_runs(project, track_runs.value, to=track_to.value)
             _view = mo.md("\n".join(f"- {d.sentence}" for d in _done))
         else:
             _compared = ragas_bridge.compare_with_ragas()
             _view = mo.vstack([mo.md(_compared.attrs["sentence"]), nb.table(_compared)])
-    except wb.WorkbenchError as _exc:
-        _view = callout(_exc)
+    if _problem:
+        _view = _problem.view
     _view
     return
 

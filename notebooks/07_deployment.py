@@ -22,7 +22,6 @@ with app.setup:
     import widgets.notebook as nb
     from widgets.notebook import callout, running_as_script
 
-    import workbench as wb
     from workbench import sample
     from workbench.data.versioning import find_split
     from workbench.evaluate import loadtest
@@ -108,17 +107,14 @@ def _(dataset, model_pick, n_items, project, run_eval, version_pick):
             mo.md("Press **Evaluate this configuration**."))
     mo.stop(version_pick.value is None, mo.md("Save a prompt in phase 4 first."))
     deploy_prompt, deploy_version = version_pick.value
-    try:
+    with nb.caught() as _problem:
         with mo.status.progress_bar(total=n_items.value,
                                     title=f"{model_pick.value} on {n_items.value} test items",
                                     completion_title="Evaluation done") as bar:
             evidence = start_run(project, deploy_prompt, version=deploy_version,
                                  dataset=dataset.name, split="test", model=model_pick.value,
                                  limit=n_items.value, progress=nb.progress_callback(bar))
-        eval_problem = None
-    except wb.WorkbenchError as exc:
-        evidence, eval_problem = None, exc
-    mo.stop(evidence is None, callout(eval_problem) if eval_problem else None)
+    _problem.stop()
     mo.vstack([mo.md(f"Run `{evidence.run_id}` against the card's targets:"),
                nb.table(evidence.compare_to_card())])
     return deploy_prompt, deploy_version, evidence
@@ -471,10 +467,10 @@ def _(project):
 @app.cell(hide_code=True)
 def _(pf_go, pf_run, pf_url, project):
     mo.stop(not pf_go.value or not pf_run.value)
-    try:
+    with nb.caught() as _problem:
         _view = mo.md(export_promptfoo(project, pf_run.value, base_url=pf_url.value).sentence)
-    except wb.WorkbenchError as _exc:
-        _view = callout(_exc)
+    if _problem:
+        _view = _problem.view
     _view
     return
 

@@ -19,7 +19,6 @@ with app.setup:
     import widgets.notebook as nb
     from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import (
         monitor,
         monitor_alerts,
@@ -204,16 +203,13 @@ def _(judge_pick, judge_share, project, run_judge):
     team_rubric = Rubric(criteria=["The answer names the team that should handle the "
                                    "customer's message (billing, technical, account, "
                                    "shipping or other)"], name="team-check")
-    try:
+    with nb.caught() as _problem:
         with mo.status.spinner("The judge reads a sample of answers ..."):
             judged = monitor_judge.judge_live(project, judge_model=judge_pick.value,
                                               rubric=team_rubric,
                                               sample_rate=judge_share.value,
                                               limit=4 if running_as_script() else 50)
-        judge_problem = None
-    except wb.WorkbenchError as exc:
-        judged, judge_problem = None, exc
-    mo.stop(judged is None, nb.callout(judge_problem) if judge_problem else None)
+    _problem.stop()
     mo.vstack([mo.callout(mo.md(judged.sentence),
                           kind="success" if judged.trust == "trusted" else "warn"),
                nb.table(monitor_judge.live_quality(project)),
@@ -245,13 +241,10 @@ def _(project, sent):
 def _(project, run_drift):
     mo.stop(not (run_drift.value or running_as_script()),
             mo.md("Press **Compare today's inputs with the training data**."))
-    try:
+    with nb.caught() as _problem:
         with mo.status.spinner("Embedding the inputs ..."):
             drift = check_drift(project, window_s=86400, min_inputs=5)
-        drift_problem = None
-    except wb.WorkbenchError as exc:
-        drift, drift_problem = None, exc
-    mo.stop(drift is None, nb.callout(drift_problem) if drift_problem else None)
+    _problem.stop()
     mo.vstack([mo.callout(mo.md(drift.sentence),
                           kind={"drift": "danger", "no drift": "success"}.get(drift.status,
                                                                              "neutral")),

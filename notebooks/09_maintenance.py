@@ -15,9 +15,8 @@ with app.setup:
     import marimo as mo
 
     import widgets.notebook as nb
-    from widgets.notebook import callout, running_as_script
+    from widgets.notebook import running_as_script
 
-    import workbench as wb
     from workbench import labelqueue, maintain
     from workbench.clusters import cluster_failures
     from workbench.data import load_split
@@ -196,13 +195,13 @@ def _(added, dataset, project):
 def _(add_labelled, queue, queue_annotator):
     labelled_cases = None
     if queue_annotator is not None and add_labelled.value:
-        try:
+        with nb.caught() as _problem:
             if queue_annotator.widget.annotations:
                 queue_annotator.widget.save()
             labelled_cases = queue.add_to_tests()
             labelled_view = mo.callout(mo.md(labelled_cases.sentence), kind="info")
-        except wb.WorkbenchError as exc:
-            labelled_view = callout(exc)
+        if _problem:
+            labelled_view = _problem.view
     else:
         labelled_view = mo.md("")
     labelled_view
@@ -237,7 +236,7 @@ def _(added, dataset, deployment, evaluate, project, whole_split):
             mo.md("Press **Re-evaluate and check the gate**."))
     # Headless (the tour, CI) only the baseline's items and the cases run again.
     scope = "test" if whole_split.value and not running_as_script() else "baseline"
-    try:
+    with nb.caught() as _problem:
         with mo.status.progress_bar(
                 total=len(load_split(project, dataset, "test")),
                 title="Re-evaluating on the " + ("test split" if scope == "test" else
@@ -248,10 +247,7 @@ def _(added, dataset, deployment, evaluate, project, whole_split):
                                         version=deployment.prompt_version,
                                         model=deployment.model, scope=scope,
                                         progress=nb.progress_callback(bar, follow_total=True))
-        problem = None
-    except wb.WorkbenchError as exc:
-        done, problem = None, exc
-    mo.stop(done is None, callout(problem) if problem else None)
+    _problem.stop()
     mo.vstack([
         mo.callout(mo.md(done.sentence), kind="success" if done.passed else "warn"),
         mo.md("**The production cases:**"), nb.table(done.new_cases),
@@ -283,13 +279,10 @@ def _(added, choose, labelled_cases, project):
     added, labelled_cases  # the production cases are in the test split
     mo.stop(not (choose.value or running_as_script()),
             mo.md("Press **Run the candidates**."))
-    try:
+    with nb.caught() as _problem:
         with mo.status.spinner(title="Running the candidates on the production cases"):
             verdict = switch_or_retrain(project, scope="baseline")
-        verdict_problem = None
-    except wb.WorkbenchError as exc:
-        verdict, verdict_problem = None, exc
-    mo.stop(verdict is None, callout(verdict_problem) if verdict_problem else None)
+    _problem.stop()
     mo.vstack([mo.callout(mo.md(verdict.sentence),
                           kind="success" if verdict.advice == "keep" else "warn"),
                nb.table(verdict.table.drop(columns=["run_id"]))])

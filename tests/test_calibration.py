@@ -229,3 +229,15 @@ def test_calibration_records_the_order_weighted_kappa_used(project):
     assert stored.value.labels == ORDER and stored.value.weights == "quadratic"
     assert stored.value.kappa == pytest.approx(agreement(JUDGED, PEOPLE, weights="quadratic",
                                                          labels=ORDER).kappa)
+
+
+def test_annotation_items_show_question_answer_and_reference():
+    from workbench.evaluate.judge_sample import annotation_items, load_sample
+
+    rows = load_sample()
+    items = annotation_items(rows)
+    assert [i["id"] for i in items] == [r["id"] for r in rows]
+    first = rows[0]
+    assert items[0] == {"id": first["id"], "input": f"Q: {first['question']}\n\nA: "
+                        f"{first['answer']}\n\nReference: {first['reference']}"}
+

@@ -24,6 +24,7 @@ from workbench.card import (
     parse_card,
     privacy_forbids_external_pii,
     save_card,
+    where_measured,
 )
 from workbench.errors import InvalidCard
 
@@ -326,3 +327,13 @@ def test_run_cost_limit_is_a_known_constraint(sample_project):
     sample_project.update_card(lambda c: c["constraints"].update(run_cost_limit_usd=0.5))
     assert load_card(sample_project).constraints.run_cost_limit_usd == 0.5
     assert run_cost_limit(sample_project) == 0.5
+
+
+def test_where_measured_names_each_metric_target_and_phases(sample_project):
+    assert where_measured(load_card(sample_project)) == [
+        {"metric": "accuracy", "target": ">= 0.9 fraction",
+         "measured in phases": "1, 3, 4, 5, 6, 9"},
+        {"metric": "p95_latency", "target": "<= 2 s", "measured in phases": "1, 3, 4, 6, 8, 9"},
+        {"metric": "cost_per_request", "target": "<= 0.002 USD",
+         "measured in phases": "1, 3, 4, 6, 8, 9"},
+    ]

@@ -10,7 +10,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from workbench.data import DatasetError, exact_duplicates, label_issues, near_duplicates, profile
+from workbench.data import (
+    DatasetError,
+    exact_duplicates,
+    label_issues,
+    near_duplicates,
+    profile,
+    review_items,
+)
 from workbench.data.profiling import DataProfile, similar_pairs
 
 TEXTS = ["My order has not arrived yet.", "How do I reset my password?",
@@ -186,3 +193,12 @@ def test_label_issues_explains_what_it_cannot_do():
     rare.loc[0, "expected"] = "billling"
     with pytest.raises(DatasetError, match=r"\['billling'\] occur only once"):
         label_issues(rare)
+
+
+def test_review_items_follow_the_ids_and_skip_rows_no_longer_there():
+    df = pd.DataFrame({"id": ["a", "b", "c"], "input": ["one", "two", "three"],
+                       "expected": ["x", "y", "z"]})
+    assert review_items(df, ["c", "gone", "a"]) == [
+        {"id": "c", "input": "three", "label": "z"},
+        {"id": "a", "input": "one", "label": "x"}]
+    assert review_items(df, []) == []

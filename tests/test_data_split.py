@@ -12,6 +12,7 @@ from workbench.data import (
     load,
     load_split,
     split,
+    version_leaks,
     versions,
 )
 from workbench.data.splitting import assign_splits
@@ -96,6 +97,22 @@ def test_a_leaky_split_is_caught():
         check_leakage(df.drop(columns="split"))
 
 
+def test_version_leaks_checks_a_stored_version(project):
+    from workbench.data import save_version
+
+    leaky = pd.DataFrame({"id": ["a", "b", "c"],
+                          "input": ["Where is my parcel?", "where is my  parcel?", "Hello"],
+                          "expected": ["x", "x", "y"], "split": ["train", "test", "train"]})
+    stored = save_version(project, "leaky", leaky, transform="import")
+    fixed = save_version(project, "leaky", leaky.assign(split="train"), transform="edit",
+                         parent=stored.version)
+    assert version_leaks(project, "leaky", stored.version, near_duplicate_threshold=None)[
+        ["id_a", "id_b", "kind"]].to_dict("records") == [
+            {"id_a": "a", "id_b": "b", "kind": "exact"}]
+    assert version_leaks(project, "leaky", near_duplicate_threshold=None).empty  # the latest
+    assert fixed.version == stored.version + 1
+
+
 def test_the_bundled_sample_splits_without_leaks(project):
     import_data(project, datasets_dir() / "support_messages.csv", name="support",
                 expected="intent", id="ticket_id", metadata=["channel"])
@@ -106,6 +123,7 @@ def test_the_bundled_sample_splits_without_leaks(project):
     assert sum(counts.values()) == 414
     assert abs(counts["train"] / 414 - 0.7) < 0.05
     assert check_leakage(load(project, "support")).empty
+    assert version_leaks(project, "support", stored.version).empty
     again = split(project, "support", version=1)  # same data, same seed: same rows, no new version
     assert again.version == stored.version
 

@@ -311,6 +311,10 @@ def test_scan_returns_one_row_per_entity():
         [1, "EMAIL", "a@example.com"], [1, "EMAIL", "b@example.com"],
         [3, "EMAIL", "a@example.com"], [3, "EMAIL", "b@example.com"],
         [4, "IP_ADDRESS", "10.0.0.12"]]
+    assert pii.counts_by_type(df).to_dict("records") == [
+        {"type": "EMAIL", "found": 4}, {"type": "IP_ADDRESS", "found": 1}]
+    assert pii.counts_by_type(pii.scan(["nothing here"])).to_dict("list") == {
+        "type": [], "found": []}
 
 
 def test_redact_dataset_saves_a_new_version_without_pii(project):
@@ -330,6 +334,8 @@ def test_redact_dataset_saves_a_new_version_without_pii(project):
     assert value.transform.name == "redact_pii"
     assert value.transform.params == {"mode": "placeholder", "columns": ["input"],
                                       "counts": {"EMAIL": 2, "CARD": 1, "IP_ADDRESS": 1}}
+    assert pii.describe_redaction(value.transform.params) == (
+        "2 email, 1 card, 1 ip address replaced by placeholders.")
     out = load(project, "tickets")
     assert out["input"].tolist() == ["Refund card <CARD_1> for <EMAIL_1>",
                                      "<EMAIL_1> again, from <IP_ADDRESS_1>",

@@ -13,6 +13,7 @@ from workbench.evaluate.redteam import (
     check_case,
     is_refusal,
     load_cases,
+    one_per_category,
     pii_echo,
     read_cases,
     run_redteam,
@@ -41,6 +42,13 @@ def write(tmp_path, *rows):
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows),
                     encoding="utf-8")
     return path
+
+
+def test_one_case_per_category_is_the_first_of_each_in_suite_order():
+    cases = load_cases()
+    short = one_per_category(cases)
+    assert [c.category for c in short] == list(dict.fromkeys(c.category for c in cases))
+    assert all(c is next(d for d in cases if d.category == c.category) for c in short)
 
 
 def test_user_cases_are_added_and_validated_with_the_line(tmp_path):

@@ -23,8 +23,47 @@ def running_as_script() -> bool:
 
 
 def callout(exc: Exception, kind: str = "danger") -> Any:
+    """An error as a callout: what went wrong and how to fix it."""
     text = exc._repr_markdown_() if hasattr(exc, "_repr_markdown_") else str(exc)
     return mo.callout(mo.md(text), kind=kind)
+
+
+class caught:  # noqa: N801 - used as a statement: ``with nb.caught() as _problem:``
+    """Run kernel calls; a ``WorkbenchError`` raised in the block ends it and is kept, so the
+    cell shows a callout saying what went wrong and how to fix it instead of a traceback::
+
+        with nb.caught() as _problem:
+            comparison = compare.compare_models(...)
+        _problem.stop()            # shows the callout and stops the cell if it failed
+
+    or, for a cell that shows something either way, ``_problem.view if _problem else view``.
+    Other exceptions pass through: they are bugs, and their traceback is what to report."""
+
+    def __init__(self, kind: str = "danger"):
+        self.kind = kind
+        self.error: wb.WorkbenchError | None = None
+
+    def __enter__(self) -> caught:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, wb.WorkbenchError):
+            self.error = exc
+            return True
+        return False
+
+    def __bool__(self) -> bool:
+        """True when the block failed."""
+        return self.error is not None
+
+    @property
+    def view(self) -> Any:
+        """The error's callout, or None when the block ran through."""
+        return None if self.error is None else callout(self.error, self.kind)
+
+    def stop(self) -> None:
+        """Stop the cell here, showing the error's callout, when the block failed."""
+        mo.stop(self.error is not None, self.view)
 
 
 def project_chooser() -> tuple[Any, Any]:

@@ -635,6 +635,16 @@ def save_card(project: Project, card: ProjectCard,
     return saved[0]
 
 
+def where_measured(card: ProjectCard) -> list[dict[str, str]]:
+    """One row per success metric of ``card``: its ``metric`` name, its ``target`` as written
+    ("<= 2 s") and the phases that measure it ("3, 4, 6, 8"; "—" for a metric no phase
+    measures), so a reader sees which notebook reports each number."""
+    return [{"metric": m.name, "target": f"{m.direction} {m.target:g} {m.unit}",
+             "measured in phases": ", ".join(map(str, MEASURABLE_METRICS[m.name].phases))
+             if m.name in MEASURABLE_METRICS else "—"}
+            for m in card.metrics]
+
+
 def add_decision(project: Project, phase: int, decision: str, reason: str = "",
                  *, date: dt.date | None = None) -> Decision:
     """Append an entry to the card's decision log (``[[decisions]]``) and return it.

@@ -986,6 +986,16 @@ def scan(texts: Iterable[str], batch_size: int = 256, ner: bool = True) -> pd.Da
     return pd.DataFrame(rows, columns=["row", "type", "text", "start", "end", "score"])
 
 
+def counts_by_type(found: pd.DataFrame) -> pd.DataFrame:
+    """A ``scan`` summarised: one row per PII type with how many were ``found``, by type name;
+    empty (with those columns) when the scan found nothing."""
+    import pandas as pd
+
+    if found.empty:
+        return pd.DataFrame({"type": pd.Series(dtype=object), "found": pd.Series(dtype=int)})
+    return found.groupby("type").size().rename("found").reset_index()
+
+
 # -- redaction -----------------------------------------------------------------------------------
 
 Mode = Literal["placeholder", "mask"]
@@ -1083,6 +1093,15 @@ def redact_dataset(project: Project, name: str, version: int | str | None = None
               "counts": {t: counts[t] for t in ENTITY_TYPES if counts[t]}}
     return save_version(project, name, df, transform="redact_pii", params=params,
                         parent=parent.version)
+
+
+def describe_redaction(params: dict[str, Any]) -> str:
+    """What a ``redact_dataset`` version replaced, from its transform params, as a sentence
+    ending: "3 email address, 1 person replaced by placeholders."."""
+    replaced = ", ".join(f"{n:,} {kind.lower().replace('_', ' ')}"
+                         for kind, n in params.get("counts", {}).items())
+    how = "placeholders" if params.get("mode") == "placeholder" else "masks"
+    return f"{replaced or 'nothing'} replaced by {how}."
 
 
 # -- evaluation ----------------------------------------------------------------------------------

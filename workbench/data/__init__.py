@@ -28,8 +28,9 @@ from workbench.data.profiling import (
     label_issues,
     near_duplicates,
     profile,
+    review_items,
 )
-from workbench.data.splitting import SplitError, check_leakage, load_split, split
+from workbench.data.splitting import SplitError, check_leakage, load_split, split, version_leaks
 from workbench.data.versioning import (
     DatasetError,
     DatasetVersion,
@@ -54,6 +55,6 @@ __all__ = [
     "drop_empty", "drop_exact_duplicates", "drop_near_duplicates", "exact_duplicates",
     "filter_length", "find_split", "get_version", "import_data", "label_issues", "load",
     "load_split", "near_duplicates", "normalize_unicode", "normalize_whitespace", "profile",
-    "save_version", "split", "step_from_dict", "versions", "list_datasets", "dataset_versions",
-    "load_dataset",
+    "review_items", "save_version", "split", "step_from_dict", "version_leaks", "versions",
+    "list_datasets", "dataset_versions", "load_dataset",
 ]

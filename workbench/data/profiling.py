@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -471,3 +471,14 @@ def label_issues(df: pd.DataFrame, probabilities: pd.DataFrame | np.ndarray | No
                          "suggested_label": [classes[k] for k in best[ranked]],
                          "confidence": np.round(pred[ranked, best[ranked]], 4),
                          "label_quality": np.round(quality[ranked], 4)}, columns=columns)
+
+
+def review_items(df: pd.DataFrame, ids: Iterable[Any]) -> list[dict[str, Any]]:
+    """The rows ``ids`` names (e.g. ``label_issues(...)["id"]``), in that order, as items for a
+    person to review: ``id``, ``input`` and the current ``label``. Ids no longer in ``df`` (a
+    later cleaning step dropped them) are left out, so suspects found on one version can be
+    reviewed on a newer one."""
+    current = df.set_index("id")
+    return [{"id": row_id, "input": str(current.at[row_id, "input"]),
+             "label": str(current.at[row_id, "expected"])}
+            for row_id in ids if row_id in current.index]

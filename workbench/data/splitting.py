@@ -196,6 +196,16 @@ def check_leakage(df: pd.DataFrame, near_duplicate_threshold: float | None = 0.9
     return pd.DataFrame(rows, columns=columns)
 
 
+def version_leaks(project: Project, name: str, version: int | str | None = None, *,
+                  near_duplicate_threshold: float | None = 0.92) -> pd.DataFrame:
+    """``check_leakage`` on a stored version of ``name`` (the latest by default): the check a
+    person reads after a split to see that no item or near duplicate sits in two splits."""
+    from workbench.data.versioning import load
+
+    return check_leakage(load(project, name, version),
+                         near_duplicate_threshold=near_duplicate_threshold)
+
+
 def load_split(project: Project, name: str, which: str,
                version: int | str | None = None) -> pd.DataFrame:
     """The rows of one split (``"train"``, ``"validation"`` or ``"test"``) of a split version."""

@@ -85,6 +85,13 @@ def judge_sample(project, judge_model: str, rows: list[dict[str, Any]] | None = 
     return verdicts
 
 
+def annotation_items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sample's replies as items for a person to label pass/fail (``widgets.Annotator``):
+    the question, the answer and the reference together, as the judge sees them."""
+    return [{"id": r["id"], "input": f"Q: {r['question']}\n\nA: {r['answer']}\n\n"
+                                     f"Reference: {r['reference']}"} for r in rows]
+
+
 def people_labels(rows: list[dict[str, Any]], annotations: dict[str, Any]
                   ) -> tuple[dict[str, bool], str, str]:
     """The pass/fail labels to calibrate a judge on, where they come from (``"people"`` or

@@ -132,6 +132,15 @@ def load_cases(path: str | Path | None = None, *, bundled: bool = True) -> list[
     return cases
 
 
+def one_per_category(cases: list[RedTeamCase]) -> list[RedTeamCase]:
+    """The first case of each category, in suite order: a short run that still touches every
+    failure mode (the whole bundled suite takes minutes on the bundled model)."""
+    first: dict[str, RedTeamCase] = {}
+    for case in cases:
+        first.setdefault(case.category, case)
+    return list(first.values())
+
+
 # -- rule checks ----------------------------------------------------------------------------------
 
 _REFUSAL = re.compile(
