@@ -25,7 +25,7 @@ import openai_server  # noqa: E402
 
 import workbench  # noqa: E402
 from workbench import llm  # noqa: E402
-from workbench.llm.gateway import litellm  # noqa: E402
+from workbench.llm.hosted import litellm  # noqa: E402
 
 MS = 1000
 

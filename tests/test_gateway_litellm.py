@@ -37,7 +37,7 @@ def ask(server, model, prompt="ping", **options):
 
 
 def test_a_hosted_call_returns_text_usage_cost_and_a_span(project, server):
-    from workbench.llm.gateway import litellm
+    from workbench.llm.hosted import litellm
 
     reply = llm.complete("ping", model=PRICED, api_base=server.url, api_key="sk-test")
     assert reply.text == "pong: ping"
@@ -100,7 +100,7 @@ def test_async_calls_over_http(server, run_async):
 
 def test_code_using_litellm_directly_can_call_the_fake_and_bundled_ids():
     """The in-process models stay registered with litellm for tools built on it."""
-    from workbench.llm.gateway import litellm
+    from workbench.llm.hosted import litellm
 
     lib = litellm()
     response = lib.completion(model="fake/echo", messages=[{"role": "user", "content": "hi you"}])
@@ -128,7 +128,7 @@ def test_calls_to_in_process_models_never_import_litellm(tmp_path):
 def test_with_litellm_callbacks_of_their_own_users_see_every_model_there(project, fake_model):
     """Someone who sends litellm's callbacks to their own observability keeps seeing the bundled
     and fake models there: the gateway then routes them through litellm too."""
-    from workbench.llm.gateway import litellm
+    from workbench.llm.hosted import litellm
 
     lib = litellm()
     seen = []
@@ -155,3 +155,24 @@ def test_with_litellm_callbacks_of_their_own_users_see_every_model_there(project
     assert reply.cost_usd == pytest.approx(3 * 0.01 + 2 * 0.02)  # priced as on the direct route
     assert streamed.completion.usage.completion_tokens == 2
     assert len(spans(project, name="llm.call")) == 3
+
+
+def test_every_model_is_carried_by_a_backend_with_one_contract():
+    """The bundled, fake and hosted routes are three backends of one shape: the gateway has no
+    route of its own for hosted models."""
+    import inspect
+
+    from workbench.llm import gateway, hosted
+    from workbench.llm.backends import BACKENDS, Backend
+
+    carriers = {"local": gateway._backend("local/smollm2-135m"),
+                "fake": gateway._backend("fake/echo"),
+                "hosted": gateway._backend("openai/gpt-4o-mini")}
+    assert carriers["hosted"] is hosted.BACKEND
+    assert carriers["local"] is BACKENDS["local"] and carriers["fake"] is BACKENDS["fake"]
+    for name, backend in carriers.items():
+        for method in ("complete", "acomplete", "stream"):
+            ours = inspect.signature(getattr(backend, method))
+            contract = inspect.signature(getattr(Backend, method))
+            assert list(ours.parameters) == list(contract.parameters)[1:], (name, method)
+        assert inspect.iscoroutinefunction(backend.acomplete), name

@@ -131,7 +131,7 @@ def _token_counter(model: str) -> tuple[Callable[[list[dict[str, Any]] | str], i
             return max(1, len(text) // 4)
 
         return count_chars, "characters / 4"
-    from workbench.llm.gateway import litellm
+    from workbench.llm.hosted import litellm
 
     lib = litellm()
 
@@ -147,7 +147,9 @@ def price_per_token(model: str) -> tuple[float, float, bool]:
     """USD per prompt token and per completion token, and whether the price is known.
     The bundled model and other on-machine models are free; fake models cost what they were
     registered with (``register_fake(..., input_cost_per_token=...)``, $0 by default)."""
-    from workbench.llm.gateway import ON_MACHINE_PROVIDERS, litellm, provider_of
+    from workbench.llm.backends import ON_MACHINE_PROVIDERS
+    from workbench.llm.gateway import provider_of
+    from workbench.llm.hosted import litellm
 
     provider = provider_of(model)
     if provider == "fake":

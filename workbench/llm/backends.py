@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.llm import fake, local
 
@@ -43,6 +43,11 @@ class BackendError(Exception):
         return self.status_code == 429 or self.status_code >= 500
 
 
+LOCAL_PROVIDERS = ("local", "fake")  # models this process runs itself
+# Providers that run on the user's machine: never billed, never "external" for privacy rules.
+ON_MACHINE_PROVIDERS = (*LOCAL_PROVIDERS, "ollama", "ollama_chat")
+
+
 @dataclass
 class Reply:
     text: str
@@ -63,6 +68,20 @@ class Request:
     adapter: str | None = None
 
 
+class Backend(Protocol):
+    """What carries a model's calls: the bundled model and the fake ones here, hosted models
+    through litellm (``workbench.llm.hosted``). The gateway does the rest the same way for each:
+    cache, retries, traces, prices."""
+
+    def complete(self, request: Request) -> Reply: ...
+
+    async def acomplete(self, request: Request) -> Reply: ...
+
+    def stream(self, request: Request) -> Iterator[str | Reply]:
+        """Text pieces as they come, then one ``Reply`` with the usage (its text empty)."""
+        ...
+
+
 def _timeout_seconds(timeout: Any) -> float | None:
     if timeout is None:
         return None
@@ -74,7 +93,7 @@ def _timeout_seconds(timeout: Any) -> float | None:
 # -- fake models -----------------------------------------------------------------------------------
 
 class FakeBackend:
-    """``fake/...``: scripted replies, simulated latency and failures (see ``workbench.llm.fake``)."""
+    """``fake/...``: scripted replies, simulated latency and failures (``workbench.llm.fake``)."""
 
     def _plan(self, request: Request) -> tuple[float, Exception | None, str]:
         spec = fake.parse(request.model)
@@ -184,11 +203,12 @@ class LocalBackend:
             raise BackendTimeout(f"{local.MODEL_ID}: {exc}", retryable=False) from exc
 
 
-BACKENDS: dict[str, FakeBackend | LocalBackend] = {"fake": FakeBackend(), "local": LocalBackend()}
+BACKENDS: dict[str, Backend] = {"fake": FakeBackend(), "local": LocalBackend()}
 
 
-def backend_for(model: str) -> FakeBackend | LocalBackend | None:
-    """The in-process backend serving ``model``, or None for a model litellm calls."""
+def backend_for(model: str) -> Backend | None:
+    """The in-process backend serving ``model``, or None for a model litellm calls
+    (``workbench.llm.hosted``)."""
     return BACKENDS.get(model.partition("/")[0])
 
 

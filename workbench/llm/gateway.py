@@ -3,9 +3,10 @@
 Every call returns a ``Completion`` with text, token usage, latency and cost, is recorded as an
 ``llm.call`` span in the active project, and is served from the project's response cache when the
 same request was made before. Transient failures (timeouts, 429, 5xx, connection errors) are
-retried with exponential backoff. Hosted models are reached through litellm (imported lazily, on
-the first hosted call); the bundled and fake models run in this process and are called directly
-(``workbench.llm.backends``), through the same steps.
+retried with exponential backoff. Each model is carried by a backend with one contract
+(``workbench.llm.backends.Backend``): the bundled and fake models run in this process
+(``workbench.llm.backends``), hosted models go through litellm (``workbench.llm.hosted``,
+imported on the first hosted call); every call takes the same steps whichever carries it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ import hashlib
 import json
 import os
 import random
-import sys
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,8 +33,17 @@ from workbench.errors import (
     UnknownModel,
     WorkbenchError,
 )
-from workbench.llm import fake
-from workbench.llm.backends import BackendError, BackendTimeout, Reply, Request, backend_for
+from workbench.llm import fake, hosted
+from workbench.llm.backends import (
+    ON_MACHINE_PROVIDERS,
+    Backend,
+    BackendError,
+    BackendTimeout,
+    Reply,
+    Request,
+    backend_for,
+)
+from workbench.llm.hosted import litellm
 from workbench.llm.local import MODEL_ID as BUNDLED_MODEL
 from workbench.records import Completion, Usage
 from workbench.tracing import start_span, write_span
@@ -48,77 +55,19 @@ DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_RETRIES = 3
 ENV_ALLOW_HOSTED = "WORKBENCH_ALLOW_HOSTED"
 ENV_RETRY_BASE = "WORKBENCH_RETRY_BASE_S"
-LOCAL_PROVIDERS = ("local", "fake")
-# Providers that run on the user's machine: never billed, never "external" for privacy rules.
-ON_MACHINE_PROVIDERS = (*LOCAL_PROVIDERS, "ollama", "ollama_chat")
 
 Prompt = str | list[dict[str, Any]]
 
-_litellm = None
-_litellm_lock = threading.Lock()
 
 
-def _user_callbacks(lib) -> bool:
-    """Whether the user set up litellm callbacks of their own (e.g. to send traces elsewhere)."""
-    return bool(lib.callbacks or lib.success_callback or lib.failure_callback
-                or getattr(lib, "_async_success_callback", None))
-
-
-def _backend(model: str):
-    """The in-process backend for ``model``, or None when litellm should carry the call: hosted
-    models, and every model once the user has given litellm callbacks of their own, so their
-    observability sees the bundled and fake models too."""
+def _backend(model: str) -> Backend:
+    """What carries a call to ``model``: the bundled or a fake model in this process, or litellm
+    for hosted models — and for every model once the user has given litellm callbacks of their
+    own, so their observability sees the bundled and fake models too."""
     backend = backend_for(model)
-    if backend is not None:
-        lib = sys.modules.get("litellm")
-        if lib is not None and _user_callbacks(lib):
-            return None
+    if backend is None or hosted.user_callbacks_set():
+        return hosted.BACKEND
     return backend
-
-
-def _without_litellm_logging():
-    """The gateway traces and prices every call itself, so litellm's background success logging
-    (a thread-pool job per call, ~0.4 ms of CPU) is pure overhead — unless the user has set up
-    litellm callbacks of their own, which then keep working."""
-    lib = litellm()
-    if _user_callbacks(lib):
-        return nullcontext()
-    try:
-        from litellm._internal_context import internal_sub_call
-    except ImportError:  # a litellm without it: keep its logging
-        return nullcontext()
-    return internal_sub_call()
-
-
-def litellm():
-    """litellm, imported on first use with its network look-ups switched off."""
-    global _litellm
-    if _litellm is None:
-        with _litellm_lock:
-            if _litellm is None:
-                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-                os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-                import litellm as lib
-
-                # litellm builds some pydantic schemas lazily and warns about its own typing.
-                warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier",
-                                        category=UserWarning)
-
-                from workbench.llm.providers import PROVIDERS
-
-                lib.suppress_debug_info = True
-                lib.telemetry = False
-                known = {entry["provider"] for entry in lib.custom_provider_map}
-                lib.custom_provider_map = [
-                    *lib.custom_provider_map,
-                    *({"provider": name, "custom_handler": cls()}
-                      for name, cls in PROVIDERS.items() if name not in known),
-                ]
-                from litellm.utils import custom_llm_setup
-
-                custom_llm_setup()
-                _litellm = lib
-    return _litellm
 
 
 def provider_of(model: str) -> str:
@@ -174,15 +123,6 @@ class Call:
         """The call as an in-process model takes it."""
         return Request(model=self.model, messages=self.messages, params=self.params,
                        timeout=self.timeout, adapter=self.adapter)
-
-    def litellm_kwargs(self) -> dict[str, Any]:
-        kwargs = dict(self.params)
-        # The gateway retries (and counts the tries); the provider SDK retrying as well would
-        # multiply the requests and hide them.
-        kwargs.setdefault("max_retries", 0)
-        if self.adapter is not None:
-            kwargs["adapter_path"] = self.adapter
-        return kwargs
 
 
 def _resolve_adapter(model: str, adapter: str | None, project: Project | None) -> tuple[str, str |
@@ -416,90 +356,7 @@ def _check_credentials(call: Call) -> None:
                                f"Set {missing[0]} in your environment (see `workbench models`).")
 
 
-def _litellm_cost(call: Call, response: Any) -> float | None:
-    if provider_of(call.model) in LOCAL_PROVIDERS:
-        return None  # priced by the gateway, as on the direct route
-    if provider_of(call.model) in ON_MACHINE_PROVIDERS:
-        return 0.0
-    cost = getattr(response, "_hidden_params", {}).get("response_cost")
-    if cost is None:
-        try:
-            cost = litellm().completion_cost(completion_response=response)
-        except Exception:  # a model missing from the price map: unknown, not free
-            return float("nan")
-    return float(cost)
-
-
-def _stream_cost(call: Call, prompt_tokens: int, completion_tokens: int) -> float | None:
-    if provider_of(call.model) in LOCAL_PROVIDERS:
-        return None
-    if provider_of(call.model) in ON_MACHINE_PROVIDERS:
-        return 0.0
-    try:
-        prompt_cost, completion_cost = litellm().cost_per_token(
-            model=call.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        return float(prompt_cost + completion_cost)
-    except Exception:
-        return float("nan")
-
-
-def _reply_of(call: Call, response: Any) -> Reply:
-    choice = response.choices[0]
-    usage = getattr(response, "usage", None)
-    return Reply(text=choice.message.content or "",
-                 prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                 completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                 finish_reason=choice.finish_reason,
-                 cost_usd=_litellm_cost(call, response))
-
-
-def _litellm_complete(call: Call) -> Reply:
-    lib = litellm()
-    with _without_litellm_logging():
-        response = lib.completion(model=call.model, messages=call.messages,
-                                  timeout=call.timeout, **call.litellm_kwargs())
-    return _reply_of(call, response)
-
-
-async def _litellm_acomplete(call: Call) -> Reply:
-    lib = litellm()
-    with _without_litellm_logging():
-        response = await lib.acompletion(model=call.model, messages=call.messages,
-                                         timeout=call.timeout, **call.litellm_kwargs())
-    return _reply_of(call, response)
-
-
-def _litellm_stream(call: Call) -> Iterator[str | Reply]:
-    """Text pieces, then a ``Reply`` with the usage and the finish reason (no text)."""
-    response = litellm().completion(model=call.model, messages=call.messages, stream=True,
-                                    stream_options={"include_usage": True},
-                                    timeout=call.timeout, **call.litellm_kwargs())
-    usage = None
-    finish = None
-    for chunk in response:
-        if getattr(chunk, "usage", None):
-            usage = chunk.usage
-        if not chunk.choices:
-            continue
-        if chunk.choices[0].finish_reason:
-            finish = chunk.choices[0].finish_reason
-        piece = chunk.choices[0].delta.content
-        if piece:
-            yield piece
-    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
-    completion_tokens = getattr(usage, "completion_tokens", 0) or 0
-    yield Reply("", prompt_tokens, completion_tokens, finish,
-                cost_usd=_stream_cost(call, prompt_tokens, completion_tokens))
-
-
 # -- errors and retries --------------------------------------------------------------------------
-
-def _litellm_error(exc: BaseException, *names: str) -> bool:
-    """Whether ``exc`` is one of litellm's exception classes (never, if litellm is not loaded)."""
-    if _litellm is None:
-        return False
-    return isinstance(exc, tuple(getattr(_litellm, name) for name in names))
-
 
 def _transient(exc: BaseException) -> bool:
     exc = _unwrap(exc)
@@ -507,7 +364,7 @@ def _transient(exc: BaseException) -> bool:
         return exc.retryable
     if isinstance(exc, BackendError):
         return exc.transient
-    return _litellm_error(exc, "Timeout", "RateLimitError", "InternalServerError",
+    return hosted.is_litellm_error(exc, "Timeout", "RateLimitError", "InternalServerError",
                           "ServiceUnavailableError", "APIConnectionError")
 
 
@@ -540,19 +397,19 @@ def _translate(call: Call, exc: BaseException) -> WorkbenchError:
     tries = f" after {call.attempts} tries" if call.attempts > 1 else ""
     detail = str(getattr(exc, "message", exc)).strip().splitlines()[0][:300] if str(exc) else ""
     status = getattr(exc, "status_code", None) if isinstance(exc, BackendError) else None
-    if isinstance(exc, BackendTimeout) or _litellm_error(exc, "Timeout"):
+    if isinstance(exc, BackendTimeout) or hosted.is_litellm_error(exc, "Timeout"):
         return ModelTimeout(f"{call.model} did not answer within {call.timeout:g}s{tries}.",
                             "Raise timeout=..., ask for fewer max_tokens, or try again later.")
-    if _litellm_error(exc, "AuthenticationError"):
+    if hosted.is_litellm_error(exc, "AuthenticationError"):
         return ModelUnavailable(f"{call.model} refused the API key ({detail}).",
                                 "Check the key in your environment (see `workbench models`).")
-    if status == 429 or _litellm_error(exc, "RateLimitError"):
+    if status == 429 or hosted.is_litellm_error(exc, "RateLimitError"):
         return ModelCallFailed(f"{call.model} kept answering 'rate limited'{tries}.",
                                "Lower the concurrency or wait a minute, then retry.")
-    if status == 404 or _litellm_error(exc, "NotFoundError"):
+    if status == 404 or hosted.is_litellm_error(exc, "NotFoundError"):
         return UnknownModel(f"The provider does not know {call.model} ({detail}).",
                             "Check the model id (see `workbench models`).")
-    if _litellm_error(exc, "BadRequestError") and "LLM Provider NOT provided" in str(exc):
+    if hosted.is_litellm_error(exc, "BadRequestError") and "LLM Provider NOT provided" in str(exc):
         return UnknownModel(f"litellm does not know the provider of {call.model}.",
                             "See `workbench models` for ids that work.")
     return ModelCallFailed(f"{call.model} failed{tries}: {type(exc).__name__}: "
@@ -600,7 +457,7 @@ def run_call(call: Call) -> Completion:
     while True:
         call.attempts += 1
         try:
-            reply = backend.complete(call.request()) if backend else _litellm_complete(call)
+            reply = backend.complete(call.request())
             break
         except Exception as exc:
             time.sleep(_retry(call, exc))
@@ -617,8 +474,7 @@ async def acomplete(prompt: Prompt, model: str | None = None, **options: Any) ->
     while True:
         call.attempts += 1
         try:
-            reply = await (backend.acomplete(call.request()) if backend
-                           else _litellm_acomplete(call))
+            reply = await backend.acomplete(call.request())
             break
         except Exception as exc:
             await asyncio.sleep(_retry(call, exc))
@@ -699,8 +555,7 @@ class Stream:
             call.attempts += 1
             last: Reply | None = None
             try:
-                for item in (backend.stream(call.request()) if backend
-                             else _litellm_stream(call)):
+                for item in backend.stream(call.request()):
                     if isinstance(item, Reply):
                         last = item
                     elif item:

@@ -2,7 +2,7 @@
 
 The gateway calls these models directly (``workbench.llm.backends``); registering them with
 litellm as well means ``litellm.completion(model="local/smollm2-135m", ...)`` works too, e.g. in
-tools built on litellm, once ``workbench.llm.gateway.litellm()`` has set litellm up.
+tools built on litellm, once ``workbench.llm.hosted.litellm()`` has set litellm up.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class ModelInfo:
 
 
 def _prices(model_id: str) -> tuple[float | None, float | None]:
-    from workbench.llm.gateway import litellm
+    from workbench.llm.hosted import litellm
 
     try:
         info = litellm().get_model_info(model_id)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ModelTimeout, WorkbenchError
 from workbench.prompts.parsing import Parsed, parse_output
-from workbench.prompts.rendering import select_examples
 from workbench.prompts.rendering import render as render_messages
+from workbench.prompts.rendering import select_examples
 from workbench.prompts.templates import TemplateError
 from workbench.prompts.versions import PromptVersion
 from workbench.records import Completion
@@ -48,7 +48,9 @@ class ItemResult:
 def json_mode_supported(model: str) -> bool:
     """Whether the provider offers a JSON mode (``response_format``), per litellm's model map.
     Never for the bundled and fake models, which would ignore or reject it."""
-    from workbench.llm.gateway import LOCAL_PROVIDERS, litellm, provider_of
+    from workbench.llm.backends import LOCAL_PROVIDERS
+    from workbench.llm.gateway import provider_of
+    from workbench.llm.hosted import litellm
 
     if provider_of(model) in LOCAL_PROVIDERS:
         return False

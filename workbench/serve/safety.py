@@ -951,7 +951,8 @@ def moderate(project: Project | None, model: str, text: str, *,
 def _moderation_endpoint(project: Project | None, model: str, text: str,
                          timeout: float) -> Moderation:
     from workbench.errors import HostedCallsDisabled
-    from workbench.llm.gateway import ENV_ALLOW_HOSTED, hosted_allowed, litellm
+    from workbench.llm.gateway import ENV_ALLOW_HOSTED, hosted_allowed
+    from workbench.llm.hosted import litellm
     from workbench.tracing import trace
 
     if not hosted_allowed():
