@@ -10,6 +10,7 @@ import workbench
 from workbench import store as store_module
 from workbench.errors import (
     CorruptProject,
+    ProjectBusy,
     InvalidCard,
     NotAProject,
     ProjectExists,
@@ -160,6 +161,24 @@ def test_corrupt_database_is_refused_and_untouched(tmp_path):
     with pytest.raises(CorruptProject, match="cannot be read"):
         workbench.open_project(folder)
     assert digest(db_path) == before
+
+
+def test_a_database_locked_by_another_program_is_busy_not_corrupt(tmp_path, monkeypatch):
+    folder = tmp_path / "p"
+    workbench.init_project(folder).close()
+    forget_open_projects()
+    other = sqlite3.connect(folder / "workbench.db", isolation_level=None)
+    other.execute("PRAGMA journal_mode = DELETE")  # so an exclusive lock keeps readers out
+    other.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)  # the lock is real; the wait short
+    try:
+        with pytest.raises(ProjectBusy, match="locked by another program") as caught:
+            workbench.open_project(folder)
+        assert "backup" not in caught.value.fix and "Wait for the other program" in caught.value.fix
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert workbench.open_project(folder).store.schema_version > 0  # nothing was lost
 
 
 def test_old_project_opens_after_migration(tmp_path, monkeypatch):

@@ -47,6 +47,10 @@ class ProjectTooNew(ProjectError):
     pass
 
 
+class ProjectBusy(ProjectError):
+    """Another program holds the project database's lock for longer than the workbench waits."""
+
+
 class InvalidCard(ProjectError):
     pass
 

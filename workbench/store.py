@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import CorruptProject, NotAProject, ProjectTooNew
+from workbench.errors import CorruptProject, NotAProject, ProjectBusy, ProjectTooNew
 
 APP_ID = "llmops-workbench"
 BUSY_TIMEOUT_MS = 60_000
@@ -442,6 +442,12 @@ class _DeferredWriter:
                     marker.set()
 
 
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock (not a damaged file)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class Store:
     """One project database. Connections are per thread and per process (safe after fork)."""
 
@@ -560,6 +566,19 @@ class Store:
                 raise NotAProject(f"{path} belongs to another application ({app and app[0]}).",
                                   "Create the project in another folder.")
             store.migrate()
+        except sqlite3.OperationalError as exc:
+            store.close()
+            if _locked(exc):  # busy, not broken: restoring a backup would be the wrong advice
+                raise ProjectBusy(
+                    f"{path} is locked by another program and stayed locked for "
+                    f"{BUSY_TIMEOUT_MS / 1000:g} s ({exc}).",
+                    "Wait for the other program (another notebook, `workbench serve`, a sqlite "
+                    "shell with an open transaction) to finish, or close it, then open the "
+                    "project again.") from exc
+            raise CorruptProject(
+                f"{path} cannot be read as a project database ({exc}).",
+                "Restore it from a backup (workbench.db.bak-* beside it, if any); "
+                "the workbench never overwrites it.") from exc
         except sqlite3.DatabaseError as exc:
             store.close()
             raise CorruptProject(
