@@ -14,20 +14,18 @@ with app.setup:
 
     import json
     import secrets
-    import time
 
     import httpx
     import marimo as mo
 
     import widgets.notebook as nb
     from widgets.notebook import callout, running_as_script
-
     from workbench import sample
+    from workbench.bridges.promptfoo import export_promptfoo
     from workbench.data.versioning import find_split
     from workbench.evaluate import loadtest
     from workbench.runs import start_run
     from workbench.serve import DeploymentRefused, plan_deployment, rollout, start_server
-    from workbench.bridges.promptfoo import export_promptfoo
 
 
 @app.cell(hide_code=True)
@@ -358,23 +356,10 @@ def _(canary_force, canary_go, canary_model, canary_share, client, dataset, depl
     except DeploymentRefused as _exc:
         staged, _refused = None, callout(_exc)
     mo.stop(staged is None, _refused)
-    _until = time.monotonic() + 5  # /healthz costs no rate token and shows what is served
-    while client.get("/healthz").json()["deployment"] != staged.version and \
-            time.monotonic() < _until:
-        time.sleep(0.2)
-    _asked = ["Where is my parcel?", "I was charged twice.", "I cannot log in.",
-              "The app crashes when I open it."]
-    _seen = []
     with mo.status.spinner("One request for each of 12 end users ..."):
-        for _i in range(12):
-            while True:  # a polite client waits out the key's rate limit
-                _reply = client.post("/v1/predict", json={"input": _asked[_i % 4]},
-                                     headers={"X-Workbench-User": f"person-{_i}"})
-                if _reply.status_code != 429:
-                    break
-                time.sleep(float(_reply.headers.get("Retry-After", 1)))
-            _seen.append({"end user": f"person-{_i}", "HTTP": _reply.status_code,
-                          "arm": _reply.json().get("arm", "—")})
+        _seen = rollout.ask_end_users(
+            client, ["Where is my parcel?", "I was charged twice.", "I cannot log in.",
+                     "The app crashes when I open it."], users=12, version=staged.version)
     _arms = rollout.arm_metrics(project)
     mo.vstack([
         mo.callout(mo.md(str(staged)), kind="warn" if staged.spec.candidate.forced

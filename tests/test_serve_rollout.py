@@ -239,6 +239,37 @@ def test_a_canary_answers_its_share_of_end_users_stickily_and_every_span_names_i
         5 * (by_key[0] == "canary")
 
 
+def test_end_users_are_asked_once_each_after_the_staged_version_is_served_waiting_out_429s(
+        ready):
+    """The walk-through's traffic (notebook 07): the candidate staged while the service runs is
+    waited for, and a key limited to 2 requests at once still gets all 8 end users answered."""
+    project, test = ready
+    plan_deployment(project, "triage", version=1, model="fake/oracle", rate_limit_per_minute=600,
+                    burst=2)
+    server = start_server(project, api_keys=[KEY])
+    client = httpx.Client(base_url=server.url, headers=AUTH, timeout=30)
+    try:
+        staged = stage_v2(project, canary="50%")
+        started = time.monotonic()
+        rows = rollout.ask_end_users(client, list(test["input"][:3]), users=8,
+                                     version=staged.version)
+        took = time.monotonic() - started
+    finally:
+        client.close()
+        server.stop()
+    salt = rollout.salt_of(staged.spec.candidate)
+    predicted = ["canary" if rollout.bucket(salt, rollout.unit_of(_key_id(KEY), u)) < 0.5
+                 else "live" for u in (f"person-{i}" for i in range(8))]
+    assert rows == [{"end user": f"person-{i}", "HTTP": 200, "arm": arm}
+                    for i, arm in enumerate(predicted)]
+    assert "canary" in predicted  # the staged version was served before anyone asked
+    assert took >= 1.0  # 6 of the 8 had to wait for the key's Retry-After (at least 1 s)
+    project.store.flush()
+    served = [s.attributes for s in spans(project, name="serve.request", limit=1000)
+              if s.attributes.get("workbench.arm")]
+    assert sorted(a["workbench.arm"] for a in served) == sorted(predicted)
+
+
 def test_a_shadow_never_changes_or_delays_answers_and_is_traced_beside_them(ready):
     """The shadow (slow, never evaluated, and disagreeing: forced) is called on every request
     after the live answer is made: callers get the live answer as fast as without it, and

@@ -32,7 +32,8 @@ served beside the live deployment, then promoted or rolled back.
   request schema is built at start): the service keeps serving what it has and ``/v1/info``
   names the version waiting for a restart.
 - ``arm_metrics`` and ``arm_figure``: requests, errors, latency, cost, thumbs-up rate per arm,
-  and for a shadow how often it agreed with the live answers.
+  and for a shadow how often it agreed with the live answers. ``ask_end_users`` sends one
+  request per end user to a running service (a walk-through's traffic), waiting out 429s.
 
 Every ``serve.request`` span of a request that reached a model carries ``workbench.arm``
 ("live", "canary" or "shadow") and the arm's ``workbench.prompt``,
@@ -64,6 +65,9 @@ from workbench.serve.deployment import (
 from workbench.serve.files import record_deployment
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import httpx
     import pandas as pd
 
     from workbench.project import Project
@@ -645,6 +649,42 @@ def arm_figure(project_or_frame: Any, **kwargs: Any):
     return fig
 
 
+def ask_end_users(client: httpx.Client, questions: Sequence[str], *, users: int = 12,
+                  version: str | None = None, wait_s: float = 5.0,
+                  prefix: str = "person") -> list[dict[str, Any]]:
+    """One request from each of ``users`` end users (``person-0``, ``person-1``, ... in the
+    ``X-Workbench-User`` header) to a running service, asking ``questions`` in turn, so a
+    canary's sticky split can be seen: returns one row per end user with the HTTP status and the
+    arm that answered ("—" when none did).
+
+    ``client`` is an ``httpx.Client`` on the service's URL that carries the API key. With
+    ``version``, it first waits up to ``wait_s`` seconds for ``/healthz`` (which costs no rate
+    token) to report that deployment version, since a service follows a new one within a second.
+    It is a polite client: a 429 is waited out for its ``Retry-After`` and asked again, so the
+    key's rate limit delays the walk-through instead of dropping end users from it."""
+    if version is not None:
+        until = time.monotonic() + wait_s
+        while client.get("/healthz").json().get("deployment") != version and \
+                time.monotonic() < until:
+            time.sleep(0.2)
+    rows = []
+    for i in range(users):
+        user = f"{prefix}-{i}"
+        while True:
+            reply = client.post("/v1/predict", json={"input": questions[i % len(questions)]},
+                                headers={"X-Workbench-User": user})
+            if reply.status_code != 429:
+                break
+            time.sleep(float(reply.headers.get("Retry-After", 1)))
+        try:
+            body = reply.json()
+        except ValueError:
+            body = None
+        arm = (body.get("arm") if isinstance(body, dict) else None) or "—"
+        rows.append({"end user": user, "HTTP": reply.status_code, "arm": arm})
+    return rows
+
+
 def evidence_text(project: Project) -> str:
     """The arms' figures since the candidate was staged, in one sentence for the decision
     log ('' when no request reached an arm)."""
@@ -670,4 +710,5 @@ def evidence_text(project: Project) -> str:
 
 
 __all__ = ["ARMS", "Arm", "Arms", "RolloutError", "ShadowRunner", "agrees", "arm_figure",
-           "arm_metrics", "bucket", "parse_share", "promote", "rollback", "rollout_started"]
+           "arm_metrics", "ask_end_users", "bucket", "parse_share", "promote", "rollback",
+           "rollout_started"]
