@@ -19,7 +19,7 @@ with app.setup:
     import marimo as mo
 
     import widgets.notebook as nb
-    from widgets.notebook import callout, running_as_script
+    from widgets.notebook import running_as_script
     from workbench import sample
     from workbench.bridges.promptfoo import export_promptfoo
     from workbench.data.versioning import find_split
@@ -347,15 +347,12 @@ def _(canary_force, canary_go, canary_model, canary_share, client, dataset, depl
         _run = start_run(project, deploy_prompt, version=deploy_version, dataset=dataset.name,
                          split="test", model=canary_model.value, limit=n_items.value,
                          progress=False)
-    try:
+    with nb.caught() as _refused:
         staged = plan_deployment(project, deploy_prompt, version=deploy_version,
                                  model=canary_model.value,
                                  run_id=_run.run_id, canary=canary_share.value / 100,
                                  force=canary_force.value)
-        _refused = None
-    except DeploymentRefused as _exc:
-        staged, _refused = None, callout(_exc)
-    mo.stop(staged is None, _refused)
+    _refused.stop()
     with mo.status.spinner("One request for each of 12 end users ..."):
         _seen = rollout.ask_end_users(
             client, ["Where is my parcel?", "I was charged twice.", "I cannot log in.",
