@@ -23,7 +23,7 @@ with app.setup:
         filter_length,
         step_from_dict,
     )
-    from workbench.data.importing import describe_import, reimport_losses
+    from workbench.data.importing import describe_import, describe_version, reimport_losses
     from workbench.bridges.data import export_dataset
 
 
@@ -138,15 +138,7 @@ def _(card_ready, confirm_import, dataset_name, do_import, expected_column, id_c
     elif imported is not None:
         import_view = mo.md(describe_import(imported).replace("\n", "  \n"))
     elif name in data.datasets(project):
-        latest = data.get_version(project, name)
-        params = latest.value.transform.params
-        read_as = (f", read as {params['encoding']}"
-                   + (" (detected)" if params.get("encoding_detected") else "")
-                   if latest.value.transform.name == "import" and params.get("encoding")
-                   else "")
-        import_view = mo.md(f"Dataset **{name}** holds {nb.plural(latest.value.rows, 'row')} "
-                            f"(version {latest.version}, made by "
-                            f"*{latest.value.transform.name}*{read_as}).")
+        import_view = mo.md(describe_version(data.get_version(project, name)))
     else:
         import_view = mo.md("Press **Import** to bring the file into the project.")
     import_view

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from workbench.data import DatasetError, ImportFailed, diff, import_data, load, versions
-from workbench.data.importing import describe_import, make_ids
+from workbench.data.importing import describe_import, describe_version, make_ids
 
 
 def snapshot(project) -> dict:
@@ -306,6 +306,24 @@ def test_utf8_and_a_given_encoding_are_recorded(project, tmp_path):
                                               "latin-1, as given)")
 
 
+def test_a_version_is_described_with_the_encoding_only_while_it_is_the_import(project, tmp_path):
+    from workbench.data.versioning import save_version
+
+    path = tmp_path / "w.csv"
+    path.write_bytes(csv_bytes(WESTERN, "cp1252"))
+    detected = import_data(project, path, name="w")
+    assert describe_version(detected) == ("Dataset 'w' holds 4 rows (version 1, made by "
+                                          "import, read as cp1252 (detected)).")
+    latin = tmp_path / "l.csv"
+    latin.write_bytes(csv_bytes(WESTERN[:1], "latin-1"))
+    given = import_data(project, latin, name="l", encoding="latin-1")
+    assert describe_version(given) == ("Dataset 'l' holds 1 row (version 1, made by import, "
+                                       "read as latin-1).")
+    cleaned = save_version(project, "w", load(project, "w").head(3), transform="clean",
+                           parent=detected.version)
+    assert describe_version(cleaned) == "Dataset 'w' holds 3 rows (version 2, made by clean)."
+
+
 def test_cyrillic_in_cp1251_is_not_read_as_western(project, tmp_path):
     texts = ["Привет, мой заказ не пришел.", "Пожалуйста, верните деньги за заказ."]
     path = tmp_path / "ru.csv"
@@ -460,7 +478,8 @@ def test_progress_reports_bytes_read(project, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("text,label\n" + "".join(f"message {i},x\n" for i in range(3000)))
     seen = []
-    import_data(project, path, name="p", expected="label", progress=lambda d, t: seen.append((d, t)))
+    import_data(project, path, name="p", expected="label",
+                progress=lambda d, t: seen.append((d, t)))
     size = path.stat().st_size
     assert seen and seen[-1] == (2 * size, 2 * size)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -197,6 +197,23 @@ def describe_import(stored: Stored[DatasetVersion]) -> str:
     return "\n".join(lines)
 
 
+def describe_version(stored: Stored[DatasetVersion]) -> str:
+    """One sentence on a dataset version as it stands, for a notebook that finds the dataset
+    already in the project: rows, version, the step that made it and, when that step was the
+    import, the encoding that read the file (``(detected)`` when it was not given):
+    ``Dataset 'support' holds 120 rows (version 1, made by import, read as cp1252 (detected)).``
+    """
+    value = stored.value
+    params = value.transform.params
+    read_as = ""
+    if value.transform.name == "import" and params.get("encoding"):
+        read_as = f", read as {params['encoding']}" + \
+            (" (detected)" if params.get("encoding_detected") else "")
+    rows = f"{value.rows:,} row{'s' if value.rows != 1 else ''}"
+    return (f"Dataset '{stored.name}' holds {rows} (version {stored.version}, made by "
+            f"{value.transform.name}{read_as}).")
+
+
 _WORK_SINCE_IMPORT = {
     "redact_pii": "its personal data redacted (a fresh import brings the raw values back)",
     "clean": "the cleaning steps",
