@@ -17,7 +17,7 @@ with app.setup:
     import widgets.notebook as nb
     from widgets.notebook import running_as_script
 
-    from workbench import compare, llm, prompt_grid, sample
+    from workbench import llm, prompt_grid, sample
     from workbench.data.versioning import find_split
     from workbench.prompts import (
         diff_prompts,
@@ -29,7 +29,7 @@ with app.setup:
         tag_prompt,
     )
     from workbench.prompts.defaults import default_prompt
-    from workbench.bridges.promptfoo import import_promptfoo
+    from workbench.bridges.promptfoo import import_promptfoo, parse_models
 
 
 @app.cell(hide_code=True)
@@ -310,10 +310,9 @@ def _(project):
 @app.cell(hide_code=True)
 def _(project, promptfoo_file, promptfoo_go, promptfoo_models):
     mo.stop(not promptfoo_go.value or not promptfoo_file.value.strip())
-    _pairs = [p.rpartition("=") for p in promptfoo_models.value.split(",") if "=" in p]
     with nb.caught() as _problem:
         _made = import_promptfoo(project, promptfoo_file.value.strip(),
-                                 models={k.strip(): v.strip() for k, _, v in _pairs})
+                                 models=parse_models(promptfoo_models.value))
         _view = mo.vstack([mo.callout(mo.md(_made.sentence), kind="success"),
                            nb.table(_made.unsupported) if _made.unsupported else mo.md("")])
     if _problem:

@@ -19,6 +19,7 @@ from workbench.bridges.promptfoo import (
     export_promptfoo,
     import_promptfoo,
     load_suite,
+    parse_models,
     run_suite,
 )
 
@@ -138,6 +139,20 @@ def test_unknown_providers_are_named_and_nothing_is_imported(project, tmp_path):
     made = import_promptfoo(project, path, models={
         "bedrock:anthropic.claude-v2": "fake/echo", "file://my_provider.py": "fake/echo"})
     assert set(made.models.values()) == {"fake/echo", "openai/gpt-4o-mini"}
+
+
+def test_provider_mappings_are_read_from_a_notebook_field_or_repeated_options():
+    text = " bedrock:anthropic.claude-v2 = local/smollm2-135m ,, file://my_provider.py=fake/echo, "
+    assert parse_models(text) == {"bedrock:anthropic.claude-v2": "local/smollm2-135m",
+                                  "file://my_provider.py": "fake/echo"}
+    assert parse_models(["a=fake/echo", "b=c=fake/echo"]) == {"a": "fake/echo",
+                                                              "b=c": "fake/echo"}
+    assert parse_models("") == {} and parse_models([]) == {}
+    for bad in ("bedrock:claude", "=fake/echo", "bedrock:claude="):
+        with pytest.raises(BridgeError) as caught:
+            parse_models(f"a=fake/echo, {bad}")
+        assert caught.value.message == f"The provider mapping {bad!r} is not PROVIDER_ID=MODEL."
+        assert "bedrock:claude=local/smollm2-135m" in caught.value.fix
 
 
 def _promptfoo_missing() -> str | None:

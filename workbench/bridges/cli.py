@@ -71,22 +71,11 @@ def cmd_runs_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.rpartition("=")
-        if not sep or not key or not value:
-            raise BridgeError(f"--model {pair!r} is not PROVIDER_ID=MODEL.",
-                              "e.g. --model bedrock:claude=local/smollm2-135m")
-        out[key] = value
-    return out
-
-
 def cmd_promptfoo_import(args: argparse.Namespace) -> int:
-    from workbench.bridges.promptfoo import import_promptfoo, run_suite
+    from workbench.bridges.promptfoo import import_promptfoo, parse_models, run_suite
 
     project = _project(args)
-    made = import_promptfoo(project, args.config, name=args.name, models=_models(args.model),
+    made = import_promptfoo(project, args.config, name=args.name, models=parse_models(args.model),
                             input_var=args.input_var)
     print(made.sentence)
     for entry in made.unsupported:

@@ -14,7 +14,7 @@
   ``not-`` forms, ``starts-with``) and ``defaultTest``'s;
 - providers mapped to gateway model ids (``openai:chat:gpt-4o-mini`` -> ``openai/gpt-4o-mini``;
   ``anthropic:messages:``, ``ollama:chat:``, ``openrouter:`` likewise; ``models={...}`` maps any
-  id, e.g. to the bundled model for an offline try);
+  id, e.g. to the bundled model for an offline try; ``parse_models`` reads ``ID=MODEL`` text);
 - a ``PromptfooSuite`` record tying them together, with every assertion the workbench cannot
   score (``llm-rubric``, ``javascript``, ``similar``, ...) listed in ``unsupported``: kept and
   shown, never dropped silently. ``run_suite`` runs every prompt on every model.
@@ -38,6 +38,7 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -149,6 +150,26 @@ def map_provider(provider_id: str, models: dict[str, str] | None = None) -> str 
         if provider_id.startswith(prefix) and len(provider_id) > len(prefix):
             return gateway + provider_id[len(prefix):]
     return None
+
+
+def parse_models(pairs: str | Iterable[str]) -> dict[str, str]:
+    """The ``models`` of ``import_promptfoo`` from mappings written ``PROVIDER_ID=MODEL``:
+    comma-separated text (``"bedrock:claude=local/smollm2-135m, my-api=fake/echo"``, a notebook
+    field) or one per item (``workbench promptfoo import --model`` given again). Spaces around
+    each side go; empty pieces are skipped; the last ``=`` splits, as a provider id may hold
+    one. A piece that is not a pair raises ``BridgeError`` naming it, rather than being
+    dropped, since the import would then stop on an unmapped provider with less to go on."""
+    pieces = pairs.split(",") if isinstance(pairs, str) else pairs
+    out: dict[str, str] = {}
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        key, sep, value = (part.strip() for part in piece.rpartition("="))
+        if not sep or not key or not value:
+            raise BridgeError(f"The provider mapping {piece.strip()!r} is not PROVIDER_ID=MODEL.",
+                              "Write it as e.g. bedrock:claude=local/smollm2-135m.")
+        out[key] = value
+    return out
 
 
 def _providers(config: dict[str, Any], models: dict[str, str] | None) -> dict[str, str]:
@@ -588,5 +609,5 @@ def _json_safe(value: Any) -> Any:
 
 
 __all__ = ["API_KEY_ENV", "PROVIDER_PREFIXES", "PromptfooExport", "PromptfooImport",
-           "PromptfooSuite", "export_promptfoo", "import_promptfoo", "load_suite",
-           "map_provider", "run_suite"]
+           "PromptfooSuite", "export_promptfoo", "import_promptfoo", "load_suite", "map_provider",
+           "parse_models", "run_suite"]
