@@ -347,14 +347,8 @@ def _(ask_pairwise, calibration_rows, judge_pick, model_pick, project, stand_in)
     elif not ask_pairwise.value:
         pairwise_view = ask_pairwise
     else:
-        question_rows = [r for r in calibration_rows
-                         if r["question"] == calibration_rows[0]["question"]]
         with mo.status.spinner(f"{judge_pick.value} compares two answers, in both orders ..."):
-            duel = judge.pairwise(project, question=question_rows[0]["question"],
-                                  answer_a=question_rows[0]["answer"],
-                                  answer_b=question_rows[1]["answer"],
-                                  judge_model=judge_pick.value,
-                                  criteria=["correct", "helpful", "polite"])
+            duel = judge_sample.pairwise_sample(project, judge_pick.value, calibration_rows)
         pairwise_view = mo.md(f"Winner: **{duel.winner}** — {duel.reason}")
     warning = judge.self_judging_warning(judge_pick.value, model_pick.value)
     mo.vstack([pairwise_intro, pairwise_view,

@@ -136,6 +136,34 @@ def test_calibration_uses_your_labels_once_there_are_enough():
     assert whose == f"your {MIN_ITEMS} labels"
 
 
+def test_the_pairwise_walk_through_compares_two_answers_to_the_samples_first_question(
+        project, fake_model):
+    import json
+    import re
+
+    from workbench.errors import WorkbenchError
+    from workbench.evaluate.judge_sample import load_sample, pairwise_sample
+
+    asked = []
+
+    def reply(messages):
+        text = messages[-1]["content"]
+        asked.append(text)
+        first = re.search(r"ANSWER A:\n(.*?)\n\nANSWER B", text, re.DOTALL).group(1)
+        return json.dumps({"winner": "A" if "$8" in first else "B", "reason": "the price"})
+
+    rows = load_sample()
+    same = [r for r in rows if r["question"] == rows[0]["question"]]
+    duel = pairwise_sample(project, fake_model("pair-judge", reply), rows)
+    assert (duel.winner, duel.order_ab, duel.order_ba) == ("A", "A", "A")
+    assert len(asked) == 2 and all(rows[0]["question"] in text for text in asked)
+    assert [re.search(r"ANSWER A:\n(.*?)\n\nANSWER B", t, re.DOTALL).group(1)
+            for t in asked] == [same[0]["answer"], same[1]["answer"]]
+    assert "1. correct\n2. helpful\n3. polite" in asked[0]
+    with pytest.raises(WorkbenchError, match="needs two"):
+        pairwise_sample(project, "fake/echo", [rows[0]])
+
+
 # Ordered text labels: people (first) against the judge (second). Sorted alphabetically the
 # order would be correct < incorrect < partially_correct, which makes "incorrect" the middle
 # label and gives different weighted kappas.

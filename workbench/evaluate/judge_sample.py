@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import WorkbenchError
 from workbench.evaluate.calibration import STAND_IN_JUDGE
 
 _RUDE = re.compile(r"yourself|calm down|that's on you|goodbye|just glue|should have|"
@@ -83,6 +85,24 @@ def judge_sample(project, judge_model: str, rows: list[dict[str, Any]] | None = 
                       reference=row["reference"], judge_model=judge_model)
         verdicts[row["id"]] = bool(score.passed) if score.parsed_ok else None
     return verdicts
+
+
+def pairwise_sample(project, judge_model: str, rows: list[dict[str, Any]] | None = None, *,
+                    criteria: Sequence[str] = ("correct", "helpful", "polite")):
+    """The judge compares two answers to one question of the sample (the first question's
+    first two answers, A and B), in both orders (``judge.pairwise``), so a walk-through can
+    show a pairwise verdict without choosing a pair by hand."""
+    from workbench.evaluate.judge import pairwise
+
+    rows = rows or load_sample()
+    question = rows[0]["question"]
+    answers = [r["answer"] for r in rows if r["question"] == question]
+    if len(answers) < 2:
+        raise WorkbenchError(f"The calibration sample has one answer to {question!r}; a pairwise "
+                             "comparison needs two.",
+                             "Give at least two rows with the first row's question.")
+    return pairwise(project, question=question, answer_a=answers[0], answer_b=answers[1],
+                    judge_model=judge_model, criteria=list(criteria))
 
 
 def annotation_items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
