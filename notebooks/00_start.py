@@ -99,7 +99,7 @@ def _():
 
 @app.cell(hide_code=True)
 def _():
-    usable = [m.id for m in llm.models(prices=False) if m.usable]
+    usable = nb.usable_models()
     question = mo.ui.text_area(value="What is the capital of France?", label="Question",
                                full_width=True)
     model = mo.ui.dropdown(usable, value=llm.BUNDLED_MODEL, label="Model")

@@ -72,7 +72,7 @@ def _(fill, project):
 
 @app.cell(hide_code=True)
 def _(dataset, prompt_names):
-    usable = [m.id for m in llm.models(prices=False) if m.usable]
+    usable = nb.usable_models()
     candidates = mo.ui.multiselect(usable, value=[llm.BUNDLED_MODEL], label="Candidate models")
     prompt_pick = mo.ui.dropdown(prompt_names, value=sample.SAMPLE_PROMPT
                                  if sample.SAMPLE_PROMPT in prompt_names else prompt_names[0],

@@ -17,7 +17,7 @@ with app.setup:
     import widgets.notebook as nb
     from widgets.notebook import running_as_script
 
-    from workbench import llm, prompt_grid, sample
+    from workbench import prompt_grid, sample
     from workbench.data.versioning import find_split
     from workbench.prompts import (
         diff_prompts,
@@ -85,7 +85,7 @@ def _(fill, project):
 
 @app.cell(hide_code=True)
 def _(project, starters):
-    usable = [m.id for m in llm.models(prices=False) if m.usable]
+    usable = nb.usable_models()
     technique_pick = mo.ui.multiselect(
         list(starters), label="Techniques",
         # Three techniques answer within a minute here; tick the others to see them all.

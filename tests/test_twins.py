@@ -34,8 +34,6 @@ UI_ONLY: dict[str, dict[str, str]] = {
     "04_prompts.py": {
         "workbench.prompts.versions.list_prompts":
             "fills the prompt dropdown; the twin works on the sample prompt by name",
-        "workbench.llm.registry.models":
-            "fills the model dropdown; the twin names its model in a constant",
     },
     "05_finetuning.py": {
         "workbench.prompts.versions.list_prompts":
