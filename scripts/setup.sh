@@ -125,30 +125,45 @@ elif ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 
-# Label Studio (a ~1 GB Django server) gets its own virtualenv, so its pins never fight ours.
-# The bridge tests start it on 127.0.0.1 from here; workbench/labelstudio.py says how by hand.
-LS_VENV=.venv-labelstudio
-LS_VERSION=1.23.2  # keep in step with workbench.labelstudio.VERSION
-LS_STAMP="$LS_VENV/.workbench-setup"
-if [ -n "$FROM" ] && [ ! -f "$FROM/labelstudio/requirements.txt" ] &&
-        [ "$(cat "$LS_STAMP" 2>/dev/null)" != "label-studio==$LS_VERSION" ]; then
-    echo "note: the wheelhouse has no Label Studio (built without --with-labelstudio): skipped;"
-    echo "      the labelling bridge's tests skip."
-elif [ "$(cat "$LS_STAMP" 2>/dev/null)" != "label-studio==$LS_VERSION" ]; then
-    echo "==> installing Label Studio $LS_VERSION into $LS_VENV (about a minute)"
-    # From a wheelhouse, its own folder: its pins must not meet the workbench's.
-    if [ -n "$FROM" ]; then export PIP_FIND_LINKS="$FROM/labelstudio"; fi
-    { [ -x "$LS_VENV/bin/python" ] || "$PYTHON" -m venv "$LS_VENV"; } &&
-        "$LS_VENV/bin/python" -m pip install -q --upgrade pip &&
-        "$LS_VENV/bin/python" -m pip install -q "label-studio==$LS_VERSION" || {
-        echo "error: installing Label Studio into $LS_VENV failed (see pip's output above)." >&2
-        echo "       The Label Studio tests need it; fix the cause and run this script again." >&2
+# tool_venv VENV PACKAGE VERSION WHEELS NAME TESTS: a server the tests start on 127.0.0.1, in a
+# virtualenv of its own so its pins never fight ours; installed once per version (a stamp file in
+# the virtualenv says which). Offline, from the wheelhouse's own folder WHEELS for it, if it has
+# one; without it the tests that need the server skip.
+tool_venv() {
+    local venv=$1 package=$2 version=$3 wheels=$4 name=$5 tests=$6
+    local stamp="$venv/.workbench-setup" want="$2==$3" links=()
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        echo "==> $name $version already installed in $venv"
+        return 0
+    fi
+    if [ -n "$FROM" ]; then
+        if [ ! -f "$FROM/$wheels/requirements.txt" ]; then
+            echo "note: the wheelhouse has no $name (built without --with-$wheels): skipped;"
+            echo "      $tests skip."
+            return 0
+        fi
+        links=(PIP_FIND_LINKS="$FROM/$wheels")
+    fi
+    echo "==> installing $name $version into $venv (about a minute)"
+    { [ -x "$venv/bin/python" ] || "$PYTHON" -m venv "$venv"; } &&
+        env "${links[@]}" "$venv/bin/python" -m pip install -q --upgrade pip &&
+        env "${links[@]}" "$venv/bin/python" -m pip install -q "$want" || {
+        echo "error: installing $name into $venv failed (see pip's output above)." >&2
+        echo "       $tests need it; fix the cause and run this script again." >&2
         exit 1
     }
-    echo "label-studio==$LS_VERSION" > "$LS_STAMP"
-else
-    echo "==> Label Studio $LS_VERSION already installed in $LS_VENV"
-fi
+    echo "$want" > "$stamp"
+}
+
+# Label Studio (a ~1 GB Django server): the labelling bridge's tests start it from here;
+# workbench/labelstudio.py says how by hand. Arize Phoenix (a trace UI and OTLP collector): the
+# OTLP export tests start it and read the exported spans back from it.
+LS_VERSION=1.23.2  # keep in step with workbench.labelstudio.VERSION
+PX_VERSION=20.26.1  # keep in step with workbench.wheelhouse.PHOENIX_VERSION
+tool_venv .venv-labelstudio label-studio "$LS_VERSION" labelstudio "Label Studio" \
+    "the labelling bridge's tests"
+tool_venv .venv-phoenix arize-phoenix "$PX_VERSION" phoenix "Arize Phoenix" \
+    "the OTLP export tests that read spans back from it"
 
 # promptfoo (npm), pinned in tools/promptfoo, evaluates the served API through its OpenAI-compatible
 # routes (tests/test_serve_openai.py). Without npm only that test skips. 0.121.20 is the last
@@ -180,29 +195,6 @@ else
     fi
 fi
 
-# Arize Phoenix (a trace UI and OTLP collector) gets its own virtualenv too: the OTLP export
-# tests start it on 127.0.0.1 and read the exported spans back from it.
-PX_VENV=.venv-phoenix
-PX_VERSION=20.26.1  # keep in step with workbench.wheelhouse.PHOENIX_VERSION
-PX_STAMP="$PX_VENV/.workbench-setup"
-if [ -n "$FROM" ] && [ ! -f "$FROM/phoenix/requirements.txt" ] &&
-        [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
-    echo "note: the wheelhouse has no Arize Phoenix (built without --with-phoenix): skipped;"
-    echo "      the OTLP export tests that read spans back from it skip."
-elif [ "$(cat "$PX_STAMP" 2>/dev/null)" != "arize-phoenix==$PX_VERSION" ]; then
-    echo "==> installing Arize Phoenix $PX_VERSION into $PX_VENV (about a minute)"
-    if [ -n "$FROM" ]; then export PIP_FIND_LINKS="$FROM/phoenix"; fi
-    { [ -x "$PX_VENV/bin/python" ] || "$PYTHON" -m venv "$PX_VENV"; } &&
-        "$PX_VENV/bin/python" -m pip install -q --upgrade pip &&
-        "$PX_VENV/bin/python" -m pip install -q "arize-phoenix==$PX_VERSION" || {
-        echo "error: installing Arize Phoenix into $PX_VENV failed (see pip's output above)." >&2
-        echo "       The OTLP export tests need it; fix the cause and run this script again." >&2
-        exit 1
-    }
-    echo "arize-phoenix==$PX_VERSION" > "$PX_STAMP"
-else
-    echo "==> Arize Phoenix $PX_VERSION already installed in $PX_VENV"
-fi
 
 echo "==> preparing the bundled model (converted once, then cached)"
 "$VENV/bin/python" -c "from workbench.llm.local import build_engine_cache; print(build_engine_cache())"

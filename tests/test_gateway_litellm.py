@@ -8,6 +8,7 @@ scripts a behaviour. The bundled and fake models do not use this route (see test
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -176,3 +177,16 @@ def test_every_model_is_carried_by_a_backend_with_one_contract():
             contract = inspect.signature(getattr(Backend, method))
             assert list(ours.parameters) == list(contract.parameters)[1:], (name, method)
         assert inspect.iscoroutinefunction(backend.acomplete), name
+
+
+def test_importing_the_litellm_providers_first_still_keeps_litellm_offline():
+    """litellm fetches its price map from the network on import unless told not to; the custom
+    providers module imports litellm itself, so it must tell it first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LITELLM_")}
+    code = ("import os, workbench.llm.providers, litellm; "
+            "print(os.environ['LITELLM_LOCAL_MODEL_COST_MAP'], os.environ['LITELLM_OFFLINE_MODE'])")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "true"]
+    assert "fetch" not in done.stderr.lower()  # no attempt to reach the network was logged

@@ -8,7 +8,6 @@ model list) switched off and the bundled and fake models registered as its custo
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import warnings
@@ -17,6 +16,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from workbench.llm.backends import LOCAL_PROVIDERS, ON_MACHINE_PROVIDERS, Reply, Request
+from workbench.llm.offline import litellm_offline
 
 _litellm = None
 _litellm_lock = threading.Lock()
@@ -28,8 +28,7 @@ def litellm():
     if _litellm is None:
         with _litellm_lock:
             if _litellm is None:
-                os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-                os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+                litellm_offline()
                 import litellm as lib
 
                 # litellm builds some pydantic schemas lazily and warns about its own typing.

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from litellm import CustomLLM, Usage
-from litellm.exceptions import Timeout as LiteLLMTimeout
-from litellm.llms.custom_llm import CustomLLMError
+from workbench.llm.offline import litellm_offline
 
-from workbench.llm.backends import (
+litellm_offline()  # before litellm is imported, also when this module is imported first
+
+from litellm import CustomLLM, Usage  # noqa: E402
+from litellm.exceptions import Timeout as LiteLLMTimeout  # noqa: E402
+from litellm.llms.custom_llm import CustomLLMError  # noqa: E402
+
+from workbench.llm.backends import (  # noqa: E402
     BackendError,
     BackendTimeout,
     FakeBackend,

@@ -2,7 +2,7 @@
 image N times, nginx in front, Redis for the limits and cache they share) and
 ``deploy/nginx.conf`` (the load balancer, with the service's own body bound and timeout).
 
-Written with the other deployment files (``deployment.write_deploy_files``); both are plain text
+Written with the other deployment files (``files.write_deploy_files``); both are plain text
 to read and edit. The replicas share one project volume, so traces and feedback from all of them
 land in one ``workbench.db`` (SQLite in WAL mode works across containers on one host; several
 hosts need the PostgreSQL path of the design)."""

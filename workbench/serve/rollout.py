@@ -428,33 +428,11 @@ def follow(service: Service, *, force: bool = False) -> bool:
         log.warning("workbench: deployment v%s is not served: %s; still serving v%s.", latest,
                     why, service.arms.version)
         return False
-    limiter, spec = getattr(service, "limiter", None), arms.live.spec
-    if hasattr(limiter, "rate") and hasattr(limiter, "burst"):  # buckets kept, rates follow
-        limiter.rate, limiter.burst = spec.rate_limit_per_minute / 60.0, float(spec.burst)
     service.arms = arms
-    _follow_settings(service, spec)
+    service.adopt(arms.live.spec)
     following.pending = None
     log.info("workbench: now serving deployment v%s.", latest)
     return True
-
-
-def _follow_settings(service: Any, spec: DeploymentSpec) -> None:
-    """What else the live arm's settings decide: the limits' texts and bursts, the breakers
-    (made again when their settings change: a fresh circuit per model), and the semantic cache
-    (its entries are per deployment version: the new live arm starts its own, or none)."""
-    limits = getattr(service, "limits", None)
-    if limits is not None:
-        limits.spec = spec
-    breakers = getattr(service, "breakers", None)
-    if breakers is not None:
-        from workbench.serve.breaker import Breakers, BreakerSettings
-
-        if BreakerSettings.of(spec) != breakers.settings:
-            service.breakers = Breakers.for_spec(spec)
-    if hasattr(service, "semantic"):
-        from workbench.serve.semantic_cache import SemanticCache
-
-        service.semantic = SemanticCache.for_service(service)
 
 
 class ShadowRunner:

@@ -136,6 +136,21 @@ class Service:
 
         follow(self)
 
+    def adopt(self, spec: Any) -> None:
+        """What else a newly followed live arm's settings decide: the request rate and burst
+        (the buckets are kept), the limits' texts, the circuit breakers (made again only when
+        their settings change: a fresh circuit per model) and the semantic cache (its entries are
+        per deployment version: the new live arm starts its own, or none)."""
+        from workbench.serve.breaker import BreakerSettings
+        from workbench.serve.semantic_cache import SemanticCache
+
+        self.limiter.rate, self.limiter.burst = spec.rate_limit_per_minute / 60.0, float(
+            spec.burst)
+        self.limits.spec = spec
+        if BreakerSettings.of(spec) != self.breakers.settings:
+            self.breakers = Breakers.for_spec(spec)
+        self.semantic = SemanticCache.for_service(self)
+
     def filter_for(self, arm: Any) -> ContentFilter:
         """The content filter of one arm: its prompt (for leak checks) and its settings; made
         once per arm, again when the service follows a new deployment."""
