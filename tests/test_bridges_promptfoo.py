@@ -147,6 +147,9 @@ def test_provider_mappings_are_read_from_a_notebook_field_or_repeated_options():
                                   "file://my_provider.py": "fake/echo"}
     assert parse_models(["a=fake/echo", "b=c=fake/echo"]) == {"a": "fake/echo",
                                                               "b=c": "fake/echo"}
+    # a fake model's options hold "=" too: the split is before the model id
+    assert parse_models("x=fake/echo:fail=500:latency=5ms, http://h/?q=1=local/smollm2-135m") \
+        == {"x": "fake/echo:fail=500:latency=5ms", "http://h/?q=1": "local/smollm2-135m"}
     assert parse_models("") == {} and parse_models([]) == {}
     for bad in ("bedrock:claude", "=fake/echo", "bedrock:claude="):
         with pytest.raises(BridgeError) as caught:

@@ -152,19 +152,32 @@ def map_provider(provider_id: str, models: dict[str, str] | None = None) -> str 
     return None
 
 
+_MODEL_ID = re.compile(r"\s*[A-Za-z0-9_.-]+/\S")  # what a workbench model id starts with
+
+
+def _split_pair(piece: str) -> tuple[str, str, str]:
+    for at, char in enumerate(piece):
+        if char == "=" and _MODEL_ID.match(piece, at + 1):
+            return piece[:at].strip(), "=", piece[at + 1:].strip()
+    key, sep, value = piece.rpartition("=")
+    return key.strip(), sep, value.strip()
+
+
 def parse_models(pairs: str | Iterable[str]) -> dict[str, str]:
     """The ``models`` of ``import_promptfoo`` from mappings written ``PROVIDER_ID=MODEL``:
     comma-separated text (``"bedrock:claude=local/smollm2-135m, my-api=fake/echo"``, a notebook
     field) or one per item (``workbench promptfoo import --model`` given again). Spaces around
-    each side go; empty pieces are skipped; the last ``=`` splits, as a provider id may hold
-    one. A piece that is not a pair raises ``BridgeError`` naming it, rather than being
-    dropped, since the import would then stop on an unmapped provider with less to go on."""
+    each side go; empty pieces are skipped. Either side may hold a ``=`` (a provider id with a
+    query, a fake model's options such as ``fake/echo:fail=500``): the split is at the first
+    ``=`` followed by a workbench model id (``provider/name``), else at the last one. A piece
+    that is not a pair raises ``BridgeError`` naming it, rather than being dropped, since the
+    import would then stop on an unmapped provider with less to go on."""
     pieces = pairs.split(",") if isinstance(pairs, str) else pairs
     out: dict[str, str] = {}
     for piece in pieces:
         if not piece.strip():
             continue
-        key, sep, value = (part.strip() for part in piece.rpartition("="))
+        key, sep, value = _split_pair(piece)
         if not sep or not key or not value:
             raise BridgeError(f"The provider mapping {piece.strip()!r} is not PROVIDER_ID=MODEL.",
                               "Write it as e.g. bedrock:claude=local/smollm2-135m.")
