@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from production import copy_of, week_template
 from workbench.review import weekly_review
 
 pytestmark = pytest.mark.browser
 
 
-def test_the_weekly_review_renders_offline(page, tmp_path_factory, tmp_path):
-    shop = copy_of(week_template(tmp_path_factory), tmp_path)
+def test_the_weekly_review_renders_offline(page, shop):
     review = weekly_review(shop.project)
     asked: list[str] = []
 
