@@ -1,5 +1,6 @@
-// What every widget's front end shares: making elements, showing `code` in kernel messages, and
-// sending a button press to Python. Plain ES module, no build step, no network.
+// What every widget's front end shares: making elements, showing `code` in kernel messages,
+// sending a button press to Python, redrawing once per batch of changes. Plain ES module, no
+// build step, no network.
 //
 // A widget imports what it uses with one line, `import { h, bump } from "./_dom.js";`. anywidget
 // loads each widget's module on its own (from a string, so a relative import has nothing to
@@ -46,4 +47,24 @@ export function withCode(text) {
 export function bump(model, name) {
   model.set(name, (model.get(name) || 0) + 1);
   model.save_changes();
+}
+
+// Draw now, then again once for every batch of changes to `traits` (Python often changes several
+// at once: one draw for all of them, in a microtask). Returns the cleanup anywidget's render hands
+// back, which stops listening.
+export function redrawOn(model, traits, draw) {
+  let pending = false;
+  const schedule = () => {
+    if (pending) return;
+    pending = true;
+    queueMicrotask(() => {
+      pending = false;
+      draw();
+    });
+  };
+  draw();
+  for (const name of traits) model.on(`change:${name}`, schedule);
+  return () => {
+    for (const name of traits) model.off(`change:${name}`, schedule);
+  };
 }

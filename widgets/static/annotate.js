@@ -4,7 +4,7 @@
 // decided in Python. Plain ES module, no build step, no network; item text goes in through
 // textContent, never innerHTML, since it comes from user data.
 
-import { h } from "./_dom.js";
+import { h, redrawOn } from "./_dom.js";
 
 const TRAITS = ["labels", "shortcuts", "current", "position", "total", "labelled", "skipped",
   "can_undo", "finished", "annotations", "message", "error"];
@@ -146,21 +146,6 @@ export default {
       if (hadFocus) root.focus({ preventScroll: true });
     };
 
-    // One action changes several traits: draw once for all of them.
-    let queued = false;
-    const schedule = () => {
-      if (queued) return;
-      queued = true;
-      queueMicrotask(() => {
-        queued = false;
-        draw();
-      });
-    };
-
-    draw();
-    for (const name of TRAITS) model.on(`change:${name}`, schedule);
-    return () => {
-      for (const name of TRAITS) model.off(`change:${name}`, schedule);
-    };
+    return redrawOn(model, TRAITS, draw);
   },
 };

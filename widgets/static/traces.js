@@ -3,7 +3,7 @@
 // Every piece of trace text goes in through textContent, never innerHTML: traces hold what
 // users and models wrote.
 
-import { bump, h, withCode } from "./_dom.js";
+import { bump, h, redrawOn, withCode } from "./_dom.js";
 
 const TRAITS = [
   "project_path", "choices", "kind", "status", "model", "prompt", "arm", "user", "window",
@@ -267,21 +267,6 @@ export default {
       }
     };
 
-    // Python changes several traits at once: draw once for all of them.
-    let pending = false;
-    const draw = () => {
-      if (pending) return;
-      pending = true;
-      queueMicrotask(() => {
-        pending = false;
-        redraw();
-      });
-    };
-
-    redraw();
-    for (const name of TRAITS) model.on(`change:${name}`, draw);
-    return () => {
-      for (const name of TRAITS) model.off(`change:${name}`, draw);
-    };
+    return redrawOn(model, TRAITS, redraw);
   },
 };
