@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from workbench.errors import UnknownModel
 from workbench.llm import fake, local
 
 
@@ -46,6 +47,16 @@ class BackendError(Exception):
 LOCAL_PROVIDERS = ("local", "fake")  # models this process runs itself
 # Providers that run on the user's machine: never billed, never "external" for privacy rules.
 ON_MACHINE_PROVIDERS = (*LOCAL_PROVIDERS, "ollama", "ollama_chat")
+
+
+def provider_of(model: str) -> str:
+    """The provider part of a model id (``fake/echo`` → ``fake``), or a clear refusal."""
+    provider, sep, _ = model.partition("/")
+    if not sep or not provider:
+        raise UnknownModel(f"'{model}' does not name a provider.",
+                           f"Write models as provider/name, e.g. {local.MODEL_ID}, fake/echo "
+                           "or openai/gpt-4o-mini (see `workbench models`).")
+    return provider
 
 
 @dataclass

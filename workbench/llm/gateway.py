@@ -42,6 +42,7 @@ from workbench.llm.backends import (
     Reply,
     Request,
     backend_for,
+    provider_of,
 )
 from workbench.llm.hosted import litellm
 from workbench.llm.local import MODEL_ID as BUNDLED_MODEL
@@ -68,15 +69,6 @@ def _backend(model: str) -> Backend:
     if backend is None or hosted.user_callbacks_set():
         return hosted.BACKEND
     return backend
-
-
-def provider_of(model: str) -> str:
-    provider, sep, _ = model.partition("/")
-    if not sep or not provider:
-        raise UnknownModel(f"'{model}' does not name a provider.",
-                           f"Write models as provider/name, e.g. {BUNDLED_MODEL}, fake/echo "
-                           "or openai/gpt-4o-mini (see `workbench models`).")
-    return provider
 
 
 def is_hosted(model: str) -> bool:

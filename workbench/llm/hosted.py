@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import Any
 
-from workbench.llm.backends import LOCAL_PROVIDERS, ON_MACHINE_PROVIDERS, Reply, Request
+from workbench.llm.backends import (
+    LOCAL_PROVIDERS,
+    ON_MACHINE_PROVIDERS,
+    Reply,
+    Request,
+    provider_of,
+)
 from workbench.llm.offline import litellm_offline
 
 _litellm = None
@@ -95,14 +101,10 @@ def _kwargs(request: Request) -> dict[str, Any]:
     return kwargs
 
 
-def _provider(model: str) -> str:
-    return model.partition("/")[0]
-
-
 def _cost(request: Request, response: Any) -> float | None:
-    if _provider(request.model) in LOCAL_PROVIDERS:
+    if provider_of(request.model) in LOCAL_PROVIDERS:
         return None  # priced by the gateway, as on the direct route
-    if _provider(request.model) in ON_MACHINE_PROVIDERS:
+    if provider_of(request.model) in ON_MACHINE_PROVIDERS:
         return 0.0
     cost = getattr(response, "_hidden_params", {}).get("response_cost")
     if cost is None:
@@ -114,9 +116,9 @@ def _cost(request: Request, response: Any) -> float | None:
 
 
 def _stream_cost(request: Request, prompt_tokens: int, completion_tokens: int) -> float | None:
-    if _provider(request.model) in LOCAL_PROVIDERS:
+    if provider_of(request.model) in LOCAL_PROVIDERS:
         return None
-    if _provider(request.model) in ON_MACHINE_PROVIDERS:
+    if provider_of(request.model) in ON_MACHINE_PROVIDERS:
         return 0.0
     try:
         prompt_cost, completion_cost = litellm().cost_per_token(
